@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one command that installs what is missing, builds everything and runs every test.
+# CI (.ci/run) calls exactly this. Usage: tools/test.sh [--no-sanitize] [ctest args...]
+#   default: ASan+UBSan build in build/asan, all tests (ctest prints how many ran)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sanitize=ON
+build_dir=build/asan
+if [[ "${1:-}" == "--no-sanitize" ]]; then
+  sanitize=OFF
+  build_dir=build/release
+  shift
+fi
+
+tools/setup-deps.sh
+tools/check-format.sh
+tools/check-includes.sh
+
+cmake -S . -B "$build_dir" -G Ninja -DMESHSTOR_SANITIZE="$sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build "$build_dir" -j"$(nproc)"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd "$build_dir"
+ctest --output-on-failure -j"$(nproc)" "$@"
