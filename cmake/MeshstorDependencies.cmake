@@ -19,6 +19,5 @@ pkg_check_modules(MOUNT REQUIRED IMPORTED_TARGET mount)
 find_path(RAPIDJSON_INCLUDE_DIR rapidjson/document.h REQUIRED)
 add_library(meshstor_rapidjson INTERFACE)
 target_include_directories(meshstor_rapidjson SYSTEM INTERFACE ${RAPIDJSON_INCLUDE_DIR})
-# Size-safe strings and std::string support.
-target_compile_definitions(meshstor_rapidjson INTERFACE RAPIDJSON_HAS_STDSTRING=1
-                           RAPIDJSON_NO_SIZETYPEDEFINE=0)
+# std::string support in RapidJSON values.
+target_compile_definitions(meshstor_rapidjson INTERFACE RAPIDJSON_HAS_STDSTRING=1)

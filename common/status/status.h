@@ -156,16 +156,19 @@ class [[nodiscard]] Result {
 #define MESHSTOR_CONCAT_INNER(a, b) a##b
 #define MESHSTOR_CONCAT(a, b) MESHSTOR_CONCAT_INNER(a, b)
 
-// Returns the Status from the current function when `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                            \
-  do {                                                   \
-    ::common::Status meshstor_status_ = (expr);          \
-    if (!meshstor_status_.ok()) return meshstor_status_; \
+// Returns the Status from the current function when `expr` is not OK. The temporaries get unique
+// names (__COUNTER__) so the macros nest, e.g. inside a lambda passed to another RETURN_IF_ERROR.
+#define RETURN_IF_ERROR(expr) \
+  RETURN_IF_ERROR_IMPL(MESHSTOR_CONCAT(meshstor_status_, __COUNTER__), expr)
+#define RETURN_IF_ERROR_IMPL(tmp, expr) \
+  do {                                  \
+    ::common::Status tmp = (expr);      \
+    if (!tmp.ok()) return tmp;          \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns its Status.
 #define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(MESHSTOR_CONCAT(meshstor_result_, __LINE__), lhs, expr)
+  ASSIGN_OR_RETURN_IMPL(MESHSTOR_CONCAT(meshstor_result_, __COUNTER__), lhs, expr)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \

@@ -1,0 +1,273 @@
+#include "common/api/v1alpha1/codec.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <rapidjson/document.h>
+
+#include "common/api/v1alpha1/validation.h"
+#include "common/config/yaml_json.h"
+
+namespace common::api::v1alpha1 {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kExamples = fs::path(MESHSTOR_SOURCE_DIR) / "crds" / "examples";
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string ExampleJson(const fs::path& p) {
+  auto json = config::YamlToJson(ReadFile(p), p.string());
+  INFO(json.status().ToString());
+  REQUIRE(json.ok());
+  return *json;
+}
+
+// "# key: value" header lines of an invalid example.
+std::map<std::string, std::string> Headers(const fs::path& p) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(ReadFile(p));
+  std::string line;
+  while (std::getline(in, line) && line.rfind("#", 0) == 0) {
+    auto colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(2, colon - 2);
+    if (key == "expect-error" || key == "update-of" || key == "subresource") {
+      out[key] = line.substr(colon + 2);
+    }
+  }
+  return out;
+}
+
+std::vector<fs::path> Examples(const std::string& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(kExamples / dir)) {
+    if (e.path().extension() == ".yaml") out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool IsVolume(const std::string& json) {
+  return json.find("\"kind\":\"MeshStorVolume\"") != std::string::npos;
+}
+
+// Decodes, re-encodes and compares the JSON trees.
+void CheckRoundTrip(const fs::path& p) {
+  INFO(p.filename().string());
+  std::string original = ExampleJson(p);
+  std::string encoded;
+  if (IsVolume(original)) {
+    auto v = DecodeMeshStorVolume(original);
+    INFO(v.status().ToString());
+    REQUIRE(v.ok());
+    encoded = EncodeMeshStorVolume(*v);
+    auto again = DecodeMeshStorVolume(encoded);
+    REQUIRE(again.ok());
+    CHECK(*again == *v);
+  } else {
+    auto d = DecodeMeshStorNodeDevice(original);
+    INFO(d.status().ToString());
+    REQUIRE(d.ok());
+    encoded = EncodeMeshStorNodeDevice(*d);
+    auto again = DecodeMeshStorNodeDevice(encoded);
+    REQUIRE(again.ok());
+    CHECK(*again == *d);
+  }
+  rapidjson::Document a, b;
+  a.Parse(original.c_str());
+  b.Parse(encoded.c_str());
+  INFO("original: " << original);
+  INFO("encoded:  " << encoded);
+  CHECK(a == b);
+}
+
+TEST_CASE("Every valid example round-trips through the codecs unchanged", "[unit][api]") {
+  auto files = Examples("valid");
+  REQUIRE(files.size() >= 5);
+  for (const auto& p : files) CheckRoundTrip(p);
+}
+
+TEST_CASE("Decoded example has the values of the YAML", "[unit][api]") {
+  auto v = DecodeMeshStorVolume(ExampleJson(kExamples / "valid" / "volume-replacing.yaml"));
+  REQUIRE(v.ok());
+  CHECK(v->metadata.name == "pvc-1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b");
+  CHECK(v->metadata.finalizers == std::vector<std::string>{"csi.meshstor.io/teardown"});
+  CHECK(v->spec.capacity_bytes == 5368709120);
+  CHECK(v->spec.member_missing_timeout == 120);
+  REQUIRE(v->spec.members.size() == 3);
+  CHECK(v->spec.members[1].state == MemberState::kRetired);
+  CHECK(v->spec.members[2].replaces == 1);
+  CHECK(v->spec.members[2].role == MemberRole::kRemote);
+  CHECK_FALSE(v->spec.members[0].replaces.has_value());
+  CHECK(v->status.phase == VolumePhase::kReplacing);
+  CHECK(v->status.failed_devices == 0);
+  REQUIRE(v->status.partitions.size() == 3);
+  CHECK(v->status.partitions[1].state == PartitionState::kMissing);
+  REQUIRE(v->status.partitions[1].missing_since.has_value());
+  // 2026-11-21T09:58:00Z
+  CHECK(v->status.partitions[1].missing_since->time_since_epoch().count() == 1795255080);
+  REQUIRE(v->status.conditions.size() == 1);
+  CHECK(v->status.conditions[0].status == ConditionStatus::kTrue);
+
+  auto d = DecodeMeshStorNodeDevice(ExampleJson(kExamples / "valid" / "nodedevice.yaml"));
+  REQUIRE(d.ok());
+  CHECK(d->spec.node_name == "node-a");
+  CHECK(d->status.sector_size == 4096);
+  CHECK(d->status.size_bytes == 2000398934016);
+  REQUIRE(d->status.transport_addresses.size() == 1);
+  CHECK(d->status.transport_addresses[0].port == 4420);
+  CHECK(d->status.transport_addresses[0].transport == Transport::kTcp);
+}
+
+// Applies an invalid example the way the API server would receive it and returns the error.
+Status Apply(const fs::path& p) {
+  auto headers = Headers(p);
+  std::string json = ExampleJson(p);
+  if (IsVolume(json)) {
+    auto updated = DecodeMeshStorVolume(json);
+    if (!updated.ok()) return updated.status();
+    if (headers.count("update-of")) {
+      auto old = DecodeMeshStorVolume(ExampleJson(kExamples / "valid" / headers["update-of"]));
+      REQUIRE(old.ok());
+      return ValidateVolumeUpdate(old->spec, updated->spec);
+    }
+    return OkStatus();
+  }
+  auto updated = DecodeMeshStorNodeDevice(json);
+  if (!updated.ok()) return updated.status();
+  if (headers.count("update-of")) {
+    auto old = DecodeMeshStorNodeDevice(ExampleJson(kExamples / "valid" / headers["update-of"]));
+    REQUIRE(old.ok());
+    return ValidateNodeDeviceUpdate(old->spec, updated->spec);
+  }
+  return OkStatus();
+}
+
+TEST_CASE("Every invalid example is rejected with an error naming the field", "[unit][api]") {
+  auto files = Examples("invalid");
+  REQUIRE(files.size() >= 10);
+  for (const auto& p : files) {
+    INFO(p.filename().string());
+    auto headers = Headers(p);
+    REQUIRE(headers.count("expect-error"));
+    Status s = Apply(p);
+    INFO(s.ToString());
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK(s.message().find(headers["expect-error"]) != std::string::npos);
+  }
+}
+
+TEST_CASE("Malformed and wrong-typed JSON gives a clear error, never a default", "[unit][api]") {
+  const std::string base =
+      R"({"apiVersion":"csi.meshstor.io/v1alpha1","kind":"MeshStorVolume",)"
+      R"("metadata":{"name":"v1"},"spec":{"capacityBytes":1073741824,"replicaCount":2,)"
+      R"("stripeWidth":1,"memberMissingTimeout":900,"sectorSize":4096)";
+  REQUIRE(DecodeMeshStorVolume(base + "}}").ok());
+
+  struct Case {
+    std::string json;
+    std::string error;
+  };
+  auto c = GENERATE_REF(values<Case>({
+      {"", "malformed JSON at offset 0"},
+      {"{", "malformed JSON"},
+      {"[1,2]", "expected a JSON object, got an array"},
+      {base + "}} trailing", "malformed JSON"},
+      {base + "}", "malformed JSON"},
+      {R"({"apiVersion":"v1","kind":"MeshStorVolume","metadata":{},"spec":{}})",
+       "apiVersion: expected \"csi.meshstor.io/v1alpha1\", got \"v1\""},
+      {R"({"kind":"Pod","metadata":{},"spec":{}})", "kind: expected \"MeshStorVolume\""},
+      {R"({"metadata":{"name":"v1"}})", "MeshStorVolume v1: spec: required field is missing"},
+      {R"({"metadata":"v1","spec":{}})", "metadata: expected an object, got a string"},
+      {base + R"(,"consumerNode":7}})", "spec.consumerNode: expected a string, got an integer"},
+      {base + R"(},"status":{"totalDevices":"2"}})",
+       "status.totalDevices: expected an integer, got a string"},
+      {base + R"(},"status":{"totalDevices":2.5}})",
+       "status.totalDevices: expected a 32-bit integer, got 2.5"},
+      {base + R"(},"status":{"totalDevices":4294967296}})",
+       "status.totalDevices: expected a 32-bit integer, got 4294967296"},
+      {base + R"(},"status":{"observedGeneration":1e30}})",
+       "status.observedGeneration: expected an integer that fits in 64 bits"},
+      {base + R"(},"status":{"phase":"Healthy"}})",
+       "status.phase: unsupported value \"Healthy\" (allowed: New, Requested"},
+      {base + R"(},"status":{"phase":true}})", "status.phase: expected a string, got a boolean"},
+      {base + R"(,"formattedAt":"yesterday"}})", "spec.formattedAt"},
+      {base + R"(,"members":{}}})", "spec.members: expected an array, got an object"},
+      {base + R"(,"members":[7]}})", "spec.members[0]: expected an object, got an integer"},
+      {base + R"(,"publishTargets":[{"readOnly":"yes"}]}})",
+       "spec.publishTargets[0].path: required field is missing"},
+      {base + R"(},"status":{"conditions":[{"type":"Ready","status":"Maybe"}]}})",
+       "status.conditions[0].status: unsupported value \"Maybe\""},
+      {base + R"(},"status":{"publishedTargets":["/a",1]}})",
+       "status.publishedTargets[1]: expected a string, got an integer"},
+      {R"({"metadata":{"name":"v1","labels":{"a":1}},"spec":{}})",
+       "metadata.labels.a: expected a string, got an integer"},
+  }));
+  auto r = DecodeMeshStorVolume(c.json);
+  INFO(c.json);
+  REQUIRE_FALSE(r.ok());
+  INFO(r.status().ToString());
+  CHECK(r.status().code() == StatusCode::kInvalidArgument);
+  CHECK(r.status().message().find(c.error) != std::string::npos);
+}
+
+TEST_CASE("Deeply nested JSON is rejected without exhausting the stack", "[unit][api]") {
+  std::string deep = R"({"metadata":{"name":"x"},"spec":{"members":)" + std::string(200000, '[') +
+                     std::string(200000, ']') + "}}";
+  auto r = DecodeMeshStorVolume(deep);
+  CHECK_FALSE(r.ok());
+}
+
+TEST_CASE("Null counts as absent, as in Kubernetes", "[unit][api]") {
+  auto r = DecodeMeshStorVolume(
+      R"({"metadata":{"name":"v","labels":null},"spec":{"capacityBytes":536870912,)"
+      R"("replicaCount":1,"stripeWidth":1,"memberMissingTimeout":60,"sectorSize":512,)"
+      R"("consumerNode":null},"status":null})");
+  REQUIRE(r.ok());
+  CHECK(r->spec.consumer_node.empty());
+  CHECK_FALSE(r->status.phase.has_value());
+}
+
+TEST_CASE("Update rules reject what the CRD's transition rules reject", "[unit][api]") {
+  MeshStorVolumeSpec old_spec{.capacity_bytes = 1024 * kMiB,
+                              .replica_count = 2,
+                              .stripe_width = 1,
+                              .member_missing_timeout = 900,
+                              .sector_size = 4096};
+  MeshStorVolumeSpec grown = old_spec;
+  grown.capacity_bytes *= 2;
+  grown.consumer_node = "node-a";
+  CHECK(ValidateVolumeUpdate(old_spec, grown).ok());
+
+  MeshStorVolumeSpec changed = old_spec;
+  changed.stripe_width = 2;
+  CHECK(ValidateVolumeUpdate(old_spec, changed).message().find("stripeWidth is immutable") !=
+        std::string::npos);
+  changed = old_spec;
+  changed.formatted_at = Time(std::chrono::seconds(100));
+  CHECK(ValidateVolumeUpdate(old_spec, changed).ok());  // first set
+  MeshStorVolumeSpec reformatted = changed;
+  reformatted.formatted_at = Time(std::chrono::seconds(200));
+  CHECK(ValidateVolumeUpdate(changed, reformatted).message() ==
+        "spec.formattedAt: formattedAt is set once");
+
+  CHECK(ValidateNodeDeviceUpdate({"n1", "nvme0n1"}, {"n1", "nvme0n1"}).ok());
+  CHECK_FALSE(ValidateNodeDeviceUpdate({"n1", "nvme0n1"}, {"n2", "nvme0n1"}).ok());
+}
+
+}  // namespace
+}  // namespace common::api::v1alpha1
