@@ -1,6 +1,8 @@
 # Compiler flags applied to every target of the project (not to third-party code).
 add_compile_options(-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align
-                    -Woverloaded-virtual -Wimplicit-fallthrough)
+                    -Woverloaded-virtual -Wimplicit-fallthrough
+                    # Designated initializers leave fields at their defaults on purpose.
+                    -Wno-missing-field-initializers)
 if(MESHSTOR_WERROR)
   add_compile_options(-Werror)
 endif()

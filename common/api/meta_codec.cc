@@ -115,3 +115,18 @@ Status CheckTypeMeta(FieldReader& r, std::string_view api_version, std::string_v
 }
 
 }  // namespace common::api::json
+
+namespace common::api {
+
+Result<ObjectMeta> DecodeObjectMetaOnly(std::string_view object_json) {
+  rapidjson::Document doc;
+  RETURN_IF_ERROR(json::ParseObject(object_json, doc, "object"));
+  json::FieldReader root(doc, "");
+  ObjectMeta meta;
+  RETURN_IF_ERROR(root.Object(
+      "metadata", [&](json::FieldReader& m) { return json::DecodeObjectMeta(m, &meta); },
+      json::Presence::kRequired));
+  return meta;
+}
+
+}  // namespace common::api

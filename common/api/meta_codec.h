@@ -16,3 +16,11 @@ void EncodeCondition(JsonWriter& w, const Condition& c);
 Status CheckTypeMeta(FieldReader& r, std::string_view api_version, std::string_view kind);
 
 }  // namespace common::api::json
+
+namespace common::api {
+
+// Reads only metadata from an object's JSON (any kind): for caches that must key and version
+// objects even when the rest does not decode.
+Result<ObjectMeta> DecodeObjectMetaOnly(std::string_view object_json);
+
+}  // namespace common::api

@@ -5,6 +5,7 @@
 // Thread contract: implementations are safe for concurrent use by many threads.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -22,9 +23,16 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> query;  // unescaped; the transport escapes
   std::string body;
   std::string content_type;  // for bodies: application/json, application/merge-patch+json, ...
-  // Whole-request bound for unary requests; for streams, the bound on connecting and on the
-  // silence between two chunks.
+  // Whole-request bound for unary requests; for streams, the bound on connecting (and on the
+  // silence between two chunks when stream_idle_timeout is zero).
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+  // Streams only: the bound on waiting for the response headers and on the silence between two
+  // chunks. Zero: `timeout`. A watch sets it above its server-side timeoutSeconds, so that a
+  // quiet but healthy watch is not cut while a dead connection still ends.
+  std::chrono::milliseconds stream_idle_timeout{0};
+  // Streams only, optional: when *cancel becomes true, Stream() returns Cancelled promptly
+  // (within about 100 ms), even while no data arrives. Must outlive the Stream() call.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {
@@ -42,9 +50,11 @@ class Transport {
   virtual Result<HttpResponse> Do(const HttpRequest& request) = 0;
 
   // Sends a GET whose response body is consumed as it arrives (watches). `on_data` gets each
-  // chunk of a 2xx body and returns false to stop reading. Returns the HTTP status; for non-2xx,
-  // the body is collected into `*error_body` instead of being passed to on_data. A Status error
-  // means the connection failed or broke before the server ended the response.
+  // chunk of a 2xx body and returns false to stop reading. Returns the HTTP status (also when
+  // on_data stopped the stream); for non-2xx, the body is collected into `*error_body` instead
+  // of being passed to on_data. A Status error means the connection failed or broke before the
+  // server ended the response: Unavailable, DeadlineExceeded (no data within the idle
+  // timeout), or Cancelled (request.cancel became true).
   virtual Result<int> Stream(const HttpRequest& request,
                              const std::function<bool(std::string_view)>& on_data,
                              std::string* error_body) = 0;

@@ -54,6 +54,8 @@ const char* ErrnoName(int e) {
       return "ETIMEDOUT";
     case ECONNREFUSED:
       return "ECONNREFUSED";
+    case EADDRINUSE:
+      return "EADDRINUSE";
     case ENOTEMPTY:
       return "ENOTEMPTY";
     default:

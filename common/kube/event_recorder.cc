@@ -1,0 +1,126 @@
+#include "common/kube/event_recorder.h"
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "common/api/core_codec.h"
+#include "common/log/log.h"
+
+namespace common::kube {
+namespace {
+constexpr size_t kMaxNote = 1024;
+}  // namespace
+
+EventRecorder::EventRecorder(Client& client, time::Clock& clock, Options options)
+    : client_(client), clock_(clock), options_(std::move(options)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+EventRecorder::~EventRecorder() { Stop(); }
+
+void EventRecorder::Record(const api::ObjectReference& regarding, std::string type,
+                           std::string reason, std::string action, std::string note) {
+  if (note.size() > kMaxNote) note.resize(kMaxNote);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stop_ || queue_.size() >= options_.max_queue) {
+    ++dropped_;
+    return;
+  }
+  queue_.push_back(Pending{regarding, std::move(type), std::move(reason), std::move(action),
+                           std::move(note), clock_.Now()});
+  cv_.notify_one();
+}
+
+void EventRecorder::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_ && !thread_.joinable()) return;
+    stop_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t EventRecorder::dropped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dropped_;
+}
+
+uint64_t EventRecorder::sent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sent_;
+}
+
+void EventRecorder::Loop() {
+  while (true) {
+    Pending p;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      p = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Send(p);
+  }
+}
+
+void EventRecorder::Send(const Pending& p) {
+  const std::string ns =
+      p.regarding.namespace_.empty() ? options_.default_namespace : p.regarding.namespace_;
+  const std::string series_key =
+      fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", p.regarding.kind,
+                  p.regarding.namespace_, p.regarding.name, p.type, p.reason, p.action, p.note);
+  const auto steady_now = clock_.SteadyNow();
+  log::Logger log = log::Root().V(1);
+
+  // Drop series state that is too old to continue.
+  for (auto it = series_.begin(); it != series_.end();) {
+    it = steady_now - it->second.last > options_.series_window ? series_.erase(it) : std::next(it);
+  }
+
+  auto it = series_.find(series_key);
+  if (it != series_.end()) {
+    SeriesState& s = it->second;
+    s.count++;
+    s.last = steady_now;
+    std::string patch = fmt::format(R"({{"series":{{"count":{},"lastObservedTime":"{}"}}}})",
+                                    s.count, api::FormatMicroTime(p.time));
+    Result<std::string> r = client_.MergePatch(Events(), ObjectKey{s.ns, s.name}, patch);
+    if (r.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++sent_;
+      return;
+    }
+    log.Info("Could not update Event series; creating a new Event", {{"error", r.status()}});
+    series_.erase(it);
+  }
+
+  api::Event e;
+  // Like client-go: <object name>.<unique hex>.
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  e.metadata.name =
+      fmt::format("{}.{:x}", p.regarding.name.empty() ? "event" : p.regarding.name, rng());
+  e.metadata.namespace_ = ns;
+  e.event_time = p.time;
+  e.reporting_controller = options_.reporting_controller;
+  e.reporting_instance = options_.reporting_instance;
+  e.action = p.action;
+  e.reason = p.reason;
+  e.note = p.note;
+  e.type = p.type;
+  e.regarding = p.regarding;
+  Result<std::string> r = client_.Create(Events(), ns, api::EncodeEvent(e));
+  if (!r.ok()) {
+    log.Info("Could not create Event", {{"error", r.status()}, {"reason", p.reason}});
+    std::lock_guard<std::mutex> lock(mu_);
+    ++dropped_;
+    return;
+  }
+  series_[series_key] = SeriesState{ns, e.metadata.name, 1, steady_now};
+  std::lock_guard<std::mutex> lock(mu_);
+  ++sent_;
+}
+
+}  // namespace common::kube

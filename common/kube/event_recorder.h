@@ -1,0 +1,83 @@
+// EventRecorder: posts events.k8s.io/v1 Events about our objects, as client-go's recorder does,
+// without ever blocking the caller or storming the API server.
+//
+// Record() only queues; a background thread sends. An event equal to one sent in the last
+// 10 minutes (same object, type, reason, action and note) becomes a series: the existing Event's
+// series.count and lastObservedTime are patched instead of creating a new object. The queue is
+// bounded; when full, events are dropped and counted (dropped()). Send failures are logged at
+// V(1) and dropped: events are best-effort, as in Kubernetes.
+//
+// Thread contract: Record() is safe from any thread. Stop() drains what is queued (bounded by
+// each request's timeout) and joins.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/api/core.h"
+#include "common/kube/client.h"
+#include "common/time/clock.h"
+
+namespace common::kube {
+
+class EventRecorder {
+ public:
+  struct Options {
+    std::string reporting_controller;  // e.g. "csi.meshstor.io/operator"
+    std::string reporting_instance;    // e.g. the pod name
+    // Events about cluster-scoped objects go to this namespace.
+    std::string default_namespace = "default";
+    size_t max_queue = 1000;
+    std::chrono::minutes series_window{10};
+  };
+
+  // `client` and `clock` must outlive the recorder. Starts the sender thread.
+  EventRecorder(Client& client, time::Clock& clock, Options options);
+  EventRecorder(const EventRecorder&) = delete;
+  EventRecorder& operator=(const EventRecorder&) = delete;
+  ~EventRecorder();
+
+  // Queues an event about `regarding`. `type` is "Normal" or "Warning"; `reason` CamelCase;
+  // `note` is truncated to 1 KiB.
+  void Record(const api::ObjectReference& regarding, std::string type, std::string reason,
+              std::string action, std::string note);
+
+  void Stop();
+  uint64_t dropped() const;
+  uint64_t sent() const;
+
+ private:
+  struct Pending {
+    api::ObjectReference regarding;
+    std::string type, reason, action, note;
+    std::chrono::system_clock::time_point time;
+  };
+  struct SeriesState {
+    std::string ns, name;  // the Event object
+    int32_t count = 1;
+    std::chrono::steady_clock::time_point last;
+  };
+
+  void Loop();
+  void Send(const Pending& p);
+
+  Client& client_;
+  time::Clock& clock_;
+  const Options options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stop_ = false;
+  uint64_t dropped_ = 0;
+  uint64_t sent_ = 0;
+  std::map<std::string, SeriesState> series_;  // touched only by the sender thread
+  std::thread thread_;
+};
+
+}  // namespace common::kube
