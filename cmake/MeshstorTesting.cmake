@@ -23,6 +23,11 @@ function(meshstor_test_libraries exe)
   set_property(GLOBAL APPEND PROPERTY MESHSTOR_TEST_LIBS_${exe} ${ARGN})
 endfunction()
 
+# Sets the ctest label of an executable's tests (default "unit").
+function(meshstor_test_label exe label)
+  set_property(GLOBAL PROPERTY MESHSTOR_TEST_LABEL_${exe} ${label})
+endfunction()
+
 function(meshstor_finalize_tests)
   get_property(exes GLOBAL PROPERTY MESHSTOR_TEST_EXECUTABLES)
   list(REMOVE_DUPLICATES exes)
@@ -33,6 +38,10 @@ function(meshstor_finalize_tests)
     target_link_libraries(${exe} PRIVATE ${libs} Catch2::Catch2)
     # Tests read fixtures (crds/, examples) relative to the source tree.
     target_compile_definitions(${exe} PRIVATE MESHSTOR_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-    catch_discover_tests(${exe} TEST_SPEC "~[.]" PROPERTIES LABELS unit TIMEOUT 120)
+    get_property(label GLOBAL PROPERTY MESHSTOR_TEST_LABEL_${exe})
+    if(NOT label)
+      set(label unit)
+    endif()
+    catch_discover_tests(${exe} TEST_SPEC "~[.]" PROPERTIES LABELS ${label} TIMEOUT 300)
   endforeach()
 endfunction()

@@ -316,6 +316,14 @@ std::string TrimToken(std::string_view s) {
   return std::string(s.substr(begin, end - begin + 1));
 }
 
+// A token goes into a header line: no control characters (which could end the line).
+bool IsValidToken(std::string_view token) {
+  return std::none_of(token.begin(), token.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7F;
+  });
+}
+
 Result<std::string> ReadTokenFile(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rbe");
   if (f == nullptr) return ErrnoToStatus(errno, fmt::format("reading token file {}", path));
@@ -334,6 +342,9 @@ Result<std::string> ReadTokenFile(const std::string& path) {
   }
   std::string token = TrimToken(data);
   if (token.empty()) return InvalidArgumentError("token file {} is empty", path);
+  if (!IsValidToken(token)) {
+    return InvalidArgumentError("token file {} holds control characters", path);
+  }
   return token;
 }
 
@@ -677,16 +688,17 @@ Result<HttpResponse> HttpTransport::Impl::DoOnce(const HttpRequest& request,
       return out;
     }
     const std::string openssl_errors = DrainOpenSslErrors();
-    // A kept-alive connection the server closed just as we sent: safe to repeat a GET.
-    if (attempt == 0 && reused && !got_headers && IsReplayable(request.method) &&
-        (error == httplib::Error::Read || error == httplib::Error::Write)) {
-      continue;
-    }
     // cpp-httplib reports a read timeout as a plain read error; tell them apart by the time
     // since the last byte (the read timeout is `timeout`).
     const bool timed_out =
         past_deadline || (error == httplib::Error::Read &&
                           SteadyClock::now() - last_activity >= timeout - milliseconds(20));
+    // A kept-alive connection the server closed just as we sent: safe to repeat a GET. A
+    // timeout is not that: repeating it would stretch the caller's bound.
+    if (attempt == 0 && reused && !got_headers && !timed_out && IsReplayable(request.method) &&
+        (error == httplib::Error::Read || error == httplib::Error::Write)) {
+      continue;
+    }
     return Failure(error, *conn, timed_out, timeout, openssl_errors);
   }
 }
@@ -803,6 +815,9 @@ Result<std::unique_ptr<HttpTransport>> HttpTransport::Create(const RestConfig& c
   if (config.client_cert_pem.empty() != config.client_key_pem.empty()) {
     return InvalidArgumentError("{}: a client certificate and a client key must be given together",
                                 url.display);
+  }
+  if (!IsValidToken(TrimToken(config.bearer_token))) {
+    return InvalidArgumentError("the bearer token holds control characters");
   }
   time::Clock& clock = options.clock != nullptr ? *options.clock : time::RealClock::Get();
   auto impl = std::make_unique<Impl>(url, config, options, clock);

@@ -717,6 +717,10 @@ TEST_CASE("HttpTransport::Create rejects bad configurations", "[unit][kube]") {
     config.client_key_pem = KeyPem(pki.server_key.get());
     expected_text = "does not match";
   }
+  SECTION("a token that would break the header line") {
+    config.bearer_token = "abc\r\nX-Injected: 1";
+    expected_text = "control characters";
+  }
   SECTION("unreadable token file") {
     config.token_file = "/nonexistent/meshstor/token";
     expected = StatusCode::kNotFound;
