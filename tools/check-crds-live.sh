@@ -6,21 +6,29 @@
 #      subresource: status) and requires the server to reject it with the expected text;
 #   4. deletes the example objects (and, with --delete-crds, the CRDs).
 # Usage: tools/check-crds-live.sh --kubeconfig <file> [--kubectl <path>] [--delete-crds]
+#        [--validate=false]   (passed to kubectl; needed for servers without /openapi, such as
+#                              tools/apiserver — the server still validates against the schema)
 # Touches only objects named in crds/examples; refuses to run if one already exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-kubeconfig="" kubectl_bin="kubectl" delete_crds=0
+kubeconfig="" kubectl_bin="kubectl" delete_crds=0 extra=()
 while (( $# )); do
   case "$1" in
     --kubeconfig) kubeconfig="$2"; shift 2 ;;
     --kubectl) kubectl_bin="$2"; shift 2 ;;
     --delete-crds) delete_crds=1; shift ;;
+    --validate=false) extra+=(--validate=false); shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 [[ -n "$kubeconfig" ]] || { echo "--kubeconfig is required" >&2; exit 2; }
-k() { "$kubectl_bin" --kubeconfig "$kubeconfig" "$@"; }
+k() {
+  case "$1" in
+    apply|create|replace) "$kubectl_bin" --kubeconfig "$kubeconfig" "$@" ${extra[@]+"${extra[@]}"} ;;
+    *) "$kubectl_bin" --kubeconfig "$kubeconfig" "$@" ;;
+  esac
+}
 
 header() { sed -n "s/^# $2: //p" "$1" | head -n1; }
 kind_of() { sed -n 's/^kind: //p' "$1" | head -n1; }
