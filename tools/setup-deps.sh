@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency of MeshStor from Debian 12 packages.
 # Idempotent: packages already installed are skipped, and apt is not touched when nothing is missing.
-# Usage: tools/setup-deps.sh [--lab]   (--lab adds what the VM lab needs: qemu, kernel, mdadm, ...)
+# The VM lab's own packages (qemu, mdadm, nvme-cli, ...) and guest kernel are set up by
+# e2e/lab/setup.sh, which the lab's ctest fixture runs.
 set -euo pipefail
 
 packages=(
@@ -12,10 +13,6 @@ packages=(
   libblkid-dev libfdisk-dev libmount-dev
   curl ca-certificates python3
 )
-if [[ "${1:-}" == "--lab" ]]; then
-  packages+=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static mdadm nvme-cli xfsprogs
-             cpio zstd kmod)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,218 @@
+#include "agent/sys/contract/md_contract.h"
+
+#include <algorithm>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "agent/sys/contract/nvme_host_contract.h"
+
+namespace agent::sys::contract {
+namespace {
+
+// REQUIRE that prints the Status of a failed call, so lab logs say what the kernel refused.
+common::Status AsStatus(const common::Status& s) { return s; }
+template <typename T>
+common::Status AsStatus(const common::Result<T>& r) {
+  return r.status();
+}
+#define REQUIRE_OK(expr)                                     \
+  do {                                                       \
+    const common::Status require_ok_status = AsStatus(expr); \
+    INFO(require_ok_status.ToString());                      \
+    REQUIRE(require_ok_status.ok());                         \
+  } while (0)
+
+using common::StatusCode;
+
+std::string BaseName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+const MdMemberState* Member(const MdArrayState& a, const std::string& device) {
+  for (const auto& m : a.members) {
+    if (m.kernel_name == BaseName(device)) return &m;
+  }
+  return nullptr;
+}
+
+bool Settled(Md& md, const std::string& name, int degraded, std::chrono::seconds patience) {
+  return WaitFor(
+      [&] {
+        auto a = md.GetArray(name);
+        return a.ok() && a->sync_action == "idle" && a->degraded == degraded;
+      },
+      patience);
+}
+
+}  // namespace
+
+void MdContractRaid1Lifecycle(const MdContractEnv& env) {
+  REQUIRE(env.devices.size() >= 2);
+  Md& md = *env.md;
+  const std::string name = env.tag + "-r1";
+  const std::string uuid = MdArrayUuid(name);
+  const std::string d0 = env.devices[0], d1 = env.devices[1];
+  MdCreateSpec spec{name, MdLevel::kRaid1, {{d0, false}, {d1, true}}, uuid};
+  spec.members_zeroed = true;
+  REQUIRE_OK(md.Create(spec));
+  REQUIRE_OK(md.Create(spec));  // idempotent
+  MdCreateSpec other = spec;
+  other.uuid = MdArrayUuid(name + "-other");
+  CHECK(md.Create(other).code() == StatusCode::kAlreadyExists);
+
+  REQUIRE(Settled(md, name, 0, env.patience));
+  auto a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->name == name);
+  CHECK(a->uuid == uuid);
+  CHECK(a->level == "raid1");
+  CHECK(a->raid_disks == 2);
+  CHECK(a->device.rfind("/dev/md", 0) == 0);
+  REQUIRE(a->members.size() == 2);
+  const MdMemberState* m0 = Member(*a, d0);
+  const MdMemberState* m1 = Member(*a, d1);
+  REQUIRE(m0 != nullptr);
+  REQUIRE(m1 != nullptr);
+  CHECK(m0->in_sync);
+  CHECK_FALSE(m0->write_mostly);
+  CHECK(m1->in_sync);
+  CHECK(m1->write_mostly);
+  CHECK(m0->slot != m1->slot);
+  auto listed = md.ListArrays();
+  REQUIRE(listed.ok());
+  CHECK(std::any_of(listed->begin(), listed->end(),
+                    [&](const MdArrayState& s) { return s.name == name; }));
+  auto sb = md.Examine(d1);
+  REQUIRE(sb.ok());
+  CHECK(sb->array_uuid == uuid);
+  CHECK(sb->name == name);
+
+  // Lose the remote leg, write on (events move on), bring it back with the bitmap.
+  REQUIRE_OK(md.Fail(name, d1));
+  REQUIRE_OK(md.Fail(name, d1));  // idempotent
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->degraded == 1);
+  REQUIRE(Member(*a, d1) != nullptr);
+  CHECK(Member(*a, d1)->faulty);
+  REQUIRE_OK(md.ReAdd(name, d1));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  REQUIRE_OK(md.ReAdd(name, d1));  // idempotent
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  REQUIRE(a->members.size() == 2);
+  CHECK(Member(*a, d1)->in_sync);
+
+  // Stop, then explicit assembly.
+  REQUIRE_OK(md.Stop(name));
+  REQUIRE_OK(md.Stop(name));
+  CHECK(md.GetArray(name).status().code() == StatusCode::kNotFound);
+  MdAssembleSpec asm_spec{name, uuid, {{d0, false}, {d1, true}}, false};
+  REQUIRE_OK(md.Assemble(asm_spec));
+  REQUIRE_OK(md.Assemble(asm_spec));  // idempotent
+  REQUIRE(Settled(md, name, 0, env.patience));
+  REQUIRE_OK(md.Stop(name));
+
+  MdAssembleSpec one_leg{name, uuid, {{d0, false}}, false};
+  CHECK(md.Assemble(one_leg).code() == StatusCode::kFailedPrecondition);
+  CHECK(md.GetArray(name).status().code() == StatusCode::kNotFound);
+  one_leg.allow_degraded = true;
+  REQUIRE_OK(md.Assemble(one_leg));
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->degraded == 1);
+  REQUIRE_OK(md.ReAdd(name, d1));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  REQUIRE_OK(md.Stop(name));
+}
+
+void MdContractMissingSlot(const MdContractEnv& env) {
+  REQUIRE(env.devices.size() >= 2);
+  Md& md = *env.md;
+  const std::string name = env.tag + "-miss";
+  const std::string d0 = env.devices[0], d1 = env.devices[1];
+  MdCreateSpec spec{
+      name, MdLevel::kRaid1, {{d0, false}, {std::string(kMdMissing), false}}, MdArrayUuid(name)};
+  REQUIRE_OK(md.Create(spec));
+  auto a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->raid_disks == 2);
+  CHECK(a->degraded == 1);
+  CHECK(a->members.size() == 1);
+  REQUIRE_OK(md.Add(name, {d1, true}));
+  REQUIRE_OK(md.Add(name, {d1, true}));  // idempotent
+  REQUIRE(Settled(md, name, 0, env.patience));
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  REQUIRE(Member(*a, d1) != nullptr);
+  CHECK(Member(*a, d1)->in_sync);
+  CHECK(Member(*a, d1)->write_mostly);
+  REQUIRE_OK(md.Stop(name));
+}
+
+void MdContractRaid10(const MdContractEnv& env) {
+  REQUIRE(env.devices.size() >= 4);
+  Md& md = *env.md;
+  const std::string name = env.tag + "-r10";
+  const auto& d = env.devices;
+  MdCreateSpec spec{name,
+                    MdLevel::kRaid10,
+                    {{d[0], false}, {d[1], true}, {d[2], false}, {d[3], true}},
+                    MdArrayUuid(name)};
+  spec.members_zeroed = true;
+  REQUIRE_OK(md.Create(spec));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  auto a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->level == "raid10");
+  CHECK(a->raid_disks == 4);
+  CHECK(a->members.size() == 4);
+  CHECK(md.Remove(name, d[1]).code() == StatusCode::kFailedPrecondition);
+  REQUIRE_OK(md.Grow(name));
+
+  // Fail, remove, and take the slot back by a full Add.
+  REQUIRE_OK(md.Fail(name, d[3]));
+  REQUIRE_OK(md.Remove(name, d[3]));
+  REQUIRE_OK(md.Remove(name, d[3]));  // idempotent
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->degraded == 1);
+  CHECK(Member(*a, d[3]) == nullptr);
+  REQUIRE_OK(md.Add(name, {d[3], true}));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  REQUIRE_OK(md.Stop(name));
+}
+
+void MdContractRefusals(const MdContractEnv& env) {
+  REQUIRE(env.devices.size() >= 4);
+  Md& md = *env.md;
+  const auto& d = env.devices;
+  CHECK(md.Create({"bad name!", MdLevel::kRaid1, {{d[0]}, {d[1]}}}).code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(md.Create({env.tag + "-x", MdLevel::kRaid1, {{d[0]}}}).code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(md.Create({env.tag + "-x", MdLevel::kRaid10, {{d[0]}, {d[1]}, {d[2]}}}).code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(md.Create({env.tag + "-x",
+                   MdLevel::kRaid1,
+                   {{std::string(kMdMissing)}, {std::string(kMdMissing)}}})
+            .code() == StatusCode::kInvalidArgument);
+  CHECK(md.GetArray(env.tag + "-absent").status().code() == StatusCode::kNotFound);
+  CHECK(md.Stop(env.tag + "-absent").ok());
+
+  // A member of another array is never re-added.
+  const std::string a_name = env.tag + "-a", b_name = env.tag + "-b";
+  MdCreateSpec a{a_name, MdLevel::kRaid1, {{d[0]}, {d[1]}}, MdArrayUuid(a_name)};
+  MdCreateSpec b{b_name, MdLevel::kRaid1, {{d[2]}, {d[3]}}, MdArrayUuid(b_name)};
+  a.members_zeroed = b.members_zeroed = true;
+  REQUIRE_OK(md.Create(a));
+  REQUIRE_OK(md.Create(b));
+  REQUIRE_OK(md.Fail(b_name, d[3]));
+  REQUIRE_OK(md.Remove(b_name, d[3]));
+  REQUIRE_OK(md.Fail(a_name, d[1]));
+  REQUIRE_OK(md.Remove(a_name, "failed"));
+  CHECK(md.ReAdd(a_name, d[3]).code() == StatusCode::kFailedPrecondition);
+  REQUIRE_OK(md.Stop(a_name));
+  REQUIRE_OK(md.Stop(b_name));
+}
+
+}  // namespace agent::sys::contract

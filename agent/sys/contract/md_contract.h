@@ -1,0 +1,31 @@
+// The Md contract: behaviour every implementation (FakeMd, LinuxMd) must show. Each function is
+// one scenario of Catch2 assertions on four scratch block devices (their contents are
+// destroyed); scenarios stop the arrays they create. Waits for resync poll up to a bound.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "agent/sys/md.h"
+
+namespace agent::sys::contract {
+
+struct MdContractEnv {
+  Md* md = nullptr;
+  std::vector<std::string> devices;  // at least 4 scratch block devices of equal size
+  std::string tag = "ct";            // array name prefix (short: names are at most 32 bytes)
+  std::chrono::seconds patience{120};
+};
+
+// RAID1: create (write-mostly leg), idempotent create, state, fail, re-add with bitmap,
+// stop, explicit assembly (refused degraded without allow_degraded), stop idempotent.
+void MdContractRaid1Lifecycle(const MdContractEnv& env);
+// RAID1 with a "missing" slot, filled by Add.
+void MdContractMissingSlot(const MdContractEnv& env);
+// RAID10 near-2 on four members; an active member cannot be removed; Replace.
+void MdContractRaid10(const MdContractEnv& env);
+// ReAdd refuses a member of another array; input validation.
+void MdContractRefusals(const MdContractEnv& env);
+
+}  // namespace agent::sys::contract

@@ -1,0 +1,154 @@
+// The NvmetTarget, NvmeHost and Md contracts against the Linux implementations, inside the lab
+// VM: root, configfs with nvmet + nvmet-tcp, nvme-tcp, md. The VM's own nvmet is reached over
+// 127.0.0.1. Scratch devices come from MESHSTOR_LAB_SPARE_DRIVES (comma or space separated;
+// their contents are destroyed): nvmet/nvme cases need 1, md cases 4. Each case skips with a
+// message when its prerequisites are missing.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "agent/sys/contract/md_contract.h"
+#include "agent/sys/contract/nvme_host_contract.h"
+#include "agent/sys/contract/nvmet_contract.h"
+#include "agent/sys/linux/exec.h"
+#include "agent/sys/linux/md.h"
+#include "agent/sys/linux/nvme_host.h"
+#include "agent/sys/linux/nvme_md_fs.h"
+#include "agent/sys/linux/nvmet.h"
+
+namespace agent::sys {
+namespace {
+
+std::vector<std::string> SpareDrives() {
+  std::vector<std::string> out;
+  const char* env = std::getenv("MESHSTOR_LAB_SPARE_DRIVES");
+  if (env == nullptr) return out;
+  std::string list(env);
+  for (char& c : list) {
+    if (c == ',') c = ' ';
+  }
+  std::istringstream in(list);
+  for (std::string d; in >> d;) out.push_back(d);
+  return out;
+}
+
+// Empty when the lab can run; else why not.
+std::string Missing(bool nvme, bool md, size_t drives) {
+  if (::geteuid() != 0) return "not root";
+  if (nvme && !fsutil::Exists(std::string(kNvmetConfigfsRoot))) {
+    return "no /sys/kernel/config/nvmet (configfs mounted? nvmet, nvmet-tcp loaded?)";
+  }
+  if (nvme && !fsutil::Exists("/dev/nvme-fabrics")) return "no /dev/nvme-fabrics (nvme-tcp?)";
+  if (md && !fsutil::Exists("/proc/mdstat")) return "no /proc/mdstat (md_mod, raid1, raid10?)";
+  if (SpareDrives().size() < drives) {
+    return fmt::format("MESHSTOR_LAB_SPARE_DRIVES names fewer than {} drives", drives);
+  }
+  return {};
+}
+
+#define LAB_REQUIRE(nvme, md, drives)            \
+  do {                                           \
+    std::string why = Missing(nvme, md, drives); \
+    if (!why.empty()) {                          \
+      WARN("skipped: " << why);                  \
+      return;                                    \
+    }                                            \
+  } while (0)
+
+contract::NvmetContractEnv TargetEnv(LinuxNvmetTarget& t) {
+  return {&t, SpareDrives()[0], "127.0.0.1", "4420", 4097, "lab"};
+}
+
+TEST_CASE("LinuxNvmetTarget contract: export life cycle", "[.privileged][lab]") {
+  LAB_REQUIRE(true, false, 1);
+  LinuxNvmetTarget t;
+  contract::NvmetContractExportLifecycle(TargetEnv(t));
+}
+
+TEST_CASE("LinuxNvmetTarget contract: allowed hosts", "[.privileged][lab]") {
+  LAB_REQUIRE(true, false, 1);
+  LinuxNvmetTarget t;
+  contract::NvmetContractAllowedHosts(TargetEnv(t));
+}
+
+TEST_CASE("LinuxNvmetTarget contract: validation", "[.privileged][lab]") {
+  LAB_REQUIRE(true, false, 1);
+  LinuxNvmetTarget t;
+  contract::NvmetContractValidation(TargetEnv(t));
+}
+
+contract::NvmeHostContractEnv HostEnv(LinuxNvmetTarget& t, LinuxNvmeHost& h) {
+  return {&t, &h, SpareDrives()[0], "127.0.0.1", "4420", 4098, "lab"};
+}
+
+TEST_CASE("LinuxNvmeHost contract: connect, find, disconnect", "[.privileged][lab]") {
+  LAB_REQUIRE(true, false, 1);
+  LinuxNvmetTarget t;
+  LinuxNvmeHost h;
+  contract::NvmeHostContractConnectFindDisconnect(HostEnv(t, h));
+}
+
+TEST_CASE("LinuxNvmeHost contract: a host not allowed cannot connect", "[.privileged][lab]") {
+  LAB_REQUIRE(true, false, 1);
+  LinuxNvmetTarget t;
+  LinuxNvmeHost h;
+  contract::NvmeHostContractAclRefused(HostEnv(t, h));
+}
+
+TEST_CASE("LinuxNvmeHost contract: target loss and return", "[.privileged][lab]") {
+  LAB_REQUIRE(true, false, 1);
+  LinuxNvmetTarget t;
+  LinuxNvmeHost h;
+  contract::NvmeHostContractTargetLoss(HostEnv(t, h));
+}
+
+TEST_CASE("LinuxNvmeHost contract: identity", "[.privileged][lab]") {
+  LAB_REQUIRE(true, false, 0);
+  LinuxNvmetTarget t;
+  LinuxNvmeHost h;
+  contract::NvmeHostContractIdentity({&t, &h});
+}
+
+struct LabMd {
+  LinuxExec exec;
+  LinuxMd md{exec};
+  contract::MdContractEnv Env() {
+    auto drives = SpareDrives();
+    drives.resize(4);
+    return {&md, drives, "lab"};
+  }
+};
+
+TEST_CASE("LinuxMd contract: RAID1 life cycle", "[.privileged][lab]") {
+  LAB_REQUIRE(false, true, 4);
+  LabMd lab;
+  contract::MdContractRaid1Lifecycle(lab.Env());
+}
+
+// TODO(issue 4/6): fails on the real kernel: the second, idempotent Add of the member that
+// filled the missing slot reports it as a faulty member (seen in the VM lab, 2026-11-22). It
+// also leaves the array running, which breaks the cases after it. Tagged so the CI lab run
+// excludes it until fixed; run it alone with `-- "LinuxMd contract: missing slot*"`.
+TEST_CASE("LinuxMd contract: missing slot filled by Add", "[.privileged][lab][known-failure]") {
+  LAB_REQUIRE(false, true, 4);
+  LabMd lab;
+  contract::MdContractMissingSlot(lab.Env());
+}
+
+TEST_CASE("LinuxMd contract: RAID10", "[.privileged][lab]") {
+  LAB_REQUIRE(false, true, 4);
+  LabMd lab;
+  contract::MdContractRaid10(lab.Env());
+}
+
+TEST_CASE("LinuxMd contract: refusals", "[.privileged][lab]") {
+  LAB_REQUIRE(false, true, 4);
+  LabMd lab;
+  contract::MdContractRefusals(lab.Env());
+}
+
+}  // namespace
+}  // namespace agent::sys

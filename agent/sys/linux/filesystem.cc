@@ -1,0 +1,209 @@
+#include "agent/sys/linux/filesystem.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "agent/sys/linux/partitions.h"
+#include "agent/sys/linux/unique_fd.h"
+
+namespace agent::sys {
+namespace {
+
+// The canonical form of an existing path (mountinfo shows canonical targets).
+common::Result<std::string> Canonical(std::string_view path) {
+  std::string p(path);
+  char buf[PATH_MAX];
+  if (realpath(p.c_str(), buf) == nullptr) {
+    return common::ErrnoToStatus(errno, fmt::format("resolving {}", path));
+  }
+  return std::string(buf);
+}
+
+}  // namespace
+
+common::Result<std::vector<MountEntry>> LinuxFilesystem::ListMounts() {
+  std::ifstream in(options_.mountinfo);
+  if (!in) return common::ErrnoToStatus(errno, fmt::format("reading {}", options_.mountinfo));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  common::Result<std::vector<MountEntry>> parsed = ParseMountInfo(ss.str());
+  if (!parsed.ok()) return parsed.status().WithContext(options_.mountinfo);
+  return parsed;
+}
+
+common::Result<std::optional<MountEntry>> LinuxFilesystem::GetMount(std::string_view target) {
+  common::Result<std::string> canon = Canonical(target);
+  if (!canon.ok()) {
+    if (canon.status().code() == common::StatusCode::kNotFound) {
+      return std::optional<MountEntry>();
+    }
+    return canon.status();
+  }
+  ASSIGN_OR_RETURN(std::vector<MountEntry> mounts, ListMounts());
+  std::optional<MountEntry> top;
+  for (MountEntry& m : mounts) {
+    if (m.target == *canon) top = std::move(m);  // later lines are mounted on top
+  }
+  return top;
+}
+
+common::Result<bool> LinuxFilesystem::EnsureXfs(std::string_view device,
+                                                const XfsOptions& options) {
+  ASSIGN_OR_RETURN(std::optional<std::string> sig, ProbeDeviceSignature(device));
+  if (sig == "xfs") return false;
+  if (sig) {
+    return common::FailedPreconditionError("{} carries a {} signature; refusing to format it",
+                                           device, *sig);
+  }
+  uint32_t sector = options.sector_size;
+  if (sector == 0) {
+    UniqueFd fd(open(std::string(device).c_str(), O_RDONLY | O_CLOEXEC));
+    int ssz = 0;
+    if (!fd.valid() || ioctl(fd.get(), BLKSSZGET, &ssz) != 0) {
+      return common::ErrnoToStatus(errno, fmt::format("reading the sector size of {}", device));
+    }
+    sector = static_cast<uint32_t>(ssz);
+  }
+  if (sector != 512 && sector != 4096) {
+    return common::InvalidArgumentError("XFS sector size {} for {} must be 512 or 4096", sector,
+                                        device);
+  }
+  if (options.label.size() > 12) {
+    return common::InvalidArgumentError("XFS label \"{}\" is longer than 12 characters",
+                                        options.label);
+  }
+  ExecRequest req;
+  req.path = options_.mkfs_xfs;
+  req.args = {"-K", "-s", fmt::format("size={}", sector)};
+  if (!options.label.empty()) {
+    req.args.push_back("-L");
+    req.args.push_back(options.label);
+  }
+  req.args.push_back(std::string(device));
+  req.timeout = options_.mkfs_timeout;
+  common::Result<ExecResult> r = RunChecked(exec_, req);
+  if (!r.ok()) return r.status().WithContext(fmt::format("formatting {} with XFS", device));
+  return true;
+}
+
+common::Status LinuxFilesystem::Mount(std::string_view device, std::string_view target,
+                                      std::string_view fstype, const MountOptions& options) {
+  const std::string dev(device);
+  struct stat dst {};
+  bool is_blk = stat(dev.c_str(), &dst) == 0 && S_ISBLK(dst.st_mode);
+  ASSIGN_OR_RETURN(std::optional<MountEntry> cur, GetMount(target));
+  if (cur) {
+    bool same = is_blk ? (cur->major == major(dst.st_rdev) && cur->minor == minor(dst.st_rdev) &&
+                          cur->root == "/")
+                       : cur->source == device;
+    if (same && cur->read_only() == options.read_only) return common::OkStatus();
+    return common::FailedPreconditionError(
+        "{} ({}) is already mounted at {}{}; refusing to mount {} there", cur->source, cur->fstype,
+        target, cur->read_only() ? " read-only" : "", device);
+  }
+  unsigned long flags = 0;
+  if (options.read_only) flags |= MS_RDONLY;
+  if (options.noatime) flags |= MS_NOATIME;
+  const std::string tgt(target), type(fstype);
+  if (mount(dev.c_str(), tgt.c_str(), type.c_str(), flags,
+            options.data.empty() ? nullptr : options.data.c_str()) != 0) {
+    int err = errno;
+    return common::ErrnoToStatus(err,
+                                 fmt::format("mounting {} ({}) at {}", device, fstype, target));
+  }
+  return common::OkStatus();
+}
+
+common::Status LinuxFilesystem::BindMount(std::string_view source, std::string_view target,
+                                          bool read_only) {
+  const std::string src(source), tgt(target);
+  struct stat sst {};
+  if (stat(src.c_str(), &sst) != 0) {
+    return common::ErrnoToStatus(errno, fmt::format("bind source {}", source));
+  }
+  ASSIGN_OR_RETURN(std::optional<MountEntry> cur, GetMount(target));
+  if (cur) {
+    struct stat tst {};
+    if (stat(tgt.c_str(), &tst) != 0) {
+      return common::ErrnoToStatus(errno, fmt::format("bind target {}", target));
+    }
+    if (tst.st_dev != sst.st_dev || tst.st_ino != sst.st_ino) {
+      return common::FailedPreconditionError(
+          "{} ({}, root {}) is already mounted at {}; refusing to bind {} there", cur->source,
+          cur->fstype, cur->root, target, source);
+    }
+    if (cur->read_only() == read_only) return common::OkStatus();
+  } else {
+    if (mount(src.c_str(), tgt.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      return common::ErrnoToStatus(errno, fmt::format("bind-mounting {} at {}", source, target));
+    }
+    if (!read_only) return common::OkStatus();
+  }
+  // The read-only state of a bind mount is per mount point: change it with a bind remount.
+  unsigned long flags = MS_REMOUNT | MS_BIND | (read_only ? MS_RDONLY : 0);
+  if (mount(nullptr, tgt.c_str(), nullptr, flags, nullptr) != 0) {
+    int err = errno;
+    if (!cur) umount2(tgt.c_str(), UMOUNT_NOFOLLOW);  // do not leave a writable bind behind
+    return common::ErrnoToStatus(err, fmt::format("remounting the bind of {} at {} {}", source,
+                                                  target, read_only ? "read-only" : "read-write"));
+  }
+  return common::OkStatus();
+}
+
+common::Status LinuxFilesystem::Unmount(std::string_view target) {
+  const std::string tgt(target);
+  for (int i = 0; i < 16; ++i) {  // stacked mounts: take them all off
+    ASSIGN_OR_RETURN(std::optional<MountEntry> cur, GetMount(target));
+    if (!cur) return common::OkStatus();
+    if (umount2(cur->target.c_str(), UMOUNT_NOFOLLOW) != 0) {
+      int err = errno;
+      if (err == EINVAL || err == ENOENT) return common::OkStatus();  // raced with another
+      return common::ErrnoToStatus(err, fmt::format("unmounting {}", target));
+    }
+  }
+  return common::FailedPreconditionError("more than 16 mounts stacked at {}", target);
+}
+
+common::Status LinuxFilesystem::GrowXfs(std::string_view target) {
+  ASSIGN_OR_RETURN(std::optional<MountEntry> cur, GetMount(target));
+  if (!cur || cur->fstype != "xfs") {
+    return common::FailedPreconditionError("no XFS is mounted at {}", target);
+  }
+  ExecRequest req;
+  req.path = options_.xfs_growfs;
+  req.args = {"-d", cur->target};
+  req.timeout = options_.mkfs_timeout;
+  common::Result<ExecResult> r = RunChecked(exec_, req);
+  if (!r.ok()) return r.status().WithContext(fmt::format("growing the XFS at {}", target));
+  return common::OkStatus();
+}
+
+common::Result<FsStats> LinuxFilesystem::Stats(std::string_view path) {
+  struct statvfs st {};
+  if (statvfs(std::string(path).c_str(), &st) != 0) {
+    return common::ErrnoToStatus(errno, fmt::format("statvfs {}", path));
+  }
+  FsStats s;
+  const uint64_t unit = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
+  s.total_bytes = st.f_blocks * unit;
+  s.available_bytes = st.f_bavail * unit;
+  s.used_bytes = (st.f_blocks - st.f_bfree) * unit;
+  s.total_inodes = st.f_files;
+  s.free_inodes = st.f_ffree;
+  s.used_inodes = st.f_files - st.f_ffree;
+  return s;
+}
+
+}  // namespace agent::sys

@@ -1,0 +1,64 @@
+// LinuxMd: Md on mdadm (run through Exec, never a shell) and /sys/block/mdX/md.
+//
+// Array state comes from sysfs; the array UUID and name from `mdadm --detail --export`, member
+// superblocks from `mdadm --examine --export` (KEY=VALUE output). An array is found by name
+// through /dev/md/<name>, else by scanning /sys/block/md* and comparing MD_NAME, so neither udev
+// nor a config file is needed. Creation never prompts (--run, stdin is /dev/null); write-mostly
+// is set through dev-*/state after creation because mdadm --create cannot clear the flag
+// between members.
+//
+// Thread contract: safe for concurrent use if `exec` is.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "agent/sys/exec.h"
+#include "agent/sys/md.h"
+
+namespace agent::sys {
+
+struct LinuxMdPaths {
+  std::string mdadm;  // empty: /sbin/mdadm, else /usr/sbin/mdadm
+  std::string sys_block = "/sys/block";
+  std::string dev = "/dev";
+};
+
+// Parses mdadm's --export output ("KEY=VALUE" lines; values may be single-quoted).
+std::map<std::string, std::string> ParseMdadmExport(std::string_view text);
+// The mdadm argv (without the program) that creates `spec`, for review and tests.
+common::Result<std::vector<std::string>> MdadmCreateArgs(const MdCreateSpec& spec,
+                                                         const std::string& dev_root);
+
+class LinuxMd final : public Md {
+ public:
+  // `exec` must outlive this object.
+  explicit LinuxMd(Exec& exec, LinuxMdPaths paths = {});
+
+  common::Status Create(const MdCreateSpec& spec) override;
+  common::Status Assemble(const MdAssembleSpec& spec) override;
+  common::Status Add(std::string_view name, const MdMember& member) override;
+  common::Status ReAdd(std::string_view name, std::string_view device) override;
+  common::Status Replace(std::string_view name, std::string_view old_device,
+                         const MdMember& new_member) override;
+  common::Status Fail(std::string_view name, std::string_view device) override;
+  common::Status Remove(std::string_view name, std::string_view device) override;
+  common::Status Grow(std::string_view name) override;
+  common::Status Stop(std::string_view name) override;
+  common::Result<MdArrayState> GetArray(std::string_view name) override;
+  common::Result<std::vector<MdArrayState>> ListArrays() override;
+  common::Result<MdSuperblock> Examine(std::string_view device) override;
+
+ private:
+  common::Result<ExecResult> Mdadm(std::vector<std::string> args, const std::string& what);
+  // The array's kernel name ("md127"). NotFound when not running.
+  common::Result<std::string> ResolveKernelName(std::string_view name);
+  common::Result<MdArrayState> ReadArray(const std::string& kernel_name);
+  const MdMemberState* FindMember(const MdArrayState& array, const std::string& device,
+                                  std::string* kernel_name);
+
+  Exec& exec_;
+  LinuxMdPaths paths_;
+};
+
+}  // namespace agent::sys

@@ -1,0 +1,276 @@
+// LinuxMd with a scripted Exec (mdadm answers) over a temporary /sys/block and /dev tree.
+#include "agent/sys/linux/md.h"
+
+#include <stdlib.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+namespace agent::sys {
+namespace {
+
+namespace stdfs = std::filesystem;
+using common::StatusCode;
+
+// Answers mdadm calls by matching the joined argv against a prefix; records every call.
+class ScriptedExec final : public Exec {
+ public:
+  void On(std::string args_prefix, ExecResult result) {
+    rules_.push_back({std::move(args_prefix), std::move(result)});
+  }
+  common::Result<ExecResult> Run(const ExecRequest& request) override {
+    std::string joined;
+    for (const auto& a : request.args) joined += (joined.empty() ? "" : " ") + a;
+    calls.push_back(joined);
+    for (const auto& [prefix, result] : rules_) {
+      if (joined.rfind(prefix, 0) == 0) return result;
+    }
+    return ExecResult{1, 0, false, "", "mdadm: unexpected call"};
+  }
+  std::vector<std::string> calls;
+
+ private:
+  std::vector<std::pair<std::string, ExecResult>> rules_;
+};
+
+ExecResult Ok(std::string out = {}) { return {0, 0, false, std::move(out), ""}; }
+ExecResult Fail(std::string err) { return {1, 0, false, "", std::move(err)}; }
+
+struct FakeSysfs {
+  stdfs::path root;
+  LinuxMdPaths paths;
+  FakeSysfs() {
+    char tmpl[] = "/tmp/md_test.XXXXXX";
+    root = ::mkdtemp(tmpl);
+    paths.mdadm = "/sbin/mdadm";
+    paths.sys_block = (root / "block").string();
+    paths.dev = (root / "dev").string();
+    stdfs::create_directories(root / "dev/md");
+    stdfs::create_directories(paths.sys_block);
+  }
+  ~FakeSysfs() { stdfs::remove_all(root); }
+  static void Write(const stdfs::path& p, const std::string& s) {
+    stdfs::create_directories(p.parent_path());
+    std::ofstream(p) << s << "\n";
+  }
+  void Array(const std::string& kname, const std::string& name, const std::string& state,
+             int degraded, const std::string& sync_action, const std::string& completed) {
+    stdfs::path md = stdfs::path(paths.sys_block) / kname / "md";
+    Write(md / "array_state", state);
+    Write(md / "level", "raid1");
+    Write(md / "raid_disks", "2");
+    Write(md / "degraded", std::to_string(degraded));
+    Write(md / "sync_action", sync_action);
+    Write(md / "sync_completed", completed);
+    stdfs::create_symlink("../" + kname, root / "dev/md" / name);
+  }
+  void Member(const std::string& kname, const std::string& dev, const std::string& state,
+              const std::string& slot) {
+    stdfs::path d = stdfs::path(paths.sys_block) / kname / "md" / ("dev-" + dev);
+    Write(d / "state", state);
+    Write(d / "slot", slot);
+  }
+  std::string Dev(const std::string& name) const { return paths.dev + "/" + name; }
+};
+
+constexpr const char* kUuid = "11111111:22222222:33333333:44444444";
+
+std::string Detail(const std::string& name) {
+  return fmt::format(
+      "MD_LEVEL=raid1\nMD_DEVICES=2\nMD_METADATA=1.2\nMD_UUID={}\nMD_DEVNAME={}\nMD_NAME={}\n",
+      kUuid, name, name);
+}
+
+std::string ExamineOut(const std::string& uuid, uint64_t events) {
+  return fmt::format(
+      "MD_LEVEL=raid1\nMD_DEVICES=2\nMD_NAME=any:vol\nMD_ARRAY_SIZE=319.00 MiB\nMD_UUID={}\n"
+      "MD_UPDATE_TIME=1700000000\nMD_DEV_UUID=aaaaaaaa:bbbbbbbb:cccccccc:dddddddd\n"
+      "MD_EVENTS={}\n",
+      uuid, events);
+}
+
+TEST_CASE("ParseMdadmExport", "[unit][agent][md]") {
+  auto kv = ParseMdadmExport("MD_LEVEL=raid1\nMD_NAME='host:vol 1'\nbogus\n=x\nMD_EVENTS=33");
+  CHECK(kv["MD_LEVEL"] == "raid1");
+  CHECK(kv["MD_NAME"] == "host:vol 1");
+  CHECK(kv["MD_EVENTS"] == "33");
+  CHECK(kv.count("bogus") == 0);
+}
+
+TEST_CASE("MdadmCreateArgs: RAID1 and RAID10 flags", "[unit][agent][md]") {
+  MdCreateSpec r1{"vol", MdLevel::kRaid1, {{"/dev/vda1"}, {"missing"}}, kUuid};
+  auto args = MdadmCreateArgs(r1, "/dev");
+  REQUIRE(args.ok());
+  CHECK(*args == std::vector<std::string>{
+                     "--create", "/dev/md/vol", "--run", "--level=1", "--raid-devices=2",
+                     "--metadata=1.2", "--bitmap=internal", "--name=vol", "--homehost=<none>",
+                     std::string("--uuid=") + kUuid, "--failfast", "/dev/vda1", "missing"});
+  MdCreateSpec r10{
+      "v10", MdLevel::kRaid10, {{"/dev/a"}, {"/dev/b", true}, {"/dev/c"}, {"/dev/d", true}}, "", 64,
+      true};
+  args = MdadmCreateArgs(r10, "/dev");
+  REQUIRE(args.ok());
+  std::vector<std::string> want = {"--create",
+                                   "/dev/md/v10",
+                                   "--run",
+                                   "--level=10",
+                                   "--layout=n2",
+                                   "--chunk=64",
+                                   "--raid-devices=4",
+                                   "--metadata=1.2",
+                                   "--bitmap=internal",
+                                   "--name=v10",
+                                   "--homehost=<none>",
+                                   "--assume-clean",
+                                   "--failfast",
+                                   "/dev/a",
+                                   "/dev/b",
+                                   "/dev/c",
+                                   "/dev/d"};
+  CHECK(*args == want);
+  CHECK_FALSE(MdadmCreateArgs({"v", MdLevel::kRaid1, {{"/dev/a"}}}, "/dev").ok());
+}
+
+TEST_CASE("LinuxMd reads array state from sysfs and mdadm --detail", "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md127", "vol", "clean", 1, "recover", "1024 / 4096");
+  sys.Member("md127", "vda1", "in_sync", "0");
+  sys.Member("md127", "nvme0n1", "write_mostly,failfast", "1");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md127"), Ok(Detail("any:vol")));
+  LinuxMd md(exec, sys.paths);
+  auto a = md.GetArray("vol");
+  REQUIRE(a.ok());
+  CHECK(a->name == "vol");
+  CHECK(a->device == sys.Dev("md127"));
+  CHECK(a->uuid == kUuid);
+  CHECK(a->level == "raid1");
+  CHECK(a->raid_disks == 2);
+  CHECK(a->degraded == 1);
+  CHECK(a->sync_action == "recover");
+  CHECK(a->sync_done_sectors == 1024);
+  CHECK(a->sync_total_sectors == 4096);
+  REQUIRE(a->members.size() == 2);
+  CHECK(a->members[0].kernel_name == "nvme0n1");
+  CHECK(a->members[0].write_mostly);
+  CHECK(a->members[0].failfast);
+  CHECK_FALSE(a->members[0].in_sync);
+  CHECK(a->members[0].slot == 1);
+  CHECK(a->members[1].in_sync);
+  CHECK(md.GetArray("other").status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("LinuxMd ReAdd compares event counts before --re-add", "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md127", "vol", "clean", 1, "idle", "none");
+  sys.Member("md127", "vda1", "in_sync", "0");
+  sys.Member("md127", "nvme0n1", "faulty", "none");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md127"), Ok(Detail("vol")));
+  exec.On(sys.Dev("md127") + " --remove failed", Ok());
+  exec.On("--examine --export " + sys.Dev("vda1"), Ok(ExamineOut(kUuid, 40)));
+  exec.On(sys.Dev("md127") + " --re-add", Ok());
+  LinuxMd md(exec, sys.paths);
+
+  SECTION("behind: re-added") {
+    exec.On("--examine --export /dev/nvme0n1", Ok(ExamineOut(kUuid, 33)));
+    REQUIRE(md.ReAdd("vol", "/dev/nvme0n1").ok());
+    CHECK(exec.calls.back() == sys.Dev("md127") + " --re-add /dev/nvme0n1");
+    CHECK(std::count(exec.calls.begin(), exec.calls.end(), sys.Dev("md127") + " --remove failed") ==
+          1);
+  }
+  SECTION("ahead: diverged, refused") {
+    exec.On("--examine --export /dev/nvme0n1", Ok(ExamineOut(kUuid, 41)));
+    auto s = md.ReAdd("vol", "/dev/nvme0n1");
+    CHECK(s.code() == StatusCode::kFailedPrecondition);
+    CHECK(s.message().find("diverged") != std::string::npos);
+    CHECK(exec.calls.back().find("--re-add") == std::string::npos);
+  }
+  SECTION("another array: refused") {
+    exec.On("--examine --export /dev/nvme0n1",
+            Ok(ExamineOut("99999999:22222222:33333333:44444444", 1)));
+    CHECK(md.ReAdd("vol", "/dev/nvme0n1").code() == StatusCode::kFailedPrecondition);
+  }
+  SECTION("mdadm says not possible") {
+    exec.On("--examine --export /dev/nvme0n1", Ok(ExamineOut(kUuid, 30)));
+    ScriptedExec strict;
+    strict.On("--detail --export " + sys.Dev("md127"), Ok(Detail("vol")));
+    strict.On(sys.Dev("md127") + " --remove failed", Ok());
+    strict.On("--examine --export " + sys.Dev("vda1"), Ok(ExamineOut(kUuid, 40)));
+    strict.On("--examine --export /dev/nvme0n1", Ok(ExamineOut(kUuid, 30)));
+    strict.On(sys.Dev("md127") + " --re-add",
+              Fail("mdadm: --re-add for /dev/nvme0n1 to /dev/md127 is not possible\n"));
+    LinuxMd strict_md(strict, sys.paths);
+    CHECK(strict_md.ReAdd("vol", "/dev/nvme0n1").code() == StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST_CASE("LinuxMd idempotency and refusals without running mdadm", "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md126", "vol", "active", 0, "idle", "none");
+  sys.Member("md126", "vda1", "in_sync", "0");
+  sys.Member("md126", "nvme0n1", "in_sync,write_mostly", "1");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md126"), Ok(Detail("vol")));
+  exec.On("--stop " + sys.Dev("md126"),
+          Fail("mdadm: Cannot get exclusive access to /dev/md126:Perhaps a running process"));
+  LinuxMd md(exec, sys.paths);
+  CHECK(md.Add("vol", {"/dev/nvme0n1", true}).ok());
+  CHECK(md.ReAdd("vol", "/dev/nvme0n1").ok());
+  CHECK(md.Fail("vol", "/dev/absent").ok());
+  CHECK(md.Remove("vol", "/dev/absent").ok());
+  CHECK(md.Remove("vol", "/dev/vda1").code() == StatusCode::kFailedPrecondition);
+  CHECK(md.Stop("vol").code() == StatusCode::kFailedPrecondition);
+  CHECK(md.Stop("absent").ok());
+  MdCreateSpec same{"vol", MdLevel::kRaid1, {{"/dev/vda1"}, {"/dev/nvme0n1", true}}, kUuid};
+  CHECK(md.Create(same).ok());
+  MdCreateSpec other = same;
+  other.uuid = "99999999:22222222:33333333:44444444";
+  CHECK(md.Create(other).code() == StatusCode::kAlreadyExists);
+  for (const auto& call : exec.calls) {
+    CHECK((call.rfind("--detail", 0) == 0 || call.rfind("--stop", 0) == 0));
+  }
+}
+
+TEST_CASE("LinuxMd Create runs mdadm and sets write-mostly through sysfs", "[unit][agent][md]") {
+  FakeSysfs sys;
+  ScriptedExec exec;
+  // mdadm "creates" the array: the script lays out sysfs the way the kernel would.
+  exec.On("--create", Ok());
+  exec.On("--detail --export " + sys.Dev("md127"), Ok(Detail("vol")));
+  MdCreateSpec spec{"vol", MdLevel::kRaid1, {{"/dev/vda1"}, {"/dev/nvme0n1", true}}, kUuid};
+  sys.Array("md127", "vol", "clear", 0, "idle", "none");
+  FakeSysfs::Write(stdfs::path(sys.paths.sys_block) / "md127/md/array_state", "clear");
+  // First call: not running (array_state clear) → mdadm --create; then it "appears".
+  class CreateHook final : public Exec {
+   public:
+    CreateHook(ScriptedExec& inner, FakeSysfs& sys) : inner_(inner), sys_(sys) {}
+    common::Result<ExecResult> Run(const ExecRequest& r) override {
+      if (!r.args.empty() && r.args[0] == "--create") {
+        FakeSysfs::Write(stdfs::path(sys_.paths.sys_block) / "md127/md/array_state", "clean");
+        sys_.Member("md127", "vda1", "in_sync", "0");
+        sys_.Member("md127", "nvme0n1", "in_sync", "1");
+      }
+      return inner_.Run(r);
+    }
+
+   private:
+    ScriptedExec& inner_;
+    FakeSysfs& sys_;
+  } hook(exec, sys);
+  LinuxMd hooked(hook, sys.paths);
+  REQUIRE(hooked.Create(spec).ok());
+  REQUIRE(!exec.calls.empty());
+  CHECK(std::any_of(exec.calls.begin(), exec.calls.end(),
+                    [](const std::string& c) { return c.rfind("--create", 0) == 0; }));
+  std::ifstream in(stdfs::path(sys.paths.sys_block) / "md127/md/dev-nvme0n1/state");
+  std::string state;
+  std::getline(in, state);
+  CHECK(state.rfind("writemostly", 0) == 0);
+}
+
+}  // namespace
+}  // namespace agent::sys

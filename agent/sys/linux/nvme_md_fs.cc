@@ -1,0 +1,128 @@
+#include "agent/sys/linux/nvme_md_fs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+
+namespace agent::sys::fsutil {
+namespace {
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+common::Result<std::string> ReadAttr(const std::string& path) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return common::ErrnoToStatus(errno, "opening " + path);
+  FdCloser closer{fd};
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return common::ErrnoToStatus(errno, "reading " + path);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > (1u << 20)) break;
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\0')) {
+    out.pop_back();
+  }
+  return out;
+}
+
+std::string ReadAttrOr(const std::string& path, std::string fallback) {
+  auto r = ReadAttr(path);
+  return r.ok() ? std::move(r).value() : std::move(fallback);
+}
+
+common::Status WriteAttr(const std::string& path, std::string_view value) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return common::ErrnoToStatus(errno, "opening " + path + " for writing");
+  FdCloser closer{fd};
+  ssize_t n;
+  do {
+    n = ::write(fd, value.data(), value.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    return common::ErrnoToStatus(errno, fmt::format("writing \"{}\" to {}", value, path));
+  }
+  if (static_cast<size_t>(n) != value.size()) {
+    return common::InternalError("short write of \"{}\" to {}", value, path);
+  }
+  return common::OkStatus();
+}
+
+common::Status EnsureDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return common::OkStatus();
+  return common::ErrnoToStatus(errno, "creating directory " + path);
+}
+
+common::Status RemoveDir(const std::string& path) {
+  if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return common::OkStatus();
+  return common::ErrnoToStatus(errno, "removing directory " + path);
+}
+
+common::Status EnsureSymlink(const std::string& target, const std::string& link) {
+  if (::symlink(target.c_str(), link.c_str()) == 0 || errno == EEXIST) return common::OkStatus();
+  return common::ErrnoToStatus(errno, fmt::format("linking {} to {}", link, target));
+}
+
+common::Status RemoveLink(const std::string& path) {
+  if (::unlink(path.c_str()) == 0 || errno == ENOENT) return common::OkStatus();
+  return common::ErrnoToStatus(errno, "removing link " + path);
+}
+
+common::Result<std::vector<std::string>> ListDir(const std::string& path) {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), &::closedir);
+  if (!dir) return common::ErrnoToStatus(errno, "listing " + path);
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* e = ::readdir(dir.get())) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+common::Result<std::string> ResolvedBaseName(const std::string& path) {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof(buf) - 1);
+  std::string target;
+  if (n >= 0) {
+    target.assign(buf, static_cast<size_t>(n));
+  } else if (errno == EINVAL || errno == ENOENT) {
+    target = path;  // not a symlink, or absent: its own name
+  } else {
+    return common::ErrnoToStatus(errno, "reading link " + path);
+  }
+  while (!target.empty() && target.back() == '/') target.pop_back();
+  size_t slash = target.rfind('/');
+  return slash == std::string::npos ? target : target.substr(slash + 1);
+}
+
+}  // namespace agent::sys::fsutil

@@ -1,0 +1,37 @@
+// Small file-system helpers shared by the configfs/sysfs code of linux/nvmet, linux/nvme_host
+// and linux/md. Every call retries EINTR and maps errno through common::ErrnoToStatus with the
+// path in the message.
+//
+// Thread contract: stateless functions, safe for concurrent use.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status/status.h"
+
+namespace agent::sys::fsutil {
+
+// Reads a whole (small) attribute file; trailing newlines and spaces are stripped.
+common::Result<std::string> ReadAttr(const std::string& path);
+// Like ReadAttr, but an absent file reads as `fallback`.
+std::string ReadAttrOr(const std::string& path, std::string fallback);
+// Writes `value` to an existing attribute file (no O_CREAT, no O_TRUNC, as sysfs/configfs want).
+common::Status WriteAttr(const std::string& path, std::string_view value);
+// mkdir; OK if it already exists.
+common::Status EnsureDir(const std::string& path);
+// rmdir; OK if it does not exist.
+common::Status RemoveDir(const std::string& path);
+// symlink(target, link); OK if `link` exists.
+common::Status EnsureSymlink(const std::string& target, const std::string& link);
+// unlink; OK if it does not exist.
+common::Status RemoveLink(const std::string& path);
+// The entry names of a directory (without "." and ".."), sorted. NotFound if it is absent.
+common::Result<std::vector<std::string>> ListDir(const std::string& path);
+bool Exists(const std::string& path);
+// The last path component of the symlink's target, or of `path` if it is not a link or is
+// absent (a vanished device is still named by its path).
+common::Result<std::string> ResolvedBaseName(const std::string& path);
+
+}  // namespace agent::sys::fsutil

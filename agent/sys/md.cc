@@ -1,0 +1,81 @@
+#include "agent/sys/md.h"
+
+#include <cstdint>
+#include <string>
+
+namespace agent::sys {
+namespace {
+
+bool IsMdNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+uint64_t Fnv1a64(std::string_view data, uint64_t seed) {
+  uint64_t h = seed;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+}  // namespace
+
+common::Status ValidateMdName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxMdNameBytes) {
+    return common::InvalidArgumentError("MD array name \"{}\": want 1 to {} bytes", name,
+                                        kMaxMdNameBytes);
+  }
+  for (char c : name) {
+    if (!IsMdNameChar(c)) {
+      return common::InvalidArgumentError(
+          "MD array name \"{}\": only letters, digits, '.', '_' and '-' are allowed", name);
+    }
+  }
+  return common::OkStatus();
+}
+
+common::Status ValidateMdCreateSpec(const MdCreateSpec& spec) {
+  RETURN_IF_ERROR(ValidateMdName(spec.name));
+  size_t n = spec.members.size();
+  size_t real = 0;
+  for (const auto& m : spec.members) {
+    if (m.device.empty()) {
+      return common::InvalidArgumentError("MD array {}: empty member device", spec.name);
+    }
+    if (m.device != kMdMissing) ++real;
+  }
+  if (spec.level == MdLevel::kRaid1 && n < 2) {
+    return common::InvalidArgumentError("MD array {}: RAID1 needs at least 2 slots, got {}",
+                                        spec.name, n);
+  }
+  if (spec.level == MdLevel::kRaid10 && (n < 4 || n % 2 != 0)) {
+    return common::InvalidArgumentError(
+        "MD array {}: RAID10 near-2 needs an even number (>= 4) of slots, got {}", spec.name, n);
+  }
+  if (real == 0) {
+    return common::InvalidArgumentError("MD array {}: every slot is \"missing\"", spec.name);
+  }
+  return common::OkStatus();
+}
+
+std::string MdArrayName(std::string_view volume_name) {
+  if (ValidateMdName(volume_name).ok()) return std::string(volume_name);
+  std::string safe;
+  for (char c : volume_name) {
+    if (safe.size() == 12) break;
+    if (IsMdNameChar(c)) safe.push_back(c);
+  }
+  return fmt::format("ms-{}-{:016x}", safe, Fnv1a64(volume_name, 0xcbf29ce484222325ULL));
+}
+
+std::string MdArrayUuid(std::string_view volume_name) {
+  std::string seeded = fmt::format("meshstor-md:{}", volume_name);
+  uint64_t a = Fnv1a64(seeded, 0xcbf29ce484222325ULL);
+  uint64_t b = Fnv1a64(seeded, 0x9e3779b97f4a7c15ULL);
+  return fmt::format("{:08x}:{:08x}:{:08x}:{:08x}", a >> 32, a & 0xffffffffULL, b >> 32,
+                     b & 0xffffffffULL);
+}
+
+}  // namespace agent::sys

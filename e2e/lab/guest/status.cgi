@@ -1,0 +1,10 @@
+#!/bin/sh
+# Node status page for the host (busybox httpd): http://<node-ip>:8081/cgi-bin/status
+echo "Content-Type: text/plain"
+echo
+echo "node $(hostname) uptime $(cut -d' ' -f1 /proc/uptime)"
+cat /proc/mdstat
+for c in /sys/class/nvme/nvme*; do
+  [ -e "$c/transport" ] || continue
+  echo "${c##*/} $(cat "$c/transport") $(cat "$c/subsysnqn") $(cat "$c/address" 2>/dev/null | tr '\n' ' ') state=$(cat "$c/state")"
+done

@@ -1,0 +1,968 @@
+#!/usr/bin/env python3
+"""MeshStor VM lab orchestrator (Python 3 standard library only).
+
+Boots Debian-kernel VMs under qemu (TCG, or KVM when a probe boot proves it works) as storage
+nodes with emulated NVMe drives, on a private bridge in a network namespace made for the run,
+and drives scenarios: start, wait for guest events, hard-kill, restart with the same disks, cut a
+node off the network, and a host-side HTTP server on the bridge that guests reach.
+
+    e2e/lab/lab.py prepare                      # setup.sh + base image (idempotent, cached)
+    e2e/lab/lab.py run smoke                    # 1 VM: the kernel data path end to end
+    e2e/lab/lab.py run network                  # 3 VMs: RAID1 over nvme-tcp, kill/restart, cut
+    e2e/lab/lab.py run contract --test-bin build/.../agent_sys_lab_tests [-- CATCH2 ARGS]
+    e2e/lab/lab.py run boot                     # 1 VM: boot time only
+    e2e/lab/lab.py clean                        # removes leftovers of runs that were SIGKILLed
+
+Exit status: 0 passed, 1 failed, 77 cannot run here (not root, or qemu unavailable), 130
+interrupted. Whatever happens (failure, timeout, Ctrl-C, SIGTERM from ctest), every VM process,
+tap, bridge, network namespace, disk image and initrd of the run is removed; console logs stay
+in <workdir>/logs (one file per VM, host timestamps in seconds since the run started).
+"""
+
+import argparse
+import collections
+import ctypes
+import gzip
+import hashlib
+import http.server
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SKIP = 77
+NET_PREFIX = "10.77.0"
+HOST_IP = NET_PREFIX + ".254"
+HOST_PORT = 8080
+NS_PREFIX = "mslab-"
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+
+T0 = time.monotonic()
+
+
+def now():
+    return time.monotonic() - T0
+
+
+def say(msg):
+    print("[lab %7.2f] %s" % (now(), msg), flush=True)
+
+
+class LabError(Exception):
+    """A scenario failure; node names the VM whose console explains it (if any)."""
+
+    def __init__(self, msg, node=None):
+        super().__init__(msg)
+        self.node = node
+
+
+class Skip(Exception):
+    pass
+
+
+class Interrupted(Exception):
+    pass
+
+
+def timeout_scale():
+    try:
+        return max(0.1, float(os.environ.get("MESHSTOR_LAB_TIMEOUT_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
+def run(cmd, check=True, quiet=False, **kw):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if check and r.returncode != 0:
+        raise LabError("command failed (%d): %s\n%s" % (r.returncode, " ".join(cmd), r.stdout.strip()))
+    if not quiet and r.stdout.strip() and r.returncode != 0:
+        say(r.stdout.strip())
+    return r
+
+
+# ---- small helpers ---------------------------------------------------------------------------
+
+def cpio_newc_gz(files):
+    """gzip'd newc cpio of [(path, mode, bytes)]; the kernel unpacks it over the base image."""
+    out = bytearray()
+
+    def entry(ino, name, mode, data):
+        nb = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nb), 0]
+        out.extend(b"070701" + "".join("%08X" % f for f in fields).encode() + nb)
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    ino = 1
+    for path, mode, data in files:
+        entry(ino, path, mode, data)
+        ino += 1
+    entry(0, "TRAILER!!!", 0, b"")
+    return gzip.compress(bytes(out), compresslevel=1)
+
+
+def host_identity(node):
+    """Deterministic NVMe host ID and NQN of a node (the guest's /init derives the same)."""
+    h = hashlib.md5(("meshstor-lab-host-" + node).encode()).hexdigest()
+    hostid = "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+    return hostid, "nqn.2014-08.org.nvmexpress:uuid:" + hostid
+
+
+_libc = None
+
+
+def libc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    return _libc
+
+
+def set_pdeathsig():
+    # qemu dies with the orchestrator even if it is SIGKILLed (PR_SET_PDEATHSIG survives exec).
+    libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def in_netns(ns, fn, wait=True):
+    """Runs fn() in a thread that entered network namespace ns (threads inherit it)."""
+    box = {}
+
+    def body():
+        fd = os.open("/run/netns/" + ns, os.O_RDONLY)
+        try:
+            if libc().setns(fd, CLONE_NEWNET) != 0:
+                box["err"] = OSError(ctypes.get_errno(), "setns(%s)" % ns)
+                return
+        finally:
+            os.close(fd)
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # reported to the caller
+            box["err"] = e
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    if not wait:
+        return t
+    t.join()
+    if "err" in box:
+        raise box["err"]
+    return box.get("value")
+
+
+def strip_ansi(s):
+    return re.sub(r"\x1b(\[[0-9;?]*[A-Za-z]|c)", "", s).replace("\r", "")
+
+
+# ---- events ------------------------------------------------------------------------------------
+
+class Events:
+    """Guest events from console markers and from the host server, plus VM exits."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.items = []  # (t, node, name, detail, boot, source)
+
+    def add(self, node, name, detail, boot, source):
+        with self.cond:
+            self.items.append((now(), node, name, detail.strip(), boot, source))
+            self.cond.notify_all()
+
+    def find(self, node, name, boot=None):
+        for e in self.items:
+            if e[1] == node and e[2] == name and (boot is None or e[4] == boot):
+                return e
+        return None
+
+    def poke(self):
+        with self.cond:
+            self.cond.notify_all()
+
+
+# ---- the host server on the lab bridge ----------------------------------------------------------
+
+class HostServer:
+    """HTTP server bound to the bridge address inside the lab netns. Guests POST events
+    (/event/<node>/<name>) and poll flags the scenario raises (/flag/<name>: 200 or 404)."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.flags = set()
+        self.httpd = None
+        self.thread = None
+
+    def start(self, ns):
+        lab = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, body=b""):
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                p = self.path.split("?")[0].strip("/").split("/")
+                if p == ["ping"]:
+                    return self.reply(200, b"pong\n")
+                if len(p) == 2 and p[0] == "flag":
+                    return self.reply(200 if p[1] in lab.flags else 404, b"")
+                if len(p) == 3 and p[0] == "event":
+                    return self.do_POST()
+                return self.reply(404)
+
+            def do_POST(self):
+                p = self.path.split("?")[0].strip("/").split("/")
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n).decode(errors="replace") if n else ""
+                if len(p) == 3 and p[0] == "event":
+                    vm = lab.lab.vms.get(p[1])
+                    lab.lab.events.add(p[1], p[2], body, vm.boot if vm else 0, "http")
+                    return self.reply(200, b"ok\n")
+                return self.reply(404)
+
+        def make():
+            class Server(http.server.ThreadingHTTPServer):
+                daemon_threads = True
+                allow_reuse_address = True
+
+            return Server((HOST_IP, HOST_PORT), Handler)
+
+        self.httpd = in_netns(ns, make)
+        self.thread = in_netns(ns, self.httpd.serve_forever, wait=False)
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+
+# ---- VMs ----------------------------------------------------------------------------------------
+
+class VM:
+    def __init__(self, lab, name, index, drives, mem, ip, conf, timeout):
+        self.lab, self.name, self.index = lab, name, index
+        self.mem, self.ip, self.conf = mem, ip, conf
+        self.timeout = timeout
+        self.drives = [os.path.join(lab.diskdir, "%s-%d.img" % (name, i + 1)) for i in range(drives)]
+        self.initrd = os.path.join(lab.workdir, "%s.initrd" % name)
+        self.logpath = os.path.join(lab.logdir, "%s.log" % name)
+        self.tap = "tap" + name if ip else None
+        self.mac = "52:54:00:77:00:%02x" % index
+        self.proc = None
+        self.reader = None
+        self.boot = 0
+        self.started_at = None
+        self.exit_code = None
+        self.result = None  # rc from LAB-RESULT of the current boot
+        self.killed = False
+        self.tail = collections.deque(maxlen=400)
+        self.log = None
+        self.boot_times = []
+
+    def qemu_cmd(self):
+        accel = self.lab.accel
+        cmd = ["qemu-system-x86_64", "-name", self.name]
+        if accel == "kvm":
+            cmd += ["-accel", "kvm", "-cpu", "host"]
+        else:
+            cmd += ["-accel", "tcg,tb-size=128", "-cpu", "max"]
+        append = "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off lab.node=" + self.name
+        cmd += ["-machine", "pc", "-smp", "1", "-m", str(self.mem), "-nographic", "-no-reboot",
+                "-kernel", self.lab.vmlinux, "-initrd", self.initrd, "-append", append,
+                "-device", "virtio-rng-pci"]
+        for i, d in enumerate(self.drives):
+            cmd += ["-drive", "file=%s,if=none,id=d%d,format=raw,cache=unsafe,discard=unmap" % (d, i + 1),
+                    "-device", "nvme,drive=d%d,serial=%s-%d,logical_block_size=4096,"
+                    "physical_block_size=4096" % (i + 1, self.name, i + 1)]
+        if self.ip:
+            cmd += ["-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % self.tap,
+                    "-device", "virtio-net-pci,romfile=,netdev=n0,mac=" + self.mac]
+        else:
+            cmd += ["-nic", "none"]
+        if self.ip:
+            cmd = ["ip", "netns", "exec", self.lab.ns] + cmd
+        return cmd
+
+    def prepare(self):
+        for d in self.drives:
+            if not os.path.exists(d):
+                with open(d, "wb") as f:
+                    f.truncate(self.lab.disk_size)
+        hostid, hostnqn = host_identity(self.name)
+        conf = {"LAB_node": self.name, "LAB_hostid": hostid, "LAB_hostnqn": hostnqn,
+                "LAB_host": HOST_IP, "LAB_port": str(HOST_PORT)}
+        if self.ip:
+            conf["LAB_ip"] = self.ip + "/24"
+        exports = {}
+        for k, v in self.conf.items():
+            if k.startswith("LAB_"):
+                conf[k] = v
+            else:
+                exports[k] = v
+        text = "".join("export %s=%s\n" % (k, shlex.quote(v)) for k, v in list(conf.items()) + list(exports.items()))
+        with open(self.initrd, "wb") as out:
+            for part in (self.lab.base, self.lab.payload):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out)
+            out.write(cpio_newc_gz([("lab", 0o40755, b""),
+                                    ("lab/node.conf", 0o100644, text.encode())]))
+
+    def start(self):
+        if self.alive():
+            raise LabError("%s is already running" % self.name, self.name)
+        self.boot += 1
+        self.exit_code = None
+        self.result = None
+        self.killed = False
+        if self.log is None:
+            self.log = open(self.logpath, "a", buffering=1, errors="replace")
+        self.log.write("[%8.3f] ==== %s boot %d (%s) at %s ====\n"
+                       % (now(), self.name, self.boot, self.lab.accel, time.strftime("%Y-%m-%d %H:%M:%S")))
+        self.log.write("[%8.3f] $ %s\n" % (now(), " ".join(shlex.quote(c) for c in self.qemu_cmd())))
+        self.started_at = now()
+        self.proc = subprocess.Popen(self.qemu_cmd(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=set_pdeathsig)
+        boot = self.boot
+        self.reader = threading.Thread(target=self._read, args=(self.proc, boot), daemon=True)
+        self.reader.start()
+        say("%s: boot %d started (pid %d)" % (self.name, boot, self.proc.pid))
+
+    def _read(self, proc, boot):
+        ev = self.lab.events
+        for raw in iter(proc.stdout.readline, b""):
+            line = strip_ansi(raw.decode(errors="replace").rstrip("\n"))
+            if not line.strip():
+                continue
+            t = now()
+            self.log.write("[%8.3f] %s\n" % (t, line))
+            self.tail.append("[%8.3f] %s" % (t, line))
+            m = re.search(r"LAB-EVENT (\S+) ?(.*)", line)
+            if m:
+                ev.add(self.name, m.group(1), m.group(2), boot, "console")
+                if m.group(1) == "init":
+                    self.boot_times.append(("init", t - self.started_at))
+                elif m.group(1) == "up":
+                    self.boot_times.append(("up", t - self.started_at))
+            m = re.search(r"LAB-RESULT node=\S+ rc=(\d+)", line)
+            if m:
+                self.result = int(m.group(1))
+        code = proc.wait()
+        if proc is self.proc:
+            self.exit_code = code
+            self.log.write("[%8.3f] ==== %s boot %d: qemu exited with %d%s ====\n"
+                           % (now(), self.name, boot, code, " (killed by the lab)" if self.killed else ""))
+        ev.add(self.name, "exit", str(code), boot, "host")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """Hard power-off: SIGKILL qemu."""
+        if self.proc is None:
+            return
+        self.killed = True
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.reader:
+            self.reader.join(timeout=5)
+
+    def last_lines(self, n):
+        return list(self.tail)[-n:]
+
+
+# ---- the lab --------------------------------------------------------------------------------------
+
+class Lab:
+    def __init__(self, args, scenario_timeout):
+        self.args = args
+        self.workdir = os.path.abspath(args.workdir)
+        self.logdir = os.path.join(self.workdir, "logs")
+        self.diskdir = os.path.join(self.workdir, "disks")
+        self.cache = args.cache
+        self.vmlinux = os.path.join(self.cache, "kernel", "vmlinux")
+        self.base = os.path.join(self.cache, "image", "base.cpio.gz")
+        self.payload = os.path.join(self.workdir, "payload.cpio.gz")
+        self.disk_size = int(float(args.disk_size or os.environ.get("MESHSTOR_LAB_DISK_GIB") or 2) * (1 << 30))
+        self.accel = "tcg"
+        self.accel_note = ""
+        self.vms = {}
+        self.events = Events()
+        self.ns = None
+        self.taps = []
+        self.server = None
+        self.deadline = now() + scenario_timeout * timeout_scale()
+        self.scenario_timeout = scenario_timeout * timeout_scale()
+        self.marks = []  # (label, seconds) measured by the scenario
+        self.failed_node = None
+
+    # --- set-up and teardown
+    def __enter__(self):
+        # Only what a previous run made here is removed (the workdir may be any directory).
+        for d in (self.logdir, self.diskdir):
+            shutil.rmtree(d, ignore_errors=True)
+        if os.path.isdir(self.workdir):
+            for f in os.listdir(self.workdir):
+                if f.endswith(".initrd") or f == "payload.cpio.gz":
+                    os.unlink(os.path.join(self.workdir, f))
+        os.makedirs(self.logdir)
+        os.makedirs(self.diskdir)
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def cleanup(self):
+        for vm in self.vms.values():
+            try:
+                vm.kill()
+            except Exception as e:  # keep cleaning
+                say("cleanup: killing %s: %s" % (vm.name, e))
+        if self.server:
+            try:
+                self.server.stop()
+            except Exception as e:
+                say("cleanup: server: %s" % e)
+            self.server = None
+        if self.ns:
+            delete_netns(self.ns)
+            self.ns = None
+        for vm in self.vms.values():
+            if vm.log:
+                vm.log.close()
+                vm.log = None
+        if not self.args.keep:
+            shutil.rmtree(self.diskdir, ignore_errors=True)
+            for f in os.listdir(self.workdir):
+                if f.endswith(".initrd") or f == "payload.cpio.gz":
+                    os.unlink(os.path.join(self.workdir, f))
+
+    def network(self, n_taps_for):
+        """Creates the netns with br0 (HOST_IP/24) and the host server."""
+        self.ns = "%s%d" % (NS_PREFIX, os.getpid())
+        ns = self.ns
+        run(["ip", "netns", "add", ns])
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(["ip", "-n", ns, "link", "add", "br0", "type", "bridge"])
+        run(["ip", "-n", ns, "addr", "add", HOST_IP + "/24", "dev", "br0"])
+        run(["ip", "-n", ns, "link", "set", "br0", "up"])
+        for name in n_taps_for:
+            tap = "tap" + name
+            run(["ip", "-n", ns, "tuntap", "add", tap, "mode", "tap"])
+            run(["ip", "-n", ns, "link", "set", tap, "master", "br0"])
+            run(["ip", "-n", ns, "link", "set", tap, "up"])
+        self.server = HostServer(self)
+        self.server.start(ns)
+        say("network: netns %s, br0 %s/24, taps %s, host server http://%s:%d"
+            % (ns, HOST_IP, ",".join("tap" + n for n in n_taps_for), HOST_IP, HOST_PORT))
+
+    def node(self, name, drives=3, mem=256, ip=None, script=None, cmd=None, env=None, timeout=None):
+        conf = dict(env or {})
+        if script:
+            conf["LAB_script"] = script
+        if cmd:
+            conf["LAB_cmd"] = cmd
+        vm = VM(self, name, len(self.vms) + 1, drives, mem, ip, conf,
+                (timeout or self.scenario_timeout) * (timeout_scale() if timeout else 1))
+        self.vms[name] = vm
+        vm.prepare()
+        return vm
+
+    # --- actions
+    def start(self, *names):
+        for n in names:
+            self.vms[n].start()
+
+    def kill(self, name):
+        say("%s: hard power-off (SIGKILL qemu)" % name)
+        self.vms[name].kill()
+
+    def restart(self, name):
+        vm = self.vms[name]
+        if vm.alive():
+            self.kill(name)
+        vm.start()
+
+    def link(self, name, up):
+        run(["ip", "-n", self.ns, "link", "set", "tap" + name, "up" if up else "down"])
+        say("%s: network %s (tap%s %s)" % (name, "restored" if up else "cut", name, "up" if up else "down"))
+
+    def flag(self, name):
+        self.server.flags.add(name)
+        say("host flag raised: " + name)
+
+    def http_get(self, ip, path, timeout=10):
+        def get():
+            with urllib.request.urlopen("http://%s:8081%s" % (ip, path), timeout=timeout) as r:
+                return r.read().decode(errors="replace")
+
+        return in_netns(self.ns, get)
+
+    def mark(self, label, seconds):
+        self.marks.append((label, seconds))
+        say("timing: %s = %.1f s" % (label, seconds))
+
+    # --- waiting
+    def _check(self, waiting_for):
+        t = now()
+        if t > self.deadline:
+            raise LabError("scenario timeout (%.0f s) while waiting for %s" % (self.scenario_timeout, waiting_for),
+                           waiting_for.split(":")[0] if ":" in waiting_for else None)
+        for vm in self.vms.values():
+            if vm.proc is None:
+                continue
+            if vm.alive() and t - vm.started_at > vm.timeout:
+                raise LabError("%s exceeded its %.0f s timeout (boot %d)" % (vm.name, vm.timeout, vm.boot), vm.name)
+            if not vm.alive() and not vm.killed and (vm.result is None or vm.result != 0):
+                # wait for the reader to drain the console before judging
+                if vm.reader:
+                    vm.reader.join(timeout=2)
+                if vm.result is None:
+                    raise LabError("%s stopped without a result (qemu exit %s): kernel panic or qemu error?"
+                                   % (vm.name, vm.exit_code), vm.name)
+                raise LabError("%s failed: its job exited with rc=%d" % (vm.name, vm.result), vm.name)
+
+    def wait_event(self, node, name, timeout=120, boot=None):
+        """Waits for event NAME from NODE's boot BOOT (default: its current boot)."""
+        vm = self.vms[node]
+        boot = vm.boot if boot is None else boot
+        limit = now() + timeout * timeout_scale()
+        what = "%s:%s" % (node, name)
+        while True:
+            with self.events.cond:
+                e = self.events.find(node, name, boot)
+            if e:
+                return e
+            self._check(what)
+            if vm.proc is not None and not vm.alive() and not vm.killed:
+                if vm.reader:
+                    vm.reader.join(timeout=2)
+                if not self.events.find(node, name, boot):
+                    raise LabError("%s stopped (rc=%s) before event '%s'" % (node, vm.result, name), node)
+            if now() > limit:
+                raise LabError("timed out after %.0f s waiting for event '%s' from %s"
+                               % (timeout * timeout_scale(), name, node), node)
+            with self.events.cond:
+                self.events.cond.wait(0.5)
+
+    def wait_exit(self, node, timeout=120):
+        """Waits for the node's job to finish and its VM to power off; returns the job's rc."""
+        vm = self.vms[node]
+        limit = now() + timeout * timeout_scale()
+        while vm.alive():
+            self._check("%s:exit" % node)
+            if now() > limit:
+                raise LabError("%s did not power off within %.0f s" % (node, timeout * timeout_scale()), node)
+            with self.events.cond:
+                self.events.cond.wait(0.5)
+        if vm.reader:
+            vm.reader.join(timeout=5)
+        if vm.result is None:
+            raise LabError("%s powered off without a result (qemu exit %s)" % (node, vm.exit_code), node)
+        return vm.result
+
+    def report_failure(self, err):
+        node = getattr(err, "node", None)
+        say("FAILED: %s" % err)
+        nodes = [node] if node in self.vms else list(self.vms)
+        for n in nodes:
+            vm = self.vms[n]
+            lines = vm.last_lines(60)
+            say("---- last %d console lines of %s (full log: %s) ----" % (len(lines), n, vm.logpath))
+            for line in lines:
+                print("  " + line)
+        others = [n for n in self.vms if n not in nodes]
+        for n in others:
+            vm = self.vms[n]
+            say("---- last 8 console lines of %s ----" % n)
+            for line in vm.last_lines(8):
+                print("  " + line)
+        sys.stdout.flush()
+
+    def summary(self, scenario, ok, elapsed):
+        boots = {}
+        for n, vm in self.vms.items():
+            boots[n] = ["%s=%.1fs" % (k, v) for k, v in vm.boot_times]
+        timings = {}
+        for e in self.events.items:
+            if e[2] == "timings":
+                timings[e[1]] = e[3]
+        data = {"scenario": scenario, "passed": ok, "seconds": round(elapsed, 1), "accel": self.accel,
+                "boot": boots, "marks": {k: round(v, 2) for k, v in self.marks}, "guest_timings": timings}
+        with open(os.path.join(self.logdir, "summary.json"), "w") as f:
+            json.dump(data, f, indent=1)
+        for n, b in boots.items():
+            say("boot %s: qemu start -> %s" % (n, ", ".join(b) or "n/a"))
+        for n, t in timings.items():
+            say("guest %s step times (s):%s" % (n, t if t.startswith(" ") else " " + t))
+
+
+# ---- network namespace housekeeping ----------------------------------------------------------------
+
+def delete_netns(ns):
+    r = run(["ip", "netns", "pids", ns], check=False, quiet=True)
+    for pid in r.stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ValueError, ProcessLookupError):
+            pass
+    r = run(["ip", "-n", ns, "-o", "link", "show"], check=False, quiet=True)
+    for line in r.stdout.splitlines():
+        m = re.match(r"\d+: ([^:@]+)", line)
+        if m and m.group(1) != "lo":
+            run(["ip", "-n", ns, "link", "del", m.group(1)], check=False, quiet=True)
+    for _ in range(50):
+        if run(["ip", "netns", "del", ns], check=False, quiet=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    say("warning: could not delete netns %s" % ns)
+
+
+def clean_stale():
+    """Removes network namespaces left by lab runs whose orchestrator no longer exists."""
+    r = run(["ip", "netns", "list"], check=False, quiet=True)
+    for line in r.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if not name.startswith(NS_PREFIX):
+            continue
+        try:
+            pid = int(name[len(NS_PREFIX):])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not os.path.exists("/proc/%d" % pid):
+            say("removing stale netns %s" % name)
+            delete_netns(name)
+
+
+# ---- preparation --------------------------------------------------------------------------------
+
+def check_host():
+    if os.geteuid() != 0:
+        raise Skip("the VM lab needs root (network namespace, taps); run as root")
+    if os.environ.get("MESHSTOR_LAB_DISABLE"):
+        raise Skip("MESHSTOR_LAB_DISABLE is set")
+
+
+def prepare(args, binaries=(), payload=None):
+    check_host()
+    env = dict(os.environ, MESHSTOR_LAB_CACHE=args.cache)
+    t = now()
+    r = subprocess.run([os.path.join(HERE, "setup.sh"), "--cache", args.cache], env=env)
+    if r.returncode == SKIP:
+        raise Skip("setup.sh: lab cannot run here (see above)")
+    if r.returncode != 0:
+        raise LabError("setup.sh failed (%d)" % r.returncode)
+    cmd = [os.path.join(HERE, "build-image.sh"), "--cache", args.cache]
+    if payload:
+        cmd += ["--payload", payload]
+    r = subprocess.run(cmd + list(binaries), env=env)
+    if r.returncode != 0:
+        raise LabError("build-image.sh failed (%d)" % r.returncode)
+    if not os.path.exists("/dev/net/tun"):
+        os.makedirs("/dev/net", exist_ok=True)
+        os.mknod("/dev/net/tun", 0o20666, os.makedev(10, 200))
+    say("prepared in %.1f s" % (now() - t))
+
+
+def kvm_usable(args, lab):
+    """Chooses the accelerator: KVM only if /dev/kvm opens AND a probe VM reaches /init quickly."""
+    want = (args.accel or os.environ.get("MESHSTOR_LAB_ACCEL") or "auto").lower()
+    if want == "tcg":
+        return "tcg", "requested"
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+        os.close(fd)
+    except OSError as e:
+        if want == "kvm":
+            raise LabError("KVM requested but /dev/kvm is unusable: %s" % e)
+        return "tcg", "/dev/kvm unusable (%s)" % e.strerror
+    key = ""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            key = f.read().strip()
+    except OSError:
+        pass
+    key += "|" + os.path.realpath(lab.vmlinux)
+    cache_file = os.path.join(args.cache, "accel-probe.json")
+    try:
+        with open(cache_file) as f:
+            c = json.load(f)
+        if c.get("key") == key:
+            return c["accel"], c["note"] + " (cached probe)"
+    except (OSError, ValueError, KeyError):
+        pass
+    # Probe boot: a VM with no drives that runs `true`. Under KVM that takes ~2 s; a KVM that
+    # only emulates (nested without VMX/SVM) does not get to /init in minutes.
+    say("probing KVM with a test boot (max 25 s)")
+    lab.accel = "kvm"
+    vm = lab.node("kvmprobe", drives=0, cmd="true", timeout=30)
+    vm.start()
+    t0 = now()
+    accel, note = "tcg", "KVM probe boot did not reach /init within 25 s"
+    try:
+        while now() - t0 < 25:
+            if lab.events.find("kvmprobe", "init"):
+                accel, note = "kvm", "KVM probe reached /init in %.1f s" % (now() - t0)
+                break
+            if not vm.alive():
+                vm.reader.join(timeout=2)
+                note = "KVM probe failed: " + " | ".join(vm.last_lines(3))
+                break
+            time.sleep(0.2)
+    finally:
+        vm.kill()
+        del lab.vms["kvmprobe"]
+        lab.accel = "tcg"
+    if want == "kvm" and accel != "kvm":
+        raise LabError("KVM requested but unusable: " + note)
+    with open(cache_file, "w") as f:
+        json.dump({"key": key, "accel": accel, "note": note}, f)
+    return accel, note
+
+
+# ---- scenarios ------------------------------------------------------------------------------------
+
+def scenario_boot(lab, args):
+    """1 VM: boot, run `true`, power off (boot time)."""
+    lab.node("A", drives=1, cmd="true", timeout=120)
+    lab.start("A")
+    lab.wait_event("A", "up", timeout=90)
+    rc = lab.wait_exit("A", timeout=60)
+    if rc != 0:
+        raise LabError("boot job failed", "A")
+
+
+def scenario_smoke(lab, args):
+    """1 VM, 3 drives: GPT, nvmet-tcp + allowed_hosts, RAID1 local+NVMe-oF, XFS, loss/re-add."""
+    lab.node("A", drives=3, script="smoke.sh", timeout=200)
+    lab.start("A")
+    e = lab.wait_event("A", "up", timeout=90)
+    lab.mark("qemu start -> node up (A)", e[0] - lab.vms["A"].started_at)
+    rc = lab.wait_exit("A", timeout=200)
+    if rc != 0:
+        raise LabError("smoke script failed (rc=%d)" % rc, "A")
+
+
+def scenario_network(lab, args):
+    """3 VMs: RAID1 over nvme-tcp on A, B killed/restarted and cut off, C fenced out."""
+    lab.network(["A", "B", "C"])
+    _, nqn_a = host_identity("A")
+    _, nqn_c = host_identity("C")
+    lab.node("B", drives=2, ip=NET_PREFIX + ".2", script="net-target.sh", env={"LAB_allow": nqn_a},
+             timeout=400)
+    lab.node("C", drives=1, ip=NET_PREFIX + ".3", script="net-outsider.sh", timeout=300)
+    lab.node("A", drives=2, ip=NET_PREFIX + ".1", script="net-initiator.sh", timeout=400)
+    t_start = now()
+    lab.start("B", "C", "A")
+
+    e = lab.wait_event("B", "exported", timeout=150)
+    lab.mark("B partitioned + exported (from start)", e[0] - t_start)
+    lab.flag("b-exported")
+
+    lab.wait_event("C", "refused", timeout=90)
+    t = now()
+    while not any(("by host %s" % nqn_c) in l and "not allowed" in l for l in lab.vms["B"].tail):
+        if now() - t > 15:
+            raise LabError("B's kernel did not log that C's connect was not allowed", "B")
+        time.sleep(0.2)
+    say("C was refused by B's nvmet (allowed_hosts = A only); C reached A over the bridge")
+
+    e = lab.wait_event("A", "ready", timeout=240)
+    lab.mark("A ready: RAID1(local, B) resynced, XFS written (from start)", e[0] - t_start)
+    status = lab.http_get(NET_PREFIX + ".1", "/cgi-bin/status")
+    say("host -> A status page over the bridge:\n  " + "\n  ".join(status.strip().splitlines()))
+    if "[UU]" not in status:
+        raise LabError("A's status page does not show md0 [UU]", "A")
+
+    # 1. hard power-off of B
+    t_kill = now()
+    lab.kill("B")
+    lab.flag("b-killed")
+    e = lab.wait_event("A", "degraded", timeout=90)
+    lab.mark("SIGKILL B -> A's md0 degraded, degraded write done", e[0] - t_kill)
+    t_restart = now()
+    lab.restart("B")
+    e = lab.wait_event("B", "exported", timeout=150)
+    lab.mark("restart B -> B exporting again", e[0] - t_restart)
+    lab.flag("b-back")
+    e = lab.wait_event("A", "resynced", timeout=120)
+    lab.mark("restart B -> A reconnected, re-added, bitmap resync done", e[0] - t_restart)
+
+    # 2. network cut of B
+    t_cut = now()
+    lab.link("B", up=False)
+    lab.flag("b-cut")
+    e = lab.wait_event("A", "degraded2", timeout=90)
+    lab.mark("cut B's network -> A's md0 degraded, degraded write done", e[0] - t_cut)
+    t_up = now()
+    lab.link("B", up=True)
+    lab.flag("b-uncut")
+    e = lab.wait_event("A", "resynced2", timeout=120)
+    lab.mark("restore B's network -> A reconnected, re-added, resync done", e[0] - t_up)
+
+    rc = lab.wait_exit("A", timeout=180)
+    if rc != 0:
+        raise LabError("A's script failed (rc=%d)" % rc, "A")
+    lab.flag("done")
+    for n in ("B", "C"):
+        if lab.wait_exit(n, timeout=60) != 0:
+            raise LabError("%s's script failed" % n, n)
+
+
+def scenario_contract(lab, args):
+    """1 VM, 5 drives: a Catch2 executable (--test-bin) as root with spare drives 2 to 5."""
+    if not args.test_bin:
+        raise LabError("contract needs --test-bin PATH (e.g. agent_sys_lab_tests)")
+    test = os.path.basename(args.test_bin)
+    targs = args.test_args or ["[.privileged]"]
+    env = {"LAB_test": test, "LAB_test_args": " ".join(shlex.quote(a) for a in targs)}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if os.environ.get(k):
+            env[k] = os.environ[k]
+    lab.node("A", drives=5, mem=args.mem or 512, script="contract.sh", env=env, timeout=lab.scenario_timeout)
+    lab.start("A")
+    lab.wait_event("A", "up", timeout=120)
+    rc = lab.wait_exit("A", timeout=lab.scenario_timeout)
+    summary = [l.split("] ", 1)[-1] for l in lab.vms["A"].tail
+               if re.search(r"\] (All tests passed|test cases:|assertions:|No test cases matched|No tests ran)", l)]
+    say("contract: %s %s -> exit %d" % (test, " ".join(targs), rc))
+    for s in summary:
+        say("contract: " + s)
+    if not summary:
+        say("contract: no Catch2 summary line found in the console")
+    if rc != 0:
+        raise LabError("%s exited with %d" % (test, rc), "A")
+
+
+SCENARIOS = {
+    # name: (function, default scenario timeout in seconds, needs network)
+    "boot": (scenario_boot, 180),
+    "smoke": (scenario_smoke, 300),
+    "network": (scenario_network, 480),
+    "contract": (scenario_contract, 1200),
+}
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", default=os.environ.get("MESHSTOR_LAB_CACHE") or os.path.join(REPO, "build", "lab-cache"))
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("prepare", help="install packages, fetch the kernel, build the base image")
+    sub.add_parser("clean", help="remove leftovers of killed runs (netns, taps)")
+    sub.add_parser("list", help="list scenarios")
+    r = sub.add_parser("run", help="run a scenario")
+    r.add_argument("scenario", choices=sorted(SCENARIOS))
+    r.add_argument("--workdir", help="run directory (default build/lab-runs/<scenario>); logs/ stays")
+    r.add_argument("--timeout", type=float, help="scenario timeout in seconds")
+    r.add_argument("--accel", choices=["auto", "tcg", "kvm"], help="default: $MESHSTOR_LAB_ACCEL or auto")
+    r.add_argument("--keep", action="store_true", help="keep disk images and initrds")
+    r.add_argument("--mem", type=int, help="guest memory in MiB (contract; default 512)")
+    r.add_argument("--disk-size", type=float, help="size of each sparse NVMe drive in GiB "
+                   "(default: $MESHSTOR_LAB_DISK_GIB or 2)")
+    r.add_argument("--bin", action="append", default=[], help="extra binary for /lab/bin (repeatable)")
+    r.add_argument("--test-bin", help="contract: the Catch2 test executable to run in the VM")
+    p.epilog = "contract: arguments after -- go to the test executable (default: [.privileged])"
+    argv = sys.argv[1:]
+    test_args = []
+    if "--" in argv:
+        test_args = argv[argv.index("--") + 1:]
+        argv = argv[:argv.index("--")]
+    args = p.parse_args(argv)
+    args.test_args = test_args
+    args.cache = os.path.abspath(args.cache)
+
+    if args.cmd == "list":
+        for n, (fn, tmo) in sorted(SCENARIOS.items()):
+            print("%-9s %4d s  %s" % (n, tmo, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""))
+        return 0
+
+    interrupted = {"sig": None}
+
+    def on_signal(sig, _frame):
+        if interrupted["sig"] is None:
+            interrupted["sig"] = sig
+            raise Interrupted(signal.Signals(sig).name)
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    try:
+        if args.cmd == "clean":
+            check_host()
+            clean_stale()
+            return 0
+        if args.cmd == "prepare":
+            prepare(args)
+            return 0
+        fn, tmo = SCENARIOS[args.scenario]
+        args.workdir = args.workdir or os.path.join(REPO, "build", "lab-runs", args.scenario)
+        bins = list(args.bin)
+        if args.test_bin:
+            args.test_bin = os.path.abspath(args.test_bin)
+            bins.append(args.test_bin)
+        check_host()
+        clean_stale()
+        lab = Lab(args, args.timeout or tmo)
+        t_start = now()
+        ok = False
+        with lab:
+            try:
+                prepare(args, bins, lab.payload)
+                # the scenario clock starts after preparation
+                lab.deadline = now() + lab.scenario_timeout
+                lab.accel, note = kvm_usable(args, lab)
+                say("accelerator: %s (%s)" % (lab.accel, note))
+                say("scenario %s: timeout %.0f s, logs in %s" % (args.scenario, lab.scenario_timeout, lab.logdir))
+                t_run = now()
+                fn(lab, args)
+                ok = True
+                say("scenario %s PASSED in %.1f s (%.1f s with preparation)"
+                    % (args.scenario, now() - t_run, now() - t_start))
+            except LabError as e:
+                lab.report_failure(e)
+                say("scenario %s FAILED after %.1f s; logs: %s" % (args.scenario, now() - t_start, lab.logdir))
+            finally:
+                try:
+                    lab.summary(args.scenario, ok, now() - t_start)
+                except Exception as e:  # a summary problem must not hide the result
+                    say("summary: %s" % e)
+        return 0 if ok else 1
+    except Skip as e:
+        print("SKIP: %s" % e, flush=True)
+        return SKIP
+    except LabError as e:
+        say("FAILED: %s" % e)
+        return 1
+    except Interrupted as e:
+        say("interrupted by %s; cleaned up" % e)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
