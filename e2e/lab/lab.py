@@ -843,7 +843,7 @@ def scenario_contract(lab, args):
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if os.environ.get(k):
             env[k] = os.environ[k]
-    lab.node("A", drives=5, mem=args.mem or 512, script="contract.sh", env=env, timeout=lab.scenario_timeout)
+    lab.node("A", drives=5, mem=args.mem or 1024, script="contract.sh", env=env, timeout=lab.scenario_timeout)
     lab.start("A")
     lab.wait_event("A", "up", timeout=120)
     rc = lab.wait_exit("A", timeout=lab.scenario_timeout)
@@ -882,7 +882,7 @@ def main():
     r.add_argument("--timeout", type=float, help="scenario timeout in seconds")
     r.add_argument("--accel", choices=["auto", "tcg", "kvm"], help="default: $MESHSTOR_LAB_ACCEL or auto")
     r.add_argument("--keep", action="store_true", help="keep disk images and initrds")
-    r.add_argument("--mem", type=int, help="guest memory in MiB (contract; default 512)")
+    r.add_argument("--mem", type=int, help="guest memory in MiB (contract; default 1024)")
     r.add_argument("--disk-size", type=float, help="size of each sparse NVMe drive in GiB "
                    "(default: $MESHSTOR_LAB_DISK_GIB or 2)")
     r.add_argument("--bin", action="append", default=[], help="extra binary for /lab/bin (repeatable)")
