@@ -128,11 +128,9 @@ TEST_CASE("LinuxMd contract: RAID1 life cycle", "[.privileged][lab]") {
   contract::MdContractRaid1Lifecycle(lab.Env());
 }
 
-// TODO(issue 4/6): fails on the real kernel: the second, idempotent Add of the member that
-// filled the missing slot reports it as a faulty member (seen in the VM lab, 2026-11-22). It
-// also leaves the array running, which breaks the cases after it. Tagged so the CI lab run
-// excludes it until fixed; run it alone with `-- "LinuxMd contract: missing slot*"`.
-TEST_CASE("LinuxMd contract: missing slot filled by Add", "[.privileged][lab][known-failure]") {
+// The kernel marked a member faulty when mdadm --add passed --write-mostly into this degraded
+// RAID1 (found here, 2026-11-22); LinuxMd now sets write-mostly through sysfs after the add.
+TEST_CASE("LinuxMd contract: missing slot filled by Add", "[.privileged][lab]") {
   LAB_REQUIRE(false, true, 4);
   LabMd lab;
   contract::MdContractMissingSlot(lab.Env());

@@ -230,16 +230,9 @@ common::Status LinuxMd::Create(const MdCreateSpec& spec) {
   }
   // mdadm --create cannot clear write-mostly between members, so set it through sysfs.
   ASSIGN_OR_RETURN(std::string kname, ResolveKernelName(spec.name));
-  ASSIGN_OR_RETURN(auto array, ReadArray(kname));
   for (const auto& m : spec.members) {
     if (!m.write_mostly || m.device == kMdMissing) continue;
-    std::string member;
-    const MdMemberState* state = FindMember(array, m.device, &member);
-    if (state == nullptr || state->write_mostly) continue;
-    RETURN_IF_ERROR(
-        fs::WriteAttr(fmt::format("{}/{}/md/dev-{}/state", paths_.sys_block, kname, member),
-                      "writemostly")
-            .WithContext(what));
+    RETURN_IF_ERROR(SetWriteMostly(paths_.dev + "/" + kname, m.device, what));
   }
   return common::OkStatus();
 }
@@ -284,14 +277,17 @@ common::Status LinuxMd::Add(std::string_view name, const MdMember& member) {
   ASSIGN_OR_RETURN(auto array, GetArray(name));
   std::string kname;
   if (const MdMemberState* m = FindMember(array, member.device, &kname)) {
-    if (!m->faulty) return common::OkStatus();
-    return common::FailedPreconditionError("{}: it is a faulty member; remove it first", what);
+    if (m->faulty) {
+      return common::FailedPreconditionError(
+          "{}: it is a faulty member (state \"{}\"); remove it first", what, m->raw_state);
+    }
+  } else {
+    // Never --write-mostly here: the kernel marks a member faulty when mdadm --add passes the
+    // flag into a degraded RAID1 (seen on 6.1); the flag is set through sysfs below instead.
+    RETURN_IF_ERROR(Mdadm({array.device, "--add", "--failfast", member.device}, what).status());
   }
-  std::vector<std::string> args = {array.device, "--add"};
-  if (member.write_mostly) args.push_back("--write-mostly");
-  args.push_back("--failfast");
-  args.push_back(member.device);
-  return Mdadm(std::move(args), what).status();
+  if (!member.write_mostly) return common::OkStatus();
+  return SetWriteMostly(array.device, member.device, what);
 }
 
 common::Status LinuxMd::ReAdd(std::string_view name, std::string_view device) {
@@ -350,12 +346,29 @@ common::Status LinuxMd::Replace(std::string_view name, std::string_view old_devi
   if (FindMember(array, std::string(old_device), &old_kname) == nullptr) {
     return common::NotFoundError("{}: {} is not a member", what, old_device);
   }
-  std::vector<std::string> args = {array.device, "--add"};
-  if (new_member.write_mostly) args.push_back("--write-mostly");
-  args.push_back("--failfast");
-  args.push_back(new_member.device);
-  args.insert(args.end(), {"--replace", std::string(old_device), "--with", new_member.device});
-  return Mdadm(std::move(args), what).status();
+  // --write-mostly is set through sysfs afterwards, as in Add.
+  RETURN_IF_ERROR(Mdadm({array.device, "--add", "--failfast", new_member.device, "--replace",
+                         std::string(old_device), "--with", new_member.device},
+                        what)
+                      .status());
+  if (!new_member.write_mostly) return common::OkStatus();
+  return SetWriteMostly(array.device, new_member.device, what);
+}
+
+common::Status LinuxMd::SetWriteMostly(const std::string& array_device, const std::string& device,
+                                       const std::string& what) {
+  // array_device is MdArrayState::device, "<dev>/<kernel name>".
+  const std::string array_kname = array_device.substr(array_device.rfind('/') + 1);
+  ASSIGN_OR_RETURN(auto array, ReadArray(array_kname));
+  std::string member;
+  const MdMemberState* state = FindMember(array, device, &member);
+  if (state == nullptr) {
+    return common::UnavailableError("{}: {} is not a member after the add", what, device);
+  }
+  if (state->write_mostly) return common::OkStatus();
+  return fs::WriteAttr(fmt::format("{}/{}/md/dev-{}/state", paths_.sys_block, array_kname, member),
+                       "writemostly")
+      .WithContext(what);
 }
 
 common::Status LinuxMd::Fail(std::string_view name, std::string_view device) {

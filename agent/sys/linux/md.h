@@ -56,6 +56,9 @@ class LinuxMd final : public Md {
   common::Result<MdArrayState> ReadArray(const std::string& kernel_name);
   const MdMemberState* FindMember(const MdArrayState& array, const std::string& device,
                                   std::string* kernel_name);
+  // Sets write-mostly on a member through sysfs (idempotent).
+  common::Status SetWriteMostly(const std::string& array_device, const std::string& device,
+                                const std::string& what);
 
   Exec& exec_;
   LinuxMdPaths paths_;

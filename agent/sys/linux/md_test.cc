@@ -272,5 +272,58 @@ TEST_CASE("LinuxMd Create runs mdadm and sets write-mostly through sysfs", "[uni
   CHECK(state.rfind("writemostly", 0) == 0);
 }
 
+// The kernel (6.1, seen in the VM lab) marks a member faulty when mdadm --add passes the
+// write-mostly flag into a degraded RAID1, so Add and Replace set write-mostly through sysfs.
+TEST_CASE("LinuxMd Add sets write-mostly through sysfs, not mdadm", "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md125", "vol", "clean", 1, "idle", "none");
+  sys.Member("md125", "vda1", "in_sync", "0");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md125"), Ok(Detail("vol")));
+  exec.On(sys.Dev("md125") + " --add", Ok());
+  class AddHook final : public Exec {
+   public:
+    AddHook(ScriptedExec& inner, FakeSysfs& sys) : inner_(inner), sys_(sys) {}
+    common::Result<ExecResult> Run(const ExecRequest& r) override {
+      if (r.args.size() > 1 && r.args[1] == "--add")
+        sys_.Member("md125", "nvme0n1", "spare", "none");
+      return inner_.Run(r);
+    }
+
+   private:
+    ScriptedExec& inner_;
+    FakeSysfs& sys_;
+  } hook(exec, sys);
+  LinuxMd md(hook, sys.paths);
+  auto state = [&] {
+    std::ifstream in(stdfs::path(sys.paths.sys_block) / "md125/md/dev-nvme0n1/state");
+    std::string s;
+    std::getline(in, s);
+    return s;
+  };
+
+  SECTION("new member") {
+    REQUIRE(md.Add("vol", {"/dev/nvme0n1", true}).ok());
+    auto add = std::find_if(exec.calls.begin(), exec.calls.end(), [](const std::string& c) {
+      return c.find("--add") != std::string::npos;
+    });
+    REQUIRE(add != exec.calls.end());
+    CHECK(add->find("--write-mostly") == std::string::npos);
+    CHECK(add->find("--failfast") != std::string::npos);
+    CHECK(state() == "writemostly");
+  }
+  SECTION("added before a crash, flag not yet set: converges without a second --add") {
+    sys.Member("md125", "nvme0n1", "spare", "none");
+    REQUIRE(md.Add("vol", {"/dev/nvme0n1", true}).ok());
+    CHECK(std::none_of(exec.calls.begin(), exec.calls.end(),
+                       [](const std::string& c) { return c.find("--add") != std::string::npos; }));
+    CHECK(state() == "writemostly");
+  }
+  SECTION("not write-mostly: flag untouched") {
+    REQUIRE(md.Add("vol", {"/dev/nvme0n1", false}).ok());
+    CHECK(state() == "spare");
+  }
+}
+
 }  // namespace
 }  // namespace agent::sys
