@@ -10,6 +10,7 @@ node off the network, and a host-side HTTP server on the bridge that guests reac
     e2e/lab/lab.py run smoke                    # 1 VM: the kernel data path end to end
     e2e/lab/lab.py run network                  # 3 VMs: RAID1 over nvme-tcp, kill/restart, cut
     e2e/lab/lab.py run contract --test-bin build/.../agent_sys_lab_tests [-- CATCH2 ARGS]
+    e2e/lab/lab.py run mesh --bin build/.../meshstor-sys  # 3 VMs, the kernel layer only
     e2e/lab/lab.py run boot                     # 1 VM: boot time only
     e2e/lab/lab.py clean                        # removes leftovers of runs that were SIGKILLed
 
@@ -833,6 +834,75 @@ def scenario_network(lab, args):
             raise LabError("%s's script failed" % n, n)
 
 
+def scenario_mesh(lab, args):
+    """3 VMs, kernel layer only (meshstor-sys): RAID1 + RAID10 over nvme-tcp, B killed, C replaces."""
+    sysbin = [b for b in args.bin if os.path.basename(b) == "meshstor-sys"]
+    if not sysbin:
+        raise LabError("mesh needs --bin PATH/meshstor-sys (the kernel layer's command line)")
+    lab.network(["A", "B", "C"])
+    _, nqn_a = host_identity("A")
+    common = {"LAB_consumer": "lab-a", "LAB_consumer_nqn": nqn_a}
+    lab.node("B", drives=2, ip=NET_PREFIX + ".2", script="mesh-target.sh", timeout=700,
+             env=dict(common, LAB_members="mesh-r1:1:1:1:320 mesh-r10:1:1:2:176 mesh-r10:3:2:3:176",
+                      LAB_release="mesh-r1:1:1:1"))
+    lab.node("C", drives=1, ip=NET_PREFIX + ".3", script="mesh-target.sh", timeout=700,
+             env=dict(common, LAB_members="mesh-r1:2:1:1:320",
+                      LAB_probe_refused="B:mesh-r1:1:1:%s.2" % NET_PREFIX))
+    lab.node("A", drives=2, mem=384, ip=NET_PREFIX + ".1", script="mesh-consumer.sh", timeout=700)
+    t_start = now()
+    lab.start("B", "C", "A")
+
+    e = lab.wait_event("B", "exported", timeout=150)
+    lab.mark("B: 3 partitions created, zeroed, exported (from start)", e[0] - t_start)
+    lab.wait_event("C", "exported", timeout=150)
+    lab.flag("exported")
+    lab.wait_event("C", "refused", timeout=90)
+    t = now()
+    _, nqn_c = host_identity("C")
+    while not any(("by host %s" % nqn_c) in l and "not allowed" in l for l in lab.vms["B"].tail):
+        if now() - t > 15:
+            raise LabError("B's kernel did not log that C's connect was not allowed", "B")
+        time.sleep(0.2)
+    say("C's connect to B's export for A was refused by B's nvmet (allowed_hosts = A only)")
+
+    e = lab.wait_event("A", "ready", timeout=240)
+    lab.mark("A: RAID1 + RAID10 over nvme-tcp, XFS, data written (from start)", e[0] - t_start)
+
+    t_kill = now()
+    lab.kill("B")
+    lab.flag("b-killed")
+    e = lab.wait_event("A", "degraded", timeout=90)
+    lab.mark("SIGKILL B -> both arrays degraded, writes done", e[0] - t_kill)
+    t_restart = now()
+    lab.restart("B")
+    e = lab.wait_event("B", "exported", timeout=150, boot=2)
+    lab.mark("restart B -> B exporting again (partitions found, not re-zeroed)", e[0] - t_restart)
+    lab.flag("b-back")
+    e = lab.wait_event("A", "resynced", timeout=180)
+    lab.mark("restart B -> A reconnected, re-added, bitmap resync done", e[0] - t_restart)
+    detail = dict(kv.split("=", 1) for kv in e[3].split() if "=" in kv)
+    if "resync_r1_kib" in detail:
+        say("bitmap catch-up: R1 %s KiB, R10 %s KiB written to B's legs in %s s" % (
+            detail.get("resync_r1_kib"), detail.get("resync_r10_kib"), detail.get("resync_s")))
+
+    t_rep = now()
+    e = lab.wait_event("A", "replaced", timeout=240)
+    lab.mark("C's member replaced B's in RAID1 (hot replace)", e[0] - t_rep)
+    lab.flag("B-release")
+    lab.wait_event("B", "released", timeout=60, boot=2)
+
+    rc = lab.wait_exit("A", timeout=300)
+    if rc != 0:
+        raise LabError("A's script failed (rc=%d)" % rc, "A")
+    lab.flag("done")
+    for n in ("B", "C"):
+        lab.wait_event(n, "clean", timeout=90)
+        if lab.wait_exit(n, timeout=60) != 0:
+            raise LabError("%s's script failed" % n, n)
+    say("teardown: no MeshStor partition, nvmet subsystem or port, MD array or NVMe-oF "
+        "controller left on A, B or C")
+
+
 def scenario_contract(lab, args):
     """1 VM, 5 drives: a Catch2 executable (--test-bin) as root with spare drives 2 to 5."""
     if not args.test_bin:
@@ -864,6 +934,7 @@ SCENARIOS = {
     "smoke": (scenario_smoke, 300),
     "network": (scenario_network, 480),
     "contract": (scenario_contract, 1200),
+    "mesh": (scenario_mesh, 720),
 }
 
 
