@@ -18,6 +18,7 @@
 #include "agent/sys/linux/nvme_host.h"
 #include "agent/sys/linux/nvme_md_fs.h"
 #include "agent/sys/linux/nvmet.h"
+#include "agent/sys/linux/uevents.h"
 
 namespace agent::sys {
 namespace {
@@ -146,6 +147,29 @@ TEST_CASE("LinuxMd contract: refusals", "[.privileged][lab]") {
   LAB_REQUIRE(false, true, 4);
   LabMd lab;
   contract::MdContractRefusals(lab.Env());
+}
+
+// The kernel emits a "change" uevent for a block device when "change" is written to its uevent
+// file; the listener (libnl) must deliver it with the device's name, and only block events.
+TEST_CASE("LinuxUeventListener receives a kernel block uevent", "[.privileged][lab]") {
+  LAB_REQUIRE(false, false, 1);
+  auto listener = LinuxUeventListener::Open({"block"});
+  REQUIRE(listener.ok());
+  const std::string dev = SpareDrives()[0];
+  const std::string kname = dev.substr(dev.rfind('/') + 1);
+  REQUIRE(fsutil::WriteAttr("/sys/block/" + kname + "/uevent", "change").ok());
+  std::optional<Uevent> got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!got && std::chrono::steady_clock::now() < deadline) {
+    auto next = (*listener)->Next(std::chrono::seconds(1));
+    REQUIRE(next.ok());
+    if (next->has_value() && (*next)->devname == kname && (*next)->action == "change") got = *next;
+    if (next->has_value()) CHECK((*next)->subsystem == "block");
+  }
+  REQUIRE(got.has_value());
+  CHECK(got->devtype == "disk");
+  CHECK(got->seqnum > 0);
+  CHECK(got->env.at("DEVNAME") == kname);
 }
 
 }  // namespace

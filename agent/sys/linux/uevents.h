@@ -1,7 +1,8 @@
 // LinuxUeventListener: UeventSource on a NETLINK_KOBJECT_UEVENT socket (kernel multicast
-// group 1). Only datagrams sent by the kernel (netlink port 0, uid 0) are accepted; events of
-// other subsystems are dropped. The receive buffer is enlarged so that bursts (a controller and
-// all its namespaces) fit; the agent's periodic re-check covers anything lost anyway.
+// group 1), opened and read through libnl. Only datagrams sent by the kernel (netlink port 0, uid
+// 0) are accepted; events of other subsystems are dropped. The receive buffer is enlarged so that
+// bursts (a controller and all its namespaces) fit; the agent's periodic re-check covers anything
+// lost anyway.
 //
 // Thread contract: Next() from one thread; Interrupt() from any thread (an eventfd wakes Next).
 #pragma once
@@ -11,6 +12,8 @@
 #include <string>
 
 #include "agent/sys/uevents.h"
+
+struct nl_sock;  // libnl
 
 namespace agent::sys {
 
@@ -27,9 +30,9 @@ class LinuxUeventListener final : public UeventSource {
   void Interrupt() override;
 
  private:
-  LinuxUeventListener(int sock, int wake, std::set<std::string> subsystems);
+  LinuxUeventListener(nl_sock* sock, int wake, std::set<std::string> subsystems);
 
-  int sock_;
+  nl_sock* sock_;
   int wake_;
   std::set<std::string> subsystems_;
 };
