@@ -77,6 +77,10 @@ class Filesystem {
   // FailedPrecondition when it is busy.
   virtual common::Status Unmount(std::string_view target) = 0;
 
+  // Creates directory `path` and its missing parents (mode 0750). OK when it exists;
+  // FailedPrecondition when something that is not a directory is in the way.
+  virtual common::Status EnsureDirectory(std::string_view path) = 0;
+
   // The topmost mount at `target`, or nullopt when none.
   virtual common::Result<std::optional<MountEntry>> GetMount(std::string_view target) = 0;
   // Every mount of this mount namespace.

@@ -206,4 +206,21 @@ common::Result<FsStats> FakeFilesystem::Stats(std::string_view path) {
   return s;
 }
 
+common::Status FakeFilesystem::EnsureDirectory(std::string_view path) {
+  RETURN_IF_ERROR(model_.Hit("Filesystem.EnsureDirectory"));
+  if (path.empty() || path.front() != '/') {
+    return common::InvalidArgumentError("directory \"{}\": not an absolute path", path);
+  }
+  if (model_.HasDevice(path)) {
+    return common::FailedPreconditionError("directory {}: a device is in the way", path);
+  }
+  // Parents too, as mkdir -p.
+  for (size_t pos = path.find('/', 1); pos != std::string_view::npos;
+       pos = path.find('/', pos + 1)) {
+    model_.AddDirectory(std::string(path.substr(0, pos)));
+  }
+  model_.AddDirectory(std::string(path));
+  return common::OkStatus();
+}
+
 }  // namespace agent::sys

@@ -39,7 +39,12 @@ common::Result<NvmeController> FakeNvmeHost::Connect(const NvmeConnectSpec& spec
   if (fabric_.Reach(spec, &why, true) == nullptr) {
     return common::UnavailableError("{}: {}", what, why);
   }
-  FakeFabric::Controller c{host.next_instance++, spec};
+  // A new controller instance; namespace devices are named after the subsystem's instance, like
+  // the kernel's native-multipath heads (nvme<subsystem>n<nsid>), so a subsystem connected
+  // again keeps its device names.
+  auto [known, added] = host.subsystem_instances.try_emplace(spec.subsys_nqn, host.next_head);
+  if (added) ++host.next_head;
+  FakeFabric::Controller c{host.next_instance++, spec, known->second};
   host.controllers[c.instance] = c;
   return fabric_.Describe(c);
 }
@@ -87,7 +92,7 @@ common::Result<std::string> FakeNvmeHost::FindNamespaceDevice(
       if (!ns.enabled) continue;
       if (selector.nsid && *selector.nsid != nsid) continue;
       if (!want_uuid.empty() && ns.device_uuid != want_uuid) continue;
-      return FakeFabric::DeviceName(instance, nsid);
+      return FakeFabric::DeviceName(c.head, nsid);
     }
   }
   return common::NotFoundError("{}: no block device for the namespace", what);

@@ -90,10 +90,32 @@ bool FakeFabric::HostDeviceExists(const std::string& node, std::string_view path
     const Subsystem* s = Reach(c.spec, &why, false);
     if (s == nullptr) continue;
     for (const auto& [nsid, ns] : s->namespaces) {
-      if (ns.enabled && DeviceName(instance, nsid) == path) return true;
+      if (ns.enabled && DeviceName(c.head, nsid) == path) return true;
     }
   }
   return false;
+}
+
+std::vector<std::pair<std::string, std::string>> FakeFabric::HostPathsOf(
+    const std::string& node, const std::string& device) {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  auto tit = targets_.find(node);
+  if (tit == targets_.end()) return out;
+  for (const auto& [host_node, host] : hosts_) {
+    for (const auto& [instance, c] : host.controllers) {
+      bool at_node = false;
+      for (const auto& [id, port] : tit->second.ports) {
+        at_node |= port.spec.address == c.spec.address && port.spec.service == c.spec.service;
+      }
+      auto sit = tit->second.subsystems.find(c.spec.subsys_nqn);
+      if (!at_node || sit == tit->second.subsystems.end()) continue;
+      for (const auto& [nsid, ns] : sit->second.namespaces) {
+        if (ns.device_path == device) out.push_back({host_node, DeviceName(c.head, nsid)});
+      }
+    }
+  }
+  return out;
 }
 
 void FakeFabric::ExpireDisconnectedControllers(const std::string& node) {

@@ -39,6 +39,10 @@ class FakeFabric {
   bool HostDeviceExists(const std::string& node, std::string_view path);
   // Deletes `node`'s controllers that are not live (ctrl_loss_tmo expired).
   void ExpireDisconnectedControllers(const std::string& node);
+  // (host node, host device path) of every namespace device, on any host, that is `device` of
+  // target `node` (its path as exported there).
+  std::vector<std::pair<std::string, std::string>> HostPathsOf(const std::string& node,
+                                                               const std::string& device);
 
  private:
   friend class FakeNvmetTarget;
@@ -62,10 +66,13 @@ class FakeFabric {
   struct Controller {
     int instance = 0;
     NvmeConnectSpec spec;
+    int head = 0;  // the subsystem's instance: names the namespace devices
   };
   struct Host {
     int next_instance = 0;
     std::map<int, Controller> controllers;
+    int next_head = 0;
+    std::map<std::string, int> subsystem_instances;  // head instance per subsystem NQN
   };
 
   // The subsystem `spec` reaches, or nullptr (with the reason) when it is not reachable now.

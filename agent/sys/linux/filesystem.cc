@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -204,6 +205,18 @@ common::Result<FsStats> LinuxFilesystem::Stats(std::string_view path) {
   s.free_inodes = st.f_ffree;
   s.used_inodes = st.f_files - st.f_ffree;
   return s;
+}
+
+common::Status LinuxFilesystem::EnsureDirectory(std::string_view path) {
+  const std::string dir(path);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return common::ErrnoToStatus(ec.value(), fmt::format("creating directory {}", dir));
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return common::FailedPreconditionError("creating directory {}: not a directory", dir);
+  }
+  ::chmod(dir.c_str(), 0750);
+  return common::OkStatus();
 }
 
 }  // namespace agent::sys

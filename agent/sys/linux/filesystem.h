@@ -31,6 +31,7 @@ class LinuxFilesystem : public Filesystem {
                        const MountOptions& options) override;
   common::Status BindMount(std::string_view source, std::string_view target,
                            bool read_only) override;
+  common::Status EnsureDirectory(std::string_view path) override;
   common::Status Unmount(std::string_view target) override;
   common::Result<std::optional<MountEntry>> GetMount(std::string_view target) override;
   common::Result<std::vector<MountEntry>> ListMounts() override;

@@ -1,0 +1,685 @@
+#include "agent/volume.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace agent {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+using common::StatusCode;
+
+const v1::PartitionStatus* FindPartition(const v1::MeshStorVolumeStatus& s, int32_t index) {
+  for (const auto& p : s.partitions) {
+    if (p.index == index) return &p;
+  }
+  return nullptr;
+}
+
+std::string BaseName(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+// The nvmet port this agent exports on (configfs ports/1).
+constexpr uint16_t kExportPort = 1;
+
+bool IsOurSubsystem(std::string_view nqn) {
+  return nqn.rfind(std::string(sys::kNqnPrefix) + ":", 0) == 0;
+}
+
+// RAID slots: every copy of every stripe position; a single copy keeps a placeholder mirror.
+int32_t SlotCount(const v1::MeshStorVolumeSpec& spec) {
+  return std::max(spec.replica_count, 2) * std::max(spec.stripe_width, 1);
+}
+
+// The owner has created, zeroed and reported the member: the consumer may use it.
+bool Reported(const v1::MeshStorVolume& v, const v1::Member& m) {
+  const v1::PartitionStatus* p = FindPartition(v.status, m.index);
+  return p != nullptr && !p->partition_uuid.empty() && p->state != v1::PartitionState::kRequested;
+}
+
+const sys::MdMemberState* ArrayMember(const sys::MdArrayState& a, std::string_view device) {
+  const std::string kname = BaseName(device);
+  for (const auto& m : a.members) {
+    if (m.kernel_name == kname) return &m;
+  }
+  return nullptr;
+}
+
+void Fail(VolumeOutcome& out, common::Status s) {
+  if (!s.ok()) out.errors.push_back(std::move(s));
+}
+
+}  // namespace
+
+// Members' devices on the consumer, by index; nullopt while unreachable.
+struct VolumeReconciler::MemberDevice {
+  const v1::Member* member = nullptr;
+  std::optional<std::string> device;
+};
+
+std::string StagingPath(const AgentSettings& settings, std::string_view volume) {
+  return fmt::format("{}/{}", settings.staging_root, volume);
+}
+
+bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
+                  v1::MeshStorVolumeStatus& status) {
+  const v1::MeshStorVolumeStatus before = status;
+  for (const OwnerReport& r : outcome.owner) {
+    auto it =
+        std::find_if(status.partitions.begin(), status.partitions.end(),
+                     [&](const v1::PartitionStatus& p) { return p.index == r.partition.index; });
+    if (r.remove) {
+      if (it != status.partitions.end()) status.partitions.erase(it);
+      continue;
+    }
+    if (it == status.partitions.end()) {
+      v1::PartitionStatus p = r.partition;
+      p.state = v1::PartitionState::kCreated;
+      status.partitions.push_back(std::move(p));
+      continue;
+    }
+    it->node_id = r.partition.node_id;
+    it->drive = r.partition.drive;
+    it->partition_uuid = r.partition.partition_uuid;
+    it->nvmeof_namespace_id = r.partition.nvmeof_namespace_id;
+    it->size_bytes = r.partition.size_bytes;
+    if (r.zeroed_now || it->state == v1::PartitionState::kRequested) {
+      it->state = v1::PartitionState::kCreated;
+      it->missing_since.reset();
+      it->updated_at = r.partition.updated_at;
+    }
+  }
+  std::sort(status.partitions.begin(), status.partitions.end(),
+            [](const auto& a, const auto& b) { return a.index < b.index; });
+  if (outcome.consumer) {
+    const ConsumerReport& c = *outcome.consumer;
+    if (c.torn_down) {
+      if (status.node_name == node || status.node_name.empty()) {
+        status.node_name.clear();
+        status.md_state.clear();
+        status.total_devices.reset();
+        status.active_devices.reset();
+        status.failed_devices.reset();
+        status.down_devices.reset();
+        status.sync_percentage.clear();
+        status.staged_path.clear();
+        status.published_targets.clear();
+      }
+    } else if (c.assembled) {
+      status.node_name = std::string(node);
+      status.md_state = c.md_state;
+      status.total_devices = c.total_devices;
+      status.active_devices = c.active_devices;
+      status.failed_devices = c.failed_devices;
+      status.down_devices = c.down_devices;
+      status.sync_percentage = c.sync_percentage;
+      status.staged_path = c.staged_path;
+      status.published_targets = c.published_targets;
+    }
+    if (!c.torn_down) {
+      for (auto& p : status.partitions) {
+        auto obs = c.members.find(p.index);
+        if (obs == c.members.end()) continue;
+        const MemberObservation& o = obs->second;
+        if (p.state != o.state) {
+          p.state = o.state;
+          p.updated_at = outcome.observed_at;
+        }
+        if (o.state == v1::PartitionState::kMissing) {
+          if (!p.missing_since) p.missing_since = o.missing_since;
+        } else {
+          p.missing_since.reset();
+        }
+        p.message = o.message;
+      }
+    }
+  }
+  return !(status == before);
+}
+
+VolumeReconciler::VolumeReconciler(NodeKernel kernel, AgentSettings settings,
+                                   const common::time::Clock& clock)
+    : k_(kernel), settings_(std::move(settings)), clock_(clock) {}
+
+VolumeOutcome VolumeReconciler::Reconcile(const v1::MeshStorVolume& v, const Peers& peers) {
+  VolumeOutcome out;
+  out.observed_at = std::chrono::floor<std::chrono::seconds>(clock_.Now());
+  for (const v1::Member& m : v.spec.members) {
+    if (m.node == settings_.node) ReconcileOwnedMember(v, m, peers, out);
+  }
+  ReconcileConsumer(v, peers, out);
+  return out;
+}
+
+// ---- owner side -------------------------------------------------------------------------------
+
+void VolumeReconciler::ReconcileOwnedMember(const v1::MeshStorVolume& v, const v1::Member& m,
+                                            const Peers& peers, VolumeOutcome& out) {
+  const sys::MemberRef ref{v.metadata.name, static_cast<uint32_t>(m.index)};
+  const std::string drive = "/dev/" + m.drive;
+  const std::string what = fmt::format("member {} of {} on {}", m.index, v.metadata.name, drive);
+  const auto now = std::chrono::floor<std::chrono::seconds>(clock_.Now());
+
+  auto parts = k_.partitions->List(drive);
+  if (!parts.ok()) return Fail(out, parts.status().WithContext(what));
+  auto found = sys::FindMember(*parts, ref, drive);
+  if (!found.ok()) return Fail(out, found.status().WithContext(what));
+
+  OwnerReport r;
+  r.partition.index = m.index;
+  r.partition.node_id = settings_.node;
+  r.partition.drive = m.drive;
+  r.partition.updated_at = now;
+
+  if (m.state == v1::MemberState::kRetired) {
+    if (*found) {
+      if (auto s = Unexport((*found)->device_path); !s.ok()) return Fail(out, s.WithContext(what));
+      if (auto s = k_.partitions->Delete(drive, ref); !s.ok()) {
+        return Fail(out, s.WithContext(what));
+      }
+    }
+    r.remove = FindPartition(v.status, m.index) != nullptr;
+    if (r.remove) out.owner.push_back(r);
+    return;
+  }
+
+  sys::PartitionInfo p;
+  if (!*found) {
+    auto created =
+        k_.partitions->Ensure(drive, {ref, static_cast<uint64_t>(m.size_bytes), std::nullopt});
+    if (!created.ok()) return Fail(out, created.status().WithContext(what));
+    // Stale bytes of an earlier user of this extent may look like a signature: zero them.
+    auto zeroed = k_.partitions->Zero(drive, ref, /*allow_signature=*/true);
+    if (!zeroed.ok()) return Fail(out, zeroed.status().WithContext(what));
+    p = *created;
+    r.zeroed_now = true;
+  } else {
+    p = **found;
+    if (!Reported(v, m)) {
+      // Created by an earlier pass that stopped before reporting it: zero it again unless it
+      // already holds this volume's data (an MD superblock of this volume's array), which a
+      // lost status must never cost. A superblock of any other array is stale: zero over it.
+      auto sb = k_.md->Examine(p.device_path);
+      bool ours = sb.ok() && sb->array_uuid == sys::MdArrayUuid(v.metadata.name);
+      if (!ours) {
+        auto zeroed = k_.partitions->Zero(drive, ref, /*allow_signature=*/true);
+        if (!zeroed.ok()) return Fail(out, zeroed.status().WithContext(what));
+        r.zeroed_now = true;
+      }
+    }
+    if (p.size_bytes < static_cast<uint64_t>(m.size_bytes)) {
+      auto grown = k_.partitions->Grow(drive, ref, static_cast<uint64_t>(m.size_bytes));
+      if (!grown.ok()) return Fail(out, grown.status().WithContext(what));
+      p = *grown;
+    }
+  }
+  r.partition.partition_uuid = p.uuid;
+  r.partition.size_bytes = static_cast<int64_t>(p.size_bytes);
+  const bool exported = m.role == v1::MemberRole::kRemote && !v.spec.consumer_node.empty() &&
+                        v.spec.consumer_node != settings_.node &&
+                        !v.metadata.deletion_timestamp.has_value();
+  if (exported) {
+    r.partition.nvmeof_namespace_id = m.namespace_id;
+    if (auto s = Export(v, m, p, peers); !s.ok()) {
+      Fail(out, s.WithContext(what));
+      out.retry_soon = true;
+    }
+  } else if (auto s = Unexport(p.device_path); !s.ok()) {
+    Fail(out, s.WithContext(what));
+  }
+  out.owner.push_back(std::move(r));
+}
+
+common::Status VolumeReconciler::Export(const v1::MeshStorVolume& v, const v1::Member& m,
+                                        const sys::PartitionInfo& p, const Peers& peers) {
+  const std::string& consumer = v.spec.consumer_node;
+  auto peer = peers.find(consumer);
+  if (peer == peers.end() || peer->second.host_nqn.empty()) {
+    return common::UnavailableError("consumer {} has not published its host NQN yet", consumer);
+  }
+  if (settings_.address.empty()) {
+    return common::FailedPreconditionError("this node has no NVMe/TCP address (--address)");
+  }
+  if (m.namespace_id < v1::kMinNamespaceId || m.namespace_id > v1::kMaxNamespaceId) {
+    return common::InvalidArgumentError("namespaceID {} is outside {}..{}", m.namespace_id,
+                                        v1::kMinNamespaceId, v1::kMaxNamespaceId);
+  }
+  ASSIGN_OR_RETURN(std::string nqn, sys::SubsystemNqn(settings_.node, consumer));
+  // Fence first: the partition leaves every other consumer's subsystem before it is offered to
+  // this one (DESIGN.md §6 rule 2).
+  ASSIGN_OR_RETURN(auto subsystems, k_.nvmet->ListSubsystems());
+  for (const auto& s : subsystems) {
+    if (s.nqn == nqn || !IsOurSubsystem(s.nqn)) continue;
+    for (const auto& ns : s.namespaces) {
+      if (ns.device_path == p.device_path)
+        RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));
+    }
+  }
+  RETURN_IF_ERROR(k_.nvmet->EnsurePort(
+      {kExportPort, sys::NvmeTransport::kTcp, settings_.address, settings_.service}));
+  RETURN_IF_ERROR(
+      k_.nvmet->EnsureSubsystem(nqn, sys::SubsystemSerial(nqn), {peer->second.host_nqn}));
+  RETURN_IF_ERROR(k_.nvmet->SetAllowedHosts(nqn, {peer->second.host_nqn}));
+  RETURN_IF_ERROR(k_.nvmet->EnsureNamespace(
+      nqn, {static_cast<uint32_t>(m.namespace_id), p.device_path, p.uuid, /*enabled=*/true}));
+  return k_.nvmet->LinkSubsystemToPort(nqn, kExportPort);
+}
+
+common::Status VolumeReconciler::Unexport(const std::string& partition_device) {
+  ASSIGN_OR_RETURN(auto subsystems, k_.nvmet->ListSubsystems());
+  for (const auto& s : subsystems) {
+    if (!IsOurSubsystem(s.nqn)) continue;
+    for (const auto& ns : s.namespaces) {
+      if (ns.device_path == partition_device) {
+        RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));
+      }
+    }
+  }
+  return common::OkStatus();
+}
+
+// ---- consumer side ----------------------------------------------------------------------------
+
+common::Result<std::optional<std::string>> VolumeReconciler::MemberDevicePath(
+    const v1::MeshStorVolume& v, const v1::Member& m, const Peers& peers, bool connect) {
+  const sys::MemberRef ref{v.metadata.name, static_cast<uint32_t>(m.index)};
+  if (m.node == settings_.node) {
+    ASSIGN_OR_RETURN(auto parts, k_.partitions->List("/dev/" + m.drive));
+    ASSIGN_OR_RETURN(auto found, sys::FindMember(parts, ref, "/dev/" + m.drive));
+    if (!found) return std::optional<std::string>();
+    return std::optional<std::string>(found->device_path);
+  }
+  ASSIGN_OR_RETURN(std::string nqn, sys::SubsystemNqn(m.node, settings_.node));
+  const sys::NvmeNamespaceSelector selector{static_cast<uint32_t>(m.namespace_id),
+                                            sys::PartitionUuid(ref)};
+  auto device = k_.host->FindNamespaceDevice(nqn, selector);
+  if (device.ok()) return std::optional<std::string>(*device);
+  if (!connect) return std::optional<std::string>();
+  auto peer = peers.find(m.node);
+  if (peer == peers.end() || peer->second.address.empty()) {
+    return common::UnavailableError("node {} has not published its NVMe/TCP address", m.node);
+  }
+  ASSIGN_OR_RETURN(auto identity, k_.host->GetHostIdentity());
+  sys::NvmeConnectSpec spec;
+  spec.address = peer->second.address;
+  spec.service = peer->second.service;
+  spec.subsys_nqn = nqn;
+  spec.host_nqn = identity.host_nqn;
+  spec.host_id = identity.host_id;
+  auto controller = k_.host->Connect(spec);
+  if (!controller.ok()) return std::optional<std::string>();  // unreachable: reported Missing
+  device = k_.host->FindNamespaceDevice(nqn, selector);
+  if (device.ok()) return std::optional<std::string>(*device);
+  return std::optional<std::string>();
+}
+
+void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peers& peers,
+                                         VolumeOutcome& out) {
+  const bool deleting =
+      v.metadata.deletion_timestamp.has_value() || v.status.phase == v1::VolumePhase::kDeleting;
+  const bool here = v.spec.consumer_node == settings_.node && !deleting;
+  const std::string name = sys::MdArrayName(v.metadata.name);
+  const std::string uuid = sys::MdArrayUuid(v.metadata.name);
+  const std::string what = fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node);
+  const auto now = std::chrono::floor<std::chrono::seconds>(clock_.Now());
+
+  if (!here) {
+    auto running = k_.md->GetArray(name);
+    bool ours_in_status = v.status.node_name == settings_.node;
+    if (running.ok() || ours_in_status) {
+      if (auto s = TearDownConsumer(v, out); !s.ok()) Fail(out, s.WithContext(what));
+    }
+    return;
+  }
+
+  ConsumerReport rep;
+  std::vector<MemberDevice> devices;
+  bool all_available = true;
+  bool missing_past_grace = true;
+  for (const v1::Member& m : v.spec.members) {
+    if (m.state != v1::MemberState::kPresent) continue;
+    MemberDevice d{&m, std::nullopt};
+    if (Reported(v, m)) {
+      auto path = MemberDevicePath(v, m, peers, /*connect=*/true);
+      if (path.ok()) {
+        d.device = *path;
+      } else {
+        Fail(out, path.status().WithContext(what));
+      }
+    }
+    if (!d.device) {
+      all_available = false;
+      if (!Reported(v, m)) {
+        missing_past_grace = false;  // not created yet: wait for its owner
+      } else {
+        const v1::PartitionStatus* ps = FindPartition(v.status, m.index);
+        MemberObservation o;
+        o.state = v1::PartitionState::kMissing;
+        o.missing_since = ps && ps->missing_since ? *ps->missing_since : now;
+        o.message = "unreachable from the consumer";
+        if (now - *o.missing_since < settings_.assemble_grace) missing_past_grace = false;
+        rep.members[m.index] = o;
+      }
+    }
+    devices.push_back(d);
+  }
+
+  auto array = k_.md->GetArray(name);
+  if (!array.ok() && array.status().code() != StatusCode::kNotFound) {
+    return Fail(out, array.status().WithContext(what));
+  }
+  if (!array.ok()) {
+    // Not running: assemble from members that carry this array, or create a new one.
+    std::vector<sys::MdMember> carriers;
+    bool foreign = false;
+    for (const auto& d : devices) {
+      if (!d.device) continue;
+      auto sb = k_.md->Examine(*d.device);
+      if (sb.ok() && sb->array_uuid == uuid) {
+        carriers.push_back({*d.device, d.member->role == v1::MemberRole::kRemote});
+      } else if (sb.ok()) {
+        foreign = true;
+        rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                        "carries MD array " + sb->array_uuid + ", not this one"};
+      } else if (sb.status().code() != StatusCode::kNotFound) {
+        Fail(out, sb.status().WithContext(what));
+      }
+    }
+    if (carriers.empty()) {
+      if (v.spec.formatted_at) {
+        Fail(out, common::FailedPreconditionError(
+                      "{}: formatted already, but no reachable member carries array {}: not "
+                      "creating a new, empty array",
+                      what, uuid));
+        out.consumer = rep;
+        return;
+      }
+      if (!all_available || foreign) {
+        out.retry_soon = true;
+        out.consumer = rep;
+        return;
+      }
+      const int32_t slots = SlotCount(v.spec);
+      sys::MdCreateSpec spec;
+      spec.name = name;
+      spec.uuid = uuid;
+      spec.level = v.spec.stripe_width > 1 ? sys::MdLevel::kRaid10 : sys::MdLevel::kRaid1;
+      spec.members.assign(static_cast<size_t>(slots), {std::string(sys::kMdMissing), false});
+      spec.members_zeroed = true;  // every member was zeroed by its owner and never used
+      int32_t next = 0;
+      for (const auto& d : devices) {
+        int32_t slot = d.member->slot.value_or(next);
+        next = std::max(next, slot) + 1;
+        if (slot < 0 || slot >= slots) {
+          Fail(out, common::InvalidArgumentError("{}: member {} has slot {} outside 0..{}", what,
+                                                 d.member->index, slot, slots - 1));
+          out.consumer = rep;
+          return;
+        }
+        spec.members[static_cast<size_t>(slot)] = {*d.device,
+                                                   d.member->role == v1::MemberRole::kRemote};
+      }
+      if (auto s = k_.md->Create(spec); !s.ok()) {
+        Fail(out, s.WithContext(what));
+        out.consumer = rep;
+        return;
+      }
+    } else {
+      if (!all_available && !missing_past_grace) {
+        out.retry_soon = true;  // give unreachable members the grace period first
+        out.consumer = rep;
+        return;
+      }
+      sys::MdAssembleSpec spec{name, uuid, carriers, /*allow_degraded=*/!all_available};
+      if (auto s = k_.md->Assemble(spec); !s.ok()) {
+        Fail(out, s.WithContext(what));
+        out.consumer = rep;
+        return;
+      }
+    }
+    array = k_.md->GetArray(name);
+    if (!array.ok()) {
+      Fail(out, array.status().WithContext(what));
+      out.consumer = rep;
+      return;
+    }
+  }
+
+  // Running: bring back or add every reachable member that is not in the array.
+  bool changed = false;
+  for (const auto& d : devices) {
+    if (!d.device) continue;
+    const sys::MdMemberState* in = ArrayMember(*array, *d.device);
+    if (in != nullptr && !in->faulty) continue;
+    if (in != nullptr && in->faulty) {
+      // A member that failed but whose device is back: take it out, re-add it below next pass.
+      if (auto s = k_.md->Remove(name, *d.device); !s.ok()) Fail(out, s.WithContext(what));
+      changed = true;
+      continue;
+    }
+    sys::MdMember member{*d.device, d.member->role == v1::MemberRole::kRemote};
+    auto sb = k_.md->Examine(*d.device);
+    common::Status s;
+    if (!sb.ok() && sb.status().code() == StatusCode::kNotFound) {
+      // A new member: full sync. A replacement of a member still in service is a hot replace
+      // (redundancy kept while it copies); otherwise it fills a free slot.
+      std::optional<std::string> old_device;
+      if (d.member->replaces) {
+        for (const v1::Member& old : v.spec.members) {
+          if (old.index != *d.member->replaces) continue;
+          auto path = MemberDevicePath(v, old, peers, /*connect=*/false);
+          if (path.ok() && *path) {
+            const sys::MdMemberState* om = ArrayMember(*array, **path);
+            if (om != nullptr && !om->faulty) old_device = **path;
+          }
+        }
+      }
+      s = old_device ? k_.md->Replace(name, *old_device, member) : k_.md->Add(name, member);
+    } else if (sb.ok() && sb->array_uuid == uuid) {
+      s = k_.md->ReAdd(name, *d.device);  // bitmap catch-up; refused when it diverged
+      if (s.code() == StatusCode::kFailedPrecondition) {
+        rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                        "not re-added: " + s.message()};
+        s = common::OkStatus();
+      }
+    } else if (sb.ok()) {
+      rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                      "carries MD array " + sb->array_uuid + ", not this one"};
+    } else {
+      s = sb.status();
+    }
+    if (!s.ok()) Fail(out, s.WithContext(what));
+    changed = true;
+  }
+  // Retired members leave the array once it has another in-sync copy.
+  for (const v1::Member& m : v.spec.members) {
+    if (m.state != v1::MemberState::kRetired) continue;
+    auto path = MemberDevicePath(v, m, peers, /*connect=*/false);
+    if (!path.ok() || !*path) continue;
+    const sys::MdMemberState* in = ArrayMember(*array, **path);
+    if (in == nullptr) continue;
+    int in_sync_others = 0;
+    for (const auto& am : array->members) {
+      if (am.in_sync && !am.faulty && am.kernel_name != in->kernel_name) ++in_sync_others;
+    }
+    if (in_sync_others == 0) {
+      Fail(out,
+           common::FailedPreconditionError(
+               "{}: member {} is retired but is the last in-sync copy; keeping it", what, m.index));
+      continue;
+    }
+    if (auto s = k_.md->Fail(name, **path); !s.ok()) Fail(out, s.WithContext(what));
+    if (auto s = k_.md->Remove(name, **path); !s.ok()) Fail(out, s.WithContext(what));
+    changed = true;
+  }
+  // Faulty members whose device is gone.
+  for (const auto& am : array->members) {
+    if (am.faulty) {
+      if (auto s = k_.md->Remove(name, "failed"); !s.ok()) Fail(out, s.WithContext(what));
+      changed = true;
+      break;
+    }
+  }
+  if (changed) {
+    auto again = k_.md->GetArray(name);
+    if (again.ok()) array = std::move(again);
+  }
+
+  // XFS exactly once, then the staging mount and the publish targets.
+  const std::string staged = StagingPath(settings_, v.metadata.name);
+  if (!v.spec.formatted_at) {
+    sys::XfsOptions xfs;
+    xfs.sector_size = static_cast<uint32_t>(v.spec.sector_size);
+    auto formatted = k_.fs->EnsureXfs(array->device, xfs);
+    if (!formatted.ok()) {
+      Fail(out, formatted.status().WithContext(what));
+    } else {
+      out.set_formatted_at = now;
+    }
+  }
+  if (v.spec.formatted_at || out.set_formatted_at) {
+    auto mounted = k_.fs->GetMount(staged);
+    common::Status s = mounted.status();
+    if (mounted.ok() && !*mounted) {
+      s = k_.fs->EnsureDirectory(staged);
+      if (s.ok()) s = k_.fs->Mount(array->device, staged, "xfs", {});
+    }
+    if (s.ok()) {
+      rep.staged_path = staged;
+      for (const auto& t : v.spec.publish_targets) {
+        common::Status b = k_.fs->EnsureDirectory(t.path);
+        if (b.ok()) b = k_.fs->BindMount(staged, t.path, t.read_only);
+        if (b.ok()) {
+          rep.published_targets.push_back(t.path);
+        } else {
+          Fail(out, b.WithContext(fmt::format("{}: publishing at {}", what, t.path)));
+        }
+      }
+    } else {
+      Fail(out, s.WithContext(what));
+    }
+  }
+  for (const auto& t : v.status.published_targets) {
+    bool wanted = std::any_of(v.spec.publish_targets.begin(), v.spec.publish_targets.end(),
+                              [&](const v1::PublishTarget& p) { return p.path == t; });
+    if (wanted) continue;
+    if (auto s = k_.fs->Unmount(t); !s.ok()) {
+      Fail(out, s.WithContext(fmt::format("{}: unpublishing {}", what, t)));
+      rep.published_targets.push_back(t);  // still published
+    }
+  }
+
+  // Report what MD says.
+  const sys::MdArrayState& a = *array;
+  rep.assembled = true;
+  int active = 0, failed = 0;
+  for (const auto& am : a.members) {
+    if (am.faulty) {
+      ++failed;
+    } else if (am.in_sync) {
+      ++active;
+    }
+  }
+  const bool syncing = a.sync_action != "idle" && !a.sync_action.empty() && a.sync_total_sectors;
+  rep.md_state = a.degraded > 0 ? (syncing ? "recovering" : "degraded")
+                                : (syncing ? "resyncing" : a.array_state);
+  rep.total_devices = a.raid_disks;
+  rep.active_devices = active;
+  rep.failed_devices = failed;
+  // Slots no member fills, minus the permanent placeholder of a single copy.
+  int placeholders = v.spec.replica_count == 1 ? std::max(v.spec.stripe_width, 1) : 0;
+  rep.down_devices =
+      std::max(0, a.raid_disks - static_cast<int>(a.members.size()) + failed - placeholders);
+  if (syncing) {
+    rep.sync_percentage = fmt::format("{:.1f}%", 100.0 * static_cast<double>(a.sync_done_sectors) /
+                                                     static_cast<double>(a.sync_total_sectors));
+  } else {
+    rep.sync_percentage = "100%";
+  }
+  for (const auto& d : devices) {
+    if (!d.device || rep.members.count(d.member->index)) continue;
+    const sys::MdMemberState* in = ArrayMember(a, *d.device);
+    if (in == nullptr) continue;  // not added yet: the owner's state stands
+    MemberObservation o;
+    o.state = in->faulty              ? v1::PartitionState::kFaulty
+              : in->in_sync           ? v1::PartitionState::kSynced
+              : in->spare && !syncing ? v1::PartitionState::kSpare
+                                      : v1::PartitionState::kSyncing;
+    rep.members[d.member->index] = o;
+  }
+  out.consumer = std::move(rep);
+}
+
+common::Status VolumeReconciler::TearDownConsumer(const v1::MeshStorVolume& v, VolumeOutcome& out) {
+  const std::string staged = StagingPath(settings_, v.metadata.name);
+  std::set<std::string> targets(v.status.published_targets.begin(),
+                                v.status.published_targets.end());
+  for (const auto& t : v.spec.publish_targets) targets.insert(t.path);
+  for (const auto& t : targets) {
+    auto m = k_.fs->GetMount(t);
+    if (m.ok() && *m) RETURN_IF_ERROR(k_.fs->Unmount(t));
+  }
+  auto m = k_.fs->GetMount(staged);
+  if (!m.ok()) return m.status();
+  if (*m) RETURN_IF_ERROR(k_.fs->Unmount(staged));
+  RETURN_IF_ERROR(k_.md->Stop(sys::MdArrayName(v.metadata.name)));
+  ConsumerReport rep;
+  rep.torn_down = true;
+  out.consumer = rep;
+  return common::OkStatus();
+}
+
+// ---- node-wide ---------------------------------------------------------------------------------
+
+common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVolume>& volumes) {
+  std::set<std::pair<std::string, uint32_t>> exports;  // (subsystem, nsid) still needed
+  std::set<std::string> imports;                       // subsystems this node consumes from
+  for (const auto& v : volumes) {
+    const bool deleting = v.metadata.deletion_timestamp.has_value();
+    for (const auto& m : v.spec.members) {
+      if (m.state != v1::MemberState::kPresent || v.spec.consumer_node.empty()) continue;
+      if (m.node == settings_.node && m.role == v1::MemberRole::kRemote && !deleting &&
+          v.spec.consumer_node != settings_.node) {
+        auto nqn = sys::SubsystemNqn(settings_.node, v.spec.consumer_node);
+        if (nqn.ok()) exports.insert({*nqn, static_cast<uint32_t>(m.namespace_id)});
+      }
+      if (v.spec.consumer_node == settings_.node && m.node != settings_.node) {
+        auto nqn = sys::SubsystemNqn(m.node, settings_.node);
+        if (nqn.ok()) imports.insert(*nqn);
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(auto subsystems, k_.nvmet->ListSubsystems());
+  for (const auto& s : subsystems) {
+    if (!IsOurSubsystem(s.nqn)) continue;
+    size_t left = s.namespaces.size();
+    for (const auto& ns : s.namespaces) {
+      if (exports.count({s.nqn, ns.nsid})) continue;
+      RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));
+      --left;
+    }
+    if (left == 0) {
+      for (uint16_t port : s.ports) RETURN_IF_ERROR(k_.nvmet->UnlinkSubsystemFromPort(s.nqn, port));
+      RETURN_IF_ERROR(k_.nvmet->RemoveSubsystem(s.nqn));
+    }
+  }
+  // Only the port this agent creates (id 1 on its address) is removed when left empty.
+  ASSIGN_OR_RETURN(auto ports, k_.nvmet->ListPorts());
+  for (const auto& p : ports) {
+    if (p.subsystems.empty() && p.spec.id == kExportPort && p.spec.address == settings_.address) {
+      RETURN_IF_ERROR(k_.nvmet->RemovePort(p.spec.id));
+    }
+  }
+  ASSIGN_OR_RETURN(auto controllers, k_.host->ListControllers());
+  for (const auto& c : controllers) {
+    if (!IsOurSubsystem(c.subsys_nqn) || imports.count(c.subsys_nqn)) continue;
+    RETURN_IF_ERROR(k_.host->Disconnect(c.name));
+  }
+  return common::OkStatus();
+}
+
+}  // namespace agent

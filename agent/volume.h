@@ -1,0 +1,154 @@
+// The agent's per-volume work on its node (DESIGN.md §2, §5, §6), one level-triggered pass at a
+// time: each pass reads the kernel (through agent/sys) and the volume, takes the steps that are
+// due, and reports what it observed. Nothing is remembered between passes except what the
+// kernel and the volume's status hold, so a pass after a crash (kill -9 at any step) finds what
+// exists and continues: no second zeroing of a used partition, no second mkfs, no lost mount.
+//
+// Owner side, for each member on this node:
+//   present: create the partition (deterministic name and UUID) and zero it, grow it to
+//     sizeBytes, export it (remote role) to the consumer's host NQN only — one subsystem per
+//     (this node, consumer) pair — and withdraw it from any other consumer's subsystem (fence);
+//   retired: unexport and delete it, then drop its status entry (the operator's confirmation).
+//   Reported: the partition's uuid, size, namespace ID; state Created once zeroed (the consumer
+//   writes the MD-derived states afterwards).
+// Consumer side, when spec.consumerNode is this node:
+//   connect the remote members, create the array (new volume: every member freshly zeroed) or
+//   assemble it (existing: never a member of another array), re-add a returning member (bitmap
+//   catch-up; a diverged one is reported Faulty, never re-added), add replacement members,
+//   remove retired ones, format XFS exactly once (spec.formattedAt), mount at the staging path,
+//   bind-mount every publish target, grow array and filesystem when members grew; tear it all
+//   down in order when this node stops being the consumer or the volume is deleted.
+//   Reported: nodeName, mdState, device counts, syncPercentage, stagedPath, publishedTargets and
+//   the state of every member as MD sees it (Missing with missingSince while unreachable).
+//
+// Thread contract: one VolumeReconciler per node; Reconcile calls for one volume are serialized
+// by the caller (the work queue); calls for different volumes may not run concurrently either
+// (the kernel layer's subsystems and controllers are shared between volumes).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/sys/drives.h"
+#include "agent/sys/filesystem.h"
+#include "agent/sys/md.h"
+#include "agent/sys/nvme_host.h"
+#include "agent/sys/nvmet.h"
+#include "agent/sys/partitions.h"
+#include "common/api/v1alpha1/types.h"
+#include "common/status/status.h"
+#include "common/time/clock.h"
+
+namespace agent {
+
+// The kernel layer of one node. Not owned.
+struct NodeKernel {
+  sys::Drives* drives = nullptr;
+  sys::Partitions* partitions = nullptr;
+  sys::Filesystem* fs = nullptr;
+  sys::NvmetTarget* nvmet = nullptr;
+  sys::NvmeHost* host = nullptr;
+  sys::Md* md = nullptr;
+};
+
+// What the agent knows of another node, from its MeshStorNodeDevice objects.
+struct Peer {
+  std::string host_nqn;
+  std::string address;  // NVMe/TCP address of its nvmet port
+  std::string service = "4420";
+};
+using Peers = std::map<std::string, Peer, std::less<>>;
+
+struct AgentSettings {
+  std::string node;              // this node's Kubernetes name
+  std::string address;           // this node's NVMe/TCP address (nvmet port)
+  std::string service = "4420";  // NVMe/TCP service
+  std::string staging_root = "/var/lib/meshstor/staging";
+  // A member unreachable this long (by its missingSince) no longer blocks assembling the array
+  // degraded; before that, the consumer waits for it.
+  std::chrono::seconds assemble_grace{10};
+};
+
+// The staging mount point of a volume on its consumer.
+std::string StagingPath(const AgentSettings& settings, std::string_view volume);
+
+// What one pass observed and decided, applied to the newest copy of the volume's status (again
+// after a write conflict): the agent owns only these fields (DESIGN.md §3.3).
+struct OwnerReport {
+  common::api::v1alpha1::PartitionStatus partition;  // index, node, drive, uuid, nsid, size
+  bool zeroed_now = false;  // the partition was (re)created and zeroed in this pass
+  bool remove = false;      // retired and gone: drop the entry
+};
+
+struct MemberObservation {
+  common::api::v1alpha1::PartitionState state = common::api::v1alpha1::PartitionState::kMissing;
+  std::optional<common::api::Time> missing_since;
+  std::string message;
+};
+
+struct ConsumerReport {
+  bool torn_down = false;  // nothing of the volume is assembled here: clear the consumer fields
+  bool assembled = false;  // the array runs here: the fields below are MD's view
+  std::string md_state;
+  std::optional<int32_t> total_devices, active_devices, failed_devices, down_devices;
+  std::string sync_percentage;
+  std::string staged_path;
+  std::vector<std::string> published_targets;
+  std::map<int32_t, MemberObservation> members;  // by member index
+};
+
+struct VolumeOutcome {
+  common::api::Time observed_at;  // when the pass ran (updatedAt of changed entries)
+  std::vector<OwnerReport> owner;
+  std::optional<ConsumerReport> consumer;
+  std::optional<common::api::Time> set_formatted_at;  // spec write, set once
+  std::vector<common::Status> errors;  // steps that failed this pass (retried next pass)
+  bool retry_soon = false;             // waiting on something that changes by itself
+};
+
+// Applies the agent's part of `outcome` for `node` to `status`. Returns true when it changed.
+bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
+                  common::api::v1alpha1::MeshStorVolumeStatus& status);
+
+class VolumeReconciler {
+ public:
+  VolumeReconciler(NodeKernel kernel, AgentSettings settings, const common::time::Clock& clock);
+
+  // One pass over `volume` for this node. Never throws; failures are in outcome.errors.
+  VolumeOutcome Reconcile(const common::api::v1alpha1::MeshStorVolume& volume, const Peers& peers);
+
+  // Node-wide clean-up that no single volume can decide: namespaces exported by this node that
+  // no present member of `volumes` needs (and subsystems and the port left empty), and NVMe-oF
+  // controllers to subsystems this node consumes from no more.
+  common::Status CollectGarbage(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes);
+
+  const AgentSettings& settings() const { return settings_; }
+
+ private:
+  struct MemberDevice;
+
+  void ReconcileOwnedMember(const common::api::v1alpha1::MeshStorVolume& v,
+                            const common::api::v1alpha1::Member& m, const Peers& peers,
+                            VolumeOutcome& out);
+  common::Status Export(const common::api::v1alpha1::MeshStorVolume& v,
+                        const common::api::v1alpha1::Member& m, const sys::PartitionInfo& p,
+                        const Peers& peers);
+  common::Status Unexport(const std::string& partition_device);
+
+  void ReconcileConsumer(const common::api::v1alpha1::MeshStorVolume& v, const Peers& peers,
+                         VolumeOutcome& out);
+  common::Status TearDownConsumer(const common::api::v1alpha1::MeshStorVolume& v,
+                                  VolumeOutcome& out);
+  common::Result<std::optional<std::string>> MemberDevicePath(
+      const common::api::v1alpha1::MeshStorVolume& v, const common::api::v1alpha1::Member& m,
+      const Peers& peers, bool connect);
+
+  NodeKernel k_;
+  AgentSettings settings_;
+  const common::time::Clock& clock_;
+};
+
+}  // namespace agent

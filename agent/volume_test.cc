@@ -1,0 +1,397 @@
+// VolumeReconciler on simulated nodes (agent/sim): the owner and consumer paths, crash replay
+// with fresh reconcilers, a remote node's loss and return, retirement, publish/unpublish,
+// teardown, and the refusals of DESIGN.md §6.
+#include "agent/volume.h"
+
+#include <catch2/catch.hpp>
+
+#include "agent/sim/sim_node.h"
+#include "common/time/fake_clock.h"
+
+namespace agent {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+using v1::PartitionState;
+
+constexpr uint64_t kGiB = 1ull << 30;
+constexpr int64_t kMemberBytes = 513 * v1::kMiB;
+
+v1::Member MakeMember(int32_t index, std::string node, v1::MemberRole role, int32_t nsid,
+                      int32_t slot) {
+  v1::Member m;
+  m.index = index;
+  m.node = std::move(node);
+  m.drive = "nvme0n1";
+  m.size_bytes = kMemberBytes;
+  m.namespace_id = nsid;
+  m.role = role;
+  m.slot = slot;
+  return m;
+}
+
+v1::MeshStorVolume Raid1Volume() {
+  v1::MeshStorVolume v;
+  v.metadata.name = "pvc-1";
+  v.spec.capacity_bytes = 512 * v1::kMiB;
+  v.spec.replica_count = 2;
+  v.spec.stripe_width = 1;
+  v.spec.member_missing_timeout = 900;
+  v.spec.sector_size = 4096;
+  v.spec.consumer_node = "a";
+  v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, 0, 0),
+                    MakeMember(1, "b", v1::MemberRole::kRemote, 1, 1)};
+  return v;
+}
+
+struct World {
+  sim::SimCluster cluster;
+  common::time::FakeClock clock;
+  Peers peers;
+  std::vector<common::Status> errors;
+
+  World() {
+    for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4 * kGiB);
+    peers = cluster.PeersView();
+  }
+  AgentSettings Settings(const std::string& node) {
+    AgentSettings s;
+    s.node = node;
+    s.address = peers.at(node).address;
+    s.staging_root = "/var/lib/meshstor/staging";
+    return s;
+  }
+  // One pass of every node's agent, each a fresh reconciler (as after a restart).
+  void Pass(v1::MeshStorVolume& v) {
+    for (const char* n : {"a", "b", "c"}) {
+      VolumeReconciler r(cluster.node(n).Kernel(), Settings(n), clock);
+      VolumeOutcome out = r.Reconcile(v, peers);
+      ApplyOutcome(out, n, v.status);
+      if (out.set_formatted_at && !v.spec.formatted_at) v.spec.formatted_at = out.set_formatted_at;
+      errors.insert(errors.end(), out.errors.begin(), out.errors.end());
+    }
+  }
+  void Passes(v1::MeshStorVolume& v, int n) {
+    for (int i = 0; i < n; ++i) Pass(v);
+  }
+  const v1::PartitionStatus* Part(const v1::MeshStorVolume& v, int32_t index) {
+    for (const auto& p : v.status.partitions) {
+      if (p.index == index) return &p;
+    }
+    return nullptr;
+  }
+  std::string ErrorText() const {
+    std::string s;
+    for (const auto& e : errors) s += e.ToString() + "\n";
+    return s;
+  }
+};
+
+TEST_CASE("A new RAID1 volume comes up on its consumer", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  REQUIRE(v.status.partitions.size() == 2);
+  CHECK(w.Part(v, 0)->state == PartitionState::kSynced);
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+  CHECK(w.Part(v, 1)->nvmeof_namespace_id == 1);
+  CHECK(w.Part(v, 0)->partition_uuid == sys::PartitionUuid({"pvc-1", 0}));
+  CHECK(v.status.node_name == "a");
+  CHECK(v.status.active_devices == 2);
+  CHECK(v.status.total_devices == 2);
+  CHECK(v.status.staged_path == "/var/lib/meshstor/staging/pvc-1");
+  REQUIRE(v.spec.formatted_at.has_value());
+
+  // B exports to A's host NQN only, in the subsystem of the (b, a) pair.
+  auto sub = w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "a"));
+  REQUIRE(sub.ok());
+  CHECK(sub->allowed_hosts == std::vector<std::string>{w.cluster.node("a").host_nqn});
+  REQUIRE(sub->namespaces.size() == 1);
+  CHECK(sub->namespaces[0].nsid == 1);
+  // Nothing on C; A exports nothing (its member is local).
+  CHECK(w.cluster.node("c").nvmet.ListSubsystems()->empty());
+  CHECK(w.cluster.node("a").nvmet.ListSubsystems()->empty());
+  // The array is mounted at the staging path; remote leg write-mostly.
+  auto mount = w.cluster.node("a").fs.GetMount(v.status.staged_path);
+  REQUIRE(mount.ok());
+  REQUIRE(mount->has_value());
+  CHECK((*mount)->fstype == "xfs");
+  auto array = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->uuid == sys::MdArrayUuid("pvc-1"));
+  int write_mostly = 0;
+  for (const auto& m : array->members) write_mostly += m.write_mostly ? 1 : 0;
+  CHECK(write_mostly == 1);
+
+  // Steady state: more passes change nothing and format nothing again.
+  const int mkfs = w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs");
+  const int zeroes = w.cluster.node("b").block.CallCount("Partitions.Zero");
+  const auto status = v.status;
+  w.Passes(v, 3);
+  CHECK(v.status == status);
+  CHECK(w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs") == mkfs);
+  CHECK(w.cluster.node("b").block.CallCount("Partitions.Zero") == zeroes);
+}
+
+TEST_CASE("A lost status never costs data: no second zeroing, no second mkfs",
+          "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  REQUIRE(v.status.node_name == "a");
+  const int zeroes_a = w.cluster.node("a").block.CallCount("Partitions.Zero");
+  const int zeroes_b = w.cluster.node("b").block.CallCount("Partitions.Zero");
+  const int mkfs = w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs");
+  v.status = {};  // e.g. restored from a backup without status
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(w.cluster.node("a").block.CallCount("Partitions.Zero") == zeroes_a);
+  CHECK(w.cluster.node("b").block.CallCount("Partitions.Zero") == zeroes_b);
+  CHECK(w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs") == mkfs);
+  CHECK(w.Part(v, 0)->state == PartitionState::kSynced);
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+}
+
+TEST_CASE("A failure at any step is retried by the next pass", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  const char* method = GENERATE("Partitions.Ensure", "Partitions.Zero", "Filesystem.EnsureXfs",
+                                "Filesystem.Mount", "Filesystem.EnsureDirectory");
+  const char* node = std::string(method).rfind("Filesystem", 0) == 0 ? "a" : "b";
+  w.cluster.node(node).block.FailNthCall(method, 1, common::UnavailableError("injected"));
+  w.Passes(v, 4);
+  INFO(method);
+  CHECK_FALSE(w.errors.empty());  // the injected failure was reported
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+  CHECK(v.status.staged_path == "/var/lib/meshstor/staging/pvc-1");
+  CHECK(w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs") <= 2);
+}
+
+TEST_CASE("A remote member that goes away is Missing, then caught up when it returns",
+          "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  REQUIRE(w.Part(v, 1)->state == PartitionState::kSynced);
+
+  w.cluster.SetOnline("b", false);
+  w.cluster.ExpireControllers();
+  const auto lost_at = std::chrono::floor<std::chrono::seconds>(w.clock.Now());
+  w.Passes(v, 2);
+  CHECK(w.Part(v, 1)->state == PartitionState::kMissing);
+  REQUIRE(w.Part(v, 1)->missing_since.has_value());
+  CHECK(*w.Part(v, 1)->missing_since == lost_at);
+  CHECK(v.status.md_state == "degraded");
+  // missingSince stays the first time it was seen missing.
+  w.clock.Advance(std::chrono::seconds(30));
+  w.Passes(v, 1);
+  CHECK(*w.Part(v, 1)->missing_since == lost_at);
+
+  w.cluster.SetOnline("b", true);
+  w.errors.clear();
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+  CHECK_FALSE(w.Part(v, 1)->missing_since.has_value());
+  CHECK(v.status.active_devices == 2);
+  CHECK(v.status.md_state != "degraded");
+}
+
+TEST_CASE("A diverged member is reported Faulty and never re-added", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  auto b_parts = w.cluster.node("b").partitions.List("/dev/nvme0n1");
+  REQUIRE(b_parts.ok());
+  REQUIRE(b_parts->size() == 1);
+  auto on_a = w.cluster.fabric().HostPathsOf("b", (*b_parts)[0].device_path);
+  REQUIRE(on_a.size() == 1);
+  const std::string b_on_a = on_a[0].second;
+  w.cluster.SetOnline("b", false);
+  w.cluster.ExpireControllers();
+  w.Passes(v, 2);
+  REQUIRE(w.Part(v, 1)->state == PartitionState::kMissing);
+  // While away, B's copy was written elsewhere: its event count ran ahead.
+  auto parts = w.cluster.node("b").partitions.List("/dev/nvme0n1");
+  REQUIRE(parts.ok());
+  auto b_part = sys::FindMember(*parts, {"pvc-1", 1}, "/dev/nvme0n1");
+  REQUIRE(b_part.ok());
+  REQUIRE(b_part->has_value());
+  // (A reconnects it under the same device name, where A's MD reads its superblock.)
+  w.cluster.node("a").fake_md.SetSuperblockEvents(b_on_a, 1000);
+  w.cluster.SetOnline("b", true);
+  w.Passes(v, 2);
+  CHECK(w.Part(v, 1)->state == PartitionState::kFaulty);
+  CHECK(w.Part(v, 1)->message.find("diverged") != std::string::npos);
+  CHECK(v.status.active_devices == 1);
+}
+
+TEST_CASE("Publish targets are bind mounts of the staging mount", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.publish_targets = {{"/pods/p1/volume", false}, {"/pods/p2/volume", true}};
+  w.Passes(v, 3);
+  CHECK(v.status.published_targets ==
+        std::vector<std::string>{"/pods/p1/volume", "/pods/p2/volume"});
+  auto ro = w.cluster.node("a").fs.GetMount("/pods/p2/volume");
+  REQUIRE(ro.ok());
+  REQUIRE(ro->has_value());
+  CHECK((*ro)->read_only());
+  v.spec.publish_targets.pop_back();
+  w.Passes(v, 2);
+  CHECK(v.status.published_targets == std::vector<std::string>{"/pods/p1/volume"});
+  auto gone = w.cluster.node("a").fs.GetMount("/pods/p2/volume");
+  REQUIRE(gone.ok());
+  CHECK_FALSE(gone->has_value());
+}
+
+TEST_CASE("A replacement member joins and the retired one leaves", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  // The operator places a replacement for member 1 on C...
+  v1::Member c = MakeMember(2, "c", v1::MemberRole::kRemote, 1, 1);
+  c.replaces = 1;
+  v.spec.members.push_back(c);
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(w.Part(v, 2)->state == PartitionState::kSynced);
+  // ...and retires member 1 once the replacement is in sync.
+  v.spec.members[1].state = v1::MemberState::kRetired;
+  w.Passes(v, 3);
+  CHECK(w.Part(v, 1) == nullptr);  // B confirmed: partition gone
+  auto parts = w.cluster.node("b").partitions.List("/dev/nvme0n1");
+  REQUIRE(parts.ok());
+  CHECK(parts->empty());
+  auto array = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->members.size() == 2);
+  CHECK(v.status.active_devices == 2);
+  // B no longer exports anything once nothing needs it.
+  VolumeReconciler gc(w.cluster.node("b").Kernel(), w.Settings("b"), w.clock);
+  REQUIRE(gc.CollectGarbage({v}).ok());
+  CHECK(w.cluster.node("b").nvmet.ListSubsystems()->empty());
+  CHECK(w.cluster.node("b").nvmet.ListPorts()->empty());
+}
+
+TEST_CASE("The last in-sync copy is never retired", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  w.cluster.SetOnline("b", false);
+  w.cluster.ExpireControllers();
+  w.Passes(v, 2);
+  v.spec.members[0].state = v1::MemberState::kRetired;  // a bad instruction
+  w.errors.clear();
+  w.Passes(v, 2);
+  auto array = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->members.size() >= 1);
+  bool refused = false;
+  for (const auto& e : w.errors)
+    refused |= e.message().find("last in-sync copy") != std::string::npos;
+  CHECK(refused);
+}
+
+TEST_CASE("Unstage and deletion tear down in order and clear the consumer fields",
+          "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.publish_targets = {{"/pods/p1/volume", false}};
+  w.Passes(v, 3);
+  REQUIRE(v.status.node_name == "a");
+  v.spec.publish_targets.clear();
+  v.spec.consumer_node.clear();
+  w.Passes(v, 2);
+  INFO(w.ErrorText());
+  CHECK(v.status.node_name.empty());
+  CHECK(v.status.staged_path.empty());
+  CHECK(w.cluster.node("a").fs.ListMounts()->empty());
+  CHECK(w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1")).status().code() ==
+        common::StatusCode::kNotFound);
+  // No consumer: B withdraws its export (fenced) but keeps the partition.
+  auto sub = w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "a"));
+  CHECK((!sub.ok() || sub->namespaces.empty()));
+
+  // Staged again on A: assembled from the members (not created), data kept.
+  const int mkfs = w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs");
+  v.spec.consumer_node = "a";
+  w.Passes(v, 3);
+  CHECK(v.status.node_name == "a");
+  CHECK(v.status.active_devices == 2);
+  CHECK(w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs") == mkfs);
+
+  // Deleted: every member retired, partitions deleted, entries dropped, consumer cleared.
+  v.metadata.deletion_timestamp = std::chrono::floor<std::chrono::seconds>(w.clock.Now());
+  for (auto& m : v.spec.members) m.state = v1::MemberState::kRetired;
+  w.Passes(v, 3);
+  CHECK(v.status.partitions.empty());
+  CHECK(v.status.node_name.empty());
+  for (const char* n : {"a", "b"}) {
+    auto parts = w.cluster.node(n).partitions.List("/dev/nvme0n1");
+    REQUIRE(parts.ok());
+    CHECK(parts->empty());
+  }
+}
+
+TEST_CASE("A partition that is not ours is never touched", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  // A partition with our member's name but another GUID (not created by us for this volume).
+  sys::FakePartition foreign;
+  foreign.number = 1;
+  foreign.name = *sys::PartitionName({"pvc-1", 1});
+  foreign.uuid = "0badc0de-0000-4000-8000-000000000001";
+  foreign.type_uuid = std::string(sys::kLinuxRaidPartitionType);
+  foreign.start_bytes = 1 << 20;
+  foreign.size_bytes = kMemberBytes;
+  w.cluster.node("b").block.AddRawPartition("/dev/nvme0n1", foreign);
+  w.Passes(v, 3);
+  bool refused = false;
+  for (const auto& e : w.errors) {
+    refused |= e.code() == common::StatusCode::kFailedPrecondition;
+  }
+  CHECK(refused);
+  CHECK(w.cluster.node("b").block.CallCount("Partitions.Zero") == 0);
+  CHECK(w.Part(v, 1) == nullptr);
+  CHECK(v.status.node_name.empty());  // never assembled without it
+}
+
+TEST_CASE("A single-copy volume is a 2-slot RAID1 with a placeholder", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.replica_count = 1;
+  v.spec.members.pop_back();
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(v.status.node_name == "a");
+  CHECK(v.status.total_devices == 2);
+  CHECK(v.status.active_devices == 1);
+  CHECK(v.status.down_devices == 0);  // the placeholder is not a missing member
+}
+
+TEST_CASE("RAID10 across two nodes", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.stripe_width = 2;
+  w.cluster.node("a").AddDrive("nvme1n1", 4 * kGiB);
+  w.cluster.node("b").AddDrive("nvme1n1", 4 * kGiB);
+  v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, 0, 0),
+                    MakeMember(1, "b", v1::MemberRole::kRemote, 1, 1),
+                    MakeMember(2, "a", v1::MemberRole::kLocal, 0, 2),
+                    MakeMember(3, "b", v1::MemberRole::kRemote, 2, 3)};
+  v.spec.members[2].drive = "nvme1n1";
+  v.spec.members[3].drive = "nvme1n1";
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  auto array = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->level == "raid10");
+  CHECK(v.status.active_devices == 4);
+  for (int i = 0; i < 4; ++i) CHECK(w.Part(v, i)->state == PartitionState::kSynced);
+}
+
+}  // namespace
+}  // namespace agent
