@@ -1,21 +1,71 @@
 // meshstor-agent: the per-node DaemonSet that carries out the member instructions of
-// MeshStorVolume on its node. This main only wires options and the runtime (Kubernetes client,
-// /metrics, /healthz, /readyz); drive inventory and the reconcilers arrive with the agent issue.
+// MeshStorVolume on its node (agent/agent.h) on the Linux kernel layer (agent/sys/linux), or,
+// with --simulate N, runs N agents for simulated nodes in this one process on the in-memory
+// kernel layer (agent/sim) to exercise and benchmark the control plane.
+#include <memory>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/sim/sim_node.h"
+#include "agent/sys/linux/drives.h"
+#include "agent/sys/linux/exec.h"
+#include "agent/sys/linux/filesystem.h"
+#include "agent/sys/linux/md.h"
+#include "agent/sys/linux/nvme_host.h"
+#include "agent/sys/linux/nvmet.h"
+#include "agent/sys/linux/partitions.h"
+#include "agent/sys/linux/uevents.h"
 #include "common/app/app.h"
 #include "common/app/runtime.h"
 #include "common/log/log.h"
+#include "common/time/clock.h"
+
+namespace {
+
+struct LinuxKernel {
+  agent::sys::LinuxExec exec;
+  agent::sys::LinuxDrives drives;
+  agent::sys::LinuxPartitions partitions;
+  agent::sys::LinuxFilesystem fs{exec};
+  agent::sys::LinuxNvmetTarget nvmet;
+  agent::sys::LinuxNvmeHost host;
+  agent::sys::LinuxMd md{exec};
+  agent::NodeKernel Kernel() { return {&drives, &partitions, &fs, &nvmet, &host, &md}; }
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using common::log::Root;
   common::app::CommonOptions common_options;
   common_options.metrics_address = ":9810";
   std::string node_name;
+  std::string address;
+  std::string staging_dir = "/var/lib/meshstor/staging";
+  std::chrono::milliseconds resync = std::chrono::seconds(10);
+  int64_t simulate = 0;
+  int64_t simulate_drives = 2;
+  int64_t simulate_drive_gib = 1024;
 
   common::config::Config config("meshstor-agent",
                                 "Runs the MeshStor node agent (drives, exports, arrays, mounts)");
   common::app::AddCommonOptions(config, &common_options);
   config.AddString("node-name", &node_name,
                    "Kubernetes name of this node (from the downward API: MESHSTOR_NODE_NAME)");
+  config.AddString(
+      "address", &address,
+      "This node's NVMe/TCP address for exports (MESHSTOR_ADDRESS, e.g. status.hostIP)");
+  config.AddString("staging-dir", &staging_dir, "Where volumes are mounted on their consumer");
+  config.AddDuration("resync", &resync, "Full pass at least this often",
+                     {.min = std::chrono::seconds(1)});
+  config.AddInt64("simulate", &simulate,
+                  "Run this many simulated nodes (<node-name>-1..N) on the in-memory kernel layer "
+                  "instead of this node's kernel (0: real node)",
+                  {.min = 0, .max = 10000});
+  config.AddInt64("simulate-drives", &simulate_drives, "Drives per simulated node",
+                  {.min = 1, .max = 64});
+  config.AddInt64("simulate-drive-gib", &simulate_drive_gib, "Size of each simulated drive (GiB)",
+                  {.min = 1, .max = 1 << 20});
   if (int code = common::app::LoadOrExit(config, common_options, argc, argv); code >= 0) {
     return code;
   }
@@ -31,8 +81,69 @@ int main(int argc, char** argv) {
     Root().Error(runtime.status(), "Could not start");
     return 1;
   }
-  Root().Info("Started agent", {{"node", node_name}});
+  auto& clock = common::time::RealClock::Get();
+  std::unique_ptr<LinuxKernel> linux_kernel;
+  std::unique_ptr<agent::sys::LinuxUeventListener> uevents;
+  std::unique_ptr<agent::sim::SimCluster> cluster;
+  std::vector<std::unique_ptr<agent::Agent>> agents;
+
+  if (simulate == 0) {
+    linux_kernel = std::make_unique<LinuxKernel>();
+    auto listener = agent::sys::LinuxUeventListener::Open();
+    if (listener.ok()) {
+      uevents = std::move(listener).value();
+    } else {
+      Root().Error(listener.status(), "No kernel uevents; relying on the periodic pass");
+    }
+    agent::AgentConfig cfg;
+    cfg.settings.node = node_name;
+    cfg.settings.address = address;
+    cfg.settings.staging_root = staging_dir;
+    cfg.resync = resync;
+    agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), linux_kernel->Kernel(),
+                                                    uevents.get(), cfg, clock,
+                                                    &(*runtime)->registry()));
+  } else {
+    cluster = std::make_unique<agent::sim::SimCluster>();
+    std::vector<std::string> names;
+    for (int64_t i = 1; i <= simulate; ++i) {
+      names.push_back(fmt::format("{}-{}", node_name, i));
+      auto& node = cluster->AddNode(names.back());
+      for (int64_t d = 0; d < simulate_drives; ++d) {
+        node.AddDrive(fmt::format("nvme{}n1", d), static_cast<uint64_t>(simulate_drive_gib) << 30);
+      }
+    }
+    const agent::Peers addresses = cluster->PeersView();
+    for (const auto& name : names) {
+      agent::AgentConfig cfg;
+      cfg.settings.node = name;
+      cfg.settings.address = addresses.at(name).address;
+      cfg.settings.staging_root = staging_dir;
+      cfg.resync = resync;
+      cfg.simulated = true;
+      // Metrics of the first simulated node only (one registry, fixed metric names).
+      agents.push_back(std::make_unique<agent::Agent>(
+          (*runtime)->client(), cluster->node(name).Kernel(), nullptr, cfg, clock,
+          agents.empty() ? &(*runtime)->registry() : nullptr));
+    }
+    Root().Info("SIMULATED kernel layer: no disk is touched",
+                {{"nodes", simulate}, {"drivesPerNode", simulate_drives}});
+  }
+  for (auto& a : agents) {
+    if (auto s = a->Start(); !s.ok()) {
+      Root().Error(s, "Could not start the informers");
+      return 1;
+    }
+  }
+  for (auto& a : agents) {
+    while (!a->WaitForSync(std::chrono::seconds(5))) {
+      Root().Info("Waiting for the API server (informers not synced yet)");
+    }
+    a->Run();
+  }
+  Root().Info("Started agent", {{"node", node_name}, {"simulated", simulate > 0}});
   int sig = common::app::WaitForTerminationSignal();
   Root().Info("Stopping", {{"signal", sig}});
+  for (auto& a : agents) a->Stop();
   return 0;
 }

@@ -1,0 +1,316 @@
+#include "agent/agent.h"
+
+#include <set>
+
+#include "common/api/v1alpha1/codec.h"
+#include "common/kube/resource.h"
+#include "common/log/log.h"
+
+namespace agent {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+using common::StatusCode;
+
+bool Involves(const v1::MeshStorVolume& v, const std::string& node) {
+  if (v.spec.consumer_node == node || v.status.node_name == node) return true;
+  for (const auto& m : v.spec.members) {
+    if (m.node == node) return true;
+  }
+  for (const auto& p : v.status.partitions) {
+    if (p.node_id == node) return true;
+  }
+  return false;
+}
+
+template <typename T>
+std::vector<T> Values(const std::vector<std::shared_ptr<const T>>& ptrs) {
+  std::vector<T> out;
+  out.reserve(ptrs.size());
+  for (const auto& p : ptrs) out.push_back(*p);
+  return out;
+}
+
+}  // namespace
+
+Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource* uevents,
+             AgentConfig config, common::time::Clock& clock, common::metrics::Registry* registry)
+    : client_(client),
+      kernel_(kernel),
+      uevents_(uevents),
+      config_(std::move(config)),
+      clock_(clock),
+      reconciler_(kernel, config_.settings, clock),
+      inventory_(client, config_.settings.node, config_.inventory_refresh) {
+  common::kube::InformerOptions options;
+  volumes_ = std::make_unique<common::kube::Informer<v1::MeshStorVolume>>(
+      client_, common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume, options, clock_);
+  devices_ = std::make_unique<common::kube::Informer<v1::MeshStorNodeDevice>>(
+      client_, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options, clock_);
+  volumes_->AddHandler([this](const auto&) { Wake(); });
+  devices_->AddHandler([this](const auto& change) {
+    // Only other nodes' objects matter here (their host NQN and address); our own writes
+    // would otherwise wake us after every inventory update.
+    auto obj = change.new_obj ? change.new_obj : change.old_obj;
+    if (obj && obj->spec.node_name != config_.settings.node) Wake();
+  });
+  if (registry != nullptr) {
+    auto& r = *registry;
+    if (auto g = r.AddGauge("meshstor_agent_simulated",
+                            "1 when this agent runs on the in-memory (simulated) kernel layer");
+        g.ok()) {
+      (*g)->Set(config_.simulated ? 1 : 0);
+    }
+    if (auto c = r.AddCounter("meshstor_agent_passes_total", "Reconcile passes run"); c.ok()) {
+      metrics_.passes = *c;
+    }
+    if (auto c = r.AddCounter("meshstor_agent_step_errors_total",
+                              "Steps that failed (retried by a later pass)");
+        c.ok()) {
+      metrics_.step_errors = *c;
+    }
+    if (auto h =
+            r.AddHistogram("meshstor_agent_pass_duration_seconds", "Duration of one reconcile pass",
+                           common::metrics::DefaultBuckets());
+        h.ok()) {
+      metrics_.pass_seconds = *h;
+    }
+    if (auto g = r.AddGauge("meshstor_agent_array_degraded_devices",
+                            "Missing or failed slots of each MD array assembled on this node",
+                            {"volume"});
+        g.ok()) {
+      metrics_.array_degraded = *g;
+    }
+    if (auto g = r.AddGauge("meshstor_agent_array_sync_ratio",
+                            "Resync/recovery progress (0..1; 1 when idle) of each array here",
+                            {"volume"});
+        g.ok()) {
+      metrics_.array_sync_ratio = *g;
+    }
+    if (auto g = r.AddGauge("meshstor_agent_partitions",
+                            "MeshStor partitions on this node's drives by class", {"class"});
+        g.ok()) {
+      metrics_.partitions = *g;
+    }
+    if (auto g = r.AddGauge("meshstor_agent_nvmeof_controllers",
+                            "NVMe-oF controllers of this node's host by state", {"state"});
+        g.ok()) {
+      metrics_.controllers = *g;
+    }
+  }
+}
+
+Agent::~Agent() { Stop(); }
+
+common::Status Agent::Start() {
+  volumes_->Start();
+  devices_->Start();
+  return common::OkStatus();
+}
+
+bool Agent::WaitForSync(std::chrono::milliseconds timeout) {
+  return volumes_->WaitForSync(timeout) && devices_->WaitForSync(timeout);
+}
+
+void Agent::Run() {
+  loop_ = std::thread([this] { Loop(); });
+  if (uevents_ != nullptr) uevent_thread_ = std::thread([this] { UeventLoop(); });
+}
+
+void Agent::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (uevents_ != nullptr) uevents_->Interrupt();
+  if (loop_.joinable()) loop_.join();
+  if (uevent_thread_.joinable()) uevent_thread_.join();
+  if (volumes_) volumes_->Stop();
+  if (devices_) devices_->Stop();
+}
+
+void Agent::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Agent::Loop() {
+  auto log = common::log::Root().WithValues(
+      {{"node", config_.settings.node}, {"simulated", config_.simulated}});
+  while (true) {
+    common::Status s = Pass();
+    if (!s.ok()) log.V(1).Info("Pass finished with errors", {{"first", s.ToString()}});
+    std::unique_lock lock(mu_);
+    clock_.WaitFor(lock, cv_, config_.resync, [this] { return wake_ || stopping_; });
+    if (stopping_) return;
+    wake_ = false;
+  }
+}
+
+void Agent::UeventLoop() {
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    auto event = uevents_->Next(std::chrono::seconds(1));
+    if (!event.ok()) {
+      common::log::Root().Error(event.status(), "Uevents stopped; relying on the periodic pass");
+      return;
+    }
+    if (event->has_value()) Wake();
+  }
+}
+
+Peers Agent::PeersFromDevices(const std::vector<v1::MeshStorNodeDevice>& devices) {
+  Peers peers;
+  for (const auto& d : devices) {
+    if (d.status.host_nqn.empty()) continue;
+    Peer& p = peers[d.spec.node_name];
+    p.host_nqn = d.status.host_nqn;
+    for (const auto& a : d.status.transport_addresses) {
+      if (a.transport == v1::Transport::kTcp && !a.address.empty()) {
+        p.address = a.address;
+        p.service = std::to_string(a.port > 0 ? a.port : 4420);
+        break;
+      }
+    }
+  }
+  return peers;
+}
+
+common::Status Agent::Pass() {
+  const auto started = clock_.SteadyNow();
+  const std::string& node = config_.settings.node;
+  auto log = common::log::Root().WithValues({{"node", node}});
+  common::Status first;
+  int errors = 0;
+  auto note = [&](const common::Status& s) {
+    if (s.ok()) return;
+    ++errors;
+    if (first.ok()) first = s;
+    log.Error(s, "Step failed; retrying on the next pass");
+  };
+
+  std::vector<v1::MeshStorVolume> volumes = Values(volumes_->List());
+  std::vector<v1::MeshStorNodeDevice> devices = Values(devices_->List());
+  Peers peers = PeersFromDevices(devices);
+
+  // Inventory first: the operator places on it, and our own host NQN goes out with it.
+  std::vector<common::Status> drive_errors;
+  auto identity = kernel_.host->GetHostIdentity();
+  auto drives = SnapshotDrives(kernel_, &drive_errors);
+  for (const auto& e : drive_errors) note(e);
+  if (!identity.ok()) note(identity.status().WithContext("reading this node's host NQN"));
+  if (!drives.ok()) note(drives.status().WithContext("listing drives"));
+  if (identity.ok() && drives.ok()) {
+    std::vector<v1::TransportAddress> addresses;
+    if (!config_.settings.address.empty()) {
+      addresses.push_back(
+          {v1::Transport::kTcp, config_.settings.address, std::stoi(config_.settings.service)});
+    }
+    auto desired = BuildNodeDevices(node, *drives, volumes, identity->host_nqn, addresses,
+                                    std::chrono::floor<std::chrono::seconds>(clock_.Now()));
+    note(inventory_.Sync(desired, devices));
+    // Our own entry, so a volume consumed here can be exported to us within this pass.
+    peers[node] = Peer{identity->host_nqn, config_.settings.address, config_.settings.service};
+  }
+
+  for (const auto& v : volumes) {
+    if (!Involves(v, node)) continue;
+    VolumeOutcome out = reconciler_.Reconcile(v, peers);
+    for (const auto& e : out.errors) note(e);
+    note(WriteOutcome(v.metadata.name, out));
+  }
+  note(reconciler_.CollectGarbage(volumes));
+
+  UpdateMetrics(volumes, drives.ok() ? *drives : std::vector<DriveSnapshot>{});
+  ++passes_;
+  if (metrics_.passes) metrics_.passes->Inc();
+  if (metrics_.step_errors) {
+    for (int i = 0; i < errors; ++i) metrics_.step_errors->Inc();
+  }
+  if (metrics_.pass_seconds) {
+    metrics_.pass_seconds->Observe(
+        std::chrono::duration<double>(clock_.SteadyNow() - started).count());
+  }
+  return first;
+}
+
+common::Status Agent::WriteOutcome(const std::string& name, const VolumeOutcome& outcome) {
+  const auto& type = common::kube::MeshStorVolumes();
+  const common::kube::ObjectKey key{"", name};
+  common::Status last;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto raw = client_.Get(type, key);
+    if (!raw.ok()) {
+      return raw.status().code() == StatusCode::kNotFound ? common::OkStatus() : raw.status();
+    }
+    ASSIGN_OR_RETURN(v1::MeshStorVolume v, v1::DecodeMeshStorVolume(*raw));
+    if (outcome.set_formatted_at && !v.spec.formatted_at) {
+      v.spec.formatted_at = outcome.set_formatted_at;
+      auto updated = client_.Update(type, key, v1::EncodeMeshStorVolume(v));
+      if (!updated.ok()) {
+        last = updated.status().WithContext("recording formattedAt of " + name);
+        if (last.code() == StatusCode::kAborted) continue;  // conflict: read again
+        return last;
+      }
+      ASSIGN_OR_RETURN(v, v1::DecodeMeshStorVolume(*updated));
+    }
+    if (!ApplyOutcome(outcome, config_.settings.node, v.status)) return common::OkStatus();
+    auto updated = client_.UpdateStatus(type, key, v1::EncodeMeshStorVolume(v));
+    if (updated.ok()) return common::OkStatus();
+    last = updated.status().WithContext("reporting the status of " + name);
+    if (last.code() != StatusCode::kAborted) return last;
+  }
+  return last;
+}
+
+void Agent::UpdateMetrics(const std::vector<v1::MeshStorVolume>& volumes,
+                          const std::vector<DriveSnapshot>& drives) {
+  const std::string& node = config_.settings.node;
+  if (metrics_.partitions) {
+    PartitionCounts total;
+    for (const auto& d : drives) {
+      PartitionCounts c = ClassifyPartitions(node, d, volumes);
+      total.local += c.local;
+      total.remote += c.remote;
+      total.unknown += c.unknown;
+    }
+    metrics_.partitions->WithLabels({"local"}).Set(total.local);
+    metrics_.partitions->WithLabels({"remote"}).Set(total.remote);
+    metrics_.partitions->WithLabels({"unknown"}).Set(total.unknown);
+  }
+  if (metrics_.array_degraded && metrics_.array_sync_ratio) {
+    metrics_.array_degraded->RemoveAll();
+    metrics_.array_sync_ratio->RemoveAll();
+    for (const auto& v : volumes) {
+      if (v.spec.consumer_node != node) continue;
+      auto a = kernel_.md->GetArray(sys::MdArrayName(v.metadata.name));
+      if (!a.ok()) continue;
+      metrics_.array_degraded->WithLabels({v.metadata.name}).Set(a->degraded);
+      double ratio = a->sync_total_sectors == 0 ? 1.0
+                                                : static_cast<double>(a->sync_done_sectors) /
+                                                      static_cast<double>(a->sync_total_sectors);
+      metrics_.array_sync_ratio->WithLabels({v.metadata.name}).Set(ratio);
+    }
+  }
+  if (metrics_.controllers) {
+    auto controllers = kernel_.host->ListControllers();
+    if (controllers.ok()) {
+      metrics_.controllers->RemoveAll();
+      std::map<std::string, int> by_state;
+      for (const auto& c : *controllers) {
+        if (c.transport == "pcie") continue;
+        ++by_state[std::string(sys::NvmeControllerStateName(c.state))];
+      }
+      for (const auto& [state, n] : by_state) metrics_.controllers->WithLabels({state}).Set(n);
+    }
+  }
+}
+
+}  // namespace agent

@@ -1,0 +1,105 @@
+// Agent: the node agent's control loop. It watches MeshStorVolume and MeshStorNodeDevice
+// objects (informers), and runs one pass — inventory, every volume that involves this node,
+// node-wide garbage collection — whenever a watched object or a kernel uevent says something
+// changed, and at least every `resync` (10 s). Passes run one at a time on one thread: the
+// kernel layer's subsystems, controllers and arrays are shared between volumes.
+//
+// Every write is a status (or, for formattedAt, spec) update of a freshly read object guarded
+// by its resourceVersion, retried on conflict, carrying only the fields this agent owns
+// (ApplyOutcome). Nothing is kept between passes except what the kernel and the API hold.
+//
+// Thread contract: Start/Stop from one thread; Pass() may be called directly (tests) when the
+// loop is not running; metrics are safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/inventory.h"
+#include "agent/sys/uevents.h"
+#include "agent/volume.h"
+#include "common/api/v1alpha1/types.h"
+#include "common/kube/client.h"
+#include "common/kube/informer.h"
+#include "common/metrics/metrics.h"
+#include "common/time/clock.h"
+
+namespace agent {
+
+struct AgentConfig {
+  AgentSettings settings;
+  std::chrono::milliseconds resync{std::chrono::seconds(10)};
+  std::chrono::seconds inventory_refresh{30};
+  bool simulated = false;  // in-memory kernel layer: marked in logs and metrics
+};
+
+class Agent {
+ public:
+  // `client`, the kernel layer, `uevents` (may be null), `clock` and `registry` (may be null)
+  // must outlive the agent.
+  Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource* uevents,
+        AgentConfig config, common::time::Clock& clock, common::metrics::Registry* registry);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Starts the informers; the loop starts once they have synced (Run waits for it).
+  common::Status Start();
+  // Waits up to `timeout` for the informers' first list.
+  bool WaitForSync(std::chrono::milliseconds timeout);
+  // Starts the loop and the uevent thread (after WaitForSync).
+  void Run();
+  void Stop();
+  // Asks for a pass as soon as possible (coalesced).
+  void Wake();
+
+  // One pass. Returns the first error of the pass (the pass goes on after errors).
+  common::Status Pass();
+
+  int64_t passes() const { return passes_.load(); }
+
+ private:
+  common::Status WriteOutcome(const std::string& name, const VolumeOutcome& outcome);
+  Peers PeersFromDevices(const std::vector<common::api::v1alpha1::MeshStorNodeDevice>& devices);
+  void Loop();
+  void UeventLoop();
+  void UpdateMetrics(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes,
+                     const std::vector<DriveSnapshot>& drives);
+
+  common::kube::Client& client_;
+  NodeKernel kernel_;
+  sys::UeventSource* uevents_;
+  AgentConfig config_;
+  common::time::Clock& clock_;
+  VolumeReconciler reconciler_;
+  Inventory inventory_;
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> volumes_;
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> devices_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool wake_ = false;      // GUARDED_BY(mu_)
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::thread loop_;
+  std::thread uevent_thread_;
+  std::atomic<int64_t> passes_{0};
+
+  struct Metrics {
+    common::metrics::Counter* passes = nullptr;
+    common::metrics::Counter* step_errors = nullptr;
+    common::metrics::Histogram* pass_seconds = nullptr;
+    common::metrics::GaugeFamily* array_degraded = nullptr;
+    common::metrics::GaugeFamily* array_sync_ratio = nullptr;
+    common::metrics::GaugeFamily* partitions = nullptr;
+    common::metrics::GaugeFamily* controllers = nullptr;
+  } metrics_;
+};
+
+}  // namespace agent

@@ -1,0 +1,158 @@
+// Agent against the in-process API test server: three agents on simulated nodes publish their
+// drives and bring a volume up from the members the operator would write, by CR alone.
+#include "agent/agent.h"
+
+#include <filesystem>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "agent/sim/sim_node.h"
+#include "common/api/v1alpha1/codec.h"
+#include "common/kube/http_transport.h"
+#include "common/kube/resource.h"
+#include "common/metrics/metrics.h"
+#include "common/time/clock.h"
+#include "tools/apiserver/test_apiserver.h"
+
+namespace agent {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+using std::chrono::milliseconds;
+
+struct ApiFixture {
+  std::unique_ptr<tools::apiserver::TestApiServer> server;
+  std::unique_ptr<common::kube::HttpTransport> transport;
+  std::unique_ptr<common::kube::Client> client;
+  ApiFixture() {
+    auto s = tools::apiserver::TestApiServer::Start(
+        {.crd_dir = (std::filesystem::path(MESHSTOR_SOURCE_DIR) / "crds").string(),
+         .bookmark_interval = milliseconds(200)});
+    REQUIRE(s.ok());
+    server = std::move(s).value();
+    common::kube::RestConfig config;
+    config.server = server->url();
+    auto t = common::kube::HttpTransport::Create(config);
+    REQUIRE(t.ok());
+    transport = std::move(t).value();
+    client = std::make_unique<common::kube::Client>(*transport, std::chrono::seconds(10));
+  }
+  common::Result<v1::MeshStorVolume> Volume(const std::string& name) {
+    ASSIGN_OR_RETURN(auto raw, client->Get(common::kube::MeshStorVolumes(), {"", name}));
+    return v1::DecodeMeshStorVolume(raw);
+  }
+};
+
+v1::Member MakeMember(int32_t index, std::string node, v1::MemberRole role, int32_t nsid) {
+  v1::Member m;
+  m.index = index;
+  m.node = std::move(node);
+  m.drive = "nvme0n1";
+  m.size_bytes = 513 * v1::kMiB;
+  m.namespace_id = nsid;
+  m.role = role;
+  m.slot = index;
+  return m;
+}
+
+TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
+  ApiFixture api;
+  sim::SimCluster cluster;
+  for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4ull << 30);
+  const Peers addresses = cluster.PeersView();
+  common::metrics::Registry registry;
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (const char* n : {"a", "b", "c"}) {
+    AgentConfig config;
+    config.settings.node = n;
+    config.settings.address = addresses.at(n).address;
+    config.simulated = true;
+    agents.push_back(std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
+                                             common::time::RealClock::Get(),
+                                             n == std::string("a") ? &registry : nullptr));
+    REQUIRE(agents.back()->Start().ok());
+    REQUIRE(agents.back()->WaitForSync(std::chrono::seconds(10)));
+  }
+  auto passes = [&](auto done) {
+    for (int i = 0; i < 100; ++i) {
+      for (auto& a : agents) (void)a->Pass();
+      if (done()) return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return false;
+  };
+
+  // Inventory: one object per drive, with the node's host NQN and address.
+  REQUIRE(passes([&] {
+    auto d = api.client->Get(common::kube::MeshStorNodeDevices(), {"", "b-nvme0n1"});
+    if (!d.ok()) return false;
+    auto nd = v1::DecodeMeshStorNodeDevice(*d);
+    return nd.ok() && nd->status.host_nqn == cluster.node("b").host_nqn;
+  }));
+  auto nd = v1::DecodeMeshStorNodeDevice(
+      *api.client->Get(common::kube::MeshStorNodeDevices(), {"", "a-nvme0n1"}));
+  REQUIRE(nd.ok());
+  CHECK(nd->spec.node_name == "a");
+  CHECK(nd->status.size_bytes == int64_t{4} << 30);
+  CHECK(nd->status.sector_size == 4096);
+  REQUIRE(nd->status.transport_addresses.size() == 1);
+  CHECK(nd->status.transport_addresses[0].address == addresses.at("a").address);
+
+  // The operator's instructions: a local member on the consumer and one on B.
+  v1::MeshStorVolume v;
+  v.metadata.name = "pvc-1";
+  v.spec.capacity_bytes = 512 * v1::kMiB;
+  v.spec.replica_count = 2;
+  v.spec.stripe_width = 1;
+  v.spec.member_missing_timeout = 900;
+  v.spec.sector_size = 4096;
+  v.spec.consumer_node = "a";
+  v.spec.publish_targets = {{"/pods/p1/volume", false}};
+  v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, 1),
+                    MakeMember(1, "b", v1::MemberRole::kRemote, 1)};
+  REQUIRE(
+      api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v)).ok());
+
+  REQUIRE(passes([&] {
+    auto got = api.Volume("pvc-1");
+    return got.ok() && got->status.node_name == "a" && got->status.published_targets.size() == 1;
+  }));
+  auto got = api.Volume("pvc-1");
+  REQUIRE(got.ok());
+  CHECK(got->spec.formatted_at.has_value());
+  CHECK(got->status.staged_path == "/var/lib/meshstor/staging/pvc-1");
+  CHECK(got->status.active_devices == 2);
+  REQUIRE(got->status.partitions.size() == 2);
+  for (const auto& p : got->status.partitions) {
+    CHECK(p.state == v1::PartitionState::kSynced);
+  }
+  // B's inventory counts its partition as a remote member.
+  REQUIRE(passes([&] {
+    auto raw = api.client->Get(common::kube::MeshStorNodeDevices(), {"", "b-nvme0n1"});
+    auto b = raw.ok() ? v1::DecodeMeshStorNodeDevice(*raw) : raw.status();
+    return b.ok() && b->status.remote_partitions == 1;
+  }));
+  const std::string metrics = registry.Expose();
+  CHECK(metrics.find("meshstor_agent_simulated 1") != std::string::npos);
+  CHECK(metrics.find("meshstor_agent_partitions{class=\"local\"} 1") != std::string::npos);
+  CHECK(metrics.find("meshstor_agent_array_degraded_devices{volume=\"pvc-1\"} 0") !=
+        std::string::npos);
+
+  // Unstaged: the consumer tears down and clears its fields.
+  got->spec.publish_targets.clear();
+  got->spec.consumer_node.clear();
+  REQUIRE(
+      api.client
+          ->Update(common::kube::MeshStorVolumes(), {"", "pvc-1"}, v1::EncodeMeshStorVolume(*got))
+          .ok());
+  REQUIRE(passes([&] {
+    auto g = api.Volume("pvc-1");
+    return g.ok() && g->status.node_name.empty() && g->status.staged_path.empty();
+  }));
+  CHECK(cluster.node("a").fs.ListMounts()->empty());
+  for (auto& a : agents) a->Stop();
+}
+
+}  // namespace
+}  // namespace agent
