@@ -81,7 +81,9 @@ start operator_a $bin/operator/meshstor-operator --identity operator-a --lease-n
 sleep 1
 start operator_b $bin/operator/meshstor-operator --identity operator-b --lease-namespace default \
   --lease-duration 4s --renew-deadline 3s --retry-period 500ms --metrics-address "127.0.0.1:$op_b"
-start agent $bin/agent/meshstor-agent --node-name demo-node --metrics-address "127.0.0.1:$agent"
+# The agent on simulated nodes (in-memory kernel layer): this machine's disks are never touched.
+start agent $bin/agent/meshstor-agent --node-name demo-node --simulate 3 \
+  --metrics-address "127.0.0.1:$agent"
 start shim $bin/csi-shim/meshstor-csi-shim --mode controller --metrics-address "127.0.0.1:$shim"
 for p in $op_a $op_b $agent $shim; do
   wait_ready "$p" || { echo "port $p never became ready" >&2; cat "$work"/*.log >&2; exit 1; }

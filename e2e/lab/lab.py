@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,6 +45,7 @@ SKIP = 77
 NET_PREFIX = "10.77.0"
 HOST_IP = NET_PREFIX + ".254"
 HOST_PORT = 8080
+API_PORT = 6443  # the API test server of scenario "agents", on HOST_IP
 NS_PREFIX = "mslab-"
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -419,6 +421,7 @@ class Lab:
         self.scenario_timeout = scenario_timeout * timeout_scale()
         self.marks = []  # (label, seconds) measured by the scenario
         self.failed_node = None
+        self.procs = []  # (name, Popen, log file) of host processes in the netns
 
     # --- set-up and teardown
     def __enter__(self):
@@ -438,6 +441,19 @@ class Lab:
         return False
 
     def cleanup(self):
+        for name, proc, log in self.procs:
+            try:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(timeout=5)
+            except Exception as e:  # keep cleaning
+                say("cleanup: stopping %s: %s" % (name, e))
+            log.close()
+        self.procs = []
         for vm in self.vms.values():
             try:
                 vm.kill()
@@ -480,6 +496,36 @@ class Lab:
         self.server.start(ns)
         say("network: netns %s, br0 %s/24, taps %s, host server http://%s:%d"
             % (ns, HOST_IP, ",".join("tap" + n for n in n_taps_for), HOST_IP, HOST_PORT))
+
+    def host_process(self, name, argv):
+        """Starts argv on the host inside the lab netns (reaches the VMs over br0); its output
+        goes to logs/<name>.log; it is stopped at cleanup."""
+        log = open(os.path.join(self.logdir, name + ".log"), "wb")
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns] + list(argv), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=set_pdeathsig)
+        self.procs.append((name, proc, log))
+        say("%s: started on the host in %s (pid %d): %s" % (name, self.ns, proc.pid, " ".join(argv)))
+        return proc
+
+    def api(self, method, path, body=None, timeout=10):
+        """A request to the API server the scenario started on HOST_IP:API_PORT (JSON)."""
+        def call():
+            data = json.dumps(body).encode() if body is not None else None
+            req = urllib.request.Request("http://%s:%d%s" % (HOST_IP, API_PORT, path), data=data,
+                                         method=method, headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as r:
+                    return r.status, json.loads(r.read() or b"null")
+            except urllib.error.HTTPError as e:
+                try:
+                    return e.code, json.loads(e.read() or b"null")
+                except ValueError:
+                    return e.code, None
+            except (urllib.error.URLError, OSError) as e:
+                return 0, str(e)
+
+        return in_netns(self.ns, call)
 
     def node(self, name, drives=3, mem=256, ip=None, script=None, cmd=None, env=None, timeout=None):
         conf = dict(env or {})
@@ -903,6 +949,154 @@ def scenario_mesh(lab, args):
         "controller left on A, B or C")
 
 
+def scenario_agents(lab, args):
+    """3 VMs running meshstor-agent against the API test server on the host: a volume by CR edits."""
+    bins = {os.path.basename(b): b for b in args.bin}
+    for need in ("meshstor-agent", "meshstor-sys"):
+        if need not in bins:
+            raise LabError("agents needs --bin PATH/%s" % need)
+    if not args.apiserver:
+        raise LabError("agents needs --apiserver PATH/meshstor-test-apiserver")
+    vol = "pvc-lab-agents"
+    base = "/apis/csi.meshstor.io/v1alpha1"
+    lab.network(["A", "B", "C"])
+    lab.host_process("apiserver", [os.path.abspath(args.apiserver), "--address", HOST_IP,
+                                   "--port", str(API_PORT), "--crd-dir", os.path.join(REPO, "crds")])
+    t = now()
+    while lab.api("GET", base + "/meshstorvolumes")[0] != 200:
+        if now() - t > 30:
+            raise LabError("the API test server did not answer on %s:%d" % (HOST_IP, API_PORT))
+        time.sleep(0.2)
+    env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
+    for i, n in enumerate(("A", "B", "C")):
+        lab.node(n, drives=2, mem=512, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
+                 env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
+    t_start = now()
+    lab.start("A", "B", "C")
+
+    def wait_for(what, pred, timeout):
+        limit = now() + timeout * timeout_scale()
+        last = None
+        while True:
+            code, obj = lab.api("GET", base + "/meshstorvolumes/" + vol)
+            last = obj
+            if code == 200 and pred(obj):
+                return obj
+            for vm in lab.vms.values():
+                if vm.proc is not None and not vm.alive() and not vm.killed:
+                    raise LabError("%s stopped while waiting for %s" % (vm.name, what), vm.name)
+            if now() > limit:
+                raise LabError("timed out after %.0f s waiting for %s; volume status: %s"
+                               % (timeout * timeout_scale(), what,
+                                  json.dumps((last or {}).get("status") if isinstance(last, dict) else last)))
+            time.sleep(0.5)
+
+    def part(obj, index):
+        for p in (obj.get("status") or {}).get("partitions") or []:
+            if p.get("index") == index:
+                return p
+        return {}
+
+    def edit(fn):
+        for _ in range(10):
+            code, obj = lab.api("GET", base + "/meshstorvolumes/" + vol)
+            if code != 200:
+                raise LabError("GET %s: %s %s" % (vol, code, obj))
+            fn(obj["spec"])
+            code, out = lab.api("PUT", base + "/meshstorvolumes/" + vol, obj)
+            if code == 200:
+                return out
+            if code != 409:
+                raise LabError("PUT %s: %s %s" % (vol, code, out))
+        raise LabError("PUT %s: conflicts did not stop" % vol)
+
+    # Inventory: every agent publishes its drives with its host NQN and address.
+    limit = now() + 240 * timeout_scale()
+    drives = {}
+    while len(drives) < 3:
+        code, lst = lab.api("GET", base + "/meshstornodedevices")
+        if code == 200:
+            for d in lst.get("items") or []:
+                st = d.get("status") or {}
+                if st.get("hostNQN") and st.get("transportAddresses"):
+                    drives.setdefault(d["spec"]["nodeName"], []).append(d["spec"]["device"])
+        if now() > limit:
+            raise LabError("agents did not publish their drives: %s" % drives)
+        time.sleep(0.5)
+    lab.mark("3 agents published their drives (from start)", now() - t_start)
+    drive = {n: sorted(v)[0] for n, v in drives.items()}
+
+    def member(index, node, role, slot, replaces=None):
+        m = {"index": index, "node": node, "drive": drive[node], "sizeBytes": 513 << 20,
+             "namespaceID": 1, "role": role, "state": "present", "slot": slot}
+        if replaces is not None:
+            m["replaces"] = replaces
+        return m
+
+    # The operator's part, played by the scenario: placement on A (consumer) and B.
+    t = now()
+    code, out = lab.api("POST", base + "/meshstorvolumes", {
+        "apiVersion": "csi.meshstor.io/v1alpha1", "kind": "MeshStorVolume",
+        "metadata": {"name": vol},
+        "spec": {"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
+                 "memberMissingTimeout": 60, "sectorSize": 4096, "consumerNode": "lab-a",
+                 "members": [member(0, "lab-a", "local", 0), member(1, "lab-b", "remote", 1)]}})
+    if code != 201:
+        raise LabError("creating %s: %s %s" % (vol, code, out))
+    synced = lambda o, idx: all(part(o, i).get("state") == "Synced" for i in idx)
+    wait_for("the volume staged on lab-a with both members Synced",
+             lambda o: (o.get("status") or {}).get("stagedPath") and synced(o, [0, 1])
+             and o["spec"].get("formattedAt"), 240)
+    lab.mark("volume created, zeroed, exported, assembled, XFS, mounted (CR to staged)", now() - t)
+    lab.flag("write1")
+    lab.wait_event("A", "written1", timeout=120)
+
+    t_kill = now()
+    lab.kill("B")
+    wait_for("member 1 Missing after B's power-off",
+             lambda o: part(o, 1).get("state") == "Missing" and part(o, 1).get("missingSince"), 120)
+    lab.mark("SIGKILL B -> member 1 reported Missing", now() - t_kill)
+    lab.flag("write2")
+    lab.wait_event("A", "written2", timeout=120)
+    t_restart = now()
+    lab.restart("B")
+    wait_for("member 1 Synced again after B's return", lambda o: synced(o, [0, 1]), 240)
+    lab.mark("restart B -> re-exported, reconnected, re-added, Synced", now() - t_restart)
+
+    t = now()
+    edit(lambda spec: spec["members"].append(member(2, "lab-c", "remote", 1, replaces=1)))
+    wait_for("replacement member 2 on lab-c Synced", lambda o: synced(o, [0, 2]), 240)
+
+    def retire(index):
+        def fn(spec):
+            for m in spec["members"]:
+                if m["index"] == index:
+                    m["state"] = "retired"
+        return fn
+
+    edit(retire(1))
+    wait_for("member 1 retired: partition deleted on lab-b", lambda o: not part(o, 1), 120)
+    lab.mark("C's member replaced B's (hot replace), B's retired", now() - t)
+    lab.flag("verify")
+    lab.wait_event("A", "verified", timeout=120)
+
+    t = now()
+    edit(lambda spec: spec.update({"consumerNode": ""}))
+    wait_for("unstaged: lab-a tore the volume down",
+             lambda o: not (o.get("status") or {}).get("nodeName"), 120)
+    edit(lambda spec: [m.update({"state": "retired"}) for m in spec["members"]])
+    wait_for("every member retired and deleted",
+             lambda o: not (o.get("status") or {}).get("partitions"), 120)
+    lab.mark("unstage + retire everything", now() - t)
+    lab.flag("done")
+    for n in ("A", "B", "C"):
+        lab.wait_event(n, "clean", timeout=120)
+        rc = lab.wait_exit(n, timeout=60)
+        if rc != 0:
+            raise LabError("%s's script failed (rc=%d)" % (n, rc), n)
+    say("teardown: no MeshStor partition, export, array or controller left on any node")
+
+
 def scenario_contract(lab, args):
     """1 VM, 5 drives: a Catch2 executable (--test-bin) as root with spare drives 2 to 5."""
     if not args.test_bin:
@@ -935,6 +1129,7 @@ SCENARIOS = {
     "network": (scenario_network, 480),
     "contract": (scenario_contract, 1200),
     "mesh": (scenario_mesh, 720),
+    "agents": (scenario_agents, 900),
 }
 
 
@@ -958,6 +1153,7 @@ def main():
                    "(default: $MESHSTOR_LAB_DISK_GIB or 2)")
     r.add_argument("--bin", action="append", default=[], help="extra binary for /lab/bin (repeatable)")
     r.add_argument("--test-bin", help="contract: the Catch2 test executable to run in the VM")
+    r.add_argument("--apiserver", help="agents: the meshstor-test-apiserver binary (runs on the host)")
     p.epilog = "contract: arguments after -- go to the test executable (default: [.privileged])"
     argv = sys.argv[1:]
     test_args = []
