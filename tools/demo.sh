@@ -84,7 +84,8 @@ start operator_b $bin/operator/meshstor-operator --identity operator-b --lease-n
 # The agent on simulated nodes (in-memory kernel layer): this machine's disks are never touched.
 start agent $bin/agent/meshstor-agent --node-name demo-node --simulate 3 \
   --metrics-address "127.0.0.1:$agent"
-start shim $bin/csi-shim/meshstor-csi-shim --mode controller --metrics-address "127.0.0.1:$shim"
+start shim $bin/csi-shim/meshstor-csi-shim --mode controller --endpoint "unix://$work/csi.sock" \
+  --metrics-address "127.0.0.1:$shim"
 for p in $op_a $op_b $agent $shim; do
   wait_ready "$p" || { echo "port $p never became ready" >&2; cat "$work"/*.log >&2; exit 1; }
 done
