@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "agent/sim/crashing_kernel.h"
 #include "agent/sim/sim_node.h"
 #include "common/time/fake_clock.h"
 
@@ -61,10 +62,15 @@ struct World {
     s.staging_root = "/var/lib/meshstor/staging";
     return s;
   }
+  // Kernels used instead of the node's own (a crashing agent).
+  std::map<std::string, NodeKernel> kernel_override;
+
   // One pass of every node's agent, each a fresh reconciler (as after a restart).
   void Pass(v1::MeshStorVolume& v) {
     for (const char* n : {"a", "b", "c"}) {
-      VolumeReconciler r(cluster.node(n).Kernel(), Settings(n), clock);
+      auto o = kernel_override.find(n);
+      VolumeReconciler r(o != kernel_override.end() ? o->second : cluster.node(n).Kernel(),
+                         Settings(n), clock);
       VolumeOutcome out = r.Reconcile(v, peers);
       ApplyOutcome(out, n, v.status);
       if (out.set_formatted_at && !v.spec.formatted_at) v.spec.formatted_at = out.set_formatted_at;
@@ -391,6 +397,55 @@ TEST_CASE("RAID10 across two nodes", "[unit][agent][volume]") {
   CHECK(array->level == "raid10");
   CHECK(v.status.active_devices == 4);
   for (int i = 0; i < 4; ++i) CHECK(w.Part(v, i)->state == PartitionState::kSynced);
+}
+
+// kill -9 of one node's agent after its k-th state-changing kernel call, for every k, while a
+// volume comes up; the restarted agent (a fresh reconciler on the same kernel) must converge to
+// the same end state with nothing duplicated: one partition per member, one array, XFS made
+// once, formattedAt set once.
+TEST_CASE("Crash after any step while a volume comes up: the restarted agent converges",
+          "[unit][agent][volume][crash]") {
+  const char* node = GENERATE("a", "b");
+  int crashes = 0;
+  for (int budget = 0; budget < 60; ++budget) {
+    World w;
+    v1::MeshStorVolume v = Raid1Volume();
+    v.spec.publish_targets = {{"/pods/p1/volume", false}};
+    sim::CrashingKernel crashing(w.cluster.node(node).Kernel(), budget);
+    w.kernel_override[node] = crashing.Kernel();
+    w.Passes(v, 3);                  // the crashed agent does nothing more after its budget
+    if (!crashing.crashed()) break;  // the budget outlasted every step: all crash points done
+    ++crashes;
+    w.kernel_override.clear();  // restarted
+    const auto formatted_at = v.spec.formatted_at;
+    w.Passes(v, 4);
+    INFO("agent on " << node << " killed after step " << budget);
+    CHECK(v.status.node_name == "a");
+    CHECK(v.status.active_devices == 2);
+    CHECK(v.status.published_targets == std::vector<std::string>{"/pods/p1/volume"});
+    REQUIRE(v.status.partitions.size() == 2);
+    CHECK(w.Part(v, 0)->state == PartitionState::kSynced);
+    CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+    REQUIRE(v.spec.formatted_at.has_value());
+    if (formatted_at) CHECK(*v.spec.formatted_at == *formatted_at);
+    for (const char* n : {"a", "b"}) {
+      auto parts = w.cluster.node(n).partitions.List("/dev/nvme0n1");
+      REQUIRE(parts.ok());
+      CHECK(parts->size() == 1);
+    }
+    auto arrays = w.cluster.node("a").md.ListArrays();
+    REQUIRE(arrays.ok());
+    CHECK(arrays->size() == 1);
+    // XFS exists once on the array, mounted once at the staging path.
+    int staged = 0;
+    auto mounts = w.cluster.node("a").fs.ListMounts();
+    REQUIRE(mounts.ok());
+    for (const auto& m : *mounts) {
+      staged += m.target == v.status.staged_path ? 1 : 0;
+    }
+    CHECK(staged == 1);
+  }
+  CHECK(crashes >= 3);
 }
 
 }  // namespace
