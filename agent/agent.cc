@@ -184,6 +184,8 @@ Peers Agent::PeersFromDevices(const std::vector<v1::MeshStorNodeDevice>& devices
 }
 
 common::Status Agent::Pass() {
+  std::unique_lock<std::mutex> turn;
+  if (config_.pass_mutex != nullptr) turn = std::unique_lock(*config_.pass_mutex);
   const auto started = clock_.SteadyNow();
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});

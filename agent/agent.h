@@ -38,6 +38,8 @@ struct AgentConfig {
   std::chrono::milliseconds resync{std::chrono::seconds(10)};
   std::chrono::seconds inventory_refresh{30};
   bool simulated = false;  // in-memory kernel layer: marked in logs and metrics
+  // Held during each pass when set: agents of one simulated cluster take turns.
+  std::mutex* pass_mutex = nullptr;
 };
 
 class Agent {

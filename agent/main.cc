@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
       }
     }
     const agent::Peers addresses = cluster->PeersView();
+    static std::mutex pass_mutex;  // the simulated nodes share their storage model
     for (const auto& name : names) {
       agent::AgentConfig cfg;
       cfg.settings.node = name;
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
       cfg.settings.staging_root = staging_dir;
       cfg.resync = resync;
       cfg.simulated = true;
+      cfg.pass_mutex = &pass_mutex;
       // Metrics of the first simulated node only (one registry, fixed metric names).
       agents.push_back(std::make_unique<agent::Agent>(
           (*runtime)->client(), cluster->node(name).Kernel(), nullptr, cfg, clock,

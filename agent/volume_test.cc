@@ -209,12 +209,6 @@ TEST_CASE("A diverged member is reported Faulty and never re-added", "[unit][age
   World w;
   v1::MeshStorVolume v = Raid1Volume();
   w.Passes(v, 3);
-  auto b_parts = w.cluster.node("b").partitions.List("/dev/nvme0n1");
-  REQUIRE(b_parts.ok());
-  REQUIRE(b_parts->size() == 1);
-  auto on_a = w.cluster.fabric().HostPathsOf("b", (*b_parts)[0].device_path);
-  REQUIRE(on_a.size() == 1);
-  const std::string b_on_a = on_a[0].second;
   w.cluster.SetOnline("b", false);
   w.cluster.ExpireControllers();
   w.Passes(v, 2);
@@ -225,8 +219,7 @@ TEST_CASE("A diverged member is reported Faulty and never re-added", "[unit][age
   auto b_part = sys::FindMember(*parts, {"pvc-1", 1}, "/dev/nvme0n1");
   REQUIRE(b_part.ok());
   REQUIRE(b_part->has_value());
-  // (A reconnects it under the same device name, where A's MD reads its superblock.)
-  w.cluster.node("a").fake_md.SetSuperblockEvents(b_on_a, 1000);
+  w.cluster.node("b").fake_md.SetSuperblockEvents((*b_part)->device_path, 1000);
   w.cluster.SetOnline("b", true);
   w.Passes(v, 2);
   CHECK(w.Part(v, 1)->state == PartitionState::kFaulty);
@@ -397,6 +390,47 @@ TEST_CASE("RAID10 across two nodes", "[unit][agent][volume]") {
   CHECK(array->level == "raid10");
   CHECK(v.status.active_devices == 4);
   for (int i = 0; i < 4; ++i) CHECK(w.Part(v, i)->state == PartitionState::kSynced);
+}
+
+TEST_CASE(
+    "Relocation: the old consumer tears down, exports are fenced, the new consumer "
+    "assembles and hot-replaces the old local member",
+    "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  REQUIRE(v.status.node_name == "a");
+  // The pod moves to C: A's member becomes remote, a new local member on C replaces it.
+  v.spec.consumer_node = "c";
+  v.spec.members[0].role = v1::MemberRole::kRemote;
+  v.spec.members[0].namespace_id = 1;
+  v1::Member local = MakeMember(2, "c", v1::MemberRole::kLocal, 0, 0);
+  local.replaces = 0;
+  v.spec.members.push_back(local);
+  w.Passes(v, 1);
+  // Fenced: B offers its partition to C only, no longer to A.
+  auto old_sub = w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "a"));
+  CHECK((!old_sub.ok() || old_sub->namespaces.empty()));
+  auto new_sub = w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "c"));
+  REQUIRE(new_sub.ok());
+  CHECK(new_sub->allowed_hosts == std::vector<std::string>{w.cluster.node("c").host_nqn});
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(v.status.node_name == "c");
+  CHECK(w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1")).status().code() ==
+        common::StatusCode::kNotFound);
+  CHECK(w.Part(v, 2)->state == PartitionState::kSynced);
+  // The replaced member leaves the array; retired, A deletes it.
+  v.spec.members[0].state = v1::MemberState::kRetired;
+  w.Passes(v, 3);
+  CHECK(w.Part(v, 0) == nullptr);
+  auto array = w.cluster.node("c").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->members.size() == 2);
+  CHECK(v.status.active_devices == 2);
+  CHECK(w.cluster.node("a").partitions.List("/dev/nvme0n1")->empty());
+  // The data was never formatted again on C.
+  CHECK(w.cluster.node("c").block.CallCount("Filesystem.EnsureXfs") == 0);
 }
 
 // kill -9 of one node's agent after its k-th state-changing kernel call, for every k, while a

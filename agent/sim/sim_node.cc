@@ -113,12 +113,7 @@ common::Result<sys::MdArrayState> SimMd::GetArray(std::string_view name) {
 }
 common::Result<std::vector<sys::MdArrayState>> SimMd::ListArrays() { return md_.ListArrays(); }
 common::Result<sys::MdSuperblock> SimMd::Examine(std::string_view device) {
-  auto sb = md_.Examine(device);
-  if (sb.ok() || sb.status().code() != common::StatusCode::kNotFound || !remote_examine_) {
-    return sb;
-  }
-  auto remote = remote_examine_(device);
-  return remote.ok() ? remote : sb;
+  return md_.Examine(device);
 }
 
 SimNode::SimNode(sys::FakeFabric& f, std::string n)
@@ -150,15 +145,9 @@ void SimNode::AddDrive(const std::string& device, uint64_t size_bytes, uint32_t 
 SimNode& SimCluster::AddNode(const std::string& name) {
   auto node = std::make_unique<SimNode>(fabric_, name);
   SimNode& ref = *node;
-  ref.md.SetRemoteExamine([this, name](std::string_view device) {
-    for (const auto& [host, path] : fabric_.HostPathsOf(name, std::string(device))) {
-      auto it = nodes_.find(host);
-      if (it == nodes_.end()) continue;
-      auto sb = it->second->fake_md.Examine(path);
-      if (sb.ok()) return common::Result<sys::MdSuperblock>(*sb);
-    }
-    return common::Result<sys::MdSuperblock>(
-        common::NotFoundError("examining MD superblock of {}: no MD superblock", device));
+  ref.fake_md.ShareSuperblocks(superblocks_, [this, name](std::string_view device) {
+    auto backing = fabric_.BackingOf(name, device);
+    return backing ? backing->first + ":" + backing->second : name + ":" + std::string(device);
   });
   nodes_[name] = std::move(node);
   return ref;

@@ -5,7 +5,9 @@
 // made on and mounted. Used by the agent's unit tests and by the agent's simulation mode
 // (--simulate), which runs many agents on one machine to exercise the control plane.
 //
-// Thread contract: the fakes are safe for concurrent use; adding nodes is not (set up first).
+// Thread contract: adding nodes is not thread-safe (set up first). The nodes share one store of
+// MD superblocks (they live on the storage, which several nodes see), so agents of one
+// SimCluster must not run their passes concurrently (AgentConfig::pass_mutex).
 #pragma once
 
 #include <functional>
@@ -54,10 +56,6 @@ class SimPartitions final : public sys::Partitions {
 class SimMd final : public sys::Md {
  public:
   SimMd(sys::FakeMd& md, sys::BlockModel& block) : md_(md), block_(block) {}
-  // Where an exported partition's superblock is found when this node's MD has not seen it: on
-  // the node that imports it (a real superblock lives on the disk itself).
-  using RemoteExamine = std::function<common::Result<sys::MdSuperblock>(std::string_view)>;
-  void SetRemoteExamine(RemoteExamine f) { remote_examine_ = std::move(f); }
 
   common::Status Create(const sys::MdCreateSpec& spec) override;
   common::Status Assemble(const sys::MdAssembleSpec& spec) override;
@@ -78,7 +76,6 @@ class SimMd final : public sys::Md {
 
   sys::FakeMd& md_;
   sys::BlockModel& block_;
-  RemoteExamine remote_examine_;
 };
 
 struct SimNode {
@@ -114,6 +111,9 @@ class SimCluster {
 
  private:
   sys::FakeFabric fabric_;
+  // MD superblocks of every node's storage, keyed "<node>:<device>" of the disk they are on.
+  std::shared_ptr<sys::FakeMd::SuperblockStore> superblocks_ =
+      std::make_shared<sys::FakeMd::SuperblockStore>();
   std::map<std::string, std::unique_ptr<SimNode>> nodes_;
 };
 

@@ -50,7 +50,14 @@ void FakeMd::SetInUse(std::string_view name, bool in_use) {
 
 void FakeMd::SetSuperblockEvents(const std::string& device, uint64_t events) {
   std::lock_guard lock(mu_);
-  superblocks_[device].sb.events = events;
+  (*superblocks_)[KeyLocked(device)].sb.events = events;
+}
+
+void FakeMd::ShareSuperblocks(std::shared_ptr<SuperblockStore> store,
+                              std::function<std::string(std::string_view)> key_of) {
+  std::lock_guard lock(mu_);
+  superblocks_ = std::move(store);
+  key_of_ = std::move(key_of);
 }
 
 void FakeMd::FailCall(std::string method, int nth, common::Status status) {
@@ -76,7 +83,7 @@ void FakeMd::BumpLocked(Array& a) {
   ++a.events;
   for (const auto& m : a.members) {
     if (m.faulty) continue;
-    auto& sb = superblocks_[m.device];
+    auto& sb = (*superblocks_)[KeyLocked(m.device)];
     sb.sb.events = a.events;
     sb.slot = m.slot;
   }
@@ -246,7 +253,7 @@ common::Status FakeMd::Create(const MdCreateSpec& spec) {
     sb.slot = this_slot;
     sb.raid_disks = a.raid_disks;
     sb.level = a.level;
-    superblocks_[m.device] = sb;
+    (*superblocks_)[KeyLocked(m.device)] = sb;
   }
   // A fresh array with redundancy resyncs unless its members are known to be zeroed.
   a.resync = !spec.members_zeroed && real > 1 && !instant_sync_;
@@ -276,8 +283,8 @@ common::Status FakeMd::Assemble(const MdAssembleSpec& spec) {
   uint64_t max_events = 0;
   for (const auto& m : spec.members) {
     if (m.device == kMdMissing || !PresentLocked(m.device) || InAnyArrayLocked(m.device)) continue;
-    auto sit = superblocks_.find(m.device);
-    if (sit == superblocks_.end() || sit->second.sb.array_uuid != spec.uuid) continue;
+    auto sit = superblocks_->find(KeyLocked(m.device));
+    if (sit == superblocks_->end() || sit->second.sb.array_uuid != spec.uuid) continue;
     found.push_back({m.device, sit->second});
     max_events = std::max(max_events, sit->second.sb.events);
   }
@@ -350,7 +357,7 @@ common::Status FakeMd::Add(std::string_view name, const MdMember& member) {
   sb.slot = m.slot;
   sb.raid_disks = a->raid_disks;
   sb.level = a->level;
-  superblocks_[m.device] = sb;
+  (*superblocks_)[KeyLocked(m.device)] = sb;
   BumpLocked(*a);
   if (instant_sync_) FinishSyncLocked(*a);
   return common::OkStatus();
@@ -368,8 +375,8 @@ common::Status FakeMd::ReAdd(std::string_view name, std::string_view device) {
   if (!PresentLocked(device)) {
     return common::NotFoundError("{}: no such device", what);
   }
-  auto sit = superblocks_.find(device);
-  if (sit == superblocks_.end()) return common::NotFoundError("{}: no MD superblock", what);
+  auto sit = superblocks_->find(KeyLocked(device));
+  if (sit == superblocks_->end()) return common::NotFoundError("{}: no MD superblock", what);
   Superblock& sb = sit->second;
   if (sb.sb.array_uuid != a->uuid) {
     return common::FailedPreconditionError("{}: its superblock belongs to array {} ({}), not {}",
@@ -428,7 +435,7 @@ common::Status FakeMd::Replace(std::string_view name, std::string_view old_devic
   sb.slot = m.slot;
   sb.raid_disks = a->raid_disks;
   sb.level = a->level;
-  superblocks_[m.device] = sb;
+  (*superblocks_)[KeyLocked(m.device)] = sb;
   BumpLocked(*a);
   if (instant_sync_) FinishSyncLocked(*a);
   return common::OkStatus();
@@ -525,8 +532,8 @@ common::Result<MdSuperblock> FakeMd::Examine(std::string_view device) {
   RETURN_IF_ERROR(faults_.Check("Examine"));
   std::string what = fmt::format("examining MD superblock of {}", device);
   if (!PresentLocked(device)) return common::NotFoundError("{}: no such device", what);
-  auto it = superblocks_.find(device);
-  if (it == superblocks_.end()) return common::NotFoundError("{}: no MD superblock", what);
+  auto it = superblocks_->find(KeyLocked(device));
+  if (it == superblocks_->end()) return common::NotFoundError("{}: no MD superblock", what);
   return it->second.sb;
 }
 

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -41,6 +42,21 @@ class FakeMd final : public Md {
   void SetSuperblockEvents(const std::string& device, uint64_t events);
   // Failure injection: method names are the Md methods.
   void FailCall(std::string method, int nth, common::Status status);
+
+  // What a member device's superblock holds.
+  struct Superblock {
+    MdSuperblock sb;
+    int slot = -1;
+    int raid_disks = 0;
+    MdLevel level = MdLevel::kRaid1;
+  };
+  using SuperblockStore = std::map<std::string, Superblock, std::less<>>;
+  // Superblocks live on the storage, not in one host's view of it: several FakeMd (nodes) may
+  // share one store, with `key_of` mapping a device path as this node sees it to the storage
+  // behind it (e.g. an imported namespace to the exporting node's partition). Callers that
+  // share a store serialize their calls across those FakeMd instances.
+  void ShareSuperblocks(std::shared_ptr<SuperblockStore> store,
+                        std::function<std::string(std::string_view)> key_of);
 
   common::Status Create(const MdCreateSpec& spec) override;
   common::Status Assemble(const MdAssembleSpec& spec) override;
@@ -78,13 +94,6 @@ class FakeMd final : public Md {
     bool in_use = false;
     std::vector<Member> members;
   };
-  struct Superblock {
-    MdSuperblock sb;
-    int slot = -1;
-    int raid_disks = 0;
-    MdLevel level = MdLevel::kRaid1;
-  };
-
   bool PresentLocked(std::string_view device) const;
   // Marks members whose device vanished as faulty.
   void RefreshLocked();
@@ -105,7 +114,11 @@ class FakeMd final : public Md {
   int next_minor_ = 127;
   int next_uuid_ = 1;
   std::map<std::string, Array, std::less<>> arrays_;  // running arrays by name
-  std::map<std::string, Superblock, std::less<>> superblocks_;
+  std::string KeyLocked(std::string_view device) const {
+    return key_of_ ? key_of_(device) : std::string(device);
+  }
+  std::shared_ptr<SuperblockStore> superblocks_ = std::make_shared<SuperblockStore>();
+  std::function<std::string(std::string_view)> key_of_;
   FakeFaults faults_;
 };
 

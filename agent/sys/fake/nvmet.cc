@@ -96,26 +96,25 @@ bool FakeFabric::HostDeviceExists(const std::string& node, std::string_view path
   return false;
 }
 
-std::vector<std::pair<std::string, std::string>> FakeFabric::HostPathsOf(
-    const std::string& node, const std::string& device) {
+std::optional<std::pair<std::string, std::string>> FakeFabric::BackingOf(const std::string& node,
+                                                                         std::string_view path) {
   std::lock_guard lock(mu_);
-  std::vector<std::pair<std::string, std::string>> out;
-  auto tit = targets_.find(node);
-  if (tit == targets_.end()) return out;
-  for (const auto& [host_node, host] : hosts_) {
-    for (const auto& [instance, c] : host.controllers) {
+  auto hit = hosts_.find(node);
+  if (hit == hosts_.end()) return std::nullopt;
+  for (const auto& [instance, c] : hit->second.controllers) {
+    for (const auto& [target_node, target] : targets_) {
       bool at_node = false;
-      for (const auto& [id, port] : tit->second.ports) {
+      for (const auto& [id, port] : target.ports) {
         at_node |= port.spec.address == c.spec.address && port.spec.service == c.spec.service;
       }
-      auto sit = tit->second.subsystems.find(c.spec.subsys_nqn);
-      if (!at_node || sit == tit->second.subsystems.end()) continue;
+      auto sit = target.subsystems.find(c.spec.subsys_nqn);
+      if (!at_node || sit == target.subsystems.end()) continue;
       for (const auto& [nsid, ns] : sit->second.namespaces) {
-        if (ns.device_path == device) out.push_back({host_node, DeviceName(c.head, nsid)});
+        if (DeviceName(c.head, nsid) == path) return std::pair{target_node, ns.device_path};
       }
     }
   }
-  return out;
+  return std::nullopt;
 }
 
 void FakeFabric::ExpireDisconnectedControllers(const std::string& node) {

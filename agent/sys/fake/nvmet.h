@@ -15,6 +15,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,10 +40,10 @@ class FakeFabric {
   bool HostDeviceExists(const std::string& node, std::string_view path);
   // Deletes `node`'s controllers that are not live (ctrl_loss_tmo expired).
   void ExpireDisconnectedControllers(const std::string& node);
-  // (host node, host device path) of every namespace device, on any host, that is `device` of
-  // target `node` (its path as exported there).
-  std::vector<std::pair<std::string, std::string>> HostPathsOf(const std::string& node,
-                                                               const std::string& device);
+  // (target node, exported device) behind namespace device `path` of host `node`
+  // (while the host has a controller to it, reachable or not); nullopt for anything else.
+  std::optional<std::pair<std::string, std::string>> BackingOf(const std::string& node,
+                                                               std::string_view path);
 
  private:
   friend class FakeNvmetTarget;
