@@ -550,6 +550,7 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     }
     if (s.ok()) {
       rep.staged_path = staged;
+      if (auto g = GrowIfNeeded(v, *array, staged); !g.ok()) Fail(out, g.WithContext(what));
       for (const auto& t : v.spec.publish_targets) {
         common::Status b = k_.fs->EnsureDirectory(t.path);
         if (b.ok()) b = k_.fs->BindMount(staged, t.path, t.read_only);
@@ -612,6 +613,30 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     rep.members[d.member->index] = o;
   }
   out.consumer = std::move(rep);
+}
+
+// Expansion on the consumer (RAID1): once every member's partition has grown to its spec size,
+// the array grows to them (--grow --size=max) and XFS to the array, online. Both steps are
+// idempotent and checked against what the kernel reports, so a crash between them is healed by
+// the next pass.
+common::Status VolumeReconciler::GrowIfNeeded(const v1::MeshStorVolume& v, sys::MdArrayState& array,
+                                              const std::string& staged) {
+  if (v.spec.stripe_width != 1) return common::OkStatus();  // RAID10: not supported yet
+  if (array.size_bytes < static_cast<uint64_t>(v.spec.capacity_bytes)) {
+    for (const v1::Member& m : v.spec.members) {
+      if (m.state != v1::MemberState::kPresent) continue;
+      const v1::PartitionStatus* p = FindPartition(v.status, m.index);
+      if (p == nullptr || !p->size_bytes || *p->size_bytes < m.size_bytes) {
+        return common::OkStatus();  // not every member has grown yet
+      }
+    }
+    RETURN_IF_ERROR(k_.md->Grow(sys::MdArrayName(v.metadata.name)));
+    ASSIGN_OR_RETURN(array, k_.md->GetArray(sys::MdArrayName(v.metadata.name)));
+  }
+  ASSIGN_OR_RETURN(uint64_t fs_bytes, k_.fs->XfsSizeBytes(array.device));
+  constexpr uint64_t kSlack = 16 * sys::kMiB;  // less than this is not worth an AG
+  if (fs_bytes + kSlack < array.size_bytes) RETURN_IF_ERROR(k_.fs->GrowXfs(staged));
+  return common::OkStatus();
 }
 
 common::Status VolumeReconciler::TearDownConsumer(const v1::MeshStorVolume& v, VolumeOutcome& out) {

@@ -142,6 +142,8 @@ class VolumeReconciler {
                          VolumeOutcome& out);
   common::Status TearDownConsumer(const common::api::v1alpha1::MeshStorVolume& v,
                                   VolumeOutcome& out);
+  common::Status GrowIfNeeded(const common::api::v1alpha1::MeshStorVolume& v,
+                              sys::MdArrayState& array, const std::string& staged);
   common::Result<std::optional<std::string>> MemberDevicePath(
       const common::api::v1alpha1::MeshStorVolume& v, const common::api::v1alpha1::Member& m,
       const Peers& peers, bool connect);

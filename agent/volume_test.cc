@@ -433,6 +433,38 @@ TEST_CASE(
   CHECK(w.cluster.node("c").block.CallCount("Filesystem.EnsureXfs") == 0);
 }
 
+TEST_CASE("Expansion grows partitions, then the array, then XFS, online", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  auto array = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->size_bytes == 512 * uint64_t{v1::kMiB});
+  auto fs = w.cluster.node("a").fs.XfsSizeBytes(array->device);
+  REQUIRE(fs.ok());
+  CHECK(*fs == 512 * uint64_t{v1::kMiB});
+  // The shim raised the capacity; the operator raised the members' sizes.
+  v.spec.capacity_bytes = 1024 * v1::kMiB;
+  for (auto& m : v.spec.members) m.size_bytes = 1025 * v1::kMiB;
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(w.Part(v, 0)->size_bytes == 1025 * v1::kMiB);
+  CHECK(w.Part(v, 1)->size_bytes == 1025 * v1::kMiB);
+  array = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->size_bytes == 1024 * uint64_t{v1::kMiB});
+  fs = w.cluster.node("a").fs.XfsSizeBytes(array->device);
+  REQUIRE(fs.ok());
+  CHECK(*fs == 1024 * uint64_t{v1::kMiB});
+  // Still mounted, never reformatted.
+  CHECK(v.status.staged_path == "/var/lib/meshstor/staging/pvc-1");
+  CHECK(w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs") == 1);
+  // Steady: no more grow calls.
+  const int grows = w.cluster.node("a").block.CallCount("Filesystem.GrowXfs");
+  w.Passes(v, 2);
+  CHECK(w.cluster.node("a").block.CallCount("Filesystem.GrowXfs") == grows);
+}
+
 // kill -9 of one node's agent after its k-th state-changing kernel call, for every k, while a
 // volume comes up; the restarted agent (a fresh reconciler on the same kernel) must converge to
 // the same end state with nothing duplicated: one partition per member, one array, XFS made

@@ -86,6 +86,9 @@ class CrashingKernel::Filesystem final : public sys::Filesystem {
     MESHSTOR_READ(in_.ListMounts());
   }
   common::Status GrowXfs(std::string_view t) override { MESHSTOR_STEP(in_.GrowXfs(t)); }
+  common::Result<uint64_t> XfsSizeBytes(std::string_view d) override {
+    MESHSTOR_READ(in_.XfsSizeBytes(d));
+  }
   common::Result<sys::FsStats> Stats(std::string_view p) override { MESHSTOR_READ(in_.Stats(p)); }
 
  private:

@@ -64,7 +64,12 @@ common::Result<sys::ZeroMethod> SimPartitions::Zero(std::string_view drive,
 
 void SimMd::Publish(std::string_view name) {
   auto a = md_.GetArray(name);
-  if (a.ok() && !block_.HasDevice(a->device)) block_.AddDevice(a->device, 64ull << 30, 4096);
+  if (!a.ok()) return;
+  if (!block_.HasDevice(a->device)) {
+    block_.AddDevice(a->device, a->size_bytes, 4096);
+  } else {
+    block_.ResizeDevice(a->device, a->size_bytes);
+  }
 }
 common::Status SimMd::Create(const sys::MdCreateSpec& spec) {
   RETURN_IF_ERROR(md_.Create(spec));
@@ -92,7 +97,11 @@ common::Status SimMd::Fail(std::string_view name, std::string_view device) {
 common::Status SimMd::Remove(std::string_view name, std::string_view device) {
   return md_.Remove(name, device);
 }
-common::Status SimMd::Grow(std::string_view name) { return md_.Grow(name); }
+common::Status SimMd::Grow(std::string_view name) {
+  RETURN_IF_ERROR(md_.Grow(name));
+  Publish(name);
+  return common::OkStatus();
+}
 common::Status SimMd::Stop(std::string_view name) {
   auto a = md_.GetArray(name);
   if (a.ok()) {
@@ -145,6 +154,15 @@ void SimNode::AddDrive(const std::string& device, uint64_t size_bytes, uint32_t 
 SimNode& SimCluster::AddNode(const std::string& name) {
   auto node = std::make_unique<SimNode>(fabric_, name);
   SimNode& ref = *node;
+  ref.fake_md.SetDeviceSizes([this, name](std::string_view device) -> uint64_t {
+    auto backing = fabric_.BackingOf(name, device);
+    const std::string owner = backing ? backing->first : name;
+    const std::string path = backing ? backing->second : std::string(device);
+    auto it = nodes_.find(owner);
+    if (it == nodes_.end()) return 0;
+    auto dev = it->second->block.Device(path);
+    return dev ? dev->size_bytes : 0;
+  });
   ref.fake_md.ShareSuperblocks(superblocks_, [this, name](std::string_view device) {
     auto backing = fabric_.BackingOf(name, device);
     return backing ? backing->first + ":" + backing->second : name + ":" + std::string(device);

@@ -89,6 +89,10 @@ class Filesystem {
   // Grows the XFS mounted at `target` to the size of its device (xfs_growfs -d).
   virtual common::Status GrowXfs(std::string_view target) = 0;
 
+  // The size of the XFS data section on `device` (from its superblock: data blocks × block
+  // size). FailedPrecondition when `device` holds no XFS.
+  virtual common::Result<uint64_t> XfsSizeBytes(std::string_view device) = 0;
+
   // Usage of the filesystem holding `path` (statvfs), for NodeGetVolumeStats.
   virtual common::Result<FsStats> Stats(std::string_view path) = 0;
 };

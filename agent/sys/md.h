@@ -81,6 +81,7 @@ struct MdArrayState {
   std::string uuid;    // mdadm form
   std::string level;   // "raid1", "raid10"
   int raid_disks = 0;
+  uint64_t size_bytes = 0;  // usable size of the array (/sys/block/mdX/size)
   std::string array_state;  // "clean", "active", "inactive", "read-auto", ...
   int degraded = 0;         // number of missing/failed slots
   std::string sync_action;  // "idle", "resync", "recover", "check", "repair", "frozen", ...

@@ -96,6 +96,23 @@ void FilesystemContract(Env& env) {
     REQUIRE(fs.Unmount(staging).ok());
     CHECK(fs.Unmount(staging + "/does-not-exist").ok());
   }
+  SECTION("XfsSizeBytes reads the data size from the superblock") {
+    CHECK(fs.XfsSizeBytes(dev).status().code() == StatusCode::kFailedPrecondition);  // blank
+    REQUIRE(fs.EnsureXfs(dev, XfsOptions{4096, ""}).ok());
+    common::Result<uint64_t> size = fs.XfsSizeBytes(dev);
+    REQUIRE(size.ok());
+    CHECK(*size <= 320 * kMiB);
+    CHECK(*size > 320 * kMiB - 64 * 1024);  // the whole device, to a block
+  }
+  SECTION("EnsureDirectory makes parents, is idempotent and refuses a device in the way") {
+    const std::string nested = staging + "/a/b/c";
+    REQUIRE(fs.EnsureDirectory(nested).ok());
+    REQUIRE(fs.EnsureDirectory(nested).ok());
+    REQUIRE(fs.EnsureXfs(dev, XfsOptions{}).ok());
+    CHECK(fs.Mount(dev, nested, "xfs", MountOptions{}).ok());  // usable as a mount point
+    REQUIRE(fs.Unmount(nested).ok());
+    CHECK(fs.EnsureDirectory(dev).code() == StatusCode::kFailedPrecondition);
+  }
 }
 
 }  // namespace agent::sys::contract

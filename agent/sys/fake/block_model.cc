@@ -26,6 +26,12 @@ void BlockModel::AddDevice(std::string path, uint64_t size_bytes, uint32_t logic
   devices_[std::move(path)] = dev;
 }
 
+void BlockModel::ResizeDevice(std::string_view path, uint64_t size_bytes) {
+  std::lock_guard lock(mu_);
+  auto it = devices_.find(path);
+  if (it != devices_.end()) it->second.size_bytes = size_bytes;
+}
+
 void BlockModel::RemoveDevice(std::string_view path) {
   std::lock_guard lock(mu_);
   if (auto it = devices_.find(path); it != devices_.end()) devices_.erase(it);

@@ -73,6 +73,8 @@ class BlockModel {
   // Adds a block device that is not a drive (e.g. "/dev/md127").
   void AddDevice(std::string path, uint64_t size_bytes, uint32_t logical_block_size = 512);
   void RemoveDevice(std::string_view path);
+  // Changes a device's size, keeping its contents (a grown array).
+  void ResizeDevice(std::string_view path, uint64_t size_bytes);
   // Sets or clears the signature of any device (drive, partition or other).
   void SetSignature(std::string_view path, std::optional<std::string> signature);
   void SetInUse(std::string_view path, bool in_use);

@@ -223,4 +223,14 @@ common::Status FakeFilesystem::EnsureDirectory(std::string_view path) {
   return common::OkStatus();
 }
 
+common::Result<uint64_t> FakeFilesystem::XfsSizeBytes(std::string_view device) {
+  RETURN_IF_ERROR(model_.Hit("Filesystem.XfsSizeBytes"));
+  auto dev = model_.Device(device);
+  if (!dev) return common::ErrnoToStatus(ENOENT, fmt::format("opening {}", device));
+  if (dev->signature != "xfs") {
+    return common::FailedPreconditionError("{} holds no XFS", device);
+  }
+  return dev->fs_size_bytes;
+}
+
 }  // namespace agent::sys

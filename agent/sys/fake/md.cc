@@ -53,6 +53,26 @@ void FakeMd::SetSuperblockEvents(const std::string& device, uint64_t events) {
   (*superblocks_)[KeyLocked(device)].sb.events = events;
 }
 
+void FakeMd::SetDeviceSizes(std::function<uint64_t(std::string_view)> size_of) {
+  std::lock_guard lock(mu_);
+  size_of_ = std::move(size_of);
+}
+
+uint64_t FakeMd::SizeLocked(const Array& a) const {
+  if (!size_of_) return 0;
+  uint64_t smallest = 0;
+  for (const auto& m : a.members) {
+    if (m.faulty || m.slot < 0) continue;
+    uint64_t s = size_of_(m.device);
+    if (s == 0) continue;
+    smallest = smallest == 0 ? s : std::min(smallest, s);
+  }
+  constexpr uint64_t kOverhead = 1 << 20;
+  if (smallest <= kOverhead) return 0;
+  uint64_t stripes = a.level == MdLevel::kRaid10 ? static_cast<uint64_t>(a.raid_disks / 2) : 1;
+  return (smallest - kOverhead) * stripes;
+}
+
 void FakeMd::ShareSuperblocks(std::shared_ptr<SuperblockStore> store,
                               std::function<std::string(std::string_view)> key_of) {
   std::lock_guard lock(mu_);
@@ -166,6 +186,7 @@ MdArrayState FakeMd::DescribeLocked(const Array& a) const {
   s.uuid = a.uuid;
   s.level = a.level == MdLevel::kRaid1 ? "raid1" : "raid10";
   s.raid_disks = a.raid_disks;
+  s.size_bytes = a.size;
   s.array_state = "clean";
   int good = 0;
   bool recovering = false;
@@ -258,6 +279,7 @@ common::Status FakeMd::Create(const MdCreateSpec& spec) {
   // A fresh array with redundancy resyncs unless its members are known to be zeroed.
   a.resync = !spec.members_zeroed && real > 1 && !instant_sync_;
   BumpLocked(a);
+  a.size = SizeLocked(a);
   arrays_[a.name] = std::move(a);
   return common::OkStatus();
 }
@@ -327,6 +349,7 @@ common::Status FakeMd::Assemble(const MdAssembleSpec& spec) {
                                            what, good, a.raid_disks);
   }
   a.minor = next_minor_--;
+  a.size = SizeLocked(a);
   arrays_[a.name] = std::move(a);
   return common::OkStatus();
 }
@@ -493,6 +516,7 @@ common::Status FakeMd::Grow(std::string_view name) {
   std::lock_guard lock(mu_);
   RETURN_IF_ERROR(faults_.Check("Grow"));
   ASSIGN_OR_RETURN(Array * a, FindLocked(name));
+  a->size = std::max(a->size, SizeLocked(*a));
   BumpLocked(*a);
   return common::OkStatus();
 }

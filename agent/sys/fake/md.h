@@ -51,6 +51,10 @@ class FakeMd final : public Md {
     MdLevel level = MdLevel::kRaid1;
   };
   using SuperblockStore = std::map<std::string, Superblock, std::less<>>;
+  // Sizes of member devices (0 when unknown): an array's size is that of its smallest in-slot
+  // member less 1 MiB of superblock and bitmap (times the stripes of a RAID10), set at
+  // Create/Assemble and by Grow, as mdadm --grow --size=max does.
+  void SetDeviceSizes(std::function<uint64_t(std::string_view)> size_of);
   // Superblocks live on the storage, not in one host's view of it: several FakeMd (nodes) may
   // share one store, with `key_of` mapping a device path as this node sees it to the storage
   // behind it (e.g. an imported namespace to the exporting node's partition). Callers that
@@ -91,6 +95,7 @@ class FakeMd final : public Md {
     int minor = 127;
     uint64_t events = 0;
     bool resync = false;  // initial resync running
+    uint64_t size = 0;
     bool in_use = false;
     std::vector<Member> members;
   };
@@ -119,6 +124,8 @@ class FakeMd final : public Md {
   }
   std::shared_ptr<SuperblockStore> superblocks_ = std::make_shared<SuperblockStore>();
   std::function<std::string(std::string_view)> key_of_;
+  std::function<uint64_t(std::string_view)> size_of_;
+  uint64_t SizeLocked(const Array& a) const;
   FakeFaults faults_;
 };
 

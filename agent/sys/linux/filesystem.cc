@@ -210,6 +210,9 @@ common::Result<FsStats> LinuxFilesystem::Stats(std::string_view path) {
 common::Status LinuxFilesystem::EnsureDirectory(std::string_view path) {
   const std::string dir(path);
   std::error_code ec;
+  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec)) {
+    return common::FailedPreconditionError("creating directory {}: something else is there", dir);
+  }
   std::filesystem::create_directories(dir, ec);
   if (ec) return common::ErrnoToStatus(ec.value(), fmt::format("creating directory {}", dir));
   if (!std::filesystem::is_directory(dir, ec)) {
@@ -217,6 +220,26 @@ common::Status LinuxFilesystem::EnsureDirectory(std::string_view path) {
   }
   ::chmod(dir.c_str(), 0750);
   return common::OkStatus();
+}
+
+common::Result<uint64_t> LinuxFilesystem::XfsSizeBytes(std::string_view device) {
+  const std::string dev(device);
+  UniqueFd fd(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return common::ErrnoToStatus(errno, fmt::format("opening {}", dev));
+  // The primary superblock at offset 0, big-endian: magic "XFSB", sb_blocksize (u32 at 4),
+  // sb_dblocks (u64 at 8).
+  unsigned char sb[16];
+  ssize_t n = ::pread(fd.get(), sb, sizeof(sb), 0);
+  if (n != static_cast<ssize_t>(sizeof(sb))) {
+    return common::ErrnoToStatus(n < 0 ? errno : EIO, fmt::format("reading {}", dev));
+  }
+  if (sb[0] != 'X' || sb[1] != 'F' || sb[2] != 'S' || sb[3] != 'B') {
+    return common::FailedPreconditionError("{} holds no XFS", dev);
+  }
+  uint64_t block = 0, blocks = 0;
+  for (int i = 4; i < 8; ++i) block = (block << 8) | sb[i];
+  for (int i = 8; i < 16; ++i) blocks = (blocks << 8) | sb[i];
+  return block * blocks;
 }
 
 }  // namespace agent::sys

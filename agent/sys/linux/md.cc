@@ -137,6 +137,9 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
   ASSIGN_OR_RETURN(a.array_state, fs::ReadAttr(md + "/array_state"));
   a.level = fs::ReadAttrOr(md + "/level", "");
   uint64_t n = 0;
+  if (ParseU64(fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/size", "0"), n)) {
+    a.size_bytes = n * 512;
+  }
   if (ParseU64(fs::ReadAttrOr(md + "/raid_disks", "0"), n)) a.raid_disks = static_cast<int>(n);
   if (ParseU64(fs::ReadAttrOr(md + "/degraded", "0"), n)) a.degraded = static_cast<int>(n);
   a.sync_action = fs::ReadAttrOr(md + "/sync_action", "");
