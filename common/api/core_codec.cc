@@ -158,9 +158,15 @@ Result<Node> DecodeNode(std::string_view text) {
         return OkStatus();
       }));
       return s.ObjectArray("conditions", [&](FieldReader& c) -> Status {
+        // v1.NodeCondition, not metav1.Condition: only type and status are required; the
+        // heartbeat time is not kept.
         Condition cond;
-        // Node conditions carry heartbeat times and may lack observedGeneration.
-        RETURN_IF_ERROR(json::DecodeCondition(c, &cond));
+        RETURN_IF_ERROR(c.String("type", &cond.type, Presence::kRequired));
+        RETURN_IF_ERROR(c.Enum("status", &cond.status, &json::ParseConditionStatus,
+                               "True, False, Unknown", Presence::kRequired));
+        RETURN_IF_ERROR(c.Time("lastTransitionTime", &cond.last_transition_time));
+        RETURN_IF_ERROR(c.String("reason", &cond.reason));
+        RETURN_IF_ERROR(c.String("message", &cond.message));
         n->conditions.push_back(std::move(cond));
         return OkStatus();
       });

@@ -75,5 +75,22 @@ TEST_CASE("Node decoding reads schedulability, addresses and conditions", "[unit
   CHECK(n->conditions[0].status == ConditionStatus::kTrue);
 }
 
+// v1.NodeCondition requires only type and status (reason, message and times are optional,
+// unlike metav1.Condition): a node registered that way must not be dropped as undecodable.
+TEST_CASE("Node conditions need only type and status", "[unit][api]") {
+  auto n = DecodeNode(R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"node-b"},
+    "status":{"conditions":[{"type":"Ready","status":"False"}]}})");
+  INFO(n.status().ToString());
+  REQUIRE(n.ok());
+  REQUIRE(n->conditions.size() == 1);
+  CHECK(n->conditions[0].type == "Ready");
+  CHECK(n->conditions[0].status == ConditionStatus::kFalse);
+  CHECK(n->conditions[0].reason.empty());
+  auto bad = DecodeNode(R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"node-c"},
+    "status":{"conditions":[{"type":"Ready"}]}})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.status().message(), Catch::Contains("status"));
+}
+
 }  // namespace
 }  // namespace common::api

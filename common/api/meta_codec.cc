@@ -1,7 +1,6 @@
 #include "common/api/meta_codec.h"
 
 namespace common::api::json {
-namespace {
 
 std::optional<ConditionStatus> ParseConditionStatus(std::string_view s) {
   if (s == "True") return ConditionStatus::kTrue;
@@ -10,7 +9,7 @@ std::optional<ConditionStatus> ParseConditionStatus(std::string_view s) {
   return std::nullopt;
 }
 
-}  // namespace
+namespace {}  // namespace
 
 Status DecodeObjectMeta(FieldReader& r, ObjectMeta* out) {
   RETURN_IF_ERROR(r.String("name", &out->name));

@@ -9,6 +9,9 @@ namespace common::api::json {
 Status DecodeObjectMeta(FieldReader& r, ObjectMeta* out);
 void EncodeObjectMeta(JsonWriter& w, const ObjectMeta& m);  // writes the value, not the key
 
+// "True", "False", "Unknown"; nullopt for anything else.
+std::optional<ConditionStatus> ParseConditionStatus(std::string_view s);
+
 Status DecodeCondition(FieldReader& r, Condition* out);
 void EncodeCondition(JsonWriter& w, const Condition& c);
 
