@@ -1097,6 +1097,170 @@ def scenario_agents(lab, args):
     say("teardown: no MeshStor partition, export, array or controller left on any node")
 
 
+def scenario_system(lab, args):
+    """3 VMs with meshstor-agent + the operator and the API test server on the host: by CR edits."""
+    bins = {os.path.basename(b): b for b in args.bin}
+    for need in ("meshstor-agent", "meshstor-sys"):
+        if need not in bins:
+            raise LabError("system needs --bin PATH/%s" % need)
+    if not args.apiserver or not args.operator:
+        raise LabError("system needs --apiserver PATH and --operator PATH")
+    vol = "pvc-lab-system"
+    base = "/apis/csi.meshstor.io/v1alpha1"
+    lab.network(["A", "B", "C"])
+    lab.host_process("apiserver", [os.path.abspath(args.apiserver), "--address", HOST_IP,
+                                   "--port", str(API_PORT), "--crd-dir", os.path.join(REPO, "crds")])
+    t = now()
+    while lab.api("GET", base + "/meshstorvolumes")[0] != 200:
+        if now() - t > 30:
+            raise LabError("the API test server did not answer on %s:%d" % (HOST_IP, API_PORT))
+        time.sleep(0.2)
+    kubeconfig = os.path.join(lab.workdir, "kubeconfig")
+    with open(kubeconfig, "w") as f:
+        f.write("apiVersion: v1\nkind: Config\nclusters: [{name: lab, cluster: {server: "
+                "\"http://%s:%d\"}}]\ncontexts: [{name: lab, context: {cluster: lab, user: lab}}]\n"
+                "users: [{name: lab, user: {}}]\ncurrent-context: lab\n" % (HOST_IP, API_PORT))
+    # The nodes as the kubelet would register them (placement needs them Ready and schedulable).
+    for n in ("lab-a", "lab-b", "lab-c"):
+        code, out = lab.api("POST", "/api/v1/nodes", {
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": n},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        if code not in (200, 201):
+            raise LabError("creating node %s: %s %s" % (n, code, out))
+    lab.host_process("operator", [os.path.abspath(args.operator), "--kubeconfig", kubeconfig,
+                                  "--lease-namespace", "default", "--metrics-address",
+                                  "%s:9811" % HOST_IP, "--agent-staleness", "90s"])
+    env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
+    for i, n in enumerate(("A", "B", "C")):
+        lab.node(n, drives=2, mem=512, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
+                 env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
+    t_start = now()
+    lab.start("A", "B", "C")
+
+    def get():
+        return lab.api("GET", base + "/meshstorvolumes/" + vol)
+
+    def wait_for(what, pred, timeout):
+        limit = now() + timeout * timeout_scale()
+        last = None
+        while True:
+            code, obj = get()
+            last = (code, obj)
+            if pred(code, obj):
+                return obj
+            for vm in lab.vms.values():
+                if vm.proc is not None and not vm.alive() and not vm.killed:
+                    raise LabError("%s stopped while waiting for %s" % (vm.name, what), vm.name)
+            if now() > limit:
+                raise LabError("timed out after %.0f s waiting for %s; volume: %s"
+                               % (timeout * timeout_scale(), what, json.dumps(last)[:3000]))
+            time.sleep(0.5)
+
+    def edit(fn):
+        for _ in range(20):
+            code, obj = get()
+            if code != 200:
+                raise LabError("GET %s: %s %s" % (vol, code, obj))
+            fn(obj["spec"])
+            code, out = lab.api("PUT", base + "/meshstorvolumes/" + vol, obj)
+            if code == 200:
+                return out
+            if code != 409:
+                raise LabError("PUT %s: %s %s" % (vol, code, out))
+            time.sleep(0.2)
+        raise LabError("PUT %s: conflicts did not stop" % vol)
+
+    def parts(obj):
+        return {p["index"]: p for p in (obj.get("status") or {}).get("partitions") or []}
+
+    def present(obj):
+        return [m for m in obj["spec"].get("members") or [] if m.get("state") == "present"]
+
+    def all_synced(obj):
+        ps = parts(obj)
+        return bool(present(obj)) and all(ps.get(m["index"], {}).get("state") == "Synced"
+                                          for m in present(obj))
+
+    limit = now() + 240 * timeout_scale()
+    while True:
+        code, lst = lab.api("GET", base + "/meshstornodedevices")
+        nodes = {d["spec"]["nodeName"] for d in (lst.get("items") or [])
+                 if (d.get("status") or {}).get("hostNQN")} if code == 200 else set()
+        if len(nodes) == 3:
+            break
+        if now() > limit:
+            raise LabError("agents did not publish their drives: %s" % sorted(nodes))
+        time.sleep(0.5)
+    lab.mark("3 agents published their drives (from start)", now() - t_start)
+
+    # CreateVolume, then NodeStageVolume on A, as the CSI shim writes them.
+    t = now()
+    code, out = lab.api("POST", base + "/meshstorvolumes", {
+        "apiVersion": "csi.meshstor.io/v1alpha1", "kind": "MeshStorVolume",
+        "metadata": {"name": vol},
+        "spec": {"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
+                 "memberMissingTimeout": 60, "sectorSize": 4096}})
+    if code != 201:
+        raise LabError("creating %s: %s %s" % (vol, code, out))
+    edit(lambda spec: spec.update({"consumerNode": "lab-a"}))
+    obj = wait_for("the operator's placement, then the volume staged on lab-a and Synced",
+                   lambda c, o: c == 200 and (o.get("status") or {}).get("stagedPath")
+                   and all_synced(o), 300)
+    lab.mark("volume placed, created, exported, assembled, formatted, mounted", now() - t)
+    remote = [m for m in present(obj) if m["node"] != "lab-a"]
+    if len(remote) != 1:
+        raise LabError("expected one remote member, got %s" % present(obj))
+    victim = remote[0]["node"]
+    victim_vm = victim[-1].upper()
+    say("the operator placed the second copy on %s" % victim)
+    lab.flag("write1")
+    lab.wait_event("A", "written1", timeout=120)
+
+    t_kill = now()
+    lab.kill(victim_vm)
+    wait_for("%s's member Missing" % victim,
+             lambda c, o: parts(o).get(remote[0]["index"], {}).get("state") == "Missing", 120)
+    lab.mark("SIGKILL %s -> its member reported Missing" % victim_vm, now() - t_kill)
+    lab.flag("write2")
+    lab.wait_event("A", "written2", timeout=120)
+    obj = wait_for("the replacement after memberMissingTimeout (60 s), Synced",
+                   lambda c, o: c == 200 and all_synced(o)
+                   and all(m["node"] != victim for m in present(o)), 400)
+    lab.mark("SIGKILL %s -> replaced on another node and Synced (timeout 60 s)" % victim_vm,
+             now() - t_kill)
+    say("members now: %s" % [(m["index"], m["node"], m["state"]) for m in obj["spec"]["members"]])
+    t = now()
+    lab.restart(victim_vm)
+    wait_for("%s's retired member torn down after its return" % victim,
+             lambda c, o: remote[0]["index"] not in parts(o), 240)
+    lab.mark("%s back -> its retired partition deleted" % victim_vm, now() - t)
+    lab.flag("verify")
+    lab.wait_event("A", "verified", timeout=120)
+
+    # NodeUnstageVolume, then DeleteVolume.
+    t = now()
+    edit(lambda spec: spec.update({"consumerNode": ""}))
+    wait_for("unstaged", lambda c, o: c == 200 and not (o.get("status") or {}).get("nodeName"), 120)
+    code, out = lab.api("DELETE", base + "/meshstorvolumes/" + vol)
+    if code not in (200, 202):
+        raise LabError("deleting %s: %s %s" % (vol, code, out))
+    wait_for("the volume gone (finalizer removed after every node's teardown)",
+             lambda c, o: c == 404, 240)
+    lab.mark("unstage + delete (finalizer) done", now() - t)
+    metrics = in_netns(lab.ns, lambda: urllib.request.urlopen(
+        "http://%s:9811/metrics" % HOST_IP, timeout=5).read().decode())
+    for line in metrics.splitlines():
+        if line.startswith(("meshstor_operator_leader", "meshstor_volumes", "meshstor_replacements")):
+            say("operator metric: " + line)
+    lab.flag("done")
+    for n in ("A", "B", "C"):
+        lab.wait_event(n, "clean", timeout=120)
+        rc = lab.wait_exit(n, timeout=60)
+        if rc != 0:
+            raise LabError("%s's script failed (rc=%d)" % (n, rc), n)
+    say("teardown: no MeshStor partition, export, array or controller left on any node")
+
+
 def scenario_contract(lab, args):
     """1 VM, 5 drives: a Catch2 executable (--test-bin) as root with spare drives 2 to 5."""
     if not args.test_bin:
@@ -1130,6 +1294,7 @@ SCENARIOS = {
     "contract": (scenario_contract, 1200),
     "mesh": (scenario_mesh, 720),
     "agents": (scenario_agents, 900),
+    "system": (scenario_system, 1200),
 }
 
 
@@ -1153,7 +1318,8 @@ def main():
                    "(default: $MESHSTOR_LAB_DISK_GIB or 2)")
     r.add_argument("--bin", action="append", default=[], help="extra binary for /lab/bin (repeatable)")
     r.add_argument("--test-bin", help="contract: the Catch2 test executable to run in the VM")
-    r.add_argument("--apiserver", help="agents: the meshstor-test-apiserver binary (runs on the host)")
+    r.add_argument("--apiserver", help="agents, system: the meshstor-test-apiserver binary (host)")
+    r.add_argument("--operator", help="system: the meshstor-operator binary (runs on the host)")
     p.epilog = "contract: arguments after -- go to the test executable (default: [.privileged])"
     argv = sys.argv[1:]
     test_args = []
