@@ -1,10 +1,10 @@
 // meshstor-operator: the cluster-scoped controller of MeshStorVolume. This main only wires:
-// options, the runtime (Kubernetes client, /metrics, /healthz, /readyz) and leader election.
-// The volume controller arrives with the operator issue; until then the elected leader only
-// holds the Lease and reports it in meshstor_operator_leader.
+// options, the runtime (Kubernetes client, /metrics, /healthz, /readyz), leader election and
+// the volume controller (operator/controller.h), which runs only while this replica leads.
 #include <signal.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <thread>
 
 #include "common/app/app.h"
@@ -12,6 +12,8 @@
 #include "common/kube/leader_election.h"
 #include "common/log/log.h"
 #include "common/time/clock.h"
+#include "operator/controller.h"
+#include "operator/metrics.h"
 
 namespace {
 
@@ -33,6 +35,12 @@ int main(int argc, char** argv) {
   std::chrono::milliseconds lease_duration = std::chrono::seconds(15);
   std::chrono::milliseconds renew_deadline = std::chrono::seconds(10);
   std::chrono::milliseconds retry_period = std::chrono::seconds(2);
+  int64_t max_rebuilds_per_node = 2;
+  int64_t max_rebuilds_cluster = 8;
+  std::chrono::milliseconds agent_staleness = std::chrono::minutes(2);
+  std::chrono::milliseconds placement_retry = std::chrono::seconds(30);
+  std::chrono::milliseconds resync_period = std::chrono::minutes(10);
+  std::string events_namespace = "default";
 
   common::config::Config config("meshstor-operator",
                                 "Runs the MeshStor operator (placement and volume lifecycle)");
@@ -44,6 +52,17 @@ int main(int argc, char** argv) {
   config.AddDuration("lease-duration", &lease_duration, "Leader-election lease duration");
   config.AddDuration("renew-deadline", &renew_deadline, "Leader steps down if not renewed by then");
   config.AddDuration("retry-period", &retry_period, "Interval between Lease attempts");
+  config.AddInt64("max-rebuilds-per-node", &max_rebuilds_per_node,
+                  "Replacements that may sync onto one node at a time", {.min = 1, .max = 1000});
+  config.AddInt64("max-rebuilds-cluster", &max_rebuilds_cluster,
+                  "Replacements that may sync at a time cluster-wide", {.min = 1, .max = 100000});
+  config.AddDuration("agent-staleness", &agent_staleness,
+                     "Drives whose agent has not reported for this long are not placed on");
+  config.AddDuration("placement-retry", &placement_retry,
+                     "Interval between placement attempts while too few nodes qualify");
+  config.AddDuration("resync-period", &resync_period, "Full resync of every volume");
+  config.AddString("events-namespace", &events_namespace,
+                   "Namespace of Events about cluster-scoped MeshStorVolumes");
   if (int code = common::app::LoadOrExit(config, common_options, argc, argv); code >= 0) {
     return code;
   }
@@ -68,6 +87,46 @@ int main(int argc, char** argv) {
     return 1;
   }
   common::metrics::Gauge* leader = *leader_gauge;
+  auto metrics = meshstor_operator::OperatorMetrics::Create((*runtime)->registry());
+  if (!metrics.ok()) {
+    Root().Error(metrics.status(), "Could not register metrics");
+    return 1;
+  }
+  common::kube::EventRecorder recorder((*runtime)->client(), common::time::RealClock::Get(),
+                                       {.reporting_controller = "csi.meshstor.io/operator",
+                                        .reporting_instance = identity,
+                                        .default_namespace = events_namespace});
+  meshstor_operator::ControllerRunner::Options runner_options;
+  runner_options.limits.agent_staleness =
+      std::chrono::duration_cast<std::chrono::seconds>(agent_staleness);
+  runner_options.limits.max_rebuilds_per_node = static_cast<int>(max_rebuilds_per_node);
+  runner_options.limits.max_rebuilds_cluster = static_cast<int>(max_rebuilds_cluster);
+  runner_options.limits.retry_interval =
+      std::chrono::duration_cast<std::chrono::seconds>(placement_retry);
+  runner_options.resync_period = resync_period;
+
+  // The controller runs only while this replica leads. Starting waits for the informer caches,
+  // so it happens on its own thread, never on the election thread.
+  std::mutex runner_mu;
+  std::unique_ptr<meshstor_operator::ControllerRunner> runner;  // guarded by runner_mu
+  std::thread starter;
+  auto start_controller = [&] {
+    std::lock_guard<std::mutex> lock(runner_mu);
+    if (runner) return;
+    runner = std::make_unique<meshstor_operator::ControllerRunner>(
+        (*runtime)->client(), common::time::RealClock::Get(), &recorder, metrics->get(),
+        runner_options);
+    if (common::Status s = runner->Start(); !s.ok()) {
+      Root().Error(s, "Could not start the volume controller");
+      kill(getpid(), SIGTERM);
+      return;
+    }
+    Root().Info("Started volume controller");
+  };
+  auto stop_controller = [&] {
+    std::lock_guard<std::mutex> lock(runner_mu);
+    if (runner) runner->Stop();
+  };
 
   std::unique_ptr<common::kube::LeaderElector> elector;
   std::thread election_thread;
@@ -75,8 +134,16 @@ int main(int argc, char** argv) {
   if (leader_elect) {
     elector = std::make_unique<common::kube::LeaderElector>(
         (*runtime)->client(), common::time::RealClock::Get(), election,
-        common::kube::LeaderCallbacks{.on_started_leading = [leader] { leader->Set(1); },
-                                      .on_stopped_leading = [leader] { leader->Set(0); },
+        common::kube::LeaderCallbacks{.on_started_leading =
+                                          [&, leader] {
+                                            leader->Set(1);
+                                            starter = std::thread(start_controller);
+                                          },
+                                      .on_stopped_leading =
+                                          [&, leader] {
+                                            leader->Set(0);
+                                            stop_controller();
+                                          },
                                       .on_new_leader =
                                           [](const std::string& who) {
                                             Root().Info("Observed leader", {{"leader", who}});
@@ -91,6 +158,7 @@ int main(int argc, char** argv) {
     });
   } else {
     leader->Set(1);
+    starter = std::thread(start_controller);
   }
 
   int sig = common::app::WaitForTerminationSignal();
@@ -99,5 +167,8 @@ int main(int argc, char** argv) {
     elector->Stop();
     election_thread.join();
   }
+  if (starter.joinable()) starter.join();
+  stop_controller();
+  recorder.Stop();
   return lost ? 1 : 0;
 }

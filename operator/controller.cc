@@ -1,0 +1,352 @@
+#include "operator/controller.h"
+
+#include <fmt/format.h>
+
+#include "common/api/core_codec.h"
+#include "common/api/json.h"
+#include "common/api/meta_codec.h"
+#include "common/api/v1alpha1/codec.h"
+#include "common/log/log.h"
+
+namespace meshstor_operator {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+namespace kube = common::kube;
+using common::log::Root;
+
+common::api::ObjectReference RefOf(const common::api::ObjectMeta& m) {
+  return common::api::ObjectReference{std::string(v1::kApiVersion),
+                                      std::string(v1::kVolumeKind),
+                                      "",
+                                      m.name,
+                                      m.uid,
+                                      m.resource_version};
+}
+
+constexpr char kInvalidObject[] = "InvalidObject";
+
+// Writes Ready=False/InvalidObject (with the decode error) into the status of a volume whose JSON
+// does not decode, unless it is already there for this generation. The merge patch carries the
+// resourceVersion read, so it is conditional; it replaces status.conditions, which cannot be
+// merged because they are part of what does not decode. Returns whether it wrote.
+common::Result<bool> ReportUndecodable(kube::Client& client, common::time::Clock& clock,
+                                       const std::string& name, const common::Status& error) {
+  namespace json = common::api::json;
+  ASSIGN_OR_RETURN(std::string raw, client.Get(kube::MeshStorVolumes(), {"", name}));
+  ASSIGN_OR_RETURN(common::api::ObjectMeta meta, common::api::DecodeObjectMetaOnly(raw));
+  rapidjson::Document doc;
+  RETURN_IF_ERROR(json::ParseObject(raw, doc, "MeshStorVolume"));
+  const std::string message = error.message();
+  auto status = doc.FindMember("status");
+  if (status != doc.MemberEnd() && status->value.IsObject()) {
+    auto conditions = status->value.FindMember("conditions");
+    if (conditions != status->value.MemberEnd() && conditions->value.IsArray()) {
+      for (const auto& c : conditions->value.GetArray()) {
+        if (!c.IsObject()) continue;
+        json::FieldReader r(c, "status.conditions[]");
+        common::api::Condition cond;
+        if (!json::DecodeCondition(r, &cond).ok()) continue;
+        if (cond.type == kConditionReady && cond.reason == kInvalidObject &&
+            cond.observed_generation == meta.generation && cond.message == message) {
+          return false;
+        }
+      }
+    }
+  }
+  common::api::Condition cond;
+  cond.type = kConditionReady;
+  cond.status = common::api::ConditionStatus::kFalse;
+  cond.observed_generation = meta.generation;
+  cond.last_transition_time = std::chrono::time_point_cast<std::chrono::seconds>(clock.Now());
+  cond.reason = kInvalidObject;
+  cond.message = message;
+  std::vector<common::api::Condition> one;
+  common::api::SetCondition(one, cond);  // truncates the message as for every condition
+  rapidjson::StringBuffer buf;
+  json::JsonWriter w(buf);
+  w.StartObject();
+  w.Key("metadata");
+  w.StartObject();
+  json::WriteString(w, "resourceVersion", meta.resource_version);
+  w.EndObject();
+  w.Key("status");
+  w.StartObject();
+  json::WriteInt64(w, "observedGeneration", meta.generation);
+  w.Key("conditions");
+  w.StartArray();
+  json::EncodeCondition(w, one.front());
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  RETURN_IF_ERROR(
+      client.MergePatch(kube::MeshStorVolumes(), {"", name}, buf.GetString(), "status").status());
+  return true;
+}
+
+}  // namespace
+
+// ClientSource.
+
+common::Result<std::shared_ptr<const v1::MeshStorVolume>> ClientSource::GetVolume(
+    const std::string& name) {
+  ASSIGN_OR_RETURN(std::string json, client_.Get(kube::MeshStorVolumes(), {"", name}));
+  ASSIGN_OR_RETURN(v1::MeshStorVolume v, v1::DecodeMeshStorVolume(json));
+  return std::make_shared<const v1::MeshStorVolume>(std::move(v));
+}
+
+common::Result<Inventory> ClientSource::Snapshot() {
+  Inventory inv;
+  ASSIGN_OR_RETURN(kube::ListResult vols, client_.ListAll(kube::MeshStorVolumes(), ""));
+  for (const std::string& json : vols.items) {
+    auto v = v1::DecodeMeshStorVolume(json);
+    if (v.ok()) inv.volumes.push_back(std::make_shared<const v1::MeshStorVolume>(*v));
+  }
+  ASSIGN_OR_RETURN(kube::ListResult devs, client_.ListAll(kube::MeshStorNodeDevices(), ""));
+  for (const std::string& json : devs.items) {
+    auto d = v1::DecodeMeshStorNodeDevice(json);
+    if (d.ok()) inv.devices.push_back(std::make_shared<const v1::MeshStorNodeDevice>(*d));
+  }
+  ASSIGN_OR_RETURN(kube::ListResult nodes, client_.ListAll(kube::Nodes(), ""));
+  for (const std::string& json : nodes.items) {
+    auto n = common::api::DecodeNode(json);
+    if (n.ok()) inv.nodes.push_back(std::make_shared<const common::api::Node>(*n));
+  }
+  return inv;
+}
+
+// InformerSource.
+
+common::Result<std::shared_ptr<const v1::MeshStorVolume>> InformerSource::GetVolume(
+    const std::string& name) {
+  return volumes_.Get({"", name});
+}
+
+common::Result<Inventory> InformerSource::Snapshot() {
+  Inventory inv;
+  inv.volumes = volumes_.List();
+  inv.devices = devices_.List();
+  inv.nodes = nodes_.List();
+  return inv;
+}
+
+// Controller.
+
+Controller::Controller(kube::Client& client, common::time::Clock& clock, ClusterSource& source,
+                       kube::EventRecorder* events, OperatorMetrics* metrics, Limits limits)
+    : client_(client),
+      clock_(clock),
+      source_(source),
+      events_(events),
+      metrics_(metrics),
+      limits_(limits) {}
+
+common::Result<Controller::PassResult> Controller::ReconcileOnce(const std::string& name) {
+  const auto started = clock_.SteadyNow();
+  auto finish = [&](bool failed) {
+    if (metrics_ != nullptr) metrics_->ReconcileDone(clock_.SteadyNow() - started, failed);
+  };
+  auto log = Root().WithValues(
+      {{"controller", "meshstorvolume"}, {"kind", std::string(v1::kVolumeKind)}, {"name", name}});
+  PassResult result;
+  auto got = source_.GetVolume(name);
+  if (!got.ok()) {
+    if (got.status().code() == common::StatusCode::kNotFound) {
+      finish(false);
+      return result;
+    }
+    if (got.status().code() == common::StatusCode::kInvalidArgument) {
+      // An object we cannot decode: say so in its Ready condition and in an Event; retrying
+      // cannot help until someone edits it (which queues it again).
+      auto wrote = ReportUndecodable(client_, clock_, name, got.status());
+      if (!wrote.ok()) {
+        finish(true);
+        return wrote.status();
+      }
+      result.wrote = *wrote;
+      if (*wrote) {
+        log.Error(got.status(), "Could not decode MeshStorVolume");
+        if (events_ != nullptr) {
+          events_->Record(
+              {std::string(v1::kApiVersion), std::string(v1::kVolumeKind), "", name, "", ""},
+              "Warning", kInvalidObject, "Reconcile",
+              fmt::format("Object does not decode: {}", got.status().message()));
+        }
+      }
+      finish(false);
+      return result;
+    }
+    finish(true);
+    return got.status();
+  }
+  const v1::MeshStorVolume& volume = **got;
+  result.read_resource_version = volume.metadata.resource_version;
+  auto inv = source_.Snapshot();
+  if (!inv.ok()) {
+    finish(true);
+    return inv.status();
+  }
+  inv->now = clock_.Now();
+  inv->staleness = limits_.agent_staleness;
+  Decision d = Decide(volume, *inv, limits_);
+  result.requeue_after = d.requeue_after;
+  result.write = d.write;
+  if (d.write != Decision::Write::kNone) {
+    const std::string body = v1::EncodeMeshStorVolume(d.object);
+    const auto t0 = clock_.SteadyNow();
+    common::Result<std::string> written =
+        d.write == Decision::Write::kSpec
+            ? client_.Update(kube::MeshStorVolumes(), {"", name}, body)
+            : client_.UpdateStatus(kube::MeshStorVolumes(), {"", name}, body);
+    if (metrics_ != nullptr) {
+      metrics_->ApiRequest(d.write == Decision::Write::kSpec ? "update" : "update_status",
+                           clock_.SteadyNow() - t0);
+    }
+    if (!written.ok()) {
+      finish(written.status().code() != common::StatusCode::kAborted);
+      return written.status();
+    }
+    auto decoded = v1::DecodeMeshStorVolume(*written);
+    if (decoded.ok()) result.written_resource_version = decoded->metadata.resource_version;
+    result.wrote = true;
+    log.V(1).Info(d.write == Decision::Write::kSpec ? "Updated MeshStorVolume"
+                                                    : "Updated MeshStorVolume status",
+                  {{"resourceVersion", result.written_resource_version}});
+  }
+  if (metrics_ != nullptr) {
+    if (d.placement_failed) metrics_->PlacementFailed();
+    for (int i = 0; i < d.replacements_started; ++i) metrics_->ReplacementStarted();
+    for (int i = 0; i < d.relocations_started; ++i) metrics_->RelocationStarted();
+    for (int i = 0; i < d.expansions_started; ++i) metrics_->ExpansionStarted();
+  }
+  if (d.write != Decision::Write::kNone) {
+    for (const EventNote& e : d.events) {
+      log.Info("Recorded Event", {{"type", e.type}, {"reason", e.reason}, {"note", e.note}});
+      if (events_ != nullptr) {
+        events_->Record(RefOf(volume.metadata), e.type, e.reason, "Reconcile", e.note);
+      }
+    }
+  }
+  finish(false);
+  return result;
+}
+
+// ControllerRunner.
+
+ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& clock,
+                                   kube::EventRecorder* events, OperatorMetrics* metrics,
+                                   Options options)
+    : client_(client),
+      clock_(clock),
+      metrics_(metrics),
+      options_(options),
+      volumes_(client, kube::MeshStorVolumes(), v1::DecodeMeshStorVolume,
+               kube::InformerOptions{.resync_period = options.resync_period}, clock),
+      devices_(client, kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, {}, clock),
+      nodes_(client, kube::Nodes(), common::api::DecodeNode, {}, clock),
+      source_(volumes_, devices_, nodes_),
+      controller_(client, clock, source_, events, metrics, options.limits),
+      queue_(clock) {
+  volumes_.AddHandler([this](const VolumeInformer::Change& c) {
+    { std::lock_guard<std::mutex> lock(cache_mu_); }
+    cache_cv_.notify_all();
+    queue_.Add(c.key.ToString());
+  });
+  // Inventory changes can unblock placement or replacement of any volume.
+  devices_.AddHandler([this](const DeviceInformer::Change& c) {
+    if (c.old_obj && c.new_obj &&
+        c.old_obj->status.biggest_free_extent_bytes ==
+            c.new_obj->status.biggest_free_extent_bytes &&
+        c.old_obj->status.sector_size == c.new_obj->status.sector_size) {
+      return;  // a heartbeat (updatedAt) only
+    }
+    EnqueueAllVolumes();
+  });
+  nodes_.AddHandler([this](const NodeInformer::Change& c) {
+    auto ready = [](const common::api::Node& n) {
+      const auto* r = common::api::FindCondition(n.conditions, "Ready");
+      return r == nullptr ? common::api::ConditionStatus::kUnknown : r->status;
+    };
+    if (c.old_obj && c.new_obj && c.old_obj->unschedulable == c.new_obj->unschedulable &&
+        ready(*c.old_obj) == ready(*c.new_obj)) {
+      return;  // nothing placement looks at
+    }
+    EnqueueAllVolumes();
+  });
+}
+
+ControllerRunner::~ControllerRunner() { Stop(); }
+
+void ControllerRunner::EnqueueAllVolumes() {
+  for (const auto& key : volumes_.Keys()) queue_.Add(key.ToString());
+}
+
+common::Status ControllerRunner::Start() {
+  if (started_) return common::OkStatus();
+  started_ = true;
+  volumes_.Start();
+  devices_.Start();
+  nodes_.Start();
+  for (common::kube::InformerBase* inf :
+       std::initializer_list<common::kube::InformerBase*>{&volumes_, &devices_, &nodes_}) {
+    if (!inf->WaitForSync(options_.cache_sync_timeout)) {
+      return common::DeadlineExceededError("informer caches did not sync within {} ms",
+                                           options_.cache_sync_timeout.count());
+    }
+  }
+  EnqueueAllVolumes();
+  worker_ = std::thread([this] { Work(); });
+  return common::OkStatus();
+}
+
+void ControllerRunner::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);  // no lost wake-up in AwaitCache
+    stopping_ = true;
+  }
+  queue_.ShutDown();
+  cache_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  volumes_.Stop();
+  devices_.Stop();
+  nodes_.Stop();
+}
+
+void ControllerRunner::AwaitCache(const std::string& name, const std::string& read_rv) {
+  std::unique_lock<std::mutex> lock(cache_mu_);
+  clock_.WaitFor(lock, cache_cv_, std::chrono::seconds(5), [&] {
+    if (stopping_) return true;
+    auto v = volumes_.Get({"", name});
+    return !v.ok() || (*v)->metadata.resource_version != read_rv;
+  });
+}
+
+void ControllerRunner::Work() {
+  while (auto key = queue_.Get()) {
+    std::string cached_rv;
+    if (auto cached = volumes_.Get({"", *key}); cached.ok()) {
+      cached_rv = (*cached)->metadata.resource_version;
+    }
+    auto r = controller_.ReconcileOnce(*key);
+    if (!r.ok()) {
+      if (r.status().code() == common::StatusCode::kAborted) {
+        // A conflict means the server holds a newer version: retry as soon as the cache shows
+        // it, without backoff.
+        Root().V(1).Info("Conflict on MeshStorVolume; requeued", {{"name", *key}});
+        AwaitCache(*key, cached_rv);
+        queue_.Add(*key);
+      } else {
+        Root().Error(r.status(), "Could not reconcile MeshStorVolume", {{"name", *key}});
+        queue_.AddRateLimited(*key);
+      }
+    } else {
+      queue_.Forget(*key);
+      if (r->wrote) AwaitCache(*key, r->read_resource_version);
+      if (r->requeue_after) queue_.AddAfter(*key, *r->requeue_after);
+    }
+    if (metrics_ != nullptr) metrics_->Refresh(volumes_.List(), clock_.Now());
+    queue_.Done(*key);
+  }
+}
+
+}  // namespace meshstor_operator

@@ -1,0 +1,155 @@
+// The MeshStorVolume controller: reads one volume and the cluster from a ClusterSource, asks
+// Decide() (reconcile.h) for the next step and performs that single write, guarded by the
+// resourceVersion it read (a conflict is retried by the caller). ControllerRunner drives it
+// from informers and a work queue while this replica is the leader.
+//
+// Thread contract: Controller::ReconcileOnce may be called from several threads for different
+// volumes; ControllerRunner's Start/Stop are called from one thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/api/core.h"
+#include "common/api/v1alpha1/types.h"
+#include "common/kube/client.h"
+#include "common/kube/event_recorder.h"
+#include "common/kube/informer.h"
+#include "common/kube/workqueue.h"
+#include "common/status/status.h"
+#include "common/time/clock.h"
+#include "operator/metrics.h"
+#include "operator/placement.h"
+#include "operator/reconcile.h"
+
+namespace meshstor_operator {
+
+// Where the controller reads the cluster from.
+class ClusterSource {
+ public:
+  virtual ~ClusterSource() = default;
+  // NotFound when the volume does not exist; InvalidArgument when its JSON does not decode.
+  virtual common::Result<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> GetVolume(
+      const std::string& name) = 0;
+  // Every volume, drive and node (Inventory::now and staleness are filled by the caller).
+  virtual common::Result<Inventory> Snapshot() = 0;
+};
+
+// Reads straight from the API server on every call (no cache lag): for tests and tools.
+class ClientSource final : public ClusterSource {
+ public:
+  // `client` must outlive this source.
+  explicit ClientSource(common::kube::Client& client) : client_(client) {}
+  common::Result<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> GetVolume(
+      const std::string& name) override;
+  common::Result<Inventory> Snapshot() override;
+
+ private:
+  common::kube::Client& client_;
+};
+
+using VolumeInformer = common::kube::Informer<common::api::v1alpha1::MeshStorVolume>;
+using DeviceInformer = common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>;
+using NodeInformer = common::kube::Informer<common::api::Node>;
+
+// Reads the informer caches. The informers must outlive this source.
+class InformerSource final : public ClusterSource {
+ public:
+  InformerSource(VolumeInformer& volumes, DeviceInformer& devices, NodeInformer& nodes)
+      : volumes_(volumes), devices_(devices), nodes_(nodes) {}
+  common::Result<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> GetVolume(
+      const std::string& name) override;
+  common::Result<Inventory> Snapshot() override;
+
+ private:
+  VolumeInformer& volumes_;
+  DeviceInformer& devices_;
+  NodeInformer& nodes_;
+};
+
+class Controller {
+ public:
+  struct PassResult {
+    bool wrote = false;
+    Decision::Write write = Decision::Write::kNone;
+    std::string written_resource_version;  // of the object after a write
+    std::string read_resource_version;     // of the object the pass read
+    std::optional<std::chrono::seconds> requeue_after;
+  };
+
+  // Every reference must outlive the controller; `events` and `metrics` may be null.
+  Controller(common::kube::Client& client, common::time::Clock& clock, ClusterSource& source,
+             common::kube::EventRecorder* events, OperatorMetrics* metrics, Limits limits);
+
+  // One pass for volume `name`: at most one write. OK with wrote=false when nothing is due or
+  // the volume is gone. Aborted on a resourceVersion conflict (retry), other errors from the
+  // API server. An undecodable volume gets Ready=False/InvalidObject with the decode error
+  // (written once per generation), a Warning event and a log line, and gives OK.
+  common::Result<PassResult> ReconcileOnce(const std::string& name);
+
+  const Limits& limits() const { return limits_; }
+
+ private:
+  common::kube::Client& client_;
+  common::time::Clock& clock_;
+  ClusterSource& source_;
+  common::kube::EventRecorder* events_;
+  OperatorMetrics* metrics_;
+  const Limits limits_;
+};
+
+// Informers for volumes, drives and nodes, a work queue and one worker, around a Controller.
+// One worker on purpose: placement and namespace IDs read other volumes, so passes are
+// serialized and each waits until the cache shows its own previous write.
+class ControllerRunner {
+ public:
+  struct Options {
+    Limits limits;
+    std::chrono::milliseconds resync_period{std::chrono::minutes(10)};
+    std::chrono::milliseconds cache_sync_timeout{std::chrono::seconds(60)};
+  };
+
+  // Every reference must outlive the runner; `events` and `metrics` may be null.
+  ControllerRunner(common::kube::Client& client, common::time::Clock& clock,
+                   common::kube::EventRecorder* events, OperatorMetrics* metrics, Options options);
+  ControllerRunner(const ControllerRunner&) = delete;
+  ControllerRunner& operator=(const ControllerRunner&) = delete;
+  ~ControllerRunner();
+
+  // Starts the informers, waits (real time) for their first list, then starts the worker.
+  // DeadlineExceeded when the caches did not sync in time.
+  common::Status Start();
+  // Stops the worker and the informers. Idempotent.
+  void Stop();
+
+ private:
+  void Work();
+  void EnqueueAllVolumes();
+  // Waits until the volume cache no longer shows `read_rv` for `name` (bounded).
+  void AwaitCache(const std::string& name, const std::string& read_rv);
+
+  common::kube::Client& client_;
+  common::time::Clock& clock_;
+  OperatorMetrics* metrics_;
+  const Options options_;
+  VolumeInformer volumes_;
+  DeviceInformer devices_;
+  NodeInformer nodes_;
+  InformerSource source_;
+  Controller controller_;
+  common::kube::WorkQueue queue_;
+  std::mutex cache_mu_;
+  std::condition_variable cache_cv_;
+  std::atomic<bool> stopping_{false};
+  std::thread worker_;
+  bool started_ = false;
+};
+
+}  // namespace meshstor_operator

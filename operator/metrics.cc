@@ -1,0 +1,147 @@
+#include "operator/metrics.h"
+
+#include <cstdlib>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace meshstor_operator {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+
+constexpr v1::VolumePhase kPhases[] = {v1::VolumePhase::kNew,       v1::VolumePhase::kRequested,
+                                       v1::VolumePhase::kSyncing,   v1::VolumePhase::kSynced,
+                                       v1::VolumePhase::kExpanding, v1::VolumePhase::kReplacing,
+                                       v1::VolumePhase::kDeleting};
+
+constexpr v1::PartitionState kStates[] = {
+    v1::PartitionState::kRequested, v1::PartitionState::kCreated,   v1::PartitionState::kSpare,
+    v1::PartitionState::kSyncing,   v1::PartitionState::kSynced,    v1::PartitionState::kFaulty,
+    v1::PartitionState::kMissing,   v1::PartitionState::kReplacing, v1::PartitionState::kDeleting};
+
+constexpr char kUnreported[] = "Unreported";
+
+// "45.2%" → 0.452; nullopt when absent or malformed.
+std::optional<double> ParsePercentage(const std::string& s) {
+  if (s.empty() || s.back() != '%') return std::nullopt;
+  std::string num = s.substr(0, s.size() - 1);
+  char* end = nullptr;
+  double v = std::strtod(num.c_str(), &end);
+  if (end == num.c_str() || *end != '\0' || v < 0 || v > 100) return std::nullopt;
+  return v / 100.0;
+}
+
+}  // namespace
+
+common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
+    common::metrics::Registry& r) {
+  auto m = std::make_unique<OperatorMetrics>(Private{});
+  ASSIGN_OR_RETURN(m->volumes_by_phase_,
+                   r.AddGauge("meshstor_operator_volumes", "MeshStorVolumes by phase", {"phase"}));
+  ASSIGN_OR_RETURN(m->members_by_state_,
+                   r.AddGauge("meshstor_operator_members",
+                              "Present members by reported partition state", {"state"}));
+  ASSIGN_OR_RETURN(m->degraded_volumes_,
+                   r.AddGauge("meshstor_operator_degraded_volumes",
+                              "Volumes with a member missing, faulty or out of sync"));
+  ASSIGN_OR_RETURN(m->missing_seconds_,
+                   r.AddGauge("meshstor_operator_member_missing_seconds",
+                              "Seconds a member has been Missing or Faulty (replaced after the "
+                              "volume's memberMissingTimeout)",
+                              {"volume", "index", "node"}));
+  ASSIGN_OR_RETURN(m->sync_ratio_, r.AddGauge("meshstor_operator_volume_sync_ratio",
+                                              "Array sync progress, 0..1", {"volume"}));
+  ASSIGN_OR_RETURN(m->replacements_, r.AddCounter("meshstor_operator_replacements_total",
+                                                  "Member replacements started"));
+  ASSIGN_OR_RETURN(m->relocations_, r.AddCounter("meshstor_operator_relocations_total",
+                                                 "Relocations to a new consumer node started"));
+  ASSIGN_OR_RETURN(m->expansions_,
+                   r.AddCounter("meshstor_operator_expansions_total", "Volume expansions started"));
+  ASSIGN_OR_RETURN(m->placement_failures_,
+                   r.AddCounter("meshstor_operator_placement_failures_total",
+                                "Placements that found too few eligible nodes"));
+  ASSIGN_OR_RETURN(m->reconcile_errors_, r.AddCounter("meshstor_operator_reconcile_errors_total",
+                                                      "Reconcile passes that failed"));
+  ASSIGN_OR_RETURN(
+      m->reconcile_duration_,
+      r.AddHistogram("meshstor_operator_reconcile_duration_seconds",
+                     "Duration of one reconcile pass", common::metrics::DefaultBuckets()));
+  ASSIGN_OR_RETURN(m->api_latency_, r.AddHistogram("meshstor_operator_api_request_duration_seconds",
+                                                   "Latency of the operator's API writes",
+                                                   common::metrics::DefaultBuckets(), {"verb"}));
+  return m;
+}
+
+void OperatorMetrics::ReconcileDone(std::chrono::duration<double> took, bool failed) {
+  reconcile_duration_->Observe(took.count());
+  if (failed) reconcile_errors_->Inc();
+}
+
+void OperatorMetrics::ApiRequest(const std::string& verb, std::chrono::duration<double> took) {
+  api_latency_->WithLabels({verb}).Observe(took.count());
+}
+
+void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshStorVolume>>& volumes,
+                              std::chrono::system_clock::time_point now) {
+  std::map<std::string, int> phases;
+  std::map<std::string, int> states;
+  int degraded = 0;
+  std::set<common::metrics::LabelValues> missing;
+  std::map<common::metrics::LabelValues, double> missing_values;
+  std::map<common::metrics::LabelValues, double> sync;
+  for (const auto& v : volumes) {
+    if (v->status.phase) ++phases[std::string(v1::Name(*v->status.phase))];
+    if (v->status.degraded_devices.value_or(0) > 0) ++degraded;
+    for (const v1::Member& m : v->spec.members) {
+      if (m.state != v1::MemberState::kPresent) continue;
+      const v1::PartitionStatus* p = nullptr;
+      for (const auto& ps : v->status.partitions) {
+        if (ps.index == m.index && ps.node_id == m.node) p = &ps;
+      }
+      ++states[p ? std::string(v1::Name(p->state)) : kUnreported];
+      if (p &&
+          (p->state == v1::PartitionState::kMissing || p->state == v1::PartitionState::kFaulty)) {
+        auto since = p->missing_since ? p->missing_since : p->updated_at;
+        if (since) {
+          common::metrics::LabelValues l{v->metadata.name, fmt::format("{}", m.index), m.node};
+          missing_values[l] = std::chrono::duration<double>(now - *since).count();
+        }
+      }
+    }
+    if (auto r = ParsePercentage(v->status.sync_percentage)) {
+      sync[{v->metadata.name}] = *r;
+    } else if (v->status.phase == v1::VolumePhase::kSynced) {
+      sync[{v->metadata.name}] = 1.0;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (v1::VolumePhase p : kPhases) {
+    std::string name(v1::Name(p));
+    volumes_by_phase_->WithLabels({name}).Set(phases.count(name) ? phases[name] : 0);
+  }
+  for (v1::PartitionState s : kStates) {
+    std::string name(v1::Name(s));
+    members_by_state_->WithLabels({name}).Set(states.count(name) ? states[name] : 0);
+  }
+  members_by_state_->WithLabels({kUnreported}).Set(states[kUnreported]);
+  degraded_volumes_->Set(degraded);
+  for (const auto& l : missing_series_) {
+    if (!missing_values.count(l)) (void)missing_seconds_->Remove(l);  // l has 3 values
+  }
+  missing_series_.clear();
+  for (const auto& [l, value] : missing_values) {
+    missing_seconds_->WithLabels(l).Set(value);
+    missing_series_.insert(l);
+  }
+  for (const auto& l : sync_series_) {
+    if (!sync.count(l)) (void)sync_ratio_->Remove(l);  // l has 1 value
+  }
+  sync_series_.clear();
+  for (const auto& [l, value] : sync) {
+    sync_ratio_->WithLabels(l).Set(value);
+    sync_series_.insert(l);
+  }
+}
+
+}  // namespace meshstor_operator

@@ -1,0 +1,105 @@
+#include "operator/metrics.h"
+
+#include <catch2/catch.hpp>
+
+#include "operator/testing/builders.h"
+
+namespace meshstor_operator {
+namespace {
+
+using namespace testing;  // NOLINT(build/namespaces): test builders
+
+std::shared_ptr<const v1::MeshStorVolume> Ptr(v1::MeshStorVolume v) {
+  return std::make_shared<const v1::MeshStorVolume>(std::move(v));
+}
+
+TEST_CASE("Operator metrics follow the volumes", "[unit][metrics]") {
+  common::metrics::Registry registry;
+  auto m = OperatorMetrics::Create(registry);
+  REQUIRE(m.ok());
+  CHECK(OperatorMetrics::Create(registry).status().code() == common::StatusCode::kAlreadyExists);
+
+  auto a = Volume("a");
+  a.status.phase = v1::VolumePhase::kSynced;
+  a.spec.members.push_back({0,
+                            "node-a",
+                            "nvme0n1",
+                            v1::kMiB,
+                            1,
+                            v1::MemberRole::kLocal,
+                            v1::MemberState::kPresent,
+                            0,
+                            {}});
+  a.spec.members.push_back({1,
+                            "node-b",
+                            "nvme0n1",
+                            v1::kMiB,
+                            1,
+                            v1::MemberRole::kRemote,
+                            v1::MemberState::kPresent,
+                            1,
+                            {}});
+  a.spec.members.push_back({2,
+                            "node-c",
+                            "nvme0n1",
+                            v1::kMiB,
+                            2,
+                            v1::MemberRole::kRemote,
+                            v1::MemberState::kRetired,
+                            1,
+                            {}});
+  a.status.partitions.push_back({0, "node-a", "nvme0n1", "", 1, v1::PartitionState::kSynced});
+  v1::PartitionStatus missing{1, "node-b", "nvme0n1", "", 1, v1::PartitionState::kMissing};
+  missing.missing_since = std::chrono::time_point_cast<std::chrono::seconds>(T0());
+  a.status.partitions.push_back(missing);
+  a.status.degraded_devices = 1;
+  a.status.sync_percentage = "45.2%";
+  auto b = Volume("b");
+  b.status.phase = v1::VolumePhase::kRequested;
+  b.spec.members.push_back({0,
+                            "node-a",
+                            "nvme0n1",
+                            v1::kMiB,
+                            2,
+                            v1::MemberRole::kLocal,
+                            v1::MemberState::kPresent,
+                            0,
+                            {}});
+
+  (*m)->Refresh({Ptr(a), Ptr(b)}, T0() + std::chrono::seconds(42));
+  std::string text = registry.Expose();
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_volumes{phase=\"Synced\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_volumes{phase=\"Requested\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_volumes{phase=\"Deleting\"} 0\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_members{state=\"Synced\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_members{state=\"Missing\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_members{state=\"Unreported\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_degraded_volumes 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_member_missing_seconds{volume=\"a\","
+                                   "index=\"1\",node=\"node-b\"} 42\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_volume_sync_ratio{volume=\"a\"} 0.452"));
+
+  // Recovery removes the per-member series; a deleted volume's phase count drops.
+  a.status.partitions[1].state = v1::PartitionState::kSynced;
+  a.status.partitions[1].missing_since.reset();
+  a.status.degraded_devices = 0;
+  a.status.sync_percentage.clear();
+  (*m)->Refresh({Ptr(a)}, T0() + std::chrono::seconds(50));
+  text = registry.Expose();
+  CHECK_THAT(text, !Catch::Contains("meshstor_operator_member_missing_seconds{"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_volumes{phase=\"Requested\"} 0\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_volume_sync_ratio{volume=\"a\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_degraded_volumes 0\n"));
+
+  (*m)->ReplacementStarted();
+  (*m)->PlacementFailed();
+  (*m)->ReconcileDone(std::chrono::milliseconds(3), true);
+  text = registry.Expose();
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_replacements_total 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_failures_total 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_reconcile_errors_total 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_reconcile_duration_seconds_count 1\n"));
+}
+
+}  // namespace
+}  // namespace meshstor_operator
