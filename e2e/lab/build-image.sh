@@ -144,9 +144,13 @@ install -m755 "$here/guest/status.cgi" "$P/lab/www/cgi-bin/status"
 for b in "${bins[@]}"; do
   [[ -f "$b" && -x "$b" ]] || die "binary $b does not exist or is not executable"
   install -m755 "$b" "$P/lab/bin/$(basename "$b")"
+  # Debug info stays on the host (the guest's RAM holds the initramfs): symbols are kept, so
+  # sanitizer reports still name functions.
+  if command -v objcopy >/dev/null; then objcopy --strip-debug "$P/lab/bin/$(basename "$b")"; fi
   # Libraries the base image already has are overwritten with the host's copy (same packages).
   put_libs "$b" "$P"
-  log "payload: $(basename "$b") ($(du -h "$b" | cut -f1)) + $(ldd "$b" | grep -c '=> /') libraries"
+  log "payload: $(basename "$b") ($(du -h "$P/lab/bin/$(basename "$b")" | cut -f1) without debug" \
+    "info) + $(ldd "$b" | grep -c '=> /') libraries"
 done
 mkdir -p "$(dirname "$payload")"
 pack "$P" "$payload"

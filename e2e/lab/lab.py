@@ -969,7 +969,7 @@ def scenario_agents(lab, args):
         time.sleep(0.2)
     env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
     for i, n in enumerate(("A", "B", "C")):
-        lab.node(n, drives=2, mem=512, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
+        lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
                  env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
     t_start = now()
     lab.start("A", "B", "C")
@@ -1132,7 +1132,7 @@ def scenario_system(lab, args):
                                   "%s:9811" % HOST_IP, "--agent-staleness", "90s"])
     env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
     for i, n in enumerate(("A", "B", "C")):
-        lab.node(n, drives=2, mem=512, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
+        lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
                  env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
     t_start = now()
     lab.start("A", "B", "C")
@@ -1250,7 +1250,7 @@ def scenario_system(lab, args):
     metrics = in_netns(lab.ns, lambda: urllib.request.urlopen(
         "http://%s:9811/metrics" % HOST_IP, timeout=5).read().decode())
     for line in metrics.splitlines():
-        if line.startswith(("meshstor_operator_leader", "meshstor_volumes", "meshstor_replacements")):
+        if line.startswith(("meshstor_operator_leader", "meshstor_operator_volumes", "meshstor_operator_replacements")):
             say("operator metric: " + line)
     lab.flag("done")
     for n in ("A", "B", "C"):
