@@ -372,6 +372,10 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
   if (!array.ok() && array.status().code() != StatusCode::kNotFound) {
     return Fail(out, array.status().WithContext(what));
   }
+  if (!array.ok() && devices.empty()) {
+    out.consumer = rep;  // staged before the operator placed any member: nothing to do yet
+    return;
+  }
   if (!array.ok()) {
     // Not running: assemble from members that carry this array, or create a new one.
     std::vector<sys::MdMember> carriers;

@@ -358,6 +358,17 @@ TEST_CASE("A partition that is not ours is never touched", "[unit][agent][volume
   CHECK(v.status.node_name.empty());  // never assembled without it
 }
 
+TEST_CASE("A consumer without placed members waits quietly", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.members.clear();  // staged before the operator placed anything
+  w.Passes(v, 2);
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(v.status.node_name.empty());
+  CHECK(w.cluster.node("a").md.ListArrays()->empty());
+}
+
 TEST_CASE("A single-copy volume is a 2-slot RAID1 with a placeholder", "[unit][agent][volume]") {
   World w;
   v1::MeshStorVolume v = Raid1Volume();
