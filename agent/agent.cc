@@ -87,6 +87,13 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
         g.ok()) {
       metrics_.array_sync_ratio = *g;
     }
+    if (auto g = r.AddGauge("meshstor_agent_array_io",
+                            "I/O of each array assembled here since it started "
+                            "(/sys/block/mdX/stat): requests and bytes by direction",
+                            {"volume", "direction", "unit"});
+        g.ok()) {
+      metrics_.array_io = *g;
+    }
     if (auto g = r.AddGauge("meshstor_agent_partitions",
                             "MeshStor partitions on this node's drives by class", {"class"});
         g.ok()) {
@@ -290,6 +297,7 @@ void Agent::UpdateMetrics(const std::vector<v1::MeshStorVolume>& volumes,
   if (metrics_.array_degraded && metrics_.array_sync_ratio) {
     metrics_.array_degraded->RemoveAll();
     metrics_.array_sync_ratio->RemoveAll();
+    if (metrics_.array_io) metrics_.array_io->RemoveAll();
     for (const auto& v : volumes) {
       if (v.spec.consumer_node != node) continue;
       auto a = kernel_.md->GetArray(sys::MdArrayName(v.metadata.name));
@@ -299,6 +307,13 @@ void Agent::UpdateMetrics(const std::vector<v1::MeshStorVolume>& volumes,
                                                 : static_cast<double>(a->sync_done_sectors) /
                                                       static_cast<double>(a->sync_total_sectors);
       metrics_.array_sync_ratio->WithLabels({v.metadata.name}).Set(ratio);
+      if (metrics_.array_io) {
+        auto& io = *metrics_.array_io;
+        io.WithLabels({v.metadata.name, "read", "requests"}).Set(static_cast<double>(a->reads));
+        io.WithLabels({v.metadata.name, "read", "bytes"}).Set(static_cast<double>(a->read_bytes));
+        io.WithLabels({v.metadata.name, "write", "requests"}).Set(static_cast<double>(a->writes));
+        io.WithLabels({v.metadata.name, "write", "bytes"}).Set(static_cast<double>(a->write_bytes));
+      }
     }
   }
   if (metrics_.controllers) {

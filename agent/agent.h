@@ -99,6 +99,7 @@ class Agent {
     common::metrics::Histogram* pass_seconds = nullptr;
     common::metrics::GaugeFamily* array_degraded = nullptr;
     common::metrics::GaugeFamily* array_sync_ratio = nullptr;
+    common::metrics::GaugeFamily* array_io = nullptr;
     common::metrics::GaugeFamily* partitions = nullptr;
     common::metrics::GaugeFamily* controllers = nullptr;
   } metrics_;

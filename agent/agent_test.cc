@@ -138,6 +138,9 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   CHECK(metrics.find("meshstor_agent_partitions{class=\"local\"} 1") != std::string::npos);
   CHECK(metrics.find("meshstor_agent_array_degraded_devices{volume=\"pvc-1\"} 0") !=
         std::string::npos);
+  CHECK(metrics.find(
+            "meshstor_agent_array_io{volume=\"pvc-1\",direction=\"write\",unit=\"bytes\"}") !=
+        std::string::npos);
 
   // Unstaged: the consumer tears down and clears its fields.
   got->spec.publish_targets.clear();

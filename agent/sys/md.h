@@ -82,6 +82,8 @@ struct MdArrayState {
   std::string level;   // "raid1", "raid10"
   int raid_disks = 0;
   uint64_t size_bytes = 0;  // usable size of the array (/sys/block/mdX/size)
+  // I/O since the array started (/sys/block/mdX/stat): completed requests and bytes.
+  uint64_t reads = 0, read_bytes = 0, writes = 0, write_bytes = 0;
   std::string array_state;  // "clean", "active", "inactive", "read-auto", ...
   int degraded = 0;         // number of missing/failed slots
   std::string sync_action;  // "idle", "resync", "recover", "check", "repair", "frozen", ...

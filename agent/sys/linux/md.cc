@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <sstream>
 
 #include "agent/sys/linux/nvme_md_fs.h"
 
@@ -139,6 +140,19 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
   uint64_t n = 0;
   if (ParseU64(fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/size", "0"), n)) {
     a.size_bytes = n * 512;
+  }
+  {
+    // Documentation/block/stat.rst: reads, merges, sectors read, ticks, writes, merges,
+    // sectors written, ... (sectors of 512 bytes).
+    std::istringstream stat(fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/stat", ""));
+    uint64_t f[7] = {};
+    for (auto& v : f) stat >> v;
+    if (stat) {
+      a.reads = f[0];
+      a.read_bytes = f[2] * 512;
+      a.writes = f[4];
+      a.write_bytes = f[6] * 512;
+    }
   }
   if (ParseU64(fs::ReadAttrOr(md + "/raid_disks", "0"), n)) a.raid_disks = static_cast<int>(n);
   if (ParseU64(fs::ReadAttrOr(md + "/degraded", "0"), n)) a.degraded = static_cast<int>(n);

@@ -163,6 +163,25 @@ TEST_CASE("LinuxMd reads array state from sysfs and mdadm --detail", "[unit][age
   CHECK(md.GetArray("other").status().code() == StatusCode::kNotFound);
 }
 
+TEST_CASE("LinuxMd reads the array's size and I/O counters", "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md124", "vol", "clean", 0, "idle", "none");
+  FakeSysfs::Write(stdfs::path(sys.paths.sys_block) / "md124/size", "1048576");
+  FakeSysfs::Write(stdfs::path(sys.paths.sys_block) / "md124/stat",
+                   "     120        0     2048       10      300        0     8192       40"
+                   "        0       50       60        0        0        0        0");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md124"), Ok(Detail("vol")));
+  LinuxMd md(exec, sys.paths);
+  auto a = md.GetArray("vol");
+  REQUIRE(a.ok());
+  CHECK(a->size_bytes == 1048576ull * 512);
+  CHECK(a->reads == 120);
+  CHECK(a->read_bytes == 2048ull * 512);
+  CHECK(a->writes == 300);
+  CHECK(a->write_bytes == 8192ull * 512);
+}
+
 TEST_CASE("LinuxMd ReAdd compares event counts before --re-add", "[unit][agent][md]") {
   FakeSysfs sys;
   sys.Array("md127", "vol", "clean", 1, "idle", "none");
