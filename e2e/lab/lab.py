@@ -1216,6 +1216,7 @@ def scenario_system(lab, args):
     lab.flag("write1")
     lab.wait_event("A", "written1", timeout=120)
 
+    # 1. Back within memberMissingTimeout: caught up (bitmap), no replacement.
     t_kill = now()
     lab.kill(victim_vm)
     wait_for("%s's member Missing" % victim,
@@ -1223,6 +1224,21 @@ def scenario_system(lab, args):
     lab.mark("SIGKILL %s -> its member reported Missing" % victim_vm, now() - t_kill)
     lab.flag("write2")
     lab.wait_event("A", "written2", timeout=120)
+    t = now()
+    lab.restart(victim_vm)
+    obj = wait_for("%s back within the timeout: its member caught up" % victim,
+                   lambda c, o: c == 200 and all_synced(o)
+                   and any(m["node"] == victim for m in present(o)), 240)
+    lab.mark("restart %s -> re-exported, re-added, Synced (no replacement)" % victim_vm, now() - t)
+    if len(present(obj)) != 2:
+        raise LabError("a member was replaced although %s came back in time: %s"
+                       % (victim, present(obj)))
+
+    # 2. Gone for longer than memberMissingTimeout: replaced on the third node.
+    t_kill = now()
+    lab.kill(victim_vm)
+    wait_for("%s's member Missing again" % victim,
+             lambda c, o: parts(o).get(remote[0]["index"], {}).get("state") == "Missing", 120)
     obj = wait_for("the replacement after memberMissingTimeout (60 s), Synced",
                    lambda c, o: c == 200 and all_synced(o)
                    and all(m["node"] != victim for m in present(o)), 400)
