@@ -20,7 +20,7 @@
 // (a second concurrent call is Aborted). Dependencies must outlive the service.
 #pragma once
 
-#include "csi-shim/proto/csi.grpc.pb.h"
+#include "common/proto/csi.grpc.pb.h"
 #include "csi-shim/service_util.h"
 #include "csi-shim/volume_client.h"
 #include "csi-shim/volume_locks.h"

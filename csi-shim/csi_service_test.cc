@@ -26,7 +26,7 @@
 #include "common/kube/http_transport.h"
 #include "common/kube/resource.h"
 #include "common/time/clock.h"
-#include "csi-shim/proto/csi.grpc.pb.h"
+#include "common/proto/csi.grpc.pb.h"
 #include "csi-shim/server.h"
 #include "tools/apiserver/test_apiserver.h"
 

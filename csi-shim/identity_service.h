@@ -5,7 +5,7 @@
 // Thread contract: safe for concurrent calls. `volumes` must outlive the service.
 #pragma once
 
-#include "csi-shim/proto/csi.grpc.pb.h"
+#include "common/proto/csi.grpc.pb.h"
 #include "csi-shim/service_util.h"
 #include "csi-shim/volume_client.h"
 

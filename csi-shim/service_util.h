@@ -16,7 +16,7 @@
 #include "common/log/log.h"
 #include "common/status/status.h"
 #include "common/time/clock.h"
-#include "csi-shim/proto/csi.pb.h"
+#include "common/proto/csi.pb.h"
 
 namespace csi_shim {
 
