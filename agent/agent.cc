@@ -233,6 +233,7 @@ common::Status Agent::Pass() {
     if (!Involves(v, node)) continue;
     VolumeOutcome out = reconciler_.Reconcile(v, peers);
     for (const auto& e : out.errors) note(e);
+    for (const auto& n : out.notices) log.Info(n, {{"volume", v.metadata.name}});
     note(WriteOutcome(v.metadata.name, out));
   }
   note(reconciler_.CollectGarbage(volumes));

@@ -486,9 +486,8 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     } else if (sb.ok() && sb->array_uuid == uuid) {
       s = k_.md->ReAdd(name, *d.device);  // bitmap catch-up; refused when it diverged
       if (s.code() == StatusCode::kFailedPrecondition) {
-        rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
-                                        "not re-added: " + s.message()};
-        s = common::OkStatus();
+        s = AddAsNewMember(*array, *d.device, member, s.message(), rep.members[d.member->index],
+                           out);
       }
     } else if (sb.ok()) {
       rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
@@ -617,6 +616,34 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     rep.members[d.member->index] = o;
   }
   out.consumer = std::move(rep);
+}
+
+// A member of this array that cannot be re-added (its event count ran ahead: written elsewhere,
+// or mdadm finds no bitmap way back) rejoins as a new member with a full resync from the running
+// array, which is the copy the volume is served from (DESIGN.md §6 rule 2). Its superblock is
+// erased first (mdadm will not --add a device that claims a role in the array); Md refuses to
+// erase another array's superblock or that of a device in use. Without an in-sync member to
+// resync from, nothing is erased: it is reported Faulty and left alone.
+common::Status VolumeReconciler::AddAsNewMember(const sys::MdArrayState& array,
+                                                const std::string& device,
+                                                const sys::MdMember& member,
+                                                const std::string& refusal,
+                                                MemberObservation& observed, VolumeOutcome& out) {
+  const bool source = std::any_of(array.members.begin(), array.members.end(),
+                                  [](const auto& m) { return m.in_sync && !m.faulty; });
+  if (!source) {
+    observed = {v1::PartitionState::kFaulty, std::nullopt,
+                "not re-added (" + refusal + ") and no in-sync member to rebuild it from"};
+    return common::OkStatus();
+  }
+  RETURN_IF_ERROR(k_.md->ZeroSuperblock(device, array.uuid));
+  RETURN_IF_ERROR(k_.md->Add(array.name, member));
+  observed = {v1::PartitionState::kSyncing, std::nullopt,
+              "not re-added (" + refusal +
+                  "): its old contents were discarded; rebuilding it as "
+                  "a new member (full resync)"};
+  out.notices.push_back(fmt::format("MD array {}: {} {}", array.name, device, observed.message));
+  return common::OkStatus();
 }
 
 // Expansion on the consumer (RAID1): once every member's partition has grown to its spec size,

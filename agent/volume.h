@@ -14,7 +14,7 @@
 // Consumer side, when spec.consumerNode is this node:
 //   connect the remote members, create the array (new volume: every member freshly zeroed) or
 //   assemble it (existing: never a member of another array), re-add a returning member (bitmap
-//   catch-up; a diverged one is reported Faulty, never re-added), add replacement members,
+//   catch-up; a diverged one rejoins as a new member with a full resync), add replacement members,
 //   remove retired ones, format XFS exactly once (spec.formattedAt), mount at the staging path,
 //   bind-mount every publish target, grow array and filesystem when members grew; tear it all
 //   down in order when this node stops being the consumer or the volume is deleted.
@@ -106,6 +106,7 @@ struct VolumeOutcome {
   std::optional<ConsumerReport> consumer;
   std::optional<common::api::Time> set_formatted_at;  // spec write, set once
   std::vector<common::Status> errors;  // steps that failed this pass (retried next pass)
+  std::vector<std::string> notices;    // decisions that discarded data, for the log
   bool retry_soon = false;             // waiting on something that changes by itself
 };
 
@@ -137,6 +138,9 @@ class VolumeReconciler {
                         const common::api::v1alpha1::Member& m, const sys::PartitionInfo& p,
                         const Peers& peers);
   common::Status Unexport(const std::string& partition_device);
+  common::Status AddAsNewMember(const sys::MdArrayState& array, const std::string& device,
+                                const sys::MdMember& member, const std::string& refusal,
+                                MemberObservation& observed, VolumeOutcome& out);
 
   void ReconcileConsumer(const common::api::v1alpha1::MeshStorVolume& v, const Peers& peers,
                          VolumeOutcome& out);

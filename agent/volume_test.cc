@@ -205,15 +205,13 @@ TEST_CASE("A remote member that goes away is Missing, then caught up when it ret
   CHECK(v.status.md_state != "degraded");
 }
 
-TEST_CASE("A diverged member is reported Faulty and never re-added", "[unit][agent][volume]") {
-  World w;
-  v1::MeshStorVolume v = Raid1Volume();
+// B away while its copy was written elsewhere: its event count ran ahead of the array's.
+void DivergeMemberB(World& w, v1::MeshStorVolume& v) {
   w.Passes(v, 3);
   w.cluster.SetOnline("b", false);
   w.cluster.ExpireControllers();
   w.Passes(v, 2);
   REQUIRE(w.Part(v, 1)->state == PartitionState::kMissing);
-  // While away, B's copy was written elsewhere: its event count ran ahead.
   auto parts = w.cluster.node("b").partitions.List("/dev/nvme0n1");
   REQUIRE(parts.ok());
   auto b_part = sys::FindMember(*parts, {"pvc-1", 1}, "/dev/nvme0n1");
@@ -221,10 +219,50 @@ TEST_CASE("A diverged member is reported Faulty and never re-added", "[unit][age
   REQUIRE(b_part->has_value());
   w.cluster.node("b").fake_md.SetSuperblockEvents((*b_part)->device_path, 1000);
   w.cluster.SetOnline("b", true);
-  w.Passes(v, 2);
-  CHECK(w.Part(v, 1)->state == PartitionState::kFaulty);
+}
+
+TEST_CASE("A diverged member is never re-added: it rejoins as a new member, full resync",
+          "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  DivergeMemberB(w, v);
+  w.cluster.node("a").fake_md.SetInstantSync(false);
+  w.Pass(v);
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(w.Part(v, 1)->state == PartitionState::kSyncing);
   CHECK(w.Part(v, 1)->message.find("diverged") != std::string::npos);
-  CHECK(v.status.active_devices == 1);
+  CHECK(w.Part(v, 1)->message.find("full resync") != std::string::npos);
+  auto a = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(a.ok());
+  CHECK(a->sync_action == "recover");  // rebuilding B
+  w.cluster.node("a").fake_md.FinishSync(sys::MdArrayName("pvc-1"));
+  w.Passes(v, 2);
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+  CHECK(v.status.active_devices == 2);
+  CHECK(v.status.md_state != "degraded");
+}
+
+TEST_CASE("A diverged member: a crash between erasing its superblock and adding it heals",
+          "[unit][agent][volume][crash]") {
+  int crashes = 0;
+  for (int budget = 0; budget < 20; ++budget) {
+    World w;
+    v1::MeshStorVolume v = Raid1Volume();
+    DivergeMemberB(w, v);
+    sim::CrashingKernel crashing(w.cluster.node("a").Kernel(), budget);
+    w.kernel_override["a"] = crashing.Kernel();
+    w.Pass(v);
+    if (!crashing.crashed()) break;
+    ++crashes;
+    w.kernel_override.clear();  // restarted
+    w.errors.clear();
+    w.Passes(v, 3);
+    INFO("consumer killed after step " << budget << "\n" << w.ErrorText());
+    CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+    CHECK(v.status.active_devices == 2);
+  }
+  CHECK(crashes >= 2);
 }
 
 TEST_CASE("Publish targets are bind mounts of the staging mount", "[unit][agent][volume]") {

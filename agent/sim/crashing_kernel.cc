@@ -194,6 +194,9 @@ class CrashingKernel::Md final : public sys::Md {
   common::Result<sys::MdSuperblock> Examine(std::string_view d) override {
     MESHSTOR_READ(in_.Examine(d));
   }
+  common::Status ZeroSuperblock(std::string_view d, std::string_view uuid) override {
+    MESHSTOR_STEP(in_.ZeroSuperblock(d, uuid));
+  }
 
  private:
   CrashingKernel& k_;

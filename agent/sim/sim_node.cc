@@ -124,6 +124,9 @@ common::Result<std::vector<sys::MdArrayState>> SimMd::ListArrays() { return md_.
 common::Result<sys::MdSuperblock> SimMd::Examine(std::string_view device) {
   return md_.Examine(device);
 }
+common::Status SimMd::ZeroSuperblock(std::string_view device, std::string_view expected_uuid) {
+  return md_.ZeroSuperblock(device, expected_uuid);
+}
 
 SimNode::SimNode(sys::FakeFabric& f, std::string n)
     : name(n),

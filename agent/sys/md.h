@@ -157,6 +157,13 @@ class Md {
 
   // Reads the MD superblock of a device. NotFound when it has none.
   virtual common::Result<MdSuperblock> Examine(std::string_view device) = 0;
+
+  // Erases the MD superblock of a device that is no member of a running array, so that it can
+  // be added as a new member (full resync): the way back for a member that diverged. Only a
+  // superblock of array `expected_uuid` is erased: FailedPrecondition when it belongs to another
+  // array or the device is in use. OK when the device has no superblock.
+  virtual common::Status ZeroSuperblock(std::string_view device,
+                                        std::string_view expected_uuid) = 0;
 };
 
 }  // namespace agent::sys

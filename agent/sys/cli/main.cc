@@ -50,6 +50,7 @@ Each command is one idempotent step of the agent's kernel layer.
   md-create    --volume V --level 1|10 [--zeroed] DEV[:wm]|missing ...
   md-add       --volume V DEV[:wm]
   md-readd     --volume V DEV
+  md-zero-superblock --volume V DEV  (only the volume's own array superblock, device unused)
   md-replace   --volume V OLD NEW[:wm]
   md-fail      --volume V DEV        md-remove --volume V DEV|failed|detached
   md-stop      --volume V            md-state  --volume V
@@ -456,6 +457,10 @@ common::Status Run(const std::string& cmd, const Args& a) {
     ASSIGN_OR_RETURN(std::string dev, OnePositional(a));
     if (cmd == "md-add") return k.md.Add(name, ParseMember(dev));
     if (cmd == "md-readd") return k.md.ReAdd(name, dev);
+    if (cmd == "md-zero-superblock") {
+      ASSIGN_OR_RETURN(std::string volume, a.Get("volume"));
+      return k.md.ZeroSuperblock(dev, MdArrayUuid(volume));
+    }
     if (cmd == "md-fail") return k.md.Fail(name, dev);
     if (cmd == "md-remove") return k.md.Remove(name, dev);
   }

@@ -182,6 +182,58 @@ void MdContractRaid10(const MdContractEnv& env) {
   REQUIRE_OK(md.Stop(name));
 }
 
+void MdContractDiverged(const MdContractEnv& env) {
+  REQUIRE(env.devices.size() >= 3);
+  Md& md = *env.md;
+  const std::string name = env.tag + "-div";
+  const std::string uuid = MdArrayUuid(name);
+  const std::string d0 = env.devices[0], d1 = env.devices[1], d2 = env.devices[2];
+  MdCreateSpec spec{name, MdLevel::kRaid1, {{d0, false}, {d1, true}}, uuid};
+  spec.members_zeroed = true;
+  REQUIRE_OK(md.Create(spec));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  // d1 leaves; the array goes on without it.
+  REQUIRE_OK(md.Fail(name, d1));
+  REQUIRE_OK(md.Remove(name, d1));
+  REQUIRE_OK(md.Stop(name));
+  // Elsewhere, d1 alone is started and changed (a member added and taken out again): its event
+  // count runs ahead of d0's.
+  REQUIRE_OK(md.Assemble({name, uuid, {{d1, false}}, /*allow_degraded=*/true}));
+  REQUIRE_OK(md.Add(name, {d2, false}));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  REQUIRE_OK(md.Fail(name, d2));
+  REQUIRE_OK(md.Remove(name, d2));
+  REQUIRE_OK(md.Stop(name));
+  // Back on d0: d1 diverged and must not be re-added.
+  REQUIRE_OK(md.Assemble({name, uuid, {{d0, false}}, /*allow_degraded=*/true}));
+  auto sb0 = md.Examine(d0);
+  auto sb1 = md.Examine(d1);
+  REQUIRE_OK(sb0);
+  REQUIRE_OK(sb1);
+  INFO("events: " << d0 << " " << sb0->events << ", " << d1 << " " << sb1->events);
+  REQUIRE(sb1->events > sb0->events);
+  auto readd = md.ReAdd(name, d1);
+  CHECK(readd.code() == StatusCode::kFailedPrecondition);
+  CHECK(readd.message().find("diverged") != std::string::npos);
+  // The way back is a new member: its superblock erased (only this array's, only when unused),
+  // then a full resync.
+  CHECK(md.ZeroSuperblock(d1, MdArrayUuid(name + "-other")).code() ==
+        StatusCode::kFailedPrecondition);
+  CHECK(md.ZeroSuperblock(d0, uuid).code() == StatusCode::kFailedPrecondition);
+  REQUIRE_OK(md.Examine(d1));
+  REQUIRE_OK(md.ZeroSuperblock(d1, uuid));
+  CHECK(md.Examine(d1).status().code() == StatusCode::kNotFound);
+  REQUIRE_OK(md.ZeroSuperblock(d1, uuid));  // idempotent
+  REQUIRE_OK(md.Add(name, {d1, true}));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  auto a = md.GetArray(name);
+  REQUIRE_OK(a);
+  REQUIRE(Member(*a, d1) != nullptr);
+  CHECK(Member(*a, d1)->in_sync);
+  CHECK(Member(*a, d1)->write_mostly);
+  REQUIRE_OK(md.Stop(name));
+}
+
 void MdContractRefusals(const MdContractEnv& env) {
   REQUIRE(env.devices.size() >= 4);
   Md& md = *env.md;

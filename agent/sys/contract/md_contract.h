@@ -25,6 +25,9 @@ void MdContractRaid1Lifecycle(const MdContractEnv& env);
 void MdContractMissingSlot(const MdContractEnv& env);
 // RAID10 near-2 on four members; an active member cannot be removed; Replace.
 void MdContractRaid10(const MdContractEnv& env);
+// A member that ran ahead elsewhere (diverged): ReAdd refuses it; ZeroSuperblock erases only
+// this array's superblock of an unused device; Add brings it back with a full resync.
+void MdContractDiverged(const MdContractEnv& env);
 // ReAdd refuses a member of another array; input validation.
 void MdContractRefusals(const MdContractEnv& env);
 

@@ -83,6 +83,11 @@ TEST_CASE("FakeMd contract: RAID10", "[unit][agent][md]") {
   contract::MdContractRaid10(FakeMdEnv(md));
 }
 
+TEST_CASE("FakeMd contract: a diverged member comes back as a new member", "[unit][agent][md]") {
+  FakeMd md;
+  contract::MdContractDiverged(FakeMdEnv(md));
+}
+
 TEST_CASE("FakeMd contract: refusals", "[unit][agent][md]") {
   FakeMd md;
   contract::MdContractRefusals(FakeMdEnv(md));

@@ -143,6 +143,12 @@ TEST_CASE("LinuxMd contract: RAID10", "[.privileged][lab]") {
   contract::MdContractRaid10(lab.Env());
 }
 
+TEST_CASE("LinuxMd contract: a diverged member comes back as a new member", "[.privileged][lab]") {
+  LAB_REQUIRE(false, true, 4);
+  LabMd lab;
+  contract::MdContractDiverged(lab.Env());
+}
+
 TEST_CASE("LinuxMd contract: refusals", "[.privileged][lab]") {
   LAB_REQUIRE(false, true, 4);
   LabMd lab;

@@ -99,6 +99,15 @@ bool FakeMd::InAnyArrayLocked(std::string_view device) const {
   return false;
 }
 
+void FakeMd::WriteSuperblockLocked(const Array& a, const Member& m) {
+  Superblock sb;
+  sb.sb = MdSuperblock{a.uuid, a.name, 0, a.level == MdLevel::kRaid1 ? "raid1" : "raid10"};
+  sb.slot = m.slot;
+  sb.raid_disks = a.raid_disks;
+  sb.level = a.level;
+  (*superblocks_)[KeyLocked(m.device)] = sb;
+}
+
 void FakeMd::BumpLocked(Array& a) {
   ++a.events;
   for (const auto& m : a.members) {
@@ -375,12 +384,7 @@ common::Status FakeMd::Add(std::string_view name, const MdMember& member) {
   m.failfast = true;
   m.slot = FreeSlotLocked(*a, -1);  // -1: a spare
   a->members.push_back(m);
-  Superblock sb;
-  sb.sb = MdSuperblock{a->uuid, a->name, 0, a->level == MdLevel::kRaid1 ? "raid1" : "raid10"};
-  sb.slot = m.slot;
-  sb.raid_disks = a->raid_disks;
-  sb.level = a->level;
-  (*superblocks_)[KeyLocked(m.device)] = sb;
+  WriteSuperblockLocked(*a, m);
   BumpLocked(*a);
   if (instant_sync_) FinishSyncLocked(*a);
   return common::OkStatus();
@@ -453,12 +457,7 @@ common::Status FakeMd::Replace(std::string_view name, std::string_view old_devic
   m.slot = old->slot;
   m.replacement = true;
   a->members.push_back(m);
-  Superblock sb;
-  sb.sb = MdSuperblock{a->uuid, a->name, 0, a->level == MdLevel::kRaid1 ? "raid1" : "raid10"};
-  sb.slot = m.slot;
-  sb.raid_disks = a->raid_disks;
-  sb.level = a->level;
-  (*superblocks_)[KeyLocked(m.device)] = sb;
+  WriteSuperblockLocked(*a, m);
   BumpLocked(*a);
   if (instant_sync_) FinishSyncLocked(*a);
   return common::OkStatus();
@@ -559,6 +558,27 @@ common::Result<MdSuperblock> FakeMd::Examine(std::string_view device) {
   auto it = superblocks_->find(KeyLocked(device));
   if (it == superblocks_->end()) return common::NotFoundError("{}: no MD superblock", what);
   return it->second.sb;
+}
+
+common::Status FakeMd::ZeroSuperblock(std::string_view device, std::string_view expected_uuid) {
+  std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(faults_.Check("ZeroSuperblock"));
+  std::string what = fmt::format("erasing the MD superblock of {}", device);
+  RefreshLocked();
+  if (!PresentLocked(device)) return common::NotFoundError("{}: no such device", what);
+  auto it = superblocks_->find(KeyLocked(device));
+  if (it == superblocks_->end()) return common::OkStatus();
+  if (it->second.sb.array_uuid != expected_uuid) {
+    return common::FailedPreconditionError("{}: it belongs to array {} ({}), not {}; not erasing",
+                                           what, it->second.sb.array_uuid, it->second.sb.name,
+                                           expected_uuid);
+  }
+  if (InAnyArrayLocked(device)) {
+    return common::FailedPreconditionError("{}: it is a member of a running array; not erasing",
+                                           what);
+  }
+  superblocks_->erase(it);
+  return common::OkStatus();
 }
 
 }  // namespace agent::sys

@@ -75,6 +75,7 @@ class FakeMd final : public Md {
   common::Result<MdArrayState> GetArray(std::string_view name) override;
   common::Result<std::vector<MdArrayState>> ListArrays() override;
   common::Result<MdSuperblock> Examine(std::string_view device) override;
+  common::Status ZeroSuperblock(std::string_view device, std::string_view expected_uuid) override;
 
  private:
   struct Member {
@@ -106,6 +107,8 @@ class FakeMd final : public Md {
   Member* MemberLocked(Array& a, std::string_view device);
   // Bumps the event count and writes it to the superblocks of the non-faulty members.
   void BumpLocked(Array& a);
+  // Writes a new member's superblock (events 0 until the next bump).
+  void WriteSuperblockLocked(const Array& a, const Member& m);
   int FreeSlotLocked(const Array& a, int preferred) const;
   bool PairAliveWithoutLocked(const Array& a, const Member& m) const;
   void FinishSyncLocked(Array& a);

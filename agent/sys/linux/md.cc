@@ -434,6 +434,33 @@ common::Status LinuxMd::Stop(std::string_view name) {
   return run.status();
 }
 
+common::Status LinuxMd::ZeroSuperblock(std::string_view device, std::string_view expected_uuid) {
+  std::string what = fmt::format("erasing the MD superblock of {}", device);
+  auto sb = Examine(device);
+  if (!sb.ok()) {
+    return sb.status().code() == common::StatusCode::kNotFound ? common::OkStatus()
+                                                               : sb.status().WithContext(what);
+  }
+  if (sb->array_uuid != expected_uuid) {
+    return common::FailedPreconditionError("{}: it belongs to array {} ({}), not {}; not erasing",
+                                           what, sb->array_uuid, sb->name, expected_uuid);
+  }
+  ASSIGN_OR_RETURN(auto arrays, ListArrays());
+  for (const auto& array : arrays) {
+    std::string kname;
+    if (FindMember(array, std::string(device), &kname) != nullptr) {
+      return common::FailedPreconditionError("{}: it is a member of {} ({}); not erasing", what,
+                                             array.name, array.device);
+    }
+  }
+  // mdadm opens the device exclusively: a device some other holder still uses is refused.
+  auto run = Mdadm({"--zero-superblock", std::string(device)}, what);
+  if (!run.ok() && Contains(run.status().message(), "not zeroing")) {
+    return common::FailedPreconditionError("{}", run.status().message());
+  }
+  return run.status();
+}
+
 common::Result<MdSuperblock> LinuxMd::Examine(std::string_view device) {
   std::string what = fmt::format("examining MD superblock of {}", device);
   auto run = Mdadm({"--examine", "--export", std::string(device)}, what);

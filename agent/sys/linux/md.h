@@ -48,6 +48,7 @@ class LinuxMd final : public Md {
   common::Result<MdArrayState> GetArray(std::string_view name) override;
   common::Result<std::vector<MdArrayState>> ListArrays() override;
   common::Result<MdSuperblock> Examine(std::string_view device) override;
+  common::Status ZeroSuperblock(std::string_view device, std::string_view expected_uuid) override;
 
  private:
   common::Result<ExecResult> Mdadm(std::vector<std::string> args, const std::string& what);

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -224,6 +225,58 @@ TEST_CASE("LinuxMd ReAdd compares event counts before --re-add", "[unit][agent][
               Fail("mdadm: --re-add for /dev/nvme0n1 to /dev/md127 is not possible\n"));
     LinuxMd strict_md(strict, sys.paths);
     CHECK(strict_md.ReAdd("vol", "/dev/nvme0n1").code() == StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST_CASE("LinuxMd ZeroSuperblock erases only this array's superblock of a free device",
+          "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md127", "vol", "clean", 1, "idle", "none");
+  sys.Member("md127", "vda1", "in_sync", "0");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md127"), Ok(Detail("vol")));
+  exec.On("--examine --export " + sys.Dev("vda1"), Ok(ExamineOut(kUuid, 40)));
+  exec.On("--zero-superblock /dev/nvme0n1", Ok());
+  LinuxMd md(exec, sys.paths);
+  auto zeroed = [&] {
+    return std::count(exec.calls.begin(), exec.calls.end(), "--zero-superblock /dev/nvme0n1");
+  };
+
+  SECTION("this array's, not in use: erased") {
+    exec.On("--examine --export /dev/nvme0n1", Ok(ExamineOut(kUuid, 41)));
+    REQUIRE(md.ZeroSuperblock("/dev/nvme0n1", kUuid).ok());
+    CHECK(zeroed() == 1);
+  }
+  SECTION("no superblock: nothing to do") {
+    exec.On("--examine --export /dev/nvme0n1",
+            Fail("mdadm: No md superblock detected on /dev/nvme0n1.\n"));
+    CHECK(md.ZeroSuperblock("/dev/nvme0n1", kUuid).ok());
+    CHECK(zeroed() == 0);
+  }
+  SECTION("another array's: refused") {
+    exec.On("--examine --export /dev/nvme0n1",
+            Ok(ExamineOut("99999999:22222222:33333333:44444444", 41)));
+    auto s = md.ZeroSuperblock("/dev/nvme0n1", kUuid);
+    CHECK(s.code() == StatusCode::kFailedPrecondition);
+    CHECK(s.message().find("99999999") != std::string::npos);
+    CHECK(zeroed() == 0);
+  }
+  SECTION("a member of a running array: refused") {
+    auto s = md.ZeroSuperblock(sys.Dev("vda1"), kUuid);
+    CHECK(s.code() == StatusCode::kFailedPrecondition);
+    CHECK(s.message().find("md127") != std::string::npos);
+    CHECK(std::none_of(exec.calls.begin(), exec.calls.end(),
+                       [](const std::string& c) { return c.rfind("--zero-superblock", 0) == 0; }));
+  }
+  SECTION("held open by someone else: mdadm refuses, FailedPrecondition") {
+    exec.On("--examine --export /dev/nvme0n1", Ok(ExamineOut(kUuid, 41)));
+    ScriptedExec busy;
+    busy.On("--detail --export " + sys.Dev("md127"), Ok(Detail("vol")));
+    busy.On("--examine --export /dev/nvme0n1", Ok(ExamineOut(kUuid, 41)));
+    busy.On("--zero-superblock",
+            Fail("mdadm: Couldn't open /dev/nvme0n1 for write - not zeroing\n"));
+    LinuxMd busy_md(busy, sys.paths);
+    CHECK(busy_md.ZeroSuperblock("/dev/nvme0n1", kUuid).code() == StatusCode::kFailedPrecondition);
   }
 }
 
