@@ -251,14 +251,7 @@ common::Status VolumeReconciler::Export(const v1::MeshStorVolume& v, const v1::M
   ASSIGN_OR_RETURN(std::string nqn, sys::SubsystemNqn(settings_.node, consumer));
   // Fence first: the partition leaves every other consumer's subsystem before it is offered to
   // this one (DESIGN.md §6 rule 2).
-  ASSIGN_OR_RETURN(auto subsystems, k_.nvmet->ListSubsystems());
-  for (const auto& s : subsystems) {
-    if (s.nqn == nqn || !IsOurSubsystem(s.nqn)) continue;
-    for (const auto& ns : s.namespaces) {
-      if (ns.device_path == p.device_path)
-        RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));
-    }
-  }
+  RETURN_IF_ERROR(Unexport(p.device_path, /*except_nqn=*/nqn));
   RETURN_IF_ERROR(k_.nvmet->EnsurePort(
       {kExportPort, sys::NvmeTransport::kTcp, settings_.address, settings_.service}));
   RETURN_IF_ERROR(
@@ -269,10 +262,11 @@ common::Status VolumeReconciler::Export(const v1::MeshStorVolume& v, const v1::M
   return k_.nvmet->LinkSubsystemToPort(nqn, kExportPort);
 }
 
-common::Status VolumeReconciler::Unexport(const std::string& partition_device) {
+common::Status VolumeReconciler::Unexport(const std::string& partition_device,
+                                          std::string_view except_nqn) {
   ASSIGN_OR_RETURN(auto subsystems, k_.nvmet->ListSubsystems());
   for (const auto& s : subsystems) {
-    if (!IsOurSubsystem(s.nqn)) continue;
+    if (s.nqn == except_nqn || !IsOurSubsystem(s.nqn)) continue;
     for (const auto& ns : s.namespaces) {
       if (ns.device_path == partition_device) {
         RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));

@@ -137,7 +137,8 @@ class VolumeReconciler {
   common::Status Export(const common::api::v1alpha1::MeshStorVolume& v,
                         const common::api::v1alpha1::Member& m, const sys::PartitionInfo& p,
                         const Peers& peers);
-  common::Status Unexport(const std::string& partition_device);
+  // Withdraws the partition from every subsystem of ours but `except_nqn`.
+  common::Status Unexport(const std::string& partition_device, std::string_view except_nqn = {});
   common::Status AddAsNewMember(const sys::MdArrayState& array, const std::string& device,
                                 const sys::MdMember& member, const std::string& refusal,
                                 MemberObservation& observed, VolumeOutcome& out);
