@@ -192,6 +192,11 @@ TEST_CASE("CRUD, conflicts, status subresource and finalizers", "[integration][k
       c.MergePatch(kube::MeshStorVolumes(), {"", name}, R"({"spec":{"sectorSize":512}})");
   CHECK(invalid.status().code() == StatusCode::kInvalidArgument);
   CHECK(invalid.status().message().find("sectorSize is immutable") != std::string::npos);
+  // More copies would need a reshape of the running array: replicaCount is fixed at creation.
+  auto more_copies =
+      c.MergePatch(kube::MeshStorVolumes(), {"", name}, R"({"spec":{"replicaCount":3}})");
+  CHECK(more_copies.status().code() == StatusCode::kInvalidArgument);
+  CHECK(more_copies.status().message().find("replicaCount is immutable") != std::string::npos);
 
   // Delete with a finalizer: deletionTimestamp set, object stays until the finalizer goes.
   REQUIRE(c.Delete(kube::MeshStorVolumes(), {"", name}).ok());
