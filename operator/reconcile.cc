@@ -297,6 +297,23 @@ void MinRequeue(Decision* d, seconds after) {
   if (!d->requeue_after || *d->requeue_after > after) d->requeue_after = after;
 }
 
+// Since when a member that its agent never reported is lost: the last heartbeat of its drive,
+// once that is older than the agent staleness (the agent died before creating the partition),
+// or the volume's creation when the drive's inventory is gone altogether. nullopt while the
+// agent is alive; `*check_after` then says when it may have gone stale.
+std::optional<common::api::Time> SilentSince(const v1::MeshStorVolume& v, const v1::Member& m,
+                                             const Inventory& inv, seconds* check_after) {
+  for (const auto& d : inv.devices) {
+    if (d->spec.node_name != m.node || d->spec.device != m.drive) continue;
+    if (!d->status.updated_at) return v.metadata.creation_timestamp;
+    const auto stale_at = *d->status.updated_at + inv.staleness;
+    if (inv.now > stale_at) return d->status.updated_at;
+    *check_after = std::chrono::ceil<seconds>(stale_at - inv.now) + seconds(1);
+    return std::nullopt;
+  }
+  return v.metadata.creation_timestamp;
+}
+
 // Appends `count` new members for copy slots taken from `slots` on `placement`.
 common::Status AddMembers(const Inventory& inv, const NodePlacement& placement,
                           const std::vector<std::pair<int32_t, std::optional<int32_t>>>& slots,
@@ -588,7 +605,17 @@ Decision Decide(const v1::MeshStorVolume& v, const Inventory& inv, const Limits&
     for (const auto& [node, n] : rebuilds) cluster_rebuilds += n;
     for (const v1::Member* m : present) {
       const v1::PartitionStatus* p = PartitionOf(v, *m);
-      if (!IsLost(p)) continue;
+      std::optional<common::api::Time> since;
+      if (p == nullptr) {
+        seconds check_after{0};
+        since = SilentSince(v, *m, inv, &check_after);
+        if (!since && check_after > seconds(0)) MinRequeue(&d, check_after);
+        if (!since) continue;
+      } else if (IsLost(p)) {
+        since = p->missing_since ? p->missing_since : p->updated_at;
+      } else {
+        continue;
+      }
       bool has_replacement = std::any_of(present.begin(), present.end(), [&](const v1::Member* r) {
         return r->replaces && *r->replaces == m->index;
       });
@@ -598,7 +625,6 @@ Decision Decide(const v1::MeshStorVolume& v, const Inventory& inv, const Limits&
         return o->index != m->index && o->slot == m->slot && !IsLost(PartitionOf(v, *o));
       });
       if (slot_served) continue;
-      std::optional<common::api::Time> since = p->missing_since ? p->missing_since : p->updated_at;
       if (!since) continue;
       const auto deadline = *since + seconds(v.spec.member_missing_timeout);
       if (inv.now < deadline) {
@@ -634,10 +660,12 @@ Decision Decide(const v1::MeshStorVolume& v, const Inventory& inv, const Limits&
       }
       Decision w = SpecWrite(next);
       w.replacements_started = 1;
-      w.events.push_back({"Warning", "Replacing",
-                          fmt::format("Member {} on {} {} since {}; replacing it on {}", m->index,
-                                      m->node, v1::Name(p->state),
-                                      common::time::FormatRfc3339(*since), placed->front().node)});
+      w.events.push_back(
+          {"Warning", "Replacing",
+           fmt::format("Member {} on {} {} since {}; replacing it on {}", m->index, m->node,
+                       p != nullptr ? v1::Name(p->state)
+                                    : std::string_view("never reported (agent silent)"),
+                       common::time::FormatRfc3339(*since), placed->front().node)});
       return w;
     }
 

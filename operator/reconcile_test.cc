@@ -226,6 +226,60 @@ TEST_CASE("A missing member is replaced only after memberMissingTimeout", "[unit
   CHECK(HasEvent(w, "Retired"));
 }
 
+TEST_CASE("A member whose node went silent before its first report is replaced",
+          "[unit][reconcile]") {
+  World w(Cluster(4));
+  v1::MeshStorVolume v = Volume("pvc-1");
+  v.spec.consumer_node = "node-a";
+  w.Put(v);
+  w.OperatorSettle("pvc-1");  // placed; no agent has acted yet
+  const v1::Member* placed = MemberAt(w.Get("pvc-1"), 1);
+  REQUIRE(placed != nullptr);
+  const std::string peer = placed->node;
+  w.agents.down_nodes = {peer};  // its agent dies before creating the partition
+  w.Converge("pvc-1");
+  REQUIRE(PresentMembers(w.Get("pvc-1")).size() == 2);
+
+  // Lost since its drive's last heartbeat once that is stale; replaced memberMissingTimeout
+  // (900 s) after that heartbeat, not before.
+  Decision d = Decide(w.Get("pvc-1"), w.Snapshot(), w.limits);
+  CHECK(d.write == Decision::Write::kNone);
+  REQUIRE(d.requeue_after.has_value());
+  CHECK(*d.requeue_after <= w.limits.agent_staleness + seconds(1));
+  w.Advance(w.limits.agent_staleness + seconds(1));
+  d = w.Pass("pvc-1");
+  CHECK(d.write == Decision::Write::kNone);
+  CHECK(d.requeue_after == seconds(900) - w.limits.agent_staleness - seconds(1));
+  w.Advance(seconds(900) - w.limits.agent_staleness - seconds(2));
+  CHECK(w.Pass("pvc-1").write == Decision::Write::kNone);
+  CHECK(PresentMembers(w.Get("pvc-1")).size() == 2);
+
+  w.Advance(seconds(2));
+  d = w.Pass("pvc-1");
+  REQUIRE(d.write == Decision::Write::kSpec);
+  CHECK(d.replacements_started == 1);
+  const v1::Member* repl = MemberAt(w.Get("pvc-1"), 2);
+  REQUIRE(repl != nullptr);
+  CHECK(repl->replaces == 1);
+  CHECK(repl->node != peer);
+  w.Converge("pvc-1");
+  auto& done = w.Get("pvc-1");
+  CHECK(MemberAt(done, 1)->state == v1::MemberState::kRetired);
+  CHECK(PresentNodes(done) == std::set<std::string>{"node-a", repl->node});
+  CHECK(done.status.phase == v1::VolumePhase::kSynced);
+}
+
+TEST_CASE("A member not reported yet by a live agent is left alone", "[unit][reconcile]") {
+  World w(Cluster(4));
+  v1::MeshStorVolume v = Volume("pvc-1");
+  v.spec.consumer_node = "node-a";
+  w.Put(v);
+  w.OperatorSettle("pvc-1");
+  w.Advance(w.limits.agent_staleness + seconds(3600));  // slow, but its agent heartbeats
+  CHECK(w.Pass("pvc-1").write == Decision::Write::kNone);
+  CHECK(PresentMembers(w.Get("pvc-1")).size() == 2);
+}
+
 TEST_CASE("A replacement lost before it synced is replaced once, not twice", "[unit][reconcile]") {
   World w = SyncedWorld(5);
   const std::string peer = MemberAt(w.Get("pvc-1"), 1)->node;
