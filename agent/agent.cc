@@ -34,14 +34,15 @@ std::vector<T> Values(const std::vector<std::shared_ptr<const T>>& ptrs) {
 }  // namespace
 
 Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource* uevents,
-             AgentConfig config, common::time::Clock& clock, common::metrics::Registry* registry)
+             AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics)
     : client_(client),
       kernel_(kernel),
       uevents_(uevents),
       config_(std::move(config)),
       clock_(clock),
       reconciler_(kernel, config_.settings, clock),
-      inventory_(client, config_.settings.node, config_.inventory_refresh) {
+      inventory_(client, config_.settings.node, config_.inventory_refresh),
+      metrics_(metrics) {
   common::kube::InformerOptions options;
   volumes_ = std::make_unique<common::kube::Informer<v1::MeshStorVolume>>(
       client_, common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume, options, clock_);
@@ -54,57 +55,43 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
     auto obj = change.new_obj ? change.new_obj : change.old_obj;
     if (obj && obj->spec.node_name != config_.settings.node) Wake();
   });
-  if (registry != nullptr) {
-    auto& r = *registry;
-    if (auto g = r.AddGauge("meshstor_agent_simulated",
-                            "1 when this agent runs on the in-memory (simulated) kernel layer");
-        g.ok()) {
-      (*g)->Set(config_.simulated ? 1 : 0);
-    }
-    if (auto c = r.AddCounter("meshstor_agent_passes_total", "Reconcile passes run"); c.ok()) {
-      metrics_.passes = *c;
-    }
-    if (auto c = r.AddCounter("meshstor_agent_step_errors_total",
-                              "Steps that failed (retried by a later pass)");
-        c.ok()) {
-      metrics_.step_errors = *c;
-    }
-    if (auto h =
-            r.AddHistogram("meshstor_agent_pass_duration_seconds", "Duration of one reconcile pass",
-                           common::metrics::DefaultBuckets());
-        h.ok()) {
-      metrics_.pass_seconds = *h;
-    }
-    if (auto g = r.AddGauge("meshstor_agent_array_degraded_devices",
-                            "Missing or failed slots of each MD array assembled on this node",
-                            {"volume"});
-        g.ok()) {
-      metrics_.array_degraded = *g;
-    }
-    if (auto g = r.AddGauge("meshstor_agent_array_sync_ratio",
-                            "Resync/recovery progress (0..1; 1 when idle) of each array here",
-                            {"volume"});
-        g.ok()) {
-      metrics_.array_sync_ratio = *g;
-    }
-    if (auto g = r.AddGauge("meshstor_agent_array_io",
-                            "I/O of each array assembled here since it started "
-                            "(/sys/block/mdX/stat): requests and bytes by direction",
-                            {"volume", "direction", "unit"});
-        g.ok()) {
-      metrics_.array_io = *g;
-    }
-    if (auto g = r.AddGauge("meshstor_agent_partitions",
-                            "MeshStor partitions on this node's drives by class", {"class"});
-        g.ok()) {
-      metrics_.partitions = *g;
-    }
-    if (auto g = r.AddGauge("meshstor_agent_nvmeof_controllers",
-                            "NVMe-oF controllers of this node's host by state", {"state"});
-        g.ok()) {
-      metrics_.controllers = *g;
-    }
-  }
+}
+
+common::Result<std::unique_ptr<AgentMetrics>> AgentMetrics::Register(common::metrics::Registry& r,
+                                                                     bool simulated) {
+  auto m = std::make_unique<AgentMetrics>();
+  ASSIGN_OR_RETURN(auto* sim, r.AddGauge("meshstor_agent_simulated",
+                                         "1 when the agents of this process run on the in-memory "
+                                         "(simulated) kernel layer"));
+  sim->Set(simulated ? 1 : 0);
+  ASSIGN_OR_RETURN(m->passes,
+                   r.AddCounter("meshstor_agent_passes_total", "Reconcile passes run", {"node"}));
+  ASSIGN_OR_RETURN(m->step_errors,
+                   r.AddCounter("meshstor_agent_step_errors_total",
+                                "Steps that failed (retried by a later pass)", {"node"}));
+  ASSIGN_OR_RETURN(m->pass_seconds, r.AddHistogram("meshstor_agent_pass_duration_seconds",
+                                                   "Duration of one reconcile pass",
+                                                   common::metrics::DefaultBuckets(), {"node"}));
+  ASSIGN_OR_RETURN(m->array_degraded,
+                   r.AddGauge("meshstor_agent_array_degraded_devices",
+                              "Missing or failed slots of each MD array assembled on the node",
+                              {"node", "volume"}));
+  ASSIGN_OR_RETURN(m->array_sync_ratio,
+                   r.AddGauge("meshstor_agent_array_sync_ratio",
+                              "Resync/recovery progress (0..1; 1 when idle) of each array there",
+                              {"node", "volume"}));
+  ASSIGN_OR_RETURN(m->array_io, r.AddGauge("meshstor_agent_array_io",
+                                           "I/O of each array assembled on the node since it "
+                                           "started (/sys/block/mdX/stat): requests and bytes by "
+                                           "direction",
+                                           {"node", "volume", "direction", "unit"}));
+  ASSIGN_OR_RETURN(m->partitions, r.AddGauge("meshstor_agent_partitions",
+                                             "MeshStor partitions on the node's drives by class",
+                                             {"node", "class"}));
+  ASSIGN_OR_RETURN(m->controllers, r.AddGauge("meshstor_agent_nvmeof_controllers",
+                                              "NVMe-oF controllers of the node's host by state",
+                                              {"node", "state"}));
+  return m;
 }
 
 Agent::~Agent() { Stop(); }
@@ -240,12 +227,10 @@ common::Status Agent::Pass() {
 
   UpdateMetrics(volumes, drives.ok() ? *drives : std::vector<DriveSnapshot>{});
   ++passes_;
-  if (metrics_.passes) metrics_.passes->Inc();
-  if (metrics_.step_errors) {
-    for (int i = 0; i < errors; ++i) metrics_.step_errors->Inc();
-  }
-  if (metrics_.pass_seconds) {
-    metrics_.pass_seconds->Observe(
+  if (metrics_ != nullptr) {
+    metrics_->passes->WithLabels({node}).Inc();
+    for (int i = 0; i < errors; ++i) metrics_->step_errors->WithLabels({node}).Inc();
+    metrics_->pass_seconds->WithLabels({node}).Observe(
         std::chrono::duration<double>(clock_.SteadyNow() - started).count());
   }
   return first;
@@ -282,51 +267,62 @@ common::Status Agent::WriteOutcome(const std::string& name, const VolumeOutcome&
 
 void Agent::UpdateMetrics(const std::vector<v1::MeshStorVolume>& volumes,
                           const std::vector<DriveSnapshot>& drives) {
+  if (metrics_ == nullptr) return;
+  AgentMetrics& m = *metrics_;
   const std::string& node = config_.settings.node;
-  if (metrics_.partitions) {
-    PartitionCounts total;
-    for (const auto& d : drives) {
-      PartitionCounts c = ClassifyPartitions(node, d, volumes);
-      total.local += c.local;
-      total.remote += c.remote;
-      total.unknown += c.unknown;
-    }
-    metrics_.partitions->WithLabels({"local"}).Set(total.local);
-    metrics_.partitions->WithLabels({"remote"}).Set(total.remote);
-    metrics_.partitions->WithLabels({"unknown"}).Set(total.unknown);
+  PartitionCounts total;
+  for (const auto& d : drives) {
+    PartitionCounts c = ClassifyPartitions(node, d, volumes);
+    total.local += c.local;
+    total.remote += c.remote;
+    total.unknown += c.unknown;
   }
-  if (metrics_.array_degraded && metrics_.array_sync_ratio) {
-    metrics_.array_degraded->RemoveAll();
-    metrics_.array_sync_ratio->RemoveAll();
-    if (metrics_.array_io) metrics_.array_io->RemoveAll();
-    for (const auto& v : volumes) {
-      if (v.spec.consumer_node != node) continue;
-      auto a = kernel_.md->GetArray(sys::MdArrayName(v.metadata.name));
-      if (!a.ok()) continue;
-      metrics_.array_degraded->WithLabels({v.metadata.name}).Set(a->degraded);
-      double ratio = a->sync_total_sectors == 0 ? 1.0
-                                                : static_cast<double>(a->sync_done_sectors) /
-                                                      static_cast<double>(a->sync_total_sectors);
-      metrics_.array_sync_ratio->WithLabels({v.metadata.name}).Set(ratio);
-      if (metrics_.array_io) {
-        auto& io = *metrics_.array_io;
-        io.WithLabels({v.metadata.name, "read", "requests"}).Set(static_cast<double>(a->reads));
-        io.WithLabels({v.metadata.name, "read", "bytes"}).Set(static_cast<double>(a->read_bytes));
-        io.WithLabels({v.metadata.name, "write", "requests"}).Set(static_cast<double>(a->writes));
-        io.WithLabels({v.metadata.name, "write", "bytes"}).Set(static_cast<double>(a->write_bytes));
-      }
+  m.partitions->WithLabels({node, "local"}).Set(total.local);
+  m.partitions->WithLabels({node, "remote"}).Set(total.remote);
+  m.partitions->WithLabels({node, "unknown"}).Set(total.unknown);
+
+  std::set<std::string> arrays;
+  for (const auto& v : volumes) {
+    if (v.spec.consumer_node != node) continue;
+    auto a = kernel_.md->GetArray(sys::MdArrayName(v.metadata.name));
+    if (!a.ok()) continue;
+    const std::string& vol = v.metadata.name;
+    arrays.insert(vol);
+    m.array_degraded->WithLabels({node, vol}).Set(a->degraded);
+    double ratio = a->sync_total_sectors == 0 ? 1.0
+                                              : static_cast<double>(a->sync_done_sectors) /
+                                                    static_cast<double>(a->sync_total_sectors);
+    m.array_sync_ratio->WithLabels({node, vol}).Set(ratio);
+    m.array_io->WithLabels({node, vol, "read", "requests"}).Set(static_cast<double>(a->reads));
+    m.array_io->WithLabels({node, vol, "read", "bytes"}).Set(static_cast<double>(a->read_bytes));
+    m.array_io->WithLabels({node, vol, "write", "requests"}).Set(static_cast<double>(a->writes));
+    m.array_io->WithLabels({node, vol, "write", "bytes"}).Set(static_cast<double>(a->write_bytes));
+  }
+  for (const auto& gone : array_volumes_) {
+    if (arrays.count(gone)) continue;
+    (void)m.array_degraded->Remove({node, gone});
+    (void)m.array_sync_ratio->Remove({node, gone});
+    for (const char* dir : {"read", "write"}) {
+      for (const char* unit : {"requests", "bytes"})
+        (void)m.array_io->Remove({node, gone, dir, unit});
     }
   }
-  if (metrics_.controllers) {
-    auto controllers = kernel_.host->ListControllers();
-    if (controllers.ok()) {
-      metrics_.controllers->RemoveAll();
-      std::map<std::string, int> by_state;
-      for (const auto& c : *controllers) {
-        if (c.transport == "pcie") continue;
-        ++by_state[std::string(sys::NvmeControllerStateName(c.state))];
-      }
-      for (const auto& [state, n] : by_state) metrics_.controllers->WithLabels({state}).Set(n);
+  array_volumes_ = std::move(arrays);
+
+  auto controllers = kernel_.host->ListControllers();
+  if (controllers.ok()) {
+    std::map<std::string, int> by_state;
+    for (const auto& c : *controllers) {
+      if (c.transport == "pcie") continue;
+      ++by_state[std::string(sys::NvmeControllerStateName(c.state))];
+    }
+    for (const auto& state : controller_states_) {
+      if (!by_state.count(state)) (void)m.controllers->Remove({node, state});
+    }
+    controller_states_.clear();
+    for (const auto& [state, n] : by_state) {
+      m.controllers->WithLabels({node, state}).Set(n);
+      controller_states_.insert(state);
     }
   }
 }

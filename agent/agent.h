@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,12 +43,30 @@ struct AgentConfig {
   std::mutex* pass_mutex = nullptr;
 };
 
+// The agent's metric families, registered once per process. Every series carries the agent's
+// node (label "node"), so the agents of a simulated cluster, which share one process and one
+// /metrics, each keep their own series.
+struct AgentMetrics {
+  // AlreadyExists when the registry has them already.
+  static common::Result<std::unique_ptr<AgentMetrics>> Register(common::metrics::Registry& registry,
+                                                                bool simulated);
+
+  common::metrics::CounterFamily* passes = nullptr;          // {node}
+  common::metrics::CounterFamily* step_errors = nullptr;     // {node}
+  common::metrics::HistogramFamily* pass_seconds = nullptr;  // {node}
+  common::metrics::GaugeFamily* array_degraded = nullptr;    // {node, volume}
+  common::metrics::GaugeFamily* array_sync_ratio = nullptr;  // {node, volume}
+  common::metrics::GaugeFamily* array_io = nullptr;          // {node, volume, direction, unit}
+  common::metrics::GaugeFamily* partitions = nullptr;        // {node, class}
+  common::metrics::GaugeFamily* controllers = nullptr;       // {node, state}
+};
+
 class Agent {
  public:
-  // `client`, the kernel layer, `uevents` (may be null), `clock` and `registry` (may be null)
+  // `client`, the kernel layer, `uevents` (may be null), `clock` and `metrics` (may be null)
   // must outlive the agent.
   Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource* uevents,
-        AgentConfig config, common::time::Clock& clock, common::metrics::Registry* registry);
+        AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -93,16 +112,10 @@ class Agent {
   std::thread uevent_thread_;
   std::atomic<int64_t> passes_{0};
 
-  struct Metrics {
-    common::metrics::Counter* passes = nullptr;
-    common::metrics::Counter* step_errors = nullptr;
-    common::metrics::Histogram* pass_seconds = nullptr;
-    common::metrics::GaugeFamily* array_degraded = nullptr;
-    common::metrics::GaugeFamily* array_sync_ratio = nullptr;
-    common::metrics::GaugeFamily* array_io = nullptr;
-    common::metrics::GaugeFamily* partitions = nullptr;
-    common::metrics::GaugeFamily* controllers = nullptr;
-  } metrics_;
+  AgentMetrics* metrics_;
+  // This agent's series with a volume or state label, as last exposed: removed when they go.
+  std::set<std::string> array_volumes_;
+  std::set<std::string> controller_states_;
 };
 
 }  // namespace agent

@@ -62,6 +62,8 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4ull << 30);
   const Peers addresses = cluster.PeersView();
   common::metrics::Registry registry;
+  auto metrics = AgentMetrics::Register(registry, /*simulated=*/true);
+  REQUIRE(metrics.ok());
   std::vector<std::unique_ptr<Agent>> agents;
   for (const char* n : {"a", "b", "c"}) {
     AgentConfig config;
@@ -69,8 +71,7 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
     config.settings.address = addresses.at(n).address;
     config.simulated = true;
     agents.push_back(std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
-                                             common::time::RealClock::Get(),
-                                             n == std::string("a") ? &registry : nullptr));
+                                             common::time::RealClock::Get(), metrics->get()));
     REQUIRE(agents.back()->Start().ok());
     REQUIRE(agents.back()->WaitForSync(std::chrono::seconds(10)));
   }
@@ -133,13 +134,19 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
     auto b = raw.ok() ? v1::DecodeMeshStorNodeDevice(*raw) : raw.status();
     return b.ok() && b->status.remote_partitions == 1;
   }));
-  const std::string metrics = registry.Expose();
-  CHECK(metrics.find("meshstor_agent_simulated 1") != std::string::npos);
-  CHECK(metrics.find("meshstor_agent_partitions{class=\"local\"} 1") != std::string::npos);
-  CHECK(metrics.find("meshstor_agent_array_degraded_devices{volume=\"pvc-1\"} 0") !=
+  const std::string exposed = registry.Expose();
+  // One process, three simulated nodes: each keeps its own series.
+  CHECK(exposed.find("meshstor_agent_simulated 1") != std::string::npos);
+  CHECK(exposed.find("meshstor_agent_partitions{node=\"a\",class=\"local\"} 1") !=
         std::string::npos);
-  CHECK(metrics.find(
-            "meshstor_agent_array_io{volume=\"pvc-1\",direction=\"write\",unit=\"bytes\"}") !=
+  CHECK(exposed.find("meshstor_agent_partitions{node=\"b\",class=\"remote\"} 1") !=
+        std::string::npos);
+  CHECK(exposed.find("meshstor_agent_passes_total{node=\"c\"}") != std::string::npos);
+  CHECK(exposed.find("meshstor_agent_array_degraded_devices{node=\"a\",volume=\"pvc-1\"} 0") !=
+        std::string::npos);
+  CHECK(exposed.find("meshstor_agent_array_io{node=\"a\",volume=\"pvc-1\",direction=\"write\","
+                     "unit=\"bytes\"}") != std::string::npos);
+  CHECK(exposed.find("meshstor_agent_nvmeof_controllers{node=\"a\",state=\"live\"} 1") !=
         std::string::npos);
 
   // Unstaged: the consumer tears down and clears its fields.
@@ -154,6 +161,12 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
     return g.ok() && g->status.node_name.empty() && g->status.staged_path.empty();
   }));
   CHECK(cluster.node("a").fs.ListMounts()->empty());
+  // The torn-down array's series are gone; the other nodes' series stay.
+  const std::string after = registry.Expose();
+  CHECK(after.find("meshstor_agent_array_degraded_devices{node=\"a\"") == std::string::npos);
+  CHECK(after.find("meshstor_agent_array_io{node=\"a\"") == std::string::npos);
+  CHECK(after.find("meshstor_agent_partitions{node=\"b\",class=\"remote\"} 1") !=
+        std::string::npos);
   for (auto& a : agents) a->Stop();
 }
 

@@ -85,6 +85,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<LinuxKernel> linux_kernel;
   std::unique_ptr<agent::sys::LinuxUeventListener> uevents;
   std::unique_ptr<agent::sim::SimCluster> cluster;
+  auto metrics = agent::AgentMetrics::Register((*runtime)->registry(), simulate > 0);
+  if (!metrics.ok()) {
+    Root().Error(metrics.status(), "Could not register the metrics");
+    return 1;
+  }
   std::vector<std::unique_ptr<agent::Agent>> agents;
 
   if (simulate == 0) {
@@ -101,8 +106,7 @@ int main(int argc, char** argv) {
     cfg.settings.staging_root = staging_dir;
     cfg.resync = resync;
     agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), linux_kernel->Kernel(),
-                                                    uevents.get(), cfg, clock,
-                                                    &(*runtime)->registry()));
+                                                    uevents.get(), cfg, clock, metrics->get()));
   } else {
     cluster = std::make_unique<agent::sim::SimCluster>();
     std::vector<std::string> names;
@@ -123,10 +127,8 @@ int main(int argc, char** argv) {
       cfg.resync = resync;
       cfg.simulated = true;
       cfg.pass_mutex = &pass_mutex;
-      // Metrics of the first simulated node only (one registry, fixed metric names).
       agents.push_back(std::make_unique<agent::Agent>(
-          (*runtime)->client(), cluster->node(name).Kernel(), nullptr, cfg, clock,
-          agents.empty() ? &(*runtime)->registry() : nullptr));
+          (*runtime)->client(), cluster->node(name).Kernel(), nullptr, cfg, clock, metrics->get()));
     }
     Root().Info("SIMULATED kernel layer: no disk is touched",
                 {{"nodes", simulate}, {"drivesPerNode", simulate_drives}});
