@@ -224,6 +224,7 @@ common::Status Agent::Pass() {
     note(WriteOutcome(v.metadata.name, out));
   }
   note(reconciler_.CollectGarbage(volumes));
+  note(reconciler_.CapRebuilds(volumes));
 
   UpdateMetrics(volumes, drives.ok() ? *drives : std::vector<DriveSnapshot>{});
   ++passes_;

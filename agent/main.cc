@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   std::string address;
   std::string staging_dir = "/var/lib/meshstor/staging";
   std::chrono::milliseconds resync = std::chrono::seconds(10);
+  int64_t rebuild_mib = 0;
   int64_t simulate = 0;
   int64_t simulate_drives = 2;
   int64_t simulate_drive_gib = 1024;
@@ -58,6 +59,10 @@ int main(int argc, char** argv) {
   config.AddString("staging-dir", &staging_dir, "Where volumes are mounted on their consumer");
   config.AddDuration("resync", &resync, "Full pass at least this often",
                      {.min = std::chrono::seconds(1)});
+  config.AddInt64("rebuild-bandwidth-mib", &rebuild_mib,
+                  "Resync/recovery bandwidth (MiB/s) of this node's arrays together, shared "
+                  "equally by those rebuilding (0: the kernel's own limits)",
+                  {.min = 0, .max = 1 << 20});
   config.AddInt64("simulate", &simulate,
                   "Run this many simulated nodes (<node-name>-1..N) on the in-memory kernel layer "
                   "instead of this node's kernel (0: real node)",
@@ -104,6 +109,7 @@ int main(int argc, char** argv) {
     cfg.settings.node = node_name;
     cfg.settings.address = address;
     cfg.settings.staging_root = staging_dir;
+    cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
     cfg.resync = resync;
     agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), linux_kernel->Kernel(),
                                                     uevents.get(), cfg, clock, metrics->get()));
@@ -124,6 +130,8 @@ int main(int argc, char** argv) {
       cfg.settings.node = name;
       cfg.settings.address = addresses.at(name).address;
       cfg.settings.staging_root = staging_dir;
+      cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
+      cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
       cfg.resync = resync;
       cfg.simulated = true;
       cfg.pass_mutex = &pass_mutex;

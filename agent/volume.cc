@@ -612,6 +612,33 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
   out.consumer = std::move(rep);
 }
 
+common::Status VolumeReconciler::CapRebuilds(const std::vector<v1::MeshStorVolume>& volumes) {
+  constexpr uint64_t kMinKibPerSecond = 1024;
+  std::vector<sys::MdArrayState> arrays;
+  for (const auto& v : volumes) {
+    if (v.spec.consumer_node != settings_.node) continue;
+    const std::string name = sys::MdArrayName(v.metadata.name);
+    auto a = k_.md->GetArray(name);
+    if (!a.ok()) continue;
+    a->name = name;
+    arrays.push_back(std::move(*a));
+  }
+  auto rebuilding = [](const sys::MdArrayState& a) {
+    return !a.sync_action.empty() && a.sync_action != "idle";
+  };
+  const auto busy = static_cast<uint64_t>(std::count_if(arrays.begin(), arrays.end(), rebuilding));
+  common::Status first;
+  for (const auto& a : arrays) {
+    uint64_t want = 0;
+    if (settings_.rebuild_kib_per_s > 0 && rebuilding(a)) {
+      want = std::max(kMinKibPerSecond, settings_.rebuild_kib_per_s / busy);
+    }
+    if (a.sync_speed_max_kib == want) continue;
+    if (auto s = k_.md->SetSyncSpeedLimit(a.name, want); !s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
 // A member of this array that cannot be re-added (its event count ran ahead: written elsewhere,
 // or mdadm finds no bitmap way back) rejoins as a new member with a full resync from the running
 // array, which is the copy the volume is served from (DESIGN.md §6 rule 2). Its superblock is

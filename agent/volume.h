@@ -70,6 +70,9 @@ struct AgentSettings {
   // A member unreachable this long (by its missingSince) no longer blocks assembling the array
   // degraded; before that, the consumer waits for it.
   std::chrono::seconds assemble_grace{10};
+  // Resync/recovery bandwidth of this node as a consumer, shared by the arrays rebuilding here
+  // (each gets an equal part, at least 1 MiB/s); 0: the kernel's own limits.
+  uint64_t rebuild_kib_per_s = 0;
 };
 
 // The staging mount point of a volume on its consumer.
@@ -125,6 +128,10 @@ class VolumeReconciler {
   // no present member of `volumes` needs (and subsystems and the port left empty), and NVMe-oF
   // controllers to subsystems this node consumes from no more.
   common::Status CollectGarbage(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes);
+
+  // Node-wide: shares rebuild_kib_per_s among the arrays of `volumes` consumed here that are
+  // resyncing or recovering (md sync_speed_max), and returns idle ones to the system limit.
+  common::Status CapRebuilds(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes);
 
   const AgentSettings& settings() const { return settings_; }
 

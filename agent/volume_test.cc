@@ -265,6 +265,55 @@ TEST_CASE("A diverged member: a crash between erasing its superblock and adding 
   CHECK(crashes >= 2);
 }
 
+TEST_CASE("The node's rebuild bandwidth is shared by its rebuilding arrays",
+          "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v1v = Raid1Volume();
+  v1::MeshStorVolume v2v = Raid1Volume();
+  v2v.metadata.name = "pvc-2";
+  v2v.spec.members[0].index = 0;
+  v2v.spec.members[1].namespace_id = 2;
+  w.Passes(v1v, 3);
+  w.Passes(v2v, 3);
+  REQUIRE(v2v.status.active_devices == 2);
+  auto& md = w.cluster.node("a").fake_md;
+  md.SetInstantSync(false);
+  // B drops out of both arrays and comes back: both recover at once.
+  for (const char* name : {"pvc-1", "pvc-2"}) {
+    auto a = w.cluster.node("a").md.GetArray(sys::MdArrayName(name));
+    REQUIRE(a.ok());
+    for (const auto& m : a->members) {
+      if (m.write_mostly) {
+        REQUIRE(md.Fail(sys::MdArrayName(name), "/dev/" + m.kernel_name).ok());
+      }
+    }
+  }
+  w.Passes(v1v, 2);
+  w.Passes(v2v, 2);
+  AgentSettings s = w.Settings("a");
+  s.rebuild_kib_per_s = 100 * 1024;
+  VolumeReconciler a(w.cluster.node("a").Kernel(), s, w.clock);
+  auto cap = [&](const std::string& name) {
+    auto array = w.cluster.node("a").md.GetArray(sys::MdArrayName(name));
+    REQUIRE(array.ok());
+    return array->sync_speed_max_kib;
+  };
+  REQUIRE(w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"))->sync_action == "recover");
+  REQUIRE(w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-2"))->sync_action == "recover");
+  REQUIRE(a.CapRebuilds({v1v, v2v}).ok());
+  CHECK(cap("pvc-1") == 50 * 1024);
+  CHECK(cap("pvc-2") == 50 * 1024);
+  // One finishes: the other gets it all; the idle one is back on the system limit.
+  md.FinishSync(sys::MdArrayName("pvc-1"));
+  REQUIRE(a.CapRebuilds({v1v, v2v}).ok());
+  CHECK(cap("pvc-1") == 0);
+  CHECK(cap("pvc-2") == 100 * 1024);
+  // No cap configured: every array on the kernel's limits.
+  VolumeReconciler uncapped(w.cluster.node("a").Kernel(), w.Settings("a"), w.clock);
+  REQUIRE(uncapped.CapRebuilds({v1v, v2v}).ok());
+  CHECK(cap("pvc-2") == 0);
+}
+
 TEST_CASE("Publish targets are bind mounts of the staging mount", "[unit][agent][volume]") {
   World w;
   v1::MeshStorVolume v = Raid1Volume();

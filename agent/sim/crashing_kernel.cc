@@ -183,6 +183,9 @@ class CrashingKernel::Md final : public sys::Md {
   common::Status Remove(std::string_view n, std::string_view d) override {
     MESHSTOR_STEP(in_.Remove(n, d));
   }
+  common::Status SetSyncSpeedLimit(std::string_view n, uint64_t kib) override {
+    MESHSTOR_STEP(in_.SetSyncSpeedLimit(n, kib));
+  }
   common::Status Grow(std::string_view n) override { MESHSTOR_STEP(in_.Grow(n)); }
   common::Status Stop(std::string_view n) override { MESHSTOR_STEP(in_.Stop(n)); }
   common::Result<sys::MdArrayState> GetArray(std::string_view n) override {

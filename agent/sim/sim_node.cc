@@ -97,6 +97,9 @@ common::Status SimMd::Fail(std::string_view name, std::string_view device) {
 common::Status SimMd::Remove(std::string_view name, std::string_view device) {
   return md_.Remove(name, device);
 }
+common::Status SimMd::SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) {
+  return md_.SetSyncSpeedLimit(name, max_kib_per_s);
+}
 common::Status SimMd::Grow(std::string_view name) {
   RETURN_IF_ERROR(md_.Grow(name));
   Publish(name);

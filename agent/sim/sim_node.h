@@ -65,6 +65,7 @@ class SimMd final : public sys::Md {
                          const sys::MdMember& new_member) override;
   common::Status Fail(std::string_view name, std::string_view device) override;
   common::Status Remove(std::string_view name, std::string_view device) override;
+  common::Status SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) override;
   common::Status Grow(std::string_view name) override;
   common::Status Stop(std::string_view name) override;
   common::Result<sys::MdArrayState> GetArray(std::string_view name) override;

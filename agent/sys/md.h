@@ -90,6 +90,9 @@ struct MdArrayState {
   // sync_completed in 512-byte sectors; both 0 when none is running.
   uint64_t sync_done_sectors = 0;
   uint64_t sync_total_sectors = 0;
+  // The array's own resync/recovery speed cap in KiB/s (md/sync_speed_max); 0: the system-wide
+  // limit applies (/proc/sys/dev/raid/speed_limit_max).
+  uint64_t sync_speed_max_kib = 0;
   std::vector<MdMemberState> members;  // sorted by kernel name
 };
 
@@ -143,6 +146,10 @@ class Md {
   // Removes a faulty or spare member; `device` may be a path or "failed"/"detached".
   // OK when the device is not a member. FailedPrecondition for an active in-sync member.
   virtual common::Status Remove(std::string_view name, std::string_view device) = 0;
+
+  // Caps the array's resync/recovery speed at `max_kib_per_s` KiB/s (md/sync_speed_max); 0
+  // returns it to the system-wide limit. Idempotent. NotFound if the array is not running.
+  virtual common::Status SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) = 0;
 
   // Grows the array to the size of its smallest member (--grow --size=max).
   virtual common::Status Grow(std::string_view name) = 0;

@@ -86,6 +86,19 @@ void MdContractRaid1Lifecycle(const MdContractEnv& env) {
   CHECK(sb->array_uuid == uuid);
   CHECK(sb->name == name);
 
+  // The array's own resync speed cap, and back to the system-wide limit.
+  CHECK(a->sync_speed_max_kib == 0);
+  REQUIRE_OK(md.SetSyncSpeedLimit(name, 12345));
+  REQUIRE_OK(md.SetSyncSpeedLimit(name, 12345));  // idempotent
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->sync_speed_max_kib == 12345);
+  REQUIRE_OK(md.SetSyncSpeedLimit(name, 0));
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(a->sync_speed_max_kib == 0);
+  CHECK(md.SetSyncSpeedLimit(env.tag + "-absent", 1000).code() == StatusCode::kNotFound);
+
   // Lose the remote leg, write on (events move on), bring it back with the bitmap.
   REQUIRE_OK(md.Fail(name, d1));
   REQUIRE_OK(md.Fail(name, d1));  // idempotent

@@ -18,8 +18,8 @@ struct MdContractEnv {
   std::chrono::seconds patience{120};
 };
 
-// RAID1: create (write-mostly leg), idempotent create, state, fail, re-add with bitmap,
-// stop, explicit assembly (refused degraded without allow_degraded), stop idempotent.
+// RAID1: create (write-mostly leg), idempotent create, state, resync speed cap, fail, re-add with
+// bitmap, stop, explicit assembly (refused degraded without allow_degraded), stop idempotent.
 void MdContractRaid1Lifecycle(const MdContractEnv& env);
 // RAID1 with a "missing" slot, filled by Add.
 void MdContractMissingSlot(const MdContractEnv& env);

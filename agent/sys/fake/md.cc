@@ -205,6 +205,7 @@ MdArrayState FakeMd::DescribeLocked(const Array& a) const {
     if (m.slot >= 0 && !m.in_sync) recovering = true;
   }
   s.degraded = a.raid_disks - good;
+  s.sync_speed_max_kib = a.sync_speed_max_kib;
   s.sync_action = a.resync ? "resync" : (recovering ? "recover" : "idle");
   if (s.sync_action != "idle") s.sync_total_sectors = 2048;
   for (const auto& m : a.members) {
@@ -508,6 +509,14 @@ common::Status FakeMd::Remove(std::string_view name, std::string_view device) {
                           [device](const Member& x) { return x.device == device; }),
            ms.end());
   BumpLocked(*a);
+  return common::OkStatus();
+}
+
+common::Status FakeMd::SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) {
+  std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(faults_.Check("SetSyncSpeedLimit"));
+  ASSIGN_OR_RETURN(Array * a, FindLocked(name));
+  a->sync_speed_max_kib = max_kib_per_s;
   return common::OkStatus();
 }
 

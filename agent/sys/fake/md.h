@@ -70,6 +70,7 @@ class FakeMd final : public Md {
                          const MdMember& new_member) override;
   common::Status Fail(std::string_view name, std::string_view device) override;
   common::Status Remove(std::string_view name, std::string_view device) override;
+  common::Status SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) override;
   common::Status Grow(std::string_view name) override;
   common::Status Stop(std::string_view name) override;
   common::Result<MdArrayState> GetArray(std::string_view name) override;
@@ -98,6 +99,7 @@ class FakeMd final : public Md {
     bool resync = false;  // initial resync running
     uint64_t size = 0;
     bool in_use = false;
+    uint64_t sync_speed_max_kib = 0;
     std::vector<Member> members;
   };
   bool PresentLocked(std::string_view device) const;

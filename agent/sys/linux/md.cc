@@ -157,6 +157,13 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
   if (ParseU64(fs::ReadAttrOr(md + "/raid_disks", "0"), n)) a.raid_disks = static_cast<int>(n);
   if (ParseU64(fs::ReadAttrOr(md + "/degraded", "0"), n)) a.degraded = static_cast<int>(n);
   a.sync_action = fs::ReadAttrOr(md + "/sync_action", "");
+  {
+    // "50000 (local)" when set for this array, "200000 (system)" when the global limit applies.
+    std::istringstream speed(fs::ReadAttrOr(md + "/sync_speed_max", ""));
+    uint64_t kib = 0;
+    std::string scope;
+    if (speed >> kib >> scope && scope == "(local)") a.sync_speed_max_kib = kib;
+  }
   std::string completed = fs::ReadAttrOr(md + "/sync_completed", "none");
   size_t slash = completed.find('/');
   if (slash != std::string::npos) {
@@ -411,6 +418,15 @@ common::Status LinuxMd::Remove(std::string_view name, std::string_view device) {
     }
   }
   return Mdadm({array.device, "--remove", std::string(device)}, what).status();
+}
+
+common::Status LinuxMd::SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) {
+  ASSIGN_OR_RETURN(auto array, GetArray(name));
+  if (array.sync_speed_max_kib == max_kib_per_s) return common::OkStatus();
+  const std::string kname = array.device.substr(array.device.rfind('/') + 1);
+  const std::string value = max_kib_per_s == 0 ? "system" : std::to_string(max_kib_per_s);
+  return fs::WriteAttr(paths_.sys_block + "/" + kname + "/md/sync_speed_max", value)
+      .WithContext(fmt::format("capping the resync speed of MD array {} at {}", name, value));
 }
 
 common::Status LinuxMd::Grow(std::string_view name) {

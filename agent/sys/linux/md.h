@@ -43,6 +43,7 @@ class LinuxMd final : public Md {
                          const MdMember& new_member) override;
   common::Status Fail(std::string_view name, std::string_view device) override;
   common::Status Remove(std::string_view name, std::string_view device) override;
+  common::Status SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) override;
   common::Status Grow(std::string_view name) override;
   common::Status Stop(std::string_view name) override;
   common::Result<MdArrayState> GetArray(std::string_view name) override;

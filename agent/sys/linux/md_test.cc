@@ -183,6 +183,35 @@ TEST_CASE("LinuxMd reads the array's size and I/O counters", "[unit][agent][md]"
   CHECK(a->write_bytes == 8192ull * 512);
 }
 
+TEST_CASE("LinuxMd resync speed cap: md/sync_speed_max, local or system", "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md124", "vol", "clean", 0, "idle", "none");
+  const stdfs::path file = stdfs::path(sys.paths.sys_block) / "md124/md/sync_speed_max";
+  FakeSysfs::Write(file, "200000 (system)");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md124"), Ok(Detail("vol")));
+  LinuxMd md(exec, sys.paths);
+  // WriteAttr overwrites in place (no O_TRUNC, as sysfs wants): compare the written prefix.
+  auto wrote = [&](const std::string& value) {
+    std::ifstream in(file);
+    std::string text;
+    std::getline(in, text);
+    return text.compare(0, value.size(), value) == 0;
+  };
+  auto a = md.GetArray("vol");
+  REQUIRE(a.ok());
+  CHECK(a->sync_speed_max_kib == 0);  // the system-wide limit is no cap of ours
+
+  REQUIRE(md.SetSyncSpeedLimit("vol", 51200).ok());
+  CHECK(wrote("51200"));
+  FakeSysfs::Write(file, "51200 (local)");  // as the kernel shows it afterwards
+  a = md.GetArray("vol");
+  REQUIRE(a.ok());
+  CHECK(a->sync_speed_max_kib == 51200);
+  REQUIRE(md.SetSyncSpeedLimit("vol", 0).ok());
+  CHECK(wrote("system"));
+}
+
 TEST_CASE("LinuxMd ReAdd compares event counts before --re-add", "[unit][agent][md]") {
   FakeSysfs sys;
   sys.Array("md127", "vol", "clean", 1, "idle", "none");
