@@ -29,6 +29,11 @@ enum class MdLevel { kRaid1 = 1, kRaid10 = 10 };
 
 // The md "name" stored in the superblock is at most 32 bytes.
 inline constexpr size_t kMaxMdNameBytes = 32;
+// Where member data starts (mdadm --data-offset): room for the superblock and the internal
+// bitmap. mdadm's own default grows with the device (up to 129 MiB of reshape headroom we never
+// use), which would leave an array smaller than the capacity the operator sized its members for
+// (capacity per stripe + 1 MiB). Members added later inherit the array's offset.
+inline constexpr uint64_t kMdDataOffsetBytes = 1 << 20;
 // A member keyword of mdadm --create: an empty slot.
 inline constexpr std::string_view kMdMissing = "missing";
 

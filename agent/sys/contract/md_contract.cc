@@ -67,6 +67,9 @@ void MdContractRaid1Lifecycle(const MdContractEnv& env) {
   CHECK(a->level == "raid1");
   CHECK(a->raid_disks == 2);
   CHECK(a->device.rfind("/dev/md", 0) == 0);
+  // Member data starts kMdDataOffsetBytes in, whatever the device size (the operator sizes
+  // members for exactly that).
+  if (env.device_bytes > 0) CHECK(a->size_bytes == env.device_bytes - kMdDataOffsetBytes);
   REQUIRE(a->members.size() == 2);
   const MdMemberState* m0 = Member(*a, d0);
   const MdMemberState* m1 = Member(*a, d1);

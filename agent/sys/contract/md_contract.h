@@ -16,6 +16,7 @@ struct MdContractEnv {
   std::vector<std::string> devices;  // at least 4 scratch block devices of equal size
   std::string tag = "ct";            // array name prefix (short: names are at most 32 bytes)
   std::chrono::seconds patience{120};
+  uint64_t device_bytes = 0;  // size of each device (all equal); 0: sizes are not checked
 };
 
 // RAID1: create (write-mostly leg), idempotent create, state, resync speed cap, fail, re-add with

@@ -65,6 +65,8 @@ TEST_CASE("FakeNvmeHost contract: identity", "[unit][agent][nvme]") {
 MdContractEnv FakeMdEnv(FakeMd& md) {
   MdContractEnv env{&md, {"/dev/vda1", "/dev/nvme0n1", "/dev/vda2", "/dev/nvme1n1"}};
   for (const auto& d : env.devices) md.AddLocalDevice(d);
+  env.device_bytes = 3ull << 30;
+  md.SetDeviceSizes([size = env.device_bytes](std::string_view) { return size; });
   return env;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include <catch2/catch.hpp>
@@ -119,7 +120,13 @@ struct LabMd {
   contract::MdContractEnv Env() {
     auto drives = SpareDrives();
     drives.resize(4);
-    return {&md, drives, "lab"};
+    contract::MdContractEnv env{&md, drives, "lab"};
+    // /sys/block/<name>/size: 512-byte sectors.
+    const std::string kname = drives[0].substr(drives[0].rfind('/') + 1);
+    std::ifstream size_file("/sys/block/" + kname + "/size");
+    uint64_t sectors = 0;
+    if (size_file >> sectors) env.device_bytes = sectors * 512;
+    return env;
   }
 };
 

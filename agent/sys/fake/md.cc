@@ -67,10 +67,9 @@ uint64_t FakeMd::SizeLocked(const Array& a) const {
     if (s == 0) continue;
     smallest = smallest == 0 ? s : std::min(smallest, s);
   }
-  constexpr uint64_t kOverhead = 1 << 20;
-  if (smallest <= kOverhead) return 0;
+  if (smallest <= kMdDataOffsetBytes) return 0;
   uint64_t stripes = a.level == MdLevel::kRaid10 ? static_cast<uint64_t>(a.raid_disks / 2) : 1;
-  return (smallest - kOverhead) * stripes;
+  return (smallest - kMdDataOffsetBytes) * stripes;
 }
 
 void FakeMd::ShareSuperblocks(std::shared_ptr<SuperblockStore> store,

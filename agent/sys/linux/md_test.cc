@@ -105,10 +105,11 @@ TEST_CASE("MdadmCreateArgs: RAID1 and RAID10 flags", "[unit][agent][md]") {
   MdCreateSpec r1{"vol", MdLevel::kRaid1, {{"/dev/vda1"}, {"missing"}}, kUuid};
   auto args = MdadmCreateArgs(r1, "/dev");
   REQUIRE(args.ok());
-  CHECK(*args == std::vector<std::string>{
-                     "--create", "/dev/md/vol", "--run", "--level=1", "--raid-devices=2",
-                     "--metadata=1.2", "--bitmap=internal", "--name=vol", "--homehost=<none>",
-                     std::string("--uuid=") + kUuid, "--failfast", "/dev/vda1", "missing"});
+  CHECK(*args == std::vector<std::string>{"--create", "/dev/md/vol", "--run", "--level=1",
+                                          "--raid-devices=2", "--metadata=1.2", "--bitmap=internal",
+                                          "--data-offset=1024K", "--name=vol", "--homehost=<none>",
+                                          std::string("--uuid=") + kUuid, "--failfast", "/dev/vda1",
+                                          "missing"});
   MdCreateSpec r10{
       "v10", MdLevel::kRaid10, {{"/dev/a"}, {"/dev/b", true}, {"/dev/c"}, {"/dev/d", true}}, "", 64,
       true};
@@ -123,6 +124,7 @@ TEST_CASE("MdadmCreateArgs: RAID1 and RAID10 flags", "[unit][agent][md]") {
                                    "--raid-devices=4",
                                    "--metadata=1.2",
                                    "--bitmap=internal",
+                                   "--data-offset=1024K",
                                    "--name=v10",
                                    "--homehost=<none>",
                                    "--assume-clean",
