@@ -21,8 +21,8 @@
 // Dependencies must outlive the service.
 #pragma once
 
-#include "csi-shim/fs_stats.h"
 #include "common/proto/csi.grpc.pb.h"
+#include "csi-shim/fs_stats.h"
 #include "csi-shim/service_util.h"
 #include "csi-shim/volume_client.h"
 #include "csi-shim/volume_locks.h"

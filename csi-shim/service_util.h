@@ -14,9 +14,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/log/log.h"
+#include "common/proto/csi.pb.h"
 #include "common/status/status.h"
 #include "common/time/clock.h"
-#include "common/proto/csi.pb.h"
 
 namespace csi_shim {
 
