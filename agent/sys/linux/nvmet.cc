@@ -152,7 +152,14 @@ common::Status LinuxNvmetTarget::EnsureNamespace(std::string_view nqn,
         "{}: enabled with another device or uuid; remove it before changing it to {} ({})", what,
         spec.device_path, uuid);
   }
-  if (enabled && spec.enabled) return common::OkStatus();
+  if (enabled && spec.enabled) {
+    // The backing partition may have grown (expansion): nvmet compares the size and, when it
+    // changed, tells the connected hosts (namespace-changed event), which then rescan. Cheap
+    // when nothing changed; absent before Linux 5.9.
+    const std::string revalidate = dir + "/revalidate_size";
+    if (!fs::Exists(revalidate)) return common::OkStatus();
+    return fs::WriteAttr(revalidate, "1").WithContext(what + ": revalidating its size");
+  }
   if (enabled && !spec.enabled) return fs::WriteAttr(dir + "/enable", "0").WithContext(what);
   if (!same) {
     RETURN_IF_ERROR(fs::WriteAttr(dir + "/device_path", spec.device_path).WithContext(what));

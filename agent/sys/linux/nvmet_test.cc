@@ -58,6 +58,7 @@ struct FakeConfigfs {
     Touch(p / "device_uuid");
     Touch(p / "device_nguid");
     Touch(p / "enable", "0\n");
+    Touch(p / "revalidate_size");  // write-only in the kernel; reads back what was written here
   }
 };
 
@@ -118,9 +119,13 @@ TEST_CASE("LinuxNvmetTarget writes the configfs export sequence", "[unit][agent]
   CHECK(t.EnsureNamespace(kNqn, {1, "/dev/vdc1", kUuid, true}).code() ==
         common::StatusCode::kFailedPrecondition);
   CHECK(FakeConfigfs::Read(s / "namespaces/1/device_path") == "/dev/vdb1");
-  // Idempotent: nothing is rewritten.
+  // Idempotent: nothing is rewritten; but a live namespace has its size revalidated, so that a
+  // partition grown underneath reaches the host (nvmet then sends a namespace-changed event).
   FakeConfigfs::Touch(s / "namespaces/1/device_uuid", "5a1e0000-0000-4000-8000-0000000000b1\n");
+  FakeConfigfs::Touch(s / "namespaces/1/revalidate_size");
   REQUIRE(t.EnsureNamespace(kNqn, {1, "/dev/vdb1", kUuid, true}).ok());
+  CHECK(FakeConfigfs::Read(s / "namespaces/1/device_path") == "/dev/vdb1");
+  CHECK(FakeConfigfs::Read(s / "namespaces/1/revalidate_size") == "1");
 
   REQUIRE(t.UnlinkSubsystemFromPort(kNqn, 1).ok());
   CHECK_FALSE(stdfs::exists(fs.root / "ports/1/subsystems" / kNqn));
