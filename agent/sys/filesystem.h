@@ -89,8 +89,9 @@ class Filesystem {
   // Grows the XFS mounted at `target` to the size of its device (xfs_growfs -d).
   virtual common::Status GrowXfs(std::string_view target) = 0;
 
-  // The size of the XFS data section on `device` (from its superblock: data blocks × block
-  // size). FailedPrecondition when `device` holds no XFS.
+  // The size of the XFS data section on `device` (data blocks × block size): as the mounted
+  // filesystem knows it (current right after an online growth), else from the superblock.
+  // FailedPrecondition when `device` holds no XFS.
   virtual common::Result<uint64_t> XfsSizeBytes(std::string_view device) = 0;
 
   // Usage of the filesystem holding `path` (statvfs), for NodeGetVolumeStats.

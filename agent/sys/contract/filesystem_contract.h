@@ -103,6 +103,11 @@ void FilesystemContract(Env& env) {
     REQUIRE(size.ok());
     CHECK(*size <= 320 * kMiB);
     CHECK(*size > 320 * kMiB - 64 * 1024);  // the whole device, to a block
+    REQUIRE(fs.Mount(dev, staging, "xfs", MountOptions{}).ok());
+    common::Result<uint64_t> mounted = fs.XfsSizeBytes(dev);  // the mounted filesystem's view
+    REQUIRE(mounted.ok());
+    CHECK(*mounted == *size);
+    REQUIRE(fs.Unmount(staging).ok());
   }
   SECTION("EnsureDirectory makes parents, is idempotent and refuses a device in the way") {
     const std::string nested = staging + "/a/b/c";

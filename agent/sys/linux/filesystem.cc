@@ -22,6 +22,20 @@
 namespace agent::sys {
 namespace {
 
+// XFS_IOC_FSGEOMETRY_V1 (linux/fs/xfs/libxfs/xfs_fs.h; no xfslibs-dev needed): the geometry of
+// a mounted XFS as the kernel holds it. The request number encodes the struct's size, so a
+// layout mistake here fails with ENOTTY instead of reading garbage.
+struct XfsGeometryV1 {
+  uint32_t blocksize, rtextsize, agblocks, agcount, logblocks, sectsize, inodesize, imaxpct;
+  uint64_t datablocks, rtblocks, rtextents, logstart;
+  unsigned char uuid[16];
+  uint32_t sunit, swidth;
+  int32_t version;
+  uint32_t flags, logsectsize, rtsectsize, dirblocksize;
+};
+static_assert(sizeof(XfsGeometryV1) == 112);
+constexpr unsigned long kXfsIocFsGeometryV1 = _IOR('X', 100, XfsGeometryV1);
+
 // The canonical form of an existing path (mountinfo shows canonical targets).
 common::Result<std::string> Canonical(std::string_view path) {
   std::string p(path);
@@ -224,6 +238,24 @@ common::Status LinuxFilesystem::EnsureDirectory(std::string_view path) {
 
 common::Result<uint64_t> LinuxFilesystem::XfsSizeBytes(std::string_view device) {
   const std::string dev(device);
+  // Mounted: ask the filesystem. The superblock on the device lags behind an online growth
+  // until XFS writes it back (tens of seconds), and the device's page cache may be older still.
+  struct stat st;
+  if (::stat(dev.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+    auto mounts = ListMounts();
+    if (mounts.ok()) {
+      for (const MountEntry& m : *mounts) {
+        if (m.fstype != "xfs" || m.major != major(st.st_rdev) || m.minor != minor(st.st_rdev)) {
+          continue;
+        }
+        UniqueFd dir(::open(m.target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        XfsGeometryV1 geo{};
+        if (dir.get() >= 0 && ::ioctl(dir.get(), kXfsIocFsGeometryV1, &geo) == 0) {
+          return uint64_t{geo.blocksize} * geo.datablocks;
+        }
+      }
+    }
+  }
   UniqueFd fd(::open(dev.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return common::ErrnoToStatus(errno, fmt::format("opening {}", dev));
   // The primary superblock at offset 0, big-endian: magic "XFSB", sb_blocksize (u32 at 4),
