@@ -107,6 +107,7 @@ bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
         status.down_devices.reset();
         status.sync_percentage.clear();
         status.staged_path.clear();
+        status.filesystem_bytes.reset();
         status.published_targets.clear();
       }
     } else if (c.assembled) {
@@ -118,6 +119,7 @@ bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
       status.down_devices = c.down_devices;
       status.sync_percentage = c.sync_percentage;
       status.staged_path = c.staged_path;
+      status.filesystem_bytes = c.filesystem_bytes;
       status.published_targets = c.published_targets;
     }
     if (!c.torn_down) {
@@ -547,7 +549,11 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     }
     if (s.ok()) {
       rep.staged_path = staged;
-      if (auto g = GrowIfNeeded(v, *array, staged); !g.ok()) Fail(out, g.WithContext(what));
+      if (auto fs = GrowIfNeeded(v, *array, staged); fs.ok()) {
+        rep.filesystem_bytes = static_cast<int64_t>(*fs);
+      } else {
+        Fail(out, fs.status().WithContext(what));
+      }
       for (const auto& t : v.spec.publish_targets) {
         common::Status b = k_.fs->EnsureDirectory(t.path);
         if (b.ok()) b = k_.fs->BindMount(staged, t.path, t.read_only);
@@ -671,24 +677,26 @@ common::Status VolumeReconciler::AddAsNewMember(const sys::MdArrayState& array,
 // the array grows to them (--grow --size=max) and XFS to the array, online. Both steps are
 // idempotent and checked against what the kernel reports, so a crash between them is healed by
 // the next pass.
-common::Status VolumeReconciler::GrowIfNeeded(const v1::MeshStorVolume& v, sys::MdArrayState& array,
-                                              const std::string& staged) {
-  if (v.spec.stripe_width != 1) return common::OkStatus();  // RAID10: not supported yet
-  if (array.size_bytes < static_cast<uint64_t>(v.spec.capacity_bytes)) {
+common::Result<uint64_t> VolumeReconciler::GrowIfNeeded(const v1::MeshStorVolume& v,
+                                                        sys::MdArrayState& array,
+                                                        const std::string& staged) {
+  if (v.spec.stripe_width == 1 && array.size_bytes < static_cast<uint64_t>(v.spec.capacity_bytes)) {
     for (const v1::Member& m : v.spec.members) {
       if (m.state != v1::MemberState::kPresent) continue;
       const v1::PartitionStatus* p = FindPartition(v.status, m.index);
       if (p == nullptr || !p->size_bytes || *p->size_bytes < m.size_bytes) {
-        return common::OkStatus();  // not every member has grown yet
+        return k_.fs->XfsSizeBytes(array.device);  // not every member has grown yet
       }
     }
     RETURN_IF_ERROR(k_.md->Grow(sys::MdArrayName(v.metadata.name)));
     ASSIGN_OR_RETURN(array, k_.md->GetArray(sys::MdArrayName(v.metadata.name)));
   }
   ASSIGN_OR_RETURN(uint64_t fs_bytes, k_.fs->XfsSizeBytes(array.device));
-  constexpr uint64_t kSlack = 16 * sys::kMiB;  // less than this is not worth an AG
-  if (fs_bytes + kSlack < array.size_bytes) RETURN_IF_ERROR(k_.fs->GrowXfs(staged));
-  return common::OkStatus();
+  if (fs_bytes + static_cast<uint64_t>(v1::kFilesystemSlackBytes) >= array.size_bytes) {
+    return fs_bytes;
+  }
+  RETURN_IF_ERROR(k_.fs->GrowXfs(staged));
+  return k_.fs->XfsSizeBytes(array.device);
 }
 
 common::Status VolumeReconciler::TearDownConsumer(const v1::MeshStorVolume& v, VolumeOutcome& out) {

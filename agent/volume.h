@@ -99,6 +99,7 @@ struct ConsumerReport {
   std::optional<int32_t> total_devices, active_devices, failed_devices, down_devices;
   std::string sync_percentage;
   std::string staged_path;
+  std::optional<int64_t> filesystem_bytes;  // XFS size, once mounted
   std::vector<std::string> published_targets;
   std::map<int32_t, MemberObservation> members;  // by member index
 };
@@ -154,8 +155,9 @@ class VolumeReconciler {
                          VolumeOutcome& out);
   common::Status TearDownConsumer(const common::api::v1alpha1::MeshStorVolume& v,
                                   VolumeOutcome& out);
-  common::Status GrowIfNeeded(const common::api::v1alpha1::MeshStorVolume& v,
-                              sys::MdArrayState& array, const std::string& staged);
+  // Grows the array and then XFS when the members have grown; returns the filesystem's size.
+  common::Result<uint64_t> GrowIfNeeded(const common::api::v1alpha1::MeshStorVolume& v,
+                                        sys::MdArrayState& array, const std::string& staged);
   common::Result<std::optional<std::string>> MemberDevicePath(
       const common::api::v1alpha1::MeshStorVolume& v, const common::api::v1alpha1::Member& m,
       const Peers& peers, bool connect);

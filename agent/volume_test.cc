@@ -394,6 +394,7 @@ TEST_CASE("Unstage and deletion tear down in order and clear the consumer fields
   INFO(w.ErrorText());
   CHECK(v.status.node_name.empty());
   CHECK(v.status.staged_path.empty());
+  CHECK_FALSE(v.status.filesystem_bytes.has_value());
   CHECK(w.cluster.node("a").fs.ListMounts()->empty());
   CHECK(w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1")).status().code() ==
         common::StatusCode::kNotFound);
@@ -541,6 +542,7 @@ TEST_CASE("Expansion grows partitions, then the array, then XFS, online", "[unit
   auto fs = w.cluster.node("a").fs.XfsSizeBytes(array->device);
   REQUIRE(fs.ok());
   CHECK(*fs == 512 * uint64_t{v1::kMiB});
+  CHECK(v.status.filesystem_bytes == 512 * v1::kMiB);  // what NodeExpandVolume waits for
   // The shim raised the capacity; the operator raised the members' sizes.
   v.spec.capacity_bytes = 1024 * v1::kMiB;
   for (auto& m : v.spec.members) m.size_bytes = 1025 * v1::kMiB;
@@ -554,6 +556,7 @@ TEST_CASE("Expansion grows partitions, then the array, then XFS, online", "[unit
   fs = w.cluster.node("a").fs.XfsSizeBytes(array->device);
   REQUIRE(fs.ok());
   CHECK(*fs == 1024 * uint64_t{v1::kMiB});
+  CHECK(v.status.filesystem_bytes == 1024 * v1::kMiB);
   // Still mounted, never reformatted.
   CHECK(v.status.staged_path == "/var/lib/meshstor/staging/pvc-1");
   CHECK(w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs") == 1);

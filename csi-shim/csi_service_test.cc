@@ -25,8 +25,8 @@
 #include "common/kube/client.h"
 #include "common/kube/http_transport.h"
 #include "common/kube/resource.h"
-#include "common/time/clock.h"
 #include "common/proto/csi.grpc.pb.h"
+#include "common/time/clock.h"
 #include "csi-shim/server.h"
 #include "tools/apiserver/test_apiserver.h"
 
@@ -86,6 +86,8 @@ class SimulatedNode {
   void set_enabled(bool enabled) { enabled_ = enabled; }
   void set_degraded(bool degraded) { degraded_ = degraded; }
   void set_expanding(bool expanding) { expanding_ = expanding; }
+  // The filesystem stays at its old size while set (the agent has not grown it yet).
+  void set_filesystem_lagging(bool lagging) { filesystem_lagging_ = lagging; }
 
  private:
   void Run() {
@@ -108,6 +110,11 @@ class SimulatedNode {
                            : (consumed ? v1::VolumePhase::kSynced : v1::VolumePhase::kNew);
       s.node_name = v->spec.consumer_node;
       s.staged_path = consumed ? "/var/lib/meshstor/staging/" + v->metadata.name : "";
+      if (!consumed) {
+        s.filesystem_bytes.reset();
+      } else if (!filesystem_lagging_ || !s.filesystem_bytes) {
+        s.filesystem_bytes = v->spec.capacity_bytes;
+      }
       s.published_targets.clear();
       if (consumed) {
         for (const auto& t : v->spec.publish_targets) s.published_targets.push_back(t.path);
@@ -143,6 +150,7 @@ class SimulatedNode {
   std::atomic<bool> enabled_{true};
   std::atomic<bool> degraded_{false};
   std::atomic<bool> expanding_{false};
+  std::atomic<bool> filesystem_lagging_{false};
   std::thread thread_;
 };
 
@@ -799,6 +807,23 @@ TEST_CASE("Node calls wait bounded and answer a retryable code", "[unit][csi]") 
              DEADLINE_EXCEEDED);
   h.agent().set_expanding(false);
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp), OK);
+
+  // ... and then until the agent has grown the filesystem (found by lab_csi: kubelet was told
+  // the volume had grown while df still showed the old size).
+  h.agent().set_filesystem_lagging(true);
+  csi::v1::ControllerExpandVolumeRequest cexp;
+  csi::v1::ControllerExpandVolumeResponse cexp_resp;
+  cexp.set_volume_id("pvc-1");
+  cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  REQUIRE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, cexp, &cexp_resp)
+              .ok());
+  nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  grpc::Status lagging = Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp);
+  CHECK(lagging.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK_THAT(lagging.error_message(), Catch::Contains("grow the filesystem"));
+  h.agent().set_filesystem_lagging(false);
+  CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp), OK);
+  CHECK(nexp_resp.capacity_bytes() == 2 * kGiB);
 
   h.agent().set_enabled(false);
   CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-1", target)), DEADLINE_EXCEEDED);

@@ -266,6 +266,15 @@ Status NodeService::DoExpand(const grpc::ServerContext& context,
       return common::UnavailableError("waiting for the expansion to {} bytes to finish",
                                       v.spec.capacity_bytes);
     }
+    // The members and the array grew; the agent grows the filesystem last. kubelet takes OK as
+    // "the filesystem has the new size".
+    if (v.status.node_name != me || !v.status.filesystem_bytes ||
+        *v.status.filesystem_bytes + v1::kFilesystemSlackBytes < v.spec.capacity_bytes) {
+      return common::UnavailableError(
+          "waiting for the agent on {} to grow the filesystem to {} bytes (now {})", me,
+          v.spec.capacity_bytes,
+          v.status.filesystem_bytes ? std::to_string(*v.status.filesystem_bytes) : "unknown");
+    }
     capacity = v.spec.capacity_bytes;
     return common::OkStatus();
   }));

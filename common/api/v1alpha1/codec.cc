@@ -160,6 +160,7 @@ Status DecodeVolumeStatus(FieldReader& r, MeshStorVolumeStatus* s) {
     return OkStatus();
   }));
   RETURN_IF_ERROR(r.String("stagedPath", &s->staged_path));
+  RETURN_IF_ERROR(r.OptionalInt64("filesystemBytes", &s->filesystem_bytes));
   RETURN_IF_ERROR(r.StringList("publishedTargets", &s->published_targets));
   s->conditions.clear();
   return r.ObjectArray("conditions", [&](FieldReader& c) -> Status {
@@ -203,6 +204,7 @@ void EncodeVolumeStatus(JsonWriter& w, const MeshStorVolumeStatus& s) {
     w.EndArray();
   }
   json::WriteStringIfNotEmpty(w, "stagedPath", s.staged_path);
+  json::WriteOptional(w, "filesystemBytes", s.filesystem_bytes);
   json::WriteStringListIfNotEmpty(w, "publishedTargets", s.published_targets);
   if (!s.conditions.empty()) {
     w.Key("conditions");

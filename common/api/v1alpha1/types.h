@@ -25,6 +25,9 @@ inline constexpr std::string_view kNodeDevicePlural = "meshstornodedevices";
 
 inline constexpr int64_t kMiB = 1024 * 1024;
 inline constexpr int64_t kMinCapacityBytes = 512 * kMiB;
+// A filesystem this close to its array's size counts as grown to it (XFS may leave a tail too
+// small for an allocation group); the agent grows it when it is further behind.
+inline constexpr int64_t kFilesystemSlackBytes = 16 * kMiB;
 inline constexpr int32_t kMinMemberMissingTimeoutSeconds = 60;
 inline constexpr int32_t kMinNamespaceId = 1;
 inline constexpr int32_t kMaxNamespaceId = 8192;
@@ -124,6 +127,9 @@ struct MeshStorVolumeStatus {
   std::string sync_percentage;                 // consumer agent, e.g. "45.2%"
   std::vector<PartitionStatus> partitions;     // agent of each member's node
   std::string staged_path;                     // consumer agent
+  // consumer agent: size of the filesystem on the array (XFS superblock), once mounted; within
+  // kFilesystemSlackBytes of spec.capacityBytes once an expansion reached the filesystem.
+  std::optional<int64_t> filesystem_bytes;
   std::vector<std::string> published_targets;  // consumer agent
   std::vector<Condition> conditions;           // operator
 
