@@ -949,82 +949,160 @@ def scenario_mesh(lab, args):
         "controller left on A, B or C")
 
 
+class ControlPlane:
+    """The host side of the scenarios whose agents run in VMs: the API test server on
+    HOST_IP:API_PORT (in the lab netns), optionally the Node objects and the operator, and the
+    helpers those scenarios share for reading and editing one MeshStorVolume."""
+
+    BASE = "/apis/csi.meshstor.io/v1alpha1"
+
+    def __init__(self, lab, args, vol, nodes=(), operator=False):
+        self.lab, self.vol = lab, vol
+        lab.host_process("apiserver", [os.path.abspath(args.apiserver), "--address", HOST_IP,
+                                       "--port", str(API_PORT), "--crd-dir",
+                                       os.path.join(REPO, "crds")])
+        t = now()
+        while lab.api("GET", self.BASE + "/meshstorvolumes")[0] != 200:
+            if now() - t > 30:
+                raise LabError("the API test server did not answer on %s:%d" % (HOST_IP, API_PORT))
+            time.sleep(0.2)
+        self.kubeconfig = os.path.join(lab.workdir, "kubeconfig")
+        with open(self.kubeconfig, "w") as f:
+            f.write("apiVersion: v1\nkind: Config\nclusters: [{name: lab, cluster: {server: "
+                    "\"http://%s:%d\"}}]\ncontexts: [{name: lab, context: {cluster: lab, user: "
+                    "lab}}]\nusers: [{name: lab, user: {}}]\ncurrent-context: lab\n"
+                    % (HOST_IP, API_PORT))
+        # The nodes as the kubelet would register them (placement needs them Ready).
+        for n in nodes:
+            code, out = lab.api("POST", "/api/v1/nodes", {
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": n},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+            if code not in (200, 201):
+                raise LabError("creating node %s: %s %s" % (n, code, out))
+        if operator:
+            lab.host_process("operator", [os.path.abspath(args.operator), "--kubeconfig",
+                                          self.kubeconfig, "--lease-namespace", "default",
+                                          "--metrics-address", "%s:9811" % HOST_IP,
+                                          "--agent-staleness", "90s"])
+
+    def path(self):
+        return self.BASE + "/meshstorvolumes/" + self.vol
+
+    def get(self):
+        return self.lab.api("GET", self.path())
+
+    def create(self, spec):
+        code, out = self.lab.api("POST", self.BASE + "/meshstorvolumes", {
+            "apiVersion": "csi.meshstor.io/v1alpha1", "kind": "MeshStorVolume",
+            "metadata": {"name": self.vol}, "spec": spec})
+        if code != 201:
+            raise LabError("creating %s: %s %s" % (self.vol, code, out))
+
+    def delete(self):
+        code, out = self.lab.api("DELETE", self.path())
+        if code not in (200, 202):
+            raise LabError("deleting %s: %s %s" % (self.vol, code, out))
+
+    def wait_for(self, what, pred, timeout):
+        """Polls the volume until pred(code, obj); fails when a VM stops or after `timeout` s."""
+        limit = now() + timeout * timeout_scale()
+        while True:
+            code, obj = self.get()
+            if pred(code, obj):
+                return obj
+            for vm in self.lab.vms.values():
+                if vm.proc is not None and not vm.alive() and not vm.killed:
+                    raise LabError("%s stopped while waiting for %s" % (vm.name, what), vm.name)
+            if now() > limit:
+                raise LabError("timed out after %.0f s waiting for %s; volume: %s"
+                               % (timeout * timeout_scale(), what, json.dumps([code, obj])[:3000]))
+            time.sleep(0.5)
+
+    def edit(self, fn):
+        """Applies fn(spec) to a fresh copy and PUTs it, again on a conflict."""
+        for _ in range(20):
+            code, obj = self.get()
+            if code != 200:
+                raise LabError("GET %s: %s %s" % (self.vol, code, obj))
+            fn(obj["spec"])
+            code, out = self.lab.api("PUT", self.path(), obj)
+            if code == 200:
+                return out
+            if code != 409:
+                raise LabError("PUT %s: %s %s" % (self.vol, code, out))
+            time.sleep(0.2)
+        raise LabError("PUT %s: conflicts did not stop" % self.vol)
+
+    def wait_inventory(self, count, t_start, timeout=240):
+        """Waits until `count` agents published drives with host NQN and address: node -> drives."""
+        limit = now() + timeout * timeout_scale()
+        while True:
+            code, lst = self.lab.api("GET", self.BASE + "/meshstornodedevices")
+            drives = {}
+            for d in (lst.get("items") or []) if code == 200 else []:
+                st = d.get("status") or {}
+                if st.get("hostNQN") and st.get("transportAddresses"):
+                    drives.setdefault(d["spec"]["nodeName"], []).append(d["spec"]["device"])
+            if len(drives) >= count:
+                self.lab.mark("%d agents published their drives (from start)" % count,
+                              now() - t_start)
+                return drives
+            if now() > limit:
+                raise LabError("agents did not publish their drives: %s" % sorted(drives))
+            time.sleep(0.5)
+
+    @staticmethod
+    def parts(obj):
+        return {p["index"]: p for p in ((obj or {}).get("status") or {}).get("partitions") or []}
+
+    @staticmethod
+    def present(obj):
+        return [m for m in obj["spec"].get("members") or [] if m.get("state") == "present"]
+
+    @classmethod
+    def all_synced(cls, obj):
+        ps = cls.parts(obj)
+        return bool(cls.present(obj)) and all(ps.get(m["index"], {}).get("state") == "Synced"
+                                              for m in cls.present(obj))
+
+
+def need_binaries(args, scenario, names, apiserver=True, operator=False):
+    have = {os.path.basename(b) for b in args.bin}
+    for n in names:
+        if n not in have:
+            raise LabError("%s needs --bin PATH/%s" % (scenario, n))
+    if apiserver and not args.apiserver:
+        raise LabError("%s needs --apiserver PATH/meshstor-test-apiserver" % scenario)
+    if operator and not args.operator:
+        raise LabError("%s needs --operator PATH/meshstor-operator" % scenario)
+
+
+def finish_clean(lab, names=("A", "B", "C")):
+    """Raises flag "done" and waits for every node's proof that nothing of MeshStor is left."""
+    lab.flag("done")
+    for n in names:
+        lab.wait_event(n, "clean", timeout=120)
+        rc = lab.wait_exit(n, timeout=60)
+        if rc != 0:
+            raise LabError("%s's script failed (rc=%d)" % (n, rc), n)
+    say("teardown: no MeshStor partition, export, array or controller left on any node")
+
+
 def scenario_agents(lab, args):
     """3 VMs running meshstor-agent against the API test server on the host: a volume by CR edits."""
-    bins = {os.path.basename(b): b for b in args.bin}
-    for need in ("meshstor-agent", "meshstor-sys"):
-        if need not in bins:
-            raise LabError("agents needs --bin PATH/%s" % need)
-    if not args.apiserver:
-        raise LabError("agents needs --apiserver PATH/meshstor-test-apiserver")
+    need_binaries(args, "agents", ("meshstor-agent", "meshstor-sys"))
     vol = "pvc-lab-agents"
-    base = "/apis/csi.meshstor.io/v1alpha1"
     lab.network(["A", "B", "C"])
-    lab.host_process("apiserver", [os.path.abspath(args.apiserver), "--address", HOST_IP,
-                                   "--port", str(API_PORT), "--crd-dir", os.path.join(REPO, "crds")])
-    t = now()
-    while lab.api("GET", base + "/meshstorvolumes")[0] != 200:
-        if now() - t > 30:
-            raise LabError("the API test server did not answer on %s:%d" % (HOST_IP, API_PORT))
-        time.sleep(0.2)
+    cp = ControlPlane(lab, args, vol)
     env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
     for i, n in enumerate(("A", "B", "C")):
         lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
                  env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
     t_start = now()
     lab.start("A", "B", "C")
-
-    def wait_for(what, pred, timeout):
-        limit = now() + timeout * timeout_scale()
-        last = None
-        while True:
-            code, obj = lab.api("GET", base + "/meshstorvolumes/" + vol)
-            last = obj
-            if code == 200 and pred(obj):
-                return obj
-            for vm in lab.vms.values():
-                if vm.proc is not None and not vm.alive() and not vm.killed:
-                    raise LabError("%s stopped while waiting for %s" % (vm.name, what), vm.name)
-            if now() > limit:
-                raise LabError("timed out after %.0f s waiting for %s; volume status: %s"
-                               % (timeout * timeout_scale(), what,
-                                  json.dumps((last or {}).get("status") if isinstance(last, dict) else last)))
-            time.sleep(0.5)
-
-    def part(obj, index):
-        for p in (obj.get("status") or {}).get("partitions") or []:
-            if p.get("index") == index:
-                return p
-        return {}
-
-    def edit(fn):
-        for _ in range(10):
-            code, obj = lab.api("GET", base + "/meshstorvolumes/" + vol)
-            if code != 200:
-                raise LabError("GET %s: %s %s" % (vol, code, obj))
-            fn(obj["spec"])
-            code, out = lab.api("PUT", base + "/meshstorvolumes/" + vol, obj)
-            if code == 200:
-                return out
-            if code != 409:
-                raise LabError("PUT %s: %s %s" % (vol, code, out))
-        raise LabError("PUT %s: conflicts did not stop" % vol)
-
-    # Inventory: every agent publishes its drives with its host NQN and address.
-    limit = now() + 240 * timeout_scale()
-    drives = {}
-    while len(drives) < 3:
-        code, lst = lab.api("GET", base + "/meshstornodedevices")
-        if code == 200:
-            for d in lst.get("items") or []:
-                st = d.get("status") or {}
-                if st.get("hostNQN") and st.get("transportAddresses"):
-                    drives.setdefault(d["spec"]["nodeName"], []).append(d["spec"]["device"])
-        if now() > limit:
-            raise LabError("agents did not publish their drives: %s" % drives)
-        time.sleep(0.5)
-    lab.mark("3 agents published their drives (from start)", now() - t_start)
+    drives = cp.wait_inventory(3, t_start)
     drive = {n: sorted(v)[0] for n, v in drives.items()}
+    part = lambda o, index: cp.parts(o).get(index, {})
 
     def member(index, node, role, slot, replaces=None):
         m = {"index": index, "node": node, "drive": drive[node], "sizeBytes": 513 << 20,
@@ -1035,37 +1113,33 @@ def scenario_agents(lab, args):
 
     # The operator's part, played by the scenario: placement on A (consumer) and B.
     t = now()
-    code, out = lab.api("POST", base + "/meshstorvolumes", {
-        "apiVersion": "csi.meshstor.io/v1alpha1", "kind": "MeshStorVolume",
-        "metadata": {"name": vol},
-        "spec": {"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
-                 "memberMissingTimeout": 60, "sectorSize": 4096, "consumerNode": "lab-a",
-                 "members": [member(0, "lab-a", "local", 0), member(1, "lab-b", "remote", 1)]}})
-    if code != 201:
-        raise LabError("creating %s: %s %s" % (vol, code, out))
+    cp.create({"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
+               "memberMissingTimeout": 60, "sectorSize": 4096, "consumerNode": "lab-a",
+               "members": [member(0, "lab-a", "local", 0), member(1, "lab-b", "remote", 1)]})
     synced = lambda o, idx: all(part(o, i).get("state") == "Synced" for i in idx)
-    wait_for("the volume staged on lab-a with both members Synced",
-             lambda o: (o.get("status") or {}).get("stagedPath") and synced(o, [0, 1])
-             and o["spec"].get("formattedAt"), 240)
+    cp.wait_for("the volume staged on lab-a with both members Synced",
+                lambda c, o: c == 200 and (o.get("status") or {}).get("stagedPath")
+                and synced(o, [0, 1]) and o["spec"].get("formattedAt"), 240)
     lab.mark("volume created, zeroed, exported, assembled, XFS, mounted (CR to staged)", now() - t)
     lab.flag("write1")
     lab.wait_event("A", "written1", timeout=120)
 
     t_kill = now()
     lab.kill("B")
-    wait_for("member 1 Missing after B's power-off",
-             lambda o: part(o, 1).get("state") == "Missing" and part(o, 1).get("missingSince"), 120)
+    cp.wait_for("member 1 Missing after B's power-off",
+                lambda c, o: part(o, 1).get("state") == "Missing" and part(o, 1).get("missingSince"),
+                120)
     lab.mark("SIGKILL B -> member 1 reported Missing", now() - t_kill)
     lab.flag("write2")
     lab.wait_event("A", "written2", timeout=120)
     t_restart = now()
     lab.restart("B")
-    wait_for("member 1 Synced again after B's return", lambda o: synced(o, [0, 1]), 240)
+    cp.wait_for("member 1 Synced again after B's return", lambda c, o: synced(o, [0, 1]), 240)
     lab.mark("restart B -> re-exported, reconnected, re-added, Synced", now() - t_restart)
 
     t = now()
-    edit(lambda spec: spec["members"].append(member(2, "lab-c", "remote", 1, replaces=1)))
-    wait_for("replacement member 2 on lab-c Synced", lambda o: synced(o, [0, 2]), 240)
+    cp.edit(lambda spec: spec["members"].append(member(2, "lab-c", "remote", 1, replaces=1)))
+    cp.wait_for("replacement member 2 on lab-c Synced", lambda c, o: synced(o, [0, 2]), 240)
 
     def retire(index):
         def fn(spec):
@@ -1074,138 +1148,46 @@ def scenario_agents(lab, args):
                     m["state"] = "retired"
         return fn
 
-    edit(retire(1))
-    wait_for("member 1 retired: partition deleted on lab-b", lambda o: not part(o, 1), 120)
+    cp.edit(retire(1))
+    cp.wait_for("member 1 retired: partition deleted on lab-b", lambda c, o: not part(o, 1), 120)
     lab.mark("C's member replaced B's (hot replace), B's retired", now() - t)
     lab.flag("verify")
     lab.wait_event("A", "verified", timeout=120)
 
     t = now()
-    edit(lambda spec: spec.update({"consumerNode": ""}))
-    wait_for("unstaged: lab-a tore the volume down",
-             lambda o: not (o.get("status") or {}).get("nodeName"), 120)
-    edit(lambda spec: [m.update({"state": "retired"}) for m in spec["members"]])
-    wait_for("every member retired and deleted",
-             lambda o: not (o.get("status") or {}).get("partitions"), 120)
+    cp.edit(lambda spec: spec.update({"consumerNode": ""}))
+    cp.wait_for("unstaged: lab-a tore the volume down",
+                lambda c, o: not (o.get("status") or {}).get("nodeName"), 120)
+    cp.edit(lambda spec: [m.update({"state": "retired"}) for m in spec["members"]])
+    cp.wait_for("every member retired and deleted",
+                lambda c, o: not (o.get("status") or {}).get("partitions"), 120)
     lab.mark("unstage + retire everything", now() - t)
-    lab.flag("done")
-    for n in ("A", "B", "C"):
-        lab.wait_event(n, "clean", timeout=120)
-        rc = lab.wait_exit(n, timeout=60)
-        if rc != 0:
-            raise LabError("%s's script failed (rc=%d)" % (n, rc), n)
-    say("teardown: no MeshStor partition, export, array or controller left on any node")
+    finish_clean(lab)
 
 
 def scenario_system(lab, args):
     """3 VMs with meshstor-agent + the operator and the API test server on the host: by CR edits."""
-    bins = {os.path.basename(b): b for b in args.bin}
-    for need in ("meshstor-agent", "meshstor-sys"):
-        if need not in bins:
-            raise LabError("system needs --bin PATH/%s" % need)
-    if not args.apiserver or not args.operator:
-        raise LabError("system needs --apiserver PATH and --operator PATH")
+    need_binaries(args, "system", ("meshstor-agent", "meshstor-sys"), operator=True)
     vol = "pvc-lab-system"
-    base = "/apis/csi.meshstor.io/v1alpha1"
     lab.network(["A", "B", "C"])
-    lab.host_process("apiserver", [os.path.abspath(args.apiserver), "--address", HOST_IP,
-                                   "--port", str(API_PORT), "--crd-dir", os.path.join(REPO, "crds")])
-    t = now()
-    while lab.api("GET", base + "/meshstorvolumes")[0] != 200:
-        if now() - t > 30:
-            raise LabError("the API test server did not answer on %s:%d" % (HOST_IP, API_PORT))
-        time.sleep(0.2)
-    kubeconfig = os.path.join(lab.workdir, "kubeconfig")
-    with open(kubeconfig, "w") as f:
-        f.write("apiVersion: v1\nkind: Config\nclusters: [{name: lab, cluster: {server: "
-                "\"http://%s:%d\"}}]\ncontexts: [{name: lab, context: {cluster: lab, user: lab}}]\n"
-                "users: [{name: lab, user: {}}]\ncurrent-context: lab\n" % (HOST_IP, API_PORT))
-    # The nodes as the kubelet would register them (placement needs them Ready and schedulable).
-    for n in ("lab-a", "lab-b", "lab-c"):
-        code, out = lab.api("POST", "/api/v1/nodes", {
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": n},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-        if code not in (200, 201):
-            raise LabError("creating node %s: %s %s" % (n, code, out))
-    lab.host_process("operator", [os.path.abspath(args.operator), "--kubeconfig", kubeconfig,
-                                  "--lease-namespace", "default", "--metrics-address",
-                                  "%s:9811" % HOST_IP, "--agent-staleness", "90s"])
+    cp = ControlPlane(lab, args, vol, nodes=("lab-a", "lab-b", "lab-c"), operator=True)
     env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
     for i, n in enumerate(("A", "B", "C")):
         lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
                  env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
     t_start = now()
     lab.start("A", "B", "C")
-
-    def get():
-        return lab.api("GET", base + "/meshstorvolumes/" + vol)
-
-    def wait_for(what, pred, timeout):
-        limit = now() + timeout * timeout_scale()
-        last = None
-        while True:
-            code, obj = get()
-            last = (code, obj)
-            if pred(code, obj):
-                return obj
-            for vm in lab.vms.values():
-                if vm.proc is not None and not vm.alive() and not vm.killed:
-                    raise LabError("%s stopped while waiting for %s" % (vm.name, what), vm.name)
-            if now() > limit:
-                raise LabError("timed out after %.0f s waiting for %s; volume: %s"
-                               % (timeout * timeout_scale(), what, json.dumps(last)[:3000]))
-            time.sleep(0.5)
-
-    def edit(fn):
-        for _ in range(20):
-            code, obj = get()
-            if code != 200:
-                raise LabError("GET %s: %s %s" % (vol, code, obj))
-            fn(obj["spec"])
-            code, out = lab.api("PUT", base + "/meshstorvolumes/" + vol, obj)
-            if code == 200:
-                return out
-            if code != 409:
-                raise LabError("PUT %s: %s %s" % (vol, code, out))
-            time.sleep(0.2)
-        raise LabError("PUT %s: conflicts did not stop" % vol)
-
-    def parts(obj):
-        return {p["index"]: p for p in (obj.get("status") or {}).get("partitions") or []}
-
-    def present(obj):
-        return [m for m in obj["spec"].get("members") or [] if m.get("state") == "present"]
-
-    def all_synced(obj):
-        ps = parts(obj)
-        return bool(present(obj)) and all(ps.get(m["index"], {}).get("state") == "Synced"
-                                          for m in present(obj))
-
-    limit = now() + 240 * timeout_scale()
-    while True:
-        code, lst = lab.api("GET", base + "/meshstornodedevices")
-        nodes = {d["spec"]["nodeName"] for d in (lst.get("items") or [])
-                 if (d.get("status") or {}).get("hostNQN")} if code == 200 else set()
-        if len(nodes) == 3:
-            break
-        if now() > limit:
-            raise LabError("agents did not publish their drives: %s" % sorted(nodes))
-        time.sleep(0.5)
-    lab.mark("3 agents published their drives (from start)", now() - t_start)
+    cp.wait_inventory(3, t_start)
+    parts, present, all_synced = cp.parts, cp.present, cp.all_synced
 
     # CreateVolume, then NodeStageVolume on A, as the CSI shim writes them.
     t = now()
-    code, out = lab.api("POST", base + "/meshstorvolumes", {
-        "apiVersion": "csi.meshstor.io/v1alpha1", "kind": "MeshStorVolume",
-        "metadata": {"name": vol},
-        "spec": {"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
-                 "memberMissingTimeout": 60, "sectorSize": 4096}})
-    if code != 201:
-        raise LabError("creating %s: %s %s" % (vol, code, out))
-    edit(lambda spec: spec.update({"consumerNode": "lab-a"}))
-    obj = wait_for("the operator's placement, then the volume staged on lab-a and Synced",
-                   lambda c, o: c == 200 and (o.get("status") or {}).get("stagedPath")
-                   and all_synced(o), 300)
+    cp.create({"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
+               "memberMissingTimeout": 60, "sectorSize": 4096})
+    cp.edit(lambda spec: spec.update({"consumerNode": "lab-a"}))
+    obj = cp.wait_for("the operator's placement, then the volume staged on lab-a and Synced",
+                      lambda c, o: c == 200 and (o.get("status") or {}).get("stagedPath")
+                      and all_synced(o), 300)
     lab.mark("volume placed, created, exported, assembled, formatted, mounted", now() - t)
     remote = [m for m in present(obj) if m["node"] != "lab-a"]
     if len(remote) != 1:
@@ -1219,16 +1201,16 @@ def scenario_system(lab, args):
     # 1. Back within memberMissingTimeout: caught up (bitmap), no replacement.
     t_kill = now()
     lab.kill(victim_vm)
-    wait_for("%s's member Missing" % victim,
-             lambda c, o: parts(o).get(remote[0]["index"], {}).get("state") == "Missing", 120)
+    cp.wait_for("%s's member Missing" % victim,
+                lambda c, o: parts(o).get(remote[0]["index"], {}).get("state") == "Missing", 120)
     lab.mark("SIGKILL %s -> its member reported Missing" % victim_vm, now() - t_kill)
     lab.flag("write2")
     lab.wait_event("A", "written2", timeout=120)
     t = now()
     lab.restart(victim_vm)
-    obj = wait_for("%s back within the timeout: its member caught up" % victim,
-                   lambda c, o: c == 200 and all_synced(o)
-                   and any(m["node"] == victim for m in present(o)), 240)
+    obj = cp.wait_for("%s back within the timeout: its member caught up" % victim,
+                      lambda c, o: c == 200 and all_synced(o)
+                      and any(m["node"] == victim for m in present(o)), 240)
     lab.mark("restart %s -> re-exported, re-added, Synced (no replacement)" % victim_vm, now() - t)
     if len(present(obj)) != 2:
         raise LabError("a member was replaced although %s came back in time: %s"
@@ -1237,44 +1219,90 @@ def scenario_system(lab, args):
     # 2. Gone for longer than memberMissingTimeout: replaced on the third node.
     t_kill = now()
     lab.kill(victim_vm)
-    wait_for("%s's member Missing again" % victim,
-             lambda c, o: parts(o).get(remote[0]["index"], {}).get("state") == "Missing", 120)
-    obj = wait_for("the replacement after memberMissingTimeout (60 s), Synced",
-                   lambda c, o: c == 200 and all_synced(o)
-                   and all(m["node"] != victim for m in present(o)), 400)
+    cp.wait_for("%s's member Missing again" % victim,
+                lambda c, o: parts(o).get(remote[0]["index"], {}).get("state") == "Missing", 120)
+    obj = cp.wait_for("the replacement after memberMissingTimeout (60 s), Synced",
+                      lambda c, o: c == 200 and all_synced(o)
+                      and all(m["node"] != victim for m in present(o)), 400)
     lab.mark("SIGKILL %s -> replaced on another node and Synced (timeout 60 s)" % victim_vm,
              now() - t_kill)
     say("members now: %s" % [(m["index"], m["node"], m["state"]) for m in obj["spec"]["members"]])
     t = now()
     lab.restart(victim_vm)
-    wait_for("%s's retired member torn down after its return" % victim,
-             lambda c, o: remote[0]["index"] not in parts(o), 240)
+    cp.wait_for("%s's retired member torn down after its return" % victim,
+                lambda c, o: remote[0]["index"] not in parts(o), 240)
     lab.mark("%s back -> its retired partition deleted" % victim_vm, now() - t)
     lab.flag("verify")
     lab.wait_event("A", "verified", timeout=120)
 
     # NodeUnstageVolume, then DeleteVolume.
     t = now()
-    edit(lambda spec: spec.update({"consumerNode": ""}))
-    wait_for("unstaged", lambda c, o: c == 200 and not (o.get("status") or {}).get("nodeName"), 120)
-    code, out = lab.api("DELETE", base + "/meshstorvolumes/" + vol)
-    if code not in (200, 202):
-        raise LabError("deleting %s: %s %s" % (vol, code, out))
-    wait_for("the volume gone (finalizer removed after every node's teardown)",
-             lambda c, o: c == 404, 240)
+    cp.edit(lambda spec: spec.update({"consumerNode": ""}))
+    cp.wait_for("unstaged", lambda c, o: c == 200 and not (o.get("status") or {}).get("nodeName"),
+                120)
+    cp.delete()
+    cp.wait_for("the volume gone (finalizer removed after every node's teardown)",
+                lambda c, o: c == 404, 240)
     lab.mark("unstage + delete (finalizer) done", now() - t)
     metrics = in_netns(lab.ns, lambda: urllib.request.urlopen(
         "http://%s:9811/metrics" % HOST_IP, timeout=5).read().decode())
     for line in metrics.splitlines():
-        if line.startswith(("meshstor_operator_leader", "meshstor_operator_volumes", "meshstor_operator_replacements")):
+        if line.startswith(("meshstor_operator_leader", "meshstor_operator_volumes",
+                            "meshstor_operator_replacements")):
             say("operator metric: " + line)
-    lab.flag("done")
-    for n in ("A", "B", "C"):
-        lab.wait_event(n, "clean", timeout=120)
-        rc = lab.wait_exit(n, timeout=60)
-        if rc != 0:
-            raise LabError("%s's script failed (rc=%d)" % (n, rc), n)
-    say("teardown: no MeshStor partition, export, array or controller left on any node")
+    finish_clean(lab)
+
+
+def scenario_csi(lab, args):
+    """The CSI shim on real kernels, driven through its sockets only: operator + API test server
+    on the host, agents on 3 VMs, and on A the shim (controller and node mode) and
+    meshstor-csi-client playing external-provisioner, resizer and kubelet (guest/csi-node.sh)."""
+    need_binaries(args, "csi", ("meshstor-agent", "meshstor-sys", "meshstor-csi-shim",
+                                "meshstor-csi-client"), operator=True)
+    vol = "pvc-lab-csi"
+    lab.network(["A", "B", "C"])
+    cp = ControlPlane(lab, args, vol, nodes=("lab-a", "lab-b", "lab-c"), operator=True)
+    env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
+    for i, n in enumerate(("A", "B", "C")):
+        lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1),
+                 script="csi-node.sh" if n == "A" else "agent-node.sh",
+                 env=dict(env, LAB_consumer="0"), timeout=1200)
+    t_start = now()
+    lab.start("A", "B", "C")
+    cp.wait_inventory(3, t_start)
+    lab.flag("inventory")
+
+    # The guest drives every CSI call; the host checks what they did to the MeshStorVolume.
+    started = lab.wait_event("A", "started", timeout=300)
+    created = lab.wait_event("A", "created", timeout=300)
+    code, obj = cp.get()
+    if code != 200 or obj["spec"].get("capacityBytes") != 512 << 20 or \
+            obj["spec"].get("memberMissingTimeout") != 120 or obj["spec"].get("replicaCount") != 2:
+        raise LabError("after CreateVolume: the request and StorageClass parameters did not "
+                       "reach the spec: %s %s" % (code, json.dumps(obj)[:2000]))
+    lab.mark("CreateVolume ... ValidateVolumeCapabilities (placement waits for a consumer)",
+             created[0] - started[0])
+    staged = lab.wait_event("A", "staged", timeout=600)
+    obj = cp.wait_for("staged on lab-a and Synced",
+                      lambda c, o: c == 200 and (o.get("status") or {}).get("nodeName") == "lab-a"
+                      and cp.all_synced(o), 60)
+    if len(cp.present(obj)) != 2 or not any(m["node"] == "lab-a" for m in cp.present(obj)):
+        raise LabError("after NodeStageVolume: expected 2 members, one on lab-a: %s"
+                       % cp.present(obj))
+    lab.mark("NodeStageVolume: partitions, export, connect, MD, XFS, mount", staged[0] - created[0])
+    expanded = lab.wait_event("A", "expanded", timeout=900)
+    code, obj = cp.get()
+    if code != 200 or obj["spec"].get("capacityBytes") != 1 << 30:
+        raise LabError("after ControllerExpandVolume: %s %s" % (code, json.dumps(obj)[:2000]))
+    lab.mark("write, read-only publish, stats, ControllerExpand + NodeExpand to 1 GiB",
+             expanded[0] - staged[0])
+    deleted = lab.wait_event("A", "deleted", timeout=600)
+    lab.mark("unpublish, unstage, DeleteVolume", deleted[0] - expanded[0])
+    t = now()
+    cp.wait_for("the volume gone after DeleteVolume (finalizer removed after every teardown)",
+                lambda c, o: c == 404, 240)
+    lab.mark("finalizer removed after every node's teardown", now() - t)
+    finish_clean(lab)
 
 
 def scenario_contract(lab, args):
@@ -1311,6 +1339,7 @@ SCENARIOS = {
     "mesh": (scenario_mesh, 720),
     "agents": (scenario_agents, 900),
     "system": (scenario_system, 1200),
+    "csi": (scenario_csi, 1500),
 }
 
 
