@@ -2,14 +2,16 @@
 # The main job: builds MeshStor, checks the CRD examples offline, then
 #  1. the control plane on simulated nodes: starts a Kubernetes API (the in-repo test server
 #     with our CRDs, or a real cluster given with --kubeconfig), two operator replicas (one
-#     elected), agents for 3 simulated nodes (in-memory kernel layer) and a CSI shim; with the
-#     test server it registers the nodes, creates a volume and stages it the way the CSI shim
-#     does, and shows it placed, Synced and mounted; shows health and metrics and a leader
-#     hand-over;
+#     elected), agents for 3 simulated nodes (in-memory kernel layer) and the CSI shim
+#     (controller mode, and node mode for one node); with the test server it registers the
+#     nodes, creates a volume and stages it through the CSI sockets (meshstor-csi-client), and
+#     shows it placed, Synced and mounted; shows health and metrics and a leader hand-over;
 #  2. the same on real kernels in the VM lab (root, qemu): scenario "system" — the operator and
 #     the API test server on this machine, agents on 3 Debian-kernel VMs with NVMe drives: a
 #     replicated volume over NVMe/TCP + MD RAID1 + XFS, a node powered off and replaced after
-#     memberMissingTimeout, checksums, deletion. Skipped with --no-lab.
+#     memberMissingTimeout, checksums, deletion; then scenario "csi" — a volume's whole CSI
+#     life cycle through the shim's sockets (stage, publish rw/ro, write, read back, online
+#     expansion, unpublish, unstage, delete). Skipped with --no-lab.
 # Everything it started is stopped at the end.
 # Usage: tools/demo.sh [--kubeconfig FILE] [--no-lab]
 set -euo pipefail
@@ -32,7 +34,7 @@ echo "== Building (build/release)"
 cmake -S . -B build/release -G Ninja -DMESHSTOR_SANITIZE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   >/dev/null
 cmake --build build/release -j"$(nproc)" --target meshstor-operator meshstor-agent \
-  meshstor-csi-shim meshstor-validate meshstor-test-apiserver meshstor-sys
+  meshstor-csi-shim meshstor-csi-client meshstor-validate meshstor-test-apiserver meshstor-sys
 bin=build/release
 
 work=$(mktemp -d)
@@ -89,8 +91,8 @@ wait_ready() {  # wait_ready <port>
   return 1
 }
 
-op_a=$(free_port); op_b=$(free_port); agent=$(free_port); shim=$(free_port)
-echo "== Starting operator-a, operator-b (leader election), an agent and a CSI shim"
+op_a=$(free_port); op_b=$(free_port); agent=$(free_port); shim=$(free_port); shim_n=$(free_port)
+echo "== Starting operator-a, operator-b (leader election), an agent and the CSI shim"
 start operator_a $bin/operator/meshstor-operator --identity operator-a --lease-namespace default \
   --lease-duration 4s --renew-deadline 3s --retry-period 500ms --metrics-address "127.0.0.1:$op_a"
 sleep 1
@@ -101,7 +103,10 @@ start agent $bin/agent/meshstor-agent --node-name demo-node --simulate 3 \
   --metrics-address "127.0.0.1:$agent"
 start shim $bin/csi-shim/meshstor-csi-shim --mode controller --endpoint "unix://$work/csi.sock" \
   --metrics-address "127.0.0.1:$shim"
-for p in $op_a $op_b $agent $shim; do
+# The shim's node mode for simulated node 1, as the DaemonSet would run it beside its agent.
+start shim_node $bin/csi-shim/meshstor-csi-shim --mode node --node-name demo-node-1 \
+  --endpoint "unix://$work/csi-node.sock" --metrics-address "127.0.0.1:$shim_n"
+for p in $op_a $op_b $agent $shim $shim_n; do
   wait_ready "$p" || { echo "port $p never became ready" >&2; cat "$work"/*.log >&2; exit 1; }
 done
 for p in $op_a $agent $shim; do
@@ -132,17 +137,15 @@ for d in json.load(sys.stdin)["items"]:
     print("  %-22s %-10s %s  %d GiB, %d-byte sectors, free %d GiB" % (d["metadata"]["name"],
           d["spec"]["nodeName"], s["model"], s["sizeBytes"] >> 30, s["sectorSize"],
           s["biggestFreeExtentBytes"] >> 30))'
-  # What CreateVolume and then NodeStageVolume on demo-node-1 write.
-  curl -fs -X POST -H 'Content-Type: application/json' "$vols" -d '{"apiVersion":
-    "csi.meshstor.io/v1alpha1","kind":"MeshStorVolume","metadata":{"name":"pvc-demo"},
-    "spec":{"capacityBytes":10737418240,"replicaCount":2,"stripeWidth":1,
-    "memberMissingTimeout":900,"sectorSize":4096}}' >/dev/null
-  curl -fs -X PATCH -H 'Content-Type: application/merge-patch+json' "$vols/pvc-demo" \
-    -d '{"spec":{"consumerNode":"demo-node-1"}}' >/dev/null
-  for _ in $(seq 150); do
-    curl -fs "$vols/pvc-demo" | grep -q '"stagedPath"' && break
-    sleep 0.2
-  done
+  # Through the CSI sockets, as external-provisioner and then kubelet on demo-node-1 would.
+  csi() { $bin/tools/csi-client/meshstor-csi-client --retry --timeout 60s --endpoint "$@"; }
+  echo "-- CreateVolume pvc-demo (10 GiB, 2 copies):"
+  csi "unix://$work/csi.sock" create-volume --name pvc-demo --capacity 10Gi \
+    --param replicaCount=2 | sed 's/^/  /'
+  echo "-- NodeStageVolume on demo-node-1:"
+  csi "unix://$work/csi-node.sock" node-stage --volume-id pvc-demo \
+    --staging-path "$work/kubelet/pvc-demo/globalmount" | sed 's/^/  /'
+  echo "-- NodeGetInfo: $(csi "unix://$work/csi-node.sock" node-info)"
   echo "-- pvc-demo after staging on demo-node-1 (placement by the operator, the rest by agents):"
   curl -fs "$vols/pvc-demo" | python3 -c '
 import json, sys
@@ -170,12 +173,18 @@ echo "-- leader gauge: operator-b=$(leader_of $op_b)"
 echo "-- operator-b log (last lines):"; tail -n 5 "$work/operator_b.log"
 
 if [[ $lab == 1 ]]; then
-  echo "== The same on real kernels: VM lab scenario 'system' (3 Debian-kernel VMs, about 4 min)"
+  echo "== The same on real kernels: VM lab scenarios 'system' and 'csi' (3 Debian-kernel VMs,"
+  echo "   about 4 + 3 min)"
   if [[ $(id -u) != 0 ]]; then
     echo "(skipped: the VM lab needs root)"
   else
     e2e/lab/lab.py run system --workdir "$work/lab" --bin $bin/agent/meshstor-agent \
       --bin $bin/agent/sys/meshstor-sys --apiserver $bin/tools/apiserver/meshstor-test-apiserver \
+      --operator $bin/operator/meshstor-operator
+    e2e/lab/lab.py run csi --workdir "$work/lab-csi" --bin $bin/agent/meshstor-agent \
+      --bin $bin/agent/sys/meshstor-sys --bin $bin/csi-shim/meshstor-csi-shim \
+      --bin $bin/tools/csi-client/meshstor-csi-client \
+      --apiserver $bin/tools/apiserver/meshstor-test-apiserver \
       --operator $bin/operator/meshstor-operator
   fi
 fi
