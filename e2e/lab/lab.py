@@ -985,6 +985,19 @@ class ControlPlane:
                                           "--metrics-address", "%s:9811" % HOST_IP,
                                           "--agent-staleness", "90s"])
 
+    def start_agent_nodes(self, consumer_script="agent-node.sh", timeout=900):
+        """Boots A, B, C (2 drives each) running the agent; A runs `consumer_script` and is the
+        consumer of agent-node.sh. Waits until the 3 agents published their drives and returns
+        them (node -> drives)."""
+        env = {"LAB_api_port": str(API_PORT), "LAB_volume": self.vol}
+        for i, n in enumerate(("A", "B", "C")):
+            self.lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1),
+                          script=consumer_script if n == "A" else "agent-node.sh",
+                          env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=timeout)
+        t_start = now()
+        self.lab.start("A", "B", "C")
+        return self.wait_inventory(3, t_start)
+
     def path(self):
         return self.BASE + "/meshstorvolumes/" + self.vol
 
@@ -1094,13 +1107,7 @@ def scenario_agents(lab, args):
     vol = "pvc-lab-agents"
     lab.network(["A", "B", "C"])
     cp = ControlPlane(lab, args, vol)
-    env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
-    for i, n in enumerate(("A", "B", "C")):
-        lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
-                 env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
-    t_start = now()
-    lab.start("A", "B", "C")
-    drives = cp.wait_inventory(3, t_start)
+    drives = cp.start_agent_nodes()
     drive = {n: sorted(v)[0] for n, v in drives.items()}
     part = lambda o, index: cp.parts(o).get(index, {})
 
@@ -1171,13 +1178,7 @@ def scenario_system(lab, args):
     vol = "pvc-lab-system"
     lab.network(["A", "B", "C"])
     cp = ControlPlane(lab, args, vol, nodes=("lab-a", "lab-b", "lab-c"), operator=True)
-    env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
-    for i, n in enumerate(("A", "B", "C")):
-        lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1), script="agent-node.sh",
-                 env=dict(env, LAB_consumer="1" if n == "A" else "0"), timeout=900)
-    t_start = now()
-    lab.start("A", "B", "C")
-    cp.wait_inventory(3, t_start)
+    cp.start_agent_nodes()
     parts, present, all_synced = cp.parts, cp.present, cp.all_synced
 
     # CreateVolume, then NodeStageVolume on A, as the CSI shim writes them.
@@ -1262,14 +1263,7 @@ def scenario_csi(lab, args):
     vol = "pvc-lab-csi"
     lab.network(["A", "B", "C"])
     cp = ControlPlane(lab, args, vol, nodes=("lab-a", "lab-b", "lab-c"), operator=True)
-    env = {"LAB_api_port": str(API_PORT), "LAB_volume": vol}
-    for i, n in enumerate(("A", "B", "C")):
-        lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1),
-                 script="csi-node.sh" if n == "A" else "agent-node.sh",
-                 env=dict(env, LAB_consumer="0"), timeout=1200)
-    t_start = now()
-    lab.start("A", "B", "C")
-    cp.wait_inventory(3, t_start)
+    cp.start_agent_nodes(consumer_script="csi-node.sh", timeout=1200)
     lab.flag("inventory")
 
     # The guest drives every CSI call; the host checks what they did to the MeshStorVolume.

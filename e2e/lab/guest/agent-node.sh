@@ -9,14 +9,7 @@
 . /lab/lib.sh
 
 ME="lab-$(echo "$LAB_node" | tr 'A-Z' 'a-z')"
-cat >/run/lab/kubeconfig <<EOT
-apiVersion: v1
-kind: Config
-clusters: [{name: lab, cluster: {server: "http://$LAB_host:$LAB_api_port"}}]
-contexts: [{name: lab, context: {cluster: lab, user: lab}}]
-users: [{name: lab, user: {}}]
-current-context: lab
-EOT
+write_kubeconfig /run/lab/kubeconfig
 mkdir -p /var/lib/meshstor/staging
 meshstor-agent --kubeconfig /run/lab/kubeconfig --node-name "$ME" --address "${LAB_ip%/*}" \
   --metrics-address :9810 --resync 2s &

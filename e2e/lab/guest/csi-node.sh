@@ -11,14 +11,7 @@
 
 ME="lab-$(echo "$LAB_node" | tr 'A-Z' 'a-z')"
 K=/run/lab/kubeconfig
-cat >$K <<EOT
-apiVersion: v1
-kind: Config
-clusters: [{name: lab, cluster: {server: "http://$LAB_host:$LAB_api_port"}}]
-contexts: [{name: lab, context: {cluster: lab, user: lab}}]
-users: [{name: lab, user: {}}]
-current-context: lab
-EOT
+write_kubeconfig $K
 mkdir -p /var/lib/meshstor/staging /run/csi
 meshstor-agent --kubeconfig $K --node-name "$ME" --address "${LAB_ip%/*}" \
   --metrics-address :9810 --resync 2s &

@@ -90,6 +90,19 @@ gpt_part() {
   wait_until 10 "$(part "$1" "$2")" is_blk "$(part "$1" "$2")"
 }
 
+# write_kubeconfig FILE: a kubeconfig for the API server the host runs on the lab bridge
+# (http://$LAB_host:$LAB_api_port, no credentials: the API test server).
+write_kubeconfig() {
+  cat >"$1" <<EOT
+apiVersion: v1
+kind: Config
+clusters: [{name: lab, cluster: {server: "http://$LAB_host:$LAB_api_port"}}]
+contexts: [{name: lab, context: {cluster: lab, user: lab}}]
+users: [{name: lab, user: {}}]
+current-context: lab
+EOT
+}
+
 # ---- nvmet (target) ------------------------------------------------------------------------------
 # nvmet_port ID TRADDR: TCP port ID listening on TRADDR:4420
 nvmet_port() {
