@@ -1,4 +1,4 @@
-// Drive inventory (DESIGN.md §3.2): one MeshStorNodeDevice per local NVMe drive of this node,
+// Drive inventory (docs/design.md §3.2): one MeshStorNodeDevice per local NVMe drive of this node,
 // named "<node>-<device>", with model, serial, size, sector size, queue count, the biggest free
 // extent, the MeshStor partitions on it classified local / remote / unknown (unknown: ours by
 // name, claimed by no present member of a volume: reported, never deleted automatically), and

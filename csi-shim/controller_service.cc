@@ -167,7 +167,7 @@ Status ControllerService::DoExpand(const csi::v1::ControllerExpandVolumeRequest&
         if (v.spec.capacity_bytes >= capacity) return false;  // already that big: idempotent
         if (v.spec.stripe_width > 1) {
           // Capacity can never shrink again, so refuse here what the operator cannot do yet
-          // (DESIGN.md §5) rather than leave a request behind that never completes.
+          // (docs/design.md §5) rather than leave a request behind that never completes.
           return common::FailedPreconditionError(
               "volume {} has stripeWidth {}: expanding RAID10 volumes is not supported yet",
               req.volume_id(), v.spec.stripe_width);

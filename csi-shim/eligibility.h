@@ -1,7 +1,7 @@
 // Which nodes could hold a member of a volume, judged from the drive inventory the agents publish
 // (MeshStorNodeDevice). The shim uses it to refuse a CreateVolume that can never be placed
 // (FailedPrecondition saying how many nodes qualify) and to answer GetCapacity. The operator's
-// placement (DESIGN.md §8) stays the authority; this is the same filter on drives only (sector
+// placement (docs/design.md §8) stays the authority; this is the same filter on drives only (sector
 // size, at least stripeWidth drives with a big enough free extent), without node schedulability.
 //
 // Thread contract: free functions without shared state.

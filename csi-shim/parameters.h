@@ -1,4 +1,4 @@
-// The CSI-facing rules on what a volume may be: StorageClass parameters (DESIGN.md §4), the
+// The CSI-facing rules on what a volume may be: StorageClass parameters (docs/design.md §4), the
 // capacity a CapacityRange asks for, and the names a volume may have. Plain values and Status;
 // no gRPC or JSON types, so the rules are tested on their own.
 //

@@ -1,4 +1,4 @@
-// Prometheus metrics of the operator (DESIGN.md §9), registered on the runtime's registry:
+// Prometheus metrics of the operator (docs/design.md §9), registered on the runtime's registry:
 // volumes by phase, members by state, degraded volumes, seconds each member has been missing (to
 // alert before the replacement timeout), sync ratio, replacement/relocation/expansion counters,
 // reconcile durations and errors, placement failures and API write latency. The leader gauge is

@@ -1,4 +1,4 @@
-// Placement: which nodes and drives receive the members of a MeshStorVolume (DESIGN.md §8), and
+// Placement: which nodes and drives receive the members of a MeshStorVolume (docs/design.md §8), and
 // which NVMe-oF namespace IDs they use. Pure functions of their inputs: the same inventory, nodes
 // and volumes always give the same answer, so a restarted operator places exactly as before.
 //

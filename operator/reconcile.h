@@ -1,5 +1,5 @@
 // The MeshStorVolume reconcile decision: a pure function from one volume and a snapshot of the
-// cluster to the single next write (DESIGN.md §5, STYLE.md §2). Level-triggered: nothing is
+// cluster to the single next write (docs/design.md §5). Level-triggered: nothing is
 // remembered between passes, so a new operator instance that reads the same world decides the
 // same step, and a crash between two writes is healed by the next pass.
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Enforces the module boundaries of STYLE.md §3.2:
+# Enforces the boundaries between modules:
 # - common/ includes nothing from operator/, agent/, csi-shim/;
 # - operator/, agent/ and csi-shim/ never include each other;
 # - kernel headers (libnl, sys/mount.h) only under agent/sys/linux/.

@@ -6,7 +6,7 @@
 // --write-mostly, and a caller-chosen array UUID (MdArrayUuid) so that assembly is always
 // explicit: named members and the UUID, never a scan, never udev/auto-assembly, never a config
 // file. A returning member is --re-add'ed (bitmap catch-up) only when its superblock belongs to
-// the array and its event count has not run ahead of the array's (DESIGN.md §6 rule 2).
+// the array and its event count has not run ahead of the array's (docs/design.md §6 rule 2).
 //
 // Every method is idempotent: repeating a call that already took effect returns OK. Errors name
 // the array and the member.

@@ -1,7 +1,7 @@
 // NvmeHost: the importing side of the NVMe-oF data path (nvme-tcp / nvme-rdma host driver).
 //
 // Connects to a remote nvmet subsystem through /dev/nvme-fabrics with the project's short
-// timeouts (DESIGN.md §7: short keep-alive, fast_io_fail_tmo=1, ctrl_loss_tmo about 3 s,
+// timeouts (docs/design.md §7: short keep-alive, fast_io_fail_tmo=1, ctrl_loss_tmo about 3 s,
 // reconnect delay 1 s), lists controllers from /sys/class/nvme, and finds the block device of a
 // namespace, always the multipath head node /dev/nvmeXnY, never a hidden per-path nvmeXcYnZ
 // (kernel-lab.md pitfall 5).

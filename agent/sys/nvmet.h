@@ -1,7 +1,7 @@
 // NvmetTarget: the exporting side of the NVMe-oF data path, the kernel nvmet target configured
 // through configfs (/sys/kernel/config/nvmet).
 //
-// Model (DESIGN.md §7): one subsystem per (exporting node, consumer node) pair, named by
+// Model (docs/design.md §7): one subsystem per (exporting node, consumer node) pair, named by
 // SubsystemNqn(), whose allowed_hosts is the consumer's host NQN only (allow_any_host is always
 // 0); one namespace per exported partition with a stable device_uuid/nguid and serial, so a
 // reconnecting host keeps its /dev/nvmeXnY across a target restart (kernel-lab.md pitfall 8);

@@ -1,5 +1,5 @@
 // Partitions: the GPT partitions MeshStor carves on a node's drives, and the safety checks
-// around them (DESIGN.md §6 rule 1: never touch what we did not create).
+// around them (docs/design.md §6 rule 1: never touch what we did not create).
 //
 // Every partition we create is identified twice, and both must match before we change it:
 //  - its GPT name, a compact deterministic encoding of (volume, member index) (PartitionName);
