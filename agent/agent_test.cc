@@ -109,7 +109,7 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   v.spec.member_missing_timeout = 900;
   v.spec.sector_size = 4096;
   v.spec.consumer_node = "a";
-  v.spec.publish_targets = {{"/pods/p1/volume", false}};
+  v.spec.publish_targets = {{"/var/lib/kubelet/pods/p1/volume", false}};
   v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, 1),
                     MakeMember(1, "b", v1::MemberRole::kRemote, 1)};
   REQUIRE(

@@ -65,6 +65,35 @@ std::string StagingPath(const AgentSettings& settings, std::string_view volume) 
   return fmt::format("{}/{}", settings.staging_root, volume);
 }
 
+std::string ConsumerStagingPath(const AgentSettings& settings, const v1::MeshStorVolume& v) {
+  if (!v.spec.staging_path.empty()) return v.spec.staging_path;
+  return StagingPath(settings, v.metadata.name);
+}
+
+common::Status CheckMountPath(const AgentSettings& settings, std::string_view path,
+                              std::string_view what) {
+  if (path.empty() || path.front() != '/') {
+    return common::InvalidArgumentError("{} \"{}\" is not an absolute path", what, path);
+  }
+  for (size_t start = 1; start <= path.size();) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") {
+      return common::InvalidArgumentError("{} \"{}\" is not a normalized path", what, path);
+    }
+    start = end + 1;
+  }
+  for (const std::string& root : {settings.kubelet_root, settings.staging_root}) {
+    if (!root.empty() && path.size() > root.size() + 1 && path.starts_with(root) &&
+        path[root.size()] == '/') {
+      return common::OkStatus();
+    }
+  }
+  return common::InvalidArgumentError("{} \"{}\" is outside {} and {}; refusing to mount there",
+                                      what, path, settings.kubelet_root, settings.staging_root);
+}
+
 bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
                   v1::MeshStorVolumeStatus& status) {
   const v1::MeshStorVolumeStatus before = status;
@@ -252,7 +281,7 @@ common::Status VolumeReconciler::Export(const v1::MeshStorVolume& v, const v1::M
   }
   ASSIGN_OR_RETURN(std::string nqn, sys::SubsystemNqn(settings_.node, consumer));
   // Fence first: the partition leaves every other consumer's subsystem before it is offered to
-  // this one (DESIGN.md §6 rule 2).
+  // this one (docs/design.md §6 rule 2).
   RETURN_IF_ERROR(Unexport(p.device_path, /*except_nqn=*/nqn));
   RETURN_IF_ERROR(k_.nvmet->EnsurePort(
       {kExportPort, sys::NvmeTransport::kTcp, settings_.address, settings_.service}));
@@ -529,7 +558,7 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
   }
 
   // XFS exactly once, then the staging mount and the publish targets.
-  const std::string staged = StagingPath(settings_, v.metadata.name);
+  const std::string staged = ConsumerStagingPath(settings_, v);
   if (!v.spec.formatted_at) {
     sys::XfsOptions xfs;
     xfs.sector_size = static_cast<uint32_t>(v.spec.sector_size);
@@ -541,9 +570,13 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     }
   }
   if (v.spec.formatted_at || out.set_formatted_at) {
-    auto mounted = k_.fs->GetMount(staged);
-    common::Status s = mounted.status();
-    if (mounted.ok() && !*mounted) {
+    common::Status s = CheckMountPath(settings_, staged, "spec.stagingPath");
+    common::Result<std::optional<sys::MountEntry>> mounted = std::optional<sys::MountEntry>();
+    if (s.ok()) {
+      mounted = k_.fs->GetMount(staged);
+      s = mounted.status();
+    }
+    if (s.ok() && !*mounted) {
       s = k_.fs->EnsureDirectory(staged);
       if (s.ok()) s = k_.fs->Mount(array->device, staged, "xfs", {});
     }
@@ -555,7 +588,8 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
         Fail(out, fs.status().WithContext(what));
       }
       for (const auto& t : v.spec.publish_targets) {
-        common::Status b = k_.fs->EnsureDirectory(t.path);
+        common::Status b = CheckMountPath(settings_, t.path, "publish target");
+        if (b.ok()) b = k_.fs->EnsureDirectory(t.path);
         if (b.ok()) b = k_.fs->BindMount(staged, t.path, t.read_only);
         if (b.ok()) {
           rep.published_targets.push_back(t.path);
@@ -571,9 +605,23 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     bool wanted = std::any_of(v.spec.publish_targets.begin(), v.spec.publish_targets.end(),
                               [&](const v1::PublishTarget& p) { return p.path == t; });
     if (wanted) continue;
-    if (auto s = k_.fs->Unmount(t); !s.ok()) {
+    // The target directory is ours (NodePublishVolume created it): gone with the mount.
+    common::Status s = k_.fs->Unmount(t);
+    if (s.ok()) s = k_.fs->RemoveMountPoint(t);
+    if (!s.ok()) {
       Fail(out, s.WithContext(fmt::format("{}: unpublishing {}", what, t)));
       rep.published_targets.push_back(t);  // still published
+    }
+  }
+  // A staging path the volume no longer names (moved by the shim, or an older agent's own
+  // directory): unmounted once nothing is bound from it.
+  if (!v.status.staged_path.empty() && v.status.staged_path != staged &&
+      v.status.node_name == settings_.node && rep.published_targets.empty()) {
+    auto old = k_.fs->GetMount(v.status.staged_path);
+    if (old.ok() && *old) {
+      if (auto s = k_.fs->Unmount(v.status.staged_path); !s.ok()) {
+        Fail(out, s.WithContext(fmt::format("{}: unmounting the old staging path", what)));
+      }
     }
   }
 
@@ -647,7 +695,7 @@ common::Status VolumeReconciler::CapRebuilds(const std::vector<v1::MeshStorVolum
 
 // A member of this array that cannot be re-added (its event count ran ahead: written elsewhere,
 // or mdadm finds no bitmap way back) rejoins as a new member with a full resync from the running
-// array, which is the copy the volume is served from (DESIGN.md §6 rule 2). Its superblock is
+// array, which is the copy the volume is served from (docs/design.md §6 rule 2). Its superblock is
 // erased first (mdadm will not --add a device that claims a role in the array); Md refuses to
 // erase another array's superblock or that of a device in use. Without an in-sync member to
 // resync from, nothing is erased: it is reported Faulty and left alone.
@@ -700,17 +748,26 @@ common::Result<uint64_t> VolumeReconciler::GrowIfNeeded(const v1::MeshStorVolume
 }
 
 common::Status VolumeReconciler::TearDownConsumer(const v1::MeshStorVolume& v, VolumeOutcome& out) {
-  const std::string staged = StagingPath(settings_, v.metadata.name);
   std::set<std::string> targets(v.status.published_targets.begin(),
                                 v.status.published_targets.end());
   for (const auto& t : v.spec.publish_targets) targets.insert(t.path);
   for (const auto& t : targets) {
     auto m = k_.fs->GetMount(t);
     if (m.ok() && *m) RETURN_IF_ERROR(k_.fs->Unmount(t));
+    // Our mount point; a directory someone else filled stays (and does not block the teardown).
+    if (CheckMountPath(settings_, t, "publish target").ok()) (void)k_.fs->RemoveMountPoint(t);
   }
-  auto m = k_.fs->GetMount(staged);
-  if (!m.ok()) return m.status();
-  if (*m) RETURN_IF_ERROR(k_.fs->Unmount(staged));
+  // Where it is staged now (status) and where it would be (spec or the agent's own directory).
+  std::set<std::string> staged{ConsumerStagingPath(settings_, v),
+                               StagingPath(settings_, v.metadata.name)};
+  if (!v.status.staged_path.empty() && v.status.node_name == settings_.node) {
+    staged.insert(v.status.staged_path);
+  }
+  for (const auto& path : staged) {
+    auto m = k_.fs->GetMount(path);
+    if (!m.ok()) return m.status();
+    if (*m) RETURN_IF_ERROR(k_.fs->Unmount(path));
+  }
   RETURN_IF_ERROR(k_.md->Stop(sys::MdArrayName(v.metadata.name)));
   ConsumerReport rep;
   rep.torn_down = true;

@@ -1,5 +1,5 @@
-// The agent's per-volume work on its node (DESIGN.md §2, §5, §6), one level-triggered pass at a
-// time: each pass reads the kernel (through agent/sys) and the volume, takes the steps that are
+// The agent's per-volume work on its node (docs/design.md §2, §5, §6), one level-triggered pass at
+// a time: each pass reads the kernel (through agent/sys) and the volume, takes the steps that are
 // due, and reports what it observed. Nothing is remembered between passes except what the
 // kernel and the volume's status hold, so a pass after a crash (kill -9 at any step) finds what
 // exists and continues: no second zeroing of a used partition, no second mkfs, no lost mount.
@@ -67,6 +67,9 @@ struct AgentSettings {
   std::string address;           // this node's NVMe/TCP address (nvmet port)
   std::string service = "4420";  // NVMe/TCP service
   std::string staging_root = "/var/lib/meshstor/staging";
+  // kubelet's root directory: the staging and publish paths the CSI shim puts in the volume
+  // (spec.stagingPath, spec.publishTargets) must lie below it or below staging_root.
+  std::string kubelet_root = "/var/lib/kubelet";
   // A member unreachable this long (by its missingSince) no longer blocks assembling the array
   // degraded; before that, the consumer waits for it.
   std::chrono::seconds assemble_grace{10};
@@ -75,11 +78,22 @@ struct AgentSettings {
   uint64_t rebuild_kib_per_s = 0;
 };
 
-// The staging mount point of a volume on its consumer.
+// The agent's own staging mount point of a volume, used when spec.stagingPath is empty.
 std::string StagingPath(const AgentSettings& settings, std::string_view volume);
 
+// Where the consumer mounts the volume: spec.stagingPath (kubelet's staging_target_path), or the
+// agent's own staging directory when the shim set none.
+std::string ConsumerStagingPath(const AgentSettings& settings,
+                                const common::api::v1alpha1::MeshStorVolume& v);
+
+// A path from the volume (staging path, publish target) the agent may mount at: absolute,
+// normalized (no empty, "." or ".." component) and strictly below settings.kubelet_root or
+// settings.staging_root. InvalidArgument naming `what` and the rule otherwise.
+common::Status CheckMountPath(const AgentSettings& settings, std::string_view path,
+                              std::string_view what);
+
 // What one pass observed and decided, applied to the newest copy of the volume's status (again
-// after a write conflict): the agent owns only these fields (DESIGN.md §3.3).
+// after a write conflict): the agent owns only these fields (docs/design.md §3.3).
 struct OwnerReport {
   common::api::v1alpha1::PartitionStatus partition;  // index, node, drive, uuid, nsid, size
   bool zeroed_now = false;  // the partition was (re)created and zeroed in this pass

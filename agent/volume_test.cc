@@ -1,6 +1,6 @@
 // VolumeReconciler on simulated nodes (agent/sim): the owner and consumer paths, crash replay
 // with fresh reconcilers, a remote node's loss and return, retirement, publish/unpublish,
-// teardown, and the refusals of DESIGN.md §6.
+// teardown, and the refusals of docs/design.md §6.
 #include "agent/volume.h"
 
 #include <catch2/catch.hpp>
@@ -317,20 +317,104 @@ TEST_CASE("The node's rebuild bandwidth is shared by its rebuilding arrays",
 TEST_CASE("Publish targets are bind mounts of the staging mount", "[unit][agent][volume]") {
   World w;
   v1::MeshStorVolume v = Raid1Volume();
-  v.spec.publish_targets = {{"/pods/p1/volume", false}, {"/pods/p2/volume", true}};
+  v.spec.publish_targets = {{"/var/lib/kubelet/pods/p1/volume", false},
+                            {"/var/lib/kubelet/pods/p2/volume", true}};
   w.Passes(v, 3);
-  CHECK(v.status.published_targets ==
-        std::vector<std::string>{"/pods/p1/volume", "/pods/p2/volume"});
-  auto ro = w.cluster.node("a").fs.GetMount("/pods/p2/volume");
+  CHECK(v.status.published_targets == std::vector<std::string>{"/var/lib/kubelet/pods/p1/volume",
+                                                               "/var/lib/kubelet/pods/p2/volume"});
+  auto ro = w.cluster.node("a").fs.GetMount("/var/lib/kubelet/pods/p2/volume");
   REQUIRE(ro.ok());
   REQUIRE(ro->has_value());
   CHECK((*ro)->read_only());
   v.spec.publish_targets.pop_back();
   w.Passes(v, 2);
-  CHECK(v.status.published_targets == std::vector<std::string>{"/pods/p1/volume"});
-  auto gone = w.cluster.node("a").fs.GetMount("/pods/p2/volume");
+  CHECK(v.status.published_targets == std::vector<std::string>{"/var/lib/kubelet/pods/p1/volume"});
+  auto gone = w.cluster.node("a").fs.GetMount("/var/lib/kubelet/pods/p2/volume");
   REQUIRE(gone.ok());
   CHECK_FALSE(gone->has_value());
+}
+
+TEST_CASE("Unpublishing removes the target directory", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  const std::string target = "/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pvc-1/mount";
+  v.spec.publish_targets = {{target, false}};
+  w.Passes(v, 3);
+  REQUIRE(v.status.published_targets == std::vector<std::string>{target});
+  auto& fs = w.cluster.node("a").fs;
+  // kubelet's parent directory holds the target the agent made.
+  const std::string parent = target.substr(0, target.rfind('/'));
+  CHECK(fs.RemoveMountPoint(parent).code() == common::StatusCode::kFailedPrecondition);
+  v.spec.publish_targets.clear();
+  w.Passes(v, 2);
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(v.status.published_targets.empty());
+  CHECK(fs.RemoveMountPoint(parent).ok());  // empty now: the target went with the unpublish
+}
+
+TEST_CASE("The consumer mounts at kubelet's staging path from the spec", "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  const std::string staging =
+      "/var/lib/kubelet/plugins/kubernetes.io/csi/io.meshstor.csi.mesh/"
+      "0c1d/globalmount";
+  const std::string target = "/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pvc-1/mount";
+  v.spec.staging_path = staging;
+  v.spec.publish_targets = {{target, false}};
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(v.status.staged_path == staging);
+  auto& fs = w.cluster.node("a").fs;
+  auto staged = fs.GetMount(staging);
+  REQUIRE(staged.ok());
+  REQUIRE(staged->has_value());
+  CHECK((*staged)->fstype == "xfs");
+  CHECK_FALSE(fs.GetMount(StagingPath(w.Settings("a"), "pvc-1"))->has_value());
+  CHECK(fs.GetMount(target)->has_value());
+
+  // Unstage: every mount goes, kubelet's staging directory stays (it is kubelet's).
+  v.spec.publish_targets.clear();
+  v.spec.consumer_node.clear();
+  v.spec.staging_path.clear();
+  w.Passes(v, 2);
+  CHECK(v.status.staged_path.empty());
+  CHECK(fs.ListMounts()->empty());
+}
+
+TEST_CASE("Paths outside kubelet's and the agent's directories are never mounted",
+          "[unit][agent][volume]") {
+  AgentSettings s;
+  s.kubelet_root = "/var/lib/kubelet";
+  s.staging_root = "/var/lib/meshstor/staging";
+  CHECK(CheckMountPath(s, "/var/lib/kubelet/pods/p/volumes/x/mount", "t").ok());
+  CHECK(CheckMountPath(s, "/var/lib/meshstor/staging/pvc-1", "t").ok());
+  for (const char* bad : {"", "relative/path", "/etc", "/var/lib/kubelet", "/var/lib/kubelet/",
+                          "/var/lib/kubeletx/pods", "/var/lib/kubelet/../../etc",
+                          "/var/lib/kubelet/pods//x", "/var/lib/kubelet/./pods"}) {
+    INFO(bad);
+    CHECK(CheckMountPath(s, bad, "publish target").code() == common::StatusCode::kInvalidArgument);
+  }
+  CHECK_THAT(CheckMountPath(s, "/etc/x", "spec.stagingPath").message(),
+             Catch::Contains("spec.stagingPath \"/etc/x\" is outside"));
+
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.staging_path = "/etc/evil";
+  w.Passes(v, 3);
+  CHECK(v.status.staged_path.empty());
+  CHECK_FALSE(w.cluster.node("a").fs.GetMount("/etc/evil")->has_value());
+  bool named = false;
+  for (const auto& e : w.errors) named |= e.message().find("/etc/evil") != std::string::npos;
+  CHECK(named);
+  v.spec.staging_path.clear();
+  v.spec.publish_targets = {{"/root/x", false}};
+  w.errors.clear();
+  w.Passes(v, 2);
+  CHECK(v.status.staged_path == StagingPath(w.Settings("a"), "pvc-1"));
+  CHECK(v.status.published_targets.empty());
+  CHECK_FALSE(w.cluster.node("a").fs.GetMount("/root/x")->has_value());
 }
 
 TEST_CASE("A replacement member joins and the retired one leaves", "[unit][agent][volume]") {
@@ -385,7 +469,7 @@ TEST_CASE("Unstage and deletion tear down in order and clear the consumer fields
           "[unit][agent][volume]") {
   World w;
   v1::MeshStorVolume v = Raid1Volume();
-  v.spec.publish_targets = {{"/pods/p1/volume", false}};
+  v.spec.publish_targets = {{"/var/lib/kubelet/pods/p1/volume", false}};
   w.Passes(v, 3);
   REQUIRE(v.status.node_name == "a");
   v.spec.publish_targets.clear();
@@ -577,7 +661,7 @@ TEST_CASE("Crash after any step while a volume comes up: the restarted agent con
   for (int budget = 0; budget < 60; ++budget) {
     World w;
     v1::MeshStorVolume v = Raid1Volume();
-    v.spec.publish_targets = {{"/pods/p1/volume", false}};
+    v.spec.publish_targets = {{"/var/lib/kubelet/pods/p1/volume", false}};
     sim::CrashingKernel crashing(w.cluster.node(node).Kernel(), budget);
     w.kernel_override[node] = crashing.Kernel();
     w.Passes(v, 3);                  // the crashed agent does nothing more after its budget
@@ -589,7 +673,8 @@ TEST_CASE("Crash after any step while a volume comes up: the restarted agent con
     INFO("agent on " << node << " killed after step " << budget);
     CHECK(v.status.node_name == "a");
     CHECK(v.status.active_devices == 2);
-    CHECK(v.status.published_targets == std::vector<std::string>{"/pods/p1/volume"});
+    CHECK(v.status.published_targets ==
+          std::vector<std::string>{"/var/lib/kubelet/pods/p1/volume"});
     REQUIRE(v.status.partitions.size() == 2);
     CHECK(w.Part(v, 0)->state == PartitionState::kSynced);
     CHECK(w.Part(v, 1)->state == PartitionState::kSynced);

@@ -109,7 +109,7 @@ class SimulatedNode {
       s.phase = expanding_ ? v1::VolumePhase::kExpanding
                            : (consumed ? v1::VolumePhase::kSynced : v1::VolumePhase::kNew);
       s.node_name = v->spec.consumer_node;
-      s.staged_path = consumed ? "/var/lib/meshstor/staging/" + v->metadata.name : "";
+      s.staged_path = consumed ? v->spec.staging_path : "";
       if (!consumed) {
         s.filesystem_bytes.reset();
       } else if (!filesystem_lagging_ || !s.filesystem_bytes) {
@@ -695,9 +695,14 @@ TEST_CASE("Node calls stage, publish, expand, report and tear down idempotently"
 
   CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), OK);
   auto v = h.Get("pvc-1");
+  const std::string staging = "/var/lib/kubelet/plugins/kubernetes.io/csi/staging/pvc-1";
   CHECK(v.spec.consumer_node == "node-a");
-  CHECK(v.status.staged_path == "/var/lib/meshstor/staging/pvc-1");
+  CHECK(v.spec.staging_path == staging);  // the agent mounts at kubelet's staging path
+  CHECK(v.status.staged_path == staging);
   CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), OK);
+  auto elsewhere = StageReq("pvc-1");
+  elsewhere.set_staging_target_path("/var/lib/kubelet/plugins/other/globalmount");
+  CHECK_CODE(Stage(*h.node, elsewhere), FAILED_PRECONDITION);  // staged once per node
 
   const std::string rw = "/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pvc-1/mount";
   const std::string ro = "/var/lib/kubelet/pods/p2/volumes/kubernetes.io~csi/pvc-1/mount";
@@ -773,6 +778,7 @@ TEST_CASE("Node calls stage, publish, expand, report and tear down idempotently"
   CHECK_CODE(Unstage(*h.node, UnstageReq("pvc-1")), OK);
   v = h.Get("pvc-1");
   CHECK(v.spec.consumer_node.empty());
+  CHECK(v.spec.staging_path.empty());
   CHECK(v.status.staged_path.empty());
 }
 

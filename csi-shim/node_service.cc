@@ -80,18 +80,29 @@ Status NodeService::DoStage(const grpc::ServerContext& context,
   RETURN_IF_ERROR(RequireKnownId(req.volume_id()));
   ASSIGN_OR_RETURN(auto lock, locks_.TryLock(req.volume_id(), "NodeStageVolume"));
   const std::string& me = options_.node_name;
+  const std::string& path = req.staging_target_path();
   auto take_over = [&](v1::MeshStorVolume& v) -> Result<bool> {
     if (v.metadata.deletion_timestamp.has_value()) {
       return common::FailedPreconditionError("volume {} is being deleted", req.volume_id());
     }
     const std::string& consumer = v.spec.consumer_node;
-    if (consumer == me) return false;
+    if (consumer == me) {
+      if (v.spec.staging_path == path) return false;
+      if (!v.spec.staging_path.empty() && StagedOn(v, me)) {
+        return common::FailedPreconditionError(
+            "volume {} is already staged on this node at {}, not at {}", req.volume_id(),
+            v.spec.staging_path, path);
+      }
+      v.spec.staging_path = path;
+      return true;
+    }
     if (!consumer.empty() && StagedOn(v, consumer)) {
       return common::FailedPreconditionError(
           "volume {} is still staged on node {}; it must be unstaged there first", req.volume_id(),
           consumer);
     }
     v.spec.consumer_node = me;  // empty, or a node that no longer holds it: move here
+    v.spec.staging_path = path;
     return true;
   };
   RETURN_IF_ERROR(volumes_.Modify(req.volume_id(), take_over).status());
@@ -102,11 +113,11 @@ Status NodeService::DoStage(const grpc::ServerContext& context,
     }
     const auto* ready =
         common::api::FindCondition(v.status.conditions, std::string(kConditionReady));
-    if (StagedOn(v, me) && ready != nullptr &&
+    if (StagedOn(v, me) && v.status.staged_path == path && ready != nullptr &&
         ready->status == common::api::ConditionStatus::kTrue) {
       return common::OkStatus();
     }
-    return common::UnavailableError("waiting for the agent to stage it on {}: {}", me,
+    return common::UnavailableError("waiting for the agent to stage it on {} at {}: {}", me, path,
                                     ReadyText(v));
   });
 }
@@ -130,6 +141,7 @@ Status NodeService::DoUnstage(const grpc::ServerContext& context,
                               [&](v1::MeshStorVolume& v) -> Result<bool> {
                                 if (v.spec.consumer_node != me) return false;
                                 v.spec.consumer_node.clear();
+                                v.spec.staging_path.clear();
                                 return true;
                               })
                       .status());

@@ -1,6 +1,6 @@
-// Placement: which nodes and drives receive the members of a MeshStorVolume (docs/design.md §8), and
-// which NVMe-oF namespace IDs they use. Pure functions of their inputs: the same inventory, nodes
-// and volumes always give the same answer, so a restarted operator places exactly as before.
+// Placement: which nodes and drives receive the members of a MeshStorVolume (docs/design.md §8),
+// and which NVMe-oF namespace IDs they use. Pure functions of their inputs: the same inventory,
+// nodes and volumes always give the same answer, so a restarted operator places exactly as before.
 //
 // Filter: distinct nodes, drives of the volume's sector size, at least `drives_per_node` drives
 // with a free extent of at least the member size (minus what members already assigned to the

@@ -76,6 +76,9 @@ class CrashingKernel::Filesystem final : public sys::Filesystem {
     MESHSTOR_STEP(in_.BindMount(s, t, ro));
   }
   common::Status Unmount(std::string_view t) override { MESHSTOR_STEP(in_.Unmount(t)); }
+  common::Status RemoveMountPoint(std::string_view p) override {
+    MESHSTOR_STEP(in_.RemoveMountPoint(p));
+  }
   common::Status EnsureDirectory(std::string_view p) override {
     MESHSTOR_STEP(in_.EnsureDirectory(p));
   }

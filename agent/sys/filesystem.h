@@ -1,6 +1,6 @@
 // Filesystem: XFS creation and growth, mounts, and usage statistics for the consumer node.
 //
-// Safety (DESIGN.md §6 rule 1): FormatXfs never writes over a signature. Mount state is read
+// Safety (docs/design.md §6 rule 1): FormatXfs never writes over a signature. Mount state is read
 // from the kernel each time (/proc/self/mountinfo), never remembered.
 //
 // Thread contract: implementations are safe for concurrent use; concurrent changes to the same
@@ -80,6 +80,10 @@ class Filesystem {
   // Creates directory `path` and its missing parents (mode 0750). OK when it exists;
   // FailedPrecondition when something that is not a directory is in the way.
   virtual common::Status EnsureDirectory(std::string_view path) = 0;
+  // Removes the empty directory `path` (a mount point we created; never recursive). OK when it
+  // does not exist; FailedPrecondition when something is mounted there, it is not empty or it is
+  // not a directory.
+  virtual common::Status RemoveMountPoint(std::string_view path) = 0;
 
   // The topmost mount at `target`, or nullopt when none.
   virtual common::Result<std::optional<MountEntry>> GetMount(std::string_view target) = 0;

@@ -118,6 +118,21 @@ void FilesystemContract(Env& env) {
     REQUIRE(fs.Unmount(nested).ok());
     CHECK(fs.EnsureDirectory(dev).code() == StatusCode::kFailedPrecondition);
   }
+  SECTION("RemoveMountPoint removes only an empty, unmounted directory") {
+    const std::string target = staging + "/target";
+    REQUIRE(fs.EnsureDirectory(target + "/inner").ok());
+    CHECK(fs.RemoveMountPoint(target).code() == StatusCode::kFailedPrecondition);  // not empty
+    REQUIRE(fs.RemoveMountPoint(target + "/inner").ok());
+    REQUIRE(fs.EnsureXfs(dev, XfsOptions{}).ok());
+    REQUIRE(fs.Mount(dev, target, "xfs", MountOptions{}).ok());
+    CHECK(fs.RemoveMountPoint(target).code() == StatusCode::kFailedPrecondition);  // mounted
+    REQUIRE(fs.Unmount(target).ok());
+    REQUIRE(fs.RemoveMountPoint(target).ok());
+    CHECK(fs.RemoveMountPoint(target).ok());  // idempotent: gone
+    CHECK_FALSE(fs.GetMount(target).value().has_value());
+    CHECK(fs.RemoveMountPoint(dev).code() == StatusCode::kFailedPrecondition);  // not a directory
+    REQUIRE(fs.EnsureDirectory(target).ok());  // and it can be made again
+  }
 }
 
 }  // namespace agent::sys::contract

@@ -223,6 +223,30 @@ common::Status FakeFilesystem::EnsureDirectory(std::string_view path) {
   return common::OkStatus();
 }
 
+common::Status FakeFilesystem::RemoveMountPoint(std::string_view path) {
+  RETURN_IF_ERROR(model_.Hit("Filesystem.RemoveMountPoint"));
+  std::lock_guard lock(model_.mu_);
+  const std::string prefix = std::string(path) + "/";
+  for (const FakeMount& m : model_.mounts_) {
+    if (m.entry.target == path) {
+      return common::FailedPreconditionError("removing mount point {}: {} is still mounted there",
+                                             path, m.entry.source);
+    }
+  }
+  if (model_.devices_.contains(std::string(path))) {
+    return common::FailedPreconditionError("removing mount point {}: not a directory", path);
+  }
+  auto it = model_.directories_.find(path);
+  if (it == model_.directories_.end()) return common::OkStatus();
+  for (const auto& d : model_.directories_) {
+    if (d.starts_with(prefix)) {
+      return common::FailedPreconditionError("removing mount point {}: not empty or busy", path);
+    }
+  }
+  model_.directories_.erase(it);
+  return common::OkStatus();
+}
+
 common::Result<uint64_t> FakeFilesystem::XfsSizeBytes(std::string_view device) {
   RETURN_IF_ERROR(model_.Hit("Filesystem.XfsSizeBytes"));
   auto dev = model_.Device(device);

@@ -25,6 +25,7 @@ class FakeFilesystem : public Filesystem {
   common::Status BindMount(std::string_view source, std::string_view target,
                            bool read_only) override;
   common::Status EnsureDirectory(std::string_view path) override;
+  common::Status RemoveMountPoint(std::string_view path) override;
   common::Result<uint64_t> XfsSizeBytes(std::string_view device) override;
   common::Status Unmount(std::string_view target) override;
   common::Result<std::optional<MountEntry>> GetMount(std::string_view target) override;

@@ -236,6 +236,30 @@ common::Status LinuxFilesystem::EnsureDirectory(std::string_view path) {
   return common::OkStatus();
 }
 
+common::Status LinuxFilesystem::RemoveMountPoint(std::string_view path) {
+  const std::string dir(path);
+  ASSIGN_OR_RETURN(auto mounted, GetMount(dir));
+  if (mounted) {
+    return common::FailedPreconditionError("removing mount point {}: {} is still mounted there",
+                                           dir, mounted->source);
+  }
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return common::OkStatus();
+    return common::ErrnoToStatus(errno, fmt::format("removing mount point {}", dir));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return common::FailedPreconditionError("removing mount point {}: not a directory", dir);
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+    if (errno == ENOTEMPTY || errno == EEXIST || errno == EBUSY) {
+      return common::FailedPreconditionError("removing mount point {}: not empty or busy", dir);
+    }
+    return common::ErrnoToStatus(errno, fmt::format("removing mount point {}", dir));
+  }
+  return common::OkStatus();
+}
+
 common::Result<uint64_t> LinuxFilesystem::XfsSizeBytes(std::string_view device) {
   const std::string dev(device);
   // Mounted: ask the filesystem. The superblock on the device lags behind an online growth

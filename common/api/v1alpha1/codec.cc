@@ -48,6 +48,7 @@ Status DecodeVolumeSpec(FieldReader& r, MeshStorVolumeSpec* s) {
                                 json::JoinPath(r.path(), "sectorSize"), s->sector_size);
   }
   RETURN_IF_ERROR(r.String("consumerNode", &s->consumer_node));
+  RETURN_IF_ERROR(r.String("stagingPath", &s->staging_path));
   s->publish_targets.clear();
   RETURN_IF_ERROR(r.ObjectArray("publishTargets", [&](FieldReader& t) -> Status {
     PublishTarget target;
@@ -86,6 +87,7 @@ void EncodeVolumeSpec(JsonWriter& w, const MeshStorVolumeSpec& s) {
   json::WriteInt64(w, "memberMissingTimeout", s.member_missing_timeout);
   json::WriteInt64(w, "sectorSize", s.sector_size);
   json::WriteStringIfNotEmpty(w, "consumerNode", s.consumer_node);
+  json::WriteStringIfNotEmpty(w, "stagingPath", s.staging_path);
   if (!s.publish_targets.empty()) {
     w.Key("publishTargets");
     w.StartArray();

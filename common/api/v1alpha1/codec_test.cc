@@ -123,6 +123,12 @@ TEST_CASE("Decoded example has the values of the YAML", "[unit][api]") {
   REQUIRE(v->status.conditions.size() == 1);
   CHECK(v->status.conditions[0].status == ConditionStatus::kTrue);
 
+  auto synced = DecodeMeshStorVolume(ExampleJson(kExamples / "valid" / "volume-synced.yaml"));
+  REQUIRE(synced.ok());
+  CHECK(synced->spec.staging_path ==
+        "/var/lib/kubelet/plugins/kubernetes.io/csi/io.meshstor.csi.mesh/3b9a/globalmount");
+  CHECK(synced->spec.staging_path == synced->status.staged_path);
+
   auto d = DecodeMeshStorNodeDevice(ExampleJson(kExamples / "valid" / "nodedevice.yaml"));
   REQUIRE(d.ok());
   CHECK(d->spec.node_name == "node-a");

@@ -1,6 +1,6 @@
 // C++ types of the csi.meshstor.io/v1alpha1 API (crds/*.yaml is the schema's source of truth).
 // Plain structs with no JSON dependency; codecs are in codec.h. Field comments name the single
-// writer of each field (DESIGN.md §3.3).
+// writer of each field (docs/design.md §3.3).
 //
 // Thread contract: value types.
 #pragma once
@@ -84,12 +84,15 @@ struct Member {
 };
 
 struct MeshStorVolumeSpec {
-  int64_t capacity_bytes = 0;                  // csi-shim; MiB multiple, ≥ 512 MiB, only grows
-  int32_t replica_count = 0;                   // csi-shim
-  int32_t stripe_width = 0;                    // csi-shim, immutable
-  int32_t member_missing_timeout = 0;          // csi-shim, seconds, ≥ 60
-  int32_t sector_size = 0;                     // csi-shim, 512 or 4096, immutable
-  std::string consumer_node;                   // node csi-shim
+  int64_t capacity_bytes = 0;          // csi-shim; MiB multiple, ≥ 512 MiB, only grows
+  int32_t replica_count = 0;           // csi-shim
+  int32_t stripe_width = 0;            // csi-shim, immutable
+  int32_t member_missing_timeout = 0;  // csi-shim, seconds, ≥ 60
+  int32_t sector_size = 0;             // csi-shim, 512 or 4096, immutable
+  std::string consumer_node;           // node csi-shim
+  // node csi-shim: where the consumer mounts the filesystem (kubelet's staging_target_path);
+  // empty: the agent's own staging directory.
+  std::string staging_path;
   std::vector<PublishTarget> publish_targets;  // node csi-shim
   std::vector<Member> members;                 // operator
   std::optional<Time> formatted_at;            // consumer agent, set once

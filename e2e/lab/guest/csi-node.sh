@@ -10,12 +10,14 @@
 . /lab/lib.sh
 
 ME="lab-$(echo "$LAB_node" | tr 'A-Z' 'a-z')"
-K=/run/lab/kubeconfig
+K=/run/lab/kubeconfig          # the node pod's ServiceAccount: agent, node shim
+KC=/run/lab/kubeconfig-controller  # the controller pod's: the shim in controller mode
 write_kubeconfig $K
+write_kubeconfig $KC "$LAB_controller_token"
 mkdir -p /var/lib/meshstor/staging /run/csi
 meshstor-agent --kubeconfig $K --node-name "$ME" --address "${LAB_ip%/*}" \
   --metrics-address :9810 --resync 2s &
-meshstor-csi-shim --kubeconfig $K --mode controller --endpoint unix:///run/csi/controller.sock \
+meshstor-csi-shim --kubeconfig $KC --mode controller --endpoint unix:///run/csi/controller.sock \
   --metrics-address :9820 --wait-timeout 30s &
 meshstor-csi-shim --kubeconfig $K --mode node --node-name "$ME" \
   --endpoint unix:///run/csi/node.sock --metrics-address :9821 --wait-timeout 30s &
@@ -80,6 +82,7 @@ lab_event created
 # NodeStageVolume (kubelet retries while the agent builds the array), twice.
 csi 0 "NodeStageVolume" $NODE node-stage --volume-id "$V" --staging-path "$STAGE"
 csi 0 "NodeStageVolume again (idempotent)" $NODE node-stage --volume-id "$V" --staging-path "$STAGE"
+is_xfs_mount "$STAGE" || die "the volume is not mounted at kubelet's staging path $STAGE"
 lab_event staged
 
 # Publish for pod 1 (read-write): write data through it.
@@ -131,9 +134,11 @@ csi 0 "NodeUnpublishVolume pod 2" $NODE node-unpublish --volume-id "$V" --target
 csi 0 "NodeUnpublishVolume pod 1" $NODE node-unpublish --volume-id "$V" --target "$T1"
 csi 0 "NodeUnpublishVolume pod 1 again" $NODE node-unpublish --volume-id "$V" --target "$T1"
 is_xfs_mount "$T1" && die "$T1 is still mounted after NodeUnpublishVolume"
+[ -e "$T1" ] && die "NodeUnpublishVolume left the target directory $T1"
 csi 0 "NodeUnstageVolume" $NODE node-unstage --volume-id "$V" --staging-path "$STAGE"
 csi 0 "NodeUnstageVolume again" $NODE node-unstage --volume-id "$V" --staging-path "$STAGE"
 grep -q "^md" /proc/mdstat && die "an MD array is still running after NodeUnstageVolume"
+is_xfs_mount "$STAGE" && die "$STAGE is still mounted after NodeUnstageVolume"
 csi 0 "DeleteVolume" $CTL delete-volume --volume-id "$V"
 csi 0 "DeleteVolume again (idempotent)" $CTL delete-volume --volume-id "$V"
 lab_event deleted
