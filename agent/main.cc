@@ -2,6 +2,8 @@
 // MeshStorVolume on its node (agent/agent.h) on the Linux kernel layer (agent/sys/linux), or,
 // with --simulate N, runs N agents for simulated nodes in this one process on the in-memory
 // kernel layer (agent/sim) to exercise and benchmark the control plane.
+#include <unistd.h>
+
 #include <memory>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "agent/sys/linux/exec.h"
 #include "agent/sys/linux/filesystem.h"
 #include "agent/sys/linux/md.h"
+#include "agent/sys/linux/modules.h"
 #include "agent/sys/linux/nvme_host.h"
 #include "agent/sys/linux/nvmet.h"
 #include "agent/sys/linux/partitions.h"
@@ -42,6 +45,7 @@ int main(int argc, char** argv) {
   std::string node_name;
   std::string address;
   std::string staging_dir = "/var/lib/meshstor/staging";
+  std::string kubelet_dir = "/var/lib/kubelet";
   std::chrono::milliseconds resync = std::chrono::seconds(10);
   int64_t rebuild_mib = 0;
   int64_t simulate = 0;
@@ -56,7 +60,12 @@ int main(int argc, char** argv) {
   config.AddString(
       "address", &address,
       "This node's NVMe/TCP address for exports (MESHSTOR_ADDRESS, e.g. status.hostIP)");
-  config.AddString("staging-dir", &staging_dir, "Where volumes are mounted on their consumer");
+  config.AddString("staging-dir", &staging_dir,
+                   "Where volumes are mounted on their consumer when the CSI shim names no "
+                   "staging path");
+  config.AddString("kubelet-dir", &kubelet_dir,
+                   "kubelet's root directory; staging paths and publish targets must lie below it "
+                   "(or below --staging-dir)");
   config.AddDuration("resync", &resync, "Full pass at least this often",
                      {.min = std::chrono::seconds(1)});
   config.AddInt64("rebuild-bandwidth-mib", &rebuild_mib,
@@ -77,6 +86,19 @@ int main(int argc, char** argv) {
   if (node_name.empty()) {
     std::fprintf(stderr, "flag --node-name (or MESHSTOR_NODE_NAME) is required\n");
     return 2;
+  }
+
+  if (simulate == 0) {
+    // Refuse to start, with one message naming what the kernel lacks, rather than fail later.
+    agent::sys::LinuxExec exec;
+    const char* modprobe =
+        ::access("/usr/sbin/modprobe", X_OK) == 0 ? "/usr/sbin/modprobe" : "/sbin/modprobe";
+    if (auto s = agent::sys::EnsureKernelModules(exec, agent::sys::RequiredKernelModules(),
+                                                 "/sys/module", modprobe);
+        !s.ok()) {
+      Root().Error(s, "Cannot run on this node");
+      return 1;
+    }
   }
 
   common::app::BlockTerminationSignals();
@@ -109,6 +131,7 @@ int main(int argc, char** argv) {
     cfg.settings.node = node_name;
     cfg.settings.address = address;
     cfg.settings.staging_root = staging_dir;
+    cfg.settings.kubelet_root = kubelet_dir;
     cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
     cfg.resync = resync;
     agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), linux_kernel->Kernel(),
@@ -130,7 +153,7 @@ int main(int argc, char** argv) {
       cfg.settings.node = name;
       cfg.settings.address = addresses.at(name).address;
       cfg.settings.staging_root = staging_dir;
-      cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
+      cfg.settings.kubelet_root = kubelet_dir;
       cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
       cfg.resync = resync;
       cfg.simulated = true;

@@ -19,7 +19,8 @@ add_library(meshstor_agent_sys_linux_block STATIC
   ${_blk}/linux/exec.cc
   ${_blk}/linux/drives.cc
   ${_blk}/linux/partitions.cc
-  ${_blk}/linux/filesystem.cc)
+  ${_blk}/linux/filesystem.cc
+  ${_blk}/linux/modules.cc)
 target_link_libraries(meshstor_agent_sys_linux_block
   PUBLIC meshstor_status meshstor_agent_sys_block
   PRIVATE PkgConfig::FDISK PkgConfig::BLKID PkgConfig::MOUNT OpenSSL::Crypto)
@@ -29,7 +30,8 @@ target_link_libraries(meshstor_agent_sys_linux_block
 meshstor_test_sources(agent_tests
   ${_blk}/contract/fake_contract_test.cc
   ${_blk}/block_helpers_test.cc
-  ${_blk}/linux/exec_test.cc)
+  ${_blk}/linux/exec_test.cc
+  ${_blk}/linux/modules_test.cc)
 meshstor_test_libraries(agent_tests meshstor_agent_sys_block meshstor_agent_sys_linux_block)
 
 # Lab tests: the same contracts against the Linux implementations on loop devices or the spare
