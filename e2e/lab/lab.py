@@ -46,6 +46,12 @@ NET_PREFIX = "10.77.0"
 HOST_IP = NET_PREFIX + ".254"
 HOST_PORT = 8080
 API_PORT = 6443  # the API test server of scenario "agents", on HOST_IP
+# Bearer tokens of the API test server (ControlPlane): the scenario, the controller pod's and the
+# node pod's ServiceAccounts of the manifests, whose RBAC the server enforces.
+ADMIN_TOKEN = "lab-admin"
+CONTROLLER_TOKEN = "lab-controller"
+NODE_TOKEN = "lab-node"
+RBAC_NAMESPACE = "meshstor-system"
 NS_PREFIX = "mslab-"
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -513,7 +519,9 @@ class Lab:
         def call():
             data = json.dumps(body).encode() if body is not None else None
             req = urllib.request.Request("http://%s:%d%s" % (HOST_IP, API_PORT, path), data=data,
-                                         method=method, headers={"Content-Type": "application/json"})
+                                         method=method, headers={
+                                             "Content-Type": "application/json",
+                                             "Authorization": "Bearer " + ADMIN_TOKEN})
             try:
                 with urllib.request.urlopen(req, timeout=timeout) as r:
                     return r.status, json.loads(r.read() or b"null")
@@ -952,15 +960,29 @@ def scenario_mesh(lab, args):
 class ControlPlane:
     """The host side of the scenarios whose agents run in VMs: the API test server on
     HOST_IP:API_PORT (in the lab netns), optionally the Node objects and the operator, and the
-    helpers those scenarios share for reading and editing one MeshStorVolume."""
+    helpers those scenarios share for reading and editing one MeshStorVolume.
+
+    The server enforces the manifests' RBAC (manifests/base/rbac-*.yaml): the operator and the
+    CSI controller authenticate as the controller pod's ServiceAccount, the agents and the node
+    CSI shim as the node pod's (guest/lib.sh write_kubeconfig), the scenario itself as admin.
+    check_rbac() fails the scenario on any refused request."""
 
     BASE = "/apis/csi.meshstor.io/v1alpha1"
 
     def __init__(self, lab, args, vol, nodes=(), operator=False):
         self.lab, self.vol = lab, vol
+        rbac = os.path.join(REPO, "manifests", "base")
         lab.host_process("apiserver", [os.path.abspath(args.apiserver), "--address", HOST_IP,
                                        "--port", str(API_PORT), "--crd-dir",
-                                       os.path.join(REPO, "crds")])
+                                       os.path.join(REPO, "crds"),
+                                       "--rbac-file", os.path.join(rbac, "rbac-operator.yaml"),
+                                       "--rbac-file", os.path.join(rbac, "rbac-agent.yaml"),
+                                       "--rbac-namespace", RBAC_NAMESPACE,
+                                       "--token", ADMIN_TOKEN + "=admin,system:masters",
+                                       "--token", "%s=system:serviceaccount:%s:meshstor-controller"
+                                       % (CONTROLLER_TOKEN, RBAC_NAMESPACE),
+                                       "--token", "%s=system:serviceaccount:%s:meshstor-node"
+                                       % (NODE_TOKEN, RBAC_NAMESPACE)])
         t = now()
         while lab.api("GET", self.BASE + "/meshstorvolumes")[0] != 200:
             if now() - t > 30:
@@ -970,8 +992,12 @@ class ControlPlane:
         with open(self.kubeconfig, "w") as f:
             f.write("apiVersion: v1\nkind: Config\nclusters: [{name: lab, cluster: {server: "
                     "\"http://%s:%d\"}}]\ncontexts: [{name: lab, context: {cluster: lab, user: "
-                    "lab}}]\nusers: [{name: lab, user: {}}]\ncurrent-context: lab\n"
-                    % (HOST_IP, API_PORT))
+                    "lab}}]\nusers: [{name: lab, user: {token: %s}}]\ncurrent-context: lab\n"
+                    % (HOST_IP, API_PORT, CONTROLLER_TOKEN))
+        code, out = lab.api("POST", "/api/v1/namespaces", {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RBAC_NAMESPACE}})
+        if code not in (200, 201):
+            raise LabError("creating namespace %s: %s %s" % (RBAC_NAMESPACE, code, out))
         # The nodes as the kubelet would register them (placement needs them Ready).
         for n in nodes:
             code, out = lab.api("POST", "/api/v1/nodes", {
@@ -981,7 +1007,8 @@ class ControlPlane:
                 raise LabError("creating node %s: %s %s" % (n, code, out))
         if operator:
             lab.host_process("operator", [os.path.abspath(args.operator), "--kubeconfig",
-                                          self.kubeconfig, "--lease-namespace", "default",
+                                          self.kubeconfig, "--lease-namespace", RBAC_NAMESPACE,
+                                          "--events-namespace", RBAC_NAMESPACE,
                                           "--metrics-address", "%s:9811" % HOST_IP,
                                           "--agent-staleness", "90s"])
 
@@ -989,7 +1016,8 @@ class ControlPlane:
         """Boots A, B, C (2 drives each) running the agent; A runs `consumer_script` and is the
         consumer of agent-node.sh. Waits until the 3 agents published their drives and returns
         them (node -> drives)."""
-        env = {"LAB_api_port": str(API_PORT), "LAB_volume": self.vol}
+        env = {"LAB_api_port": str(API_PORT), "LAB_volume": self.vol,
+               "LAB_node_token": NODE_TOKEN, "LAB_controller_token": CONTROLLER_TOKEN}
         for i, n in enumerate(("A", "B", "C")):
             self.lab.node(n, drives=2, mem=768, ip="%s.%d" % (NET_PREFIX, i + 1),
                           script=consumer_script if n == "A" else "agent-node.sh",
@@ -1000,6 +1028,18 @@ class ControlPlane:
 
     def path(self):
         return self.BASE + "/meshstorvolumes/" + self.vol
+
+    def check_rbac(self):
+        """Fails when the API server refused any request (401/403): every binary must stay
+        within the RBAC of the manifests."""
+        code, out = self.lab.api("GET", "/testing/requests")
+        if code != 200:
+            raise LabError("reading the API server's request log: %s %s" % (code, out))
+        refused = ["%s %s -> %d" % (r["method"], r["path"], r["status"])
+                   for r in out.get("items", []) if r["status"] in (401, 403)]
+        if refused:
+            raise LabError("requests refused by the manifests' RBAC: %s" % refused[:10])
+        say("RBAC: %d API requests, none refused" % len(out.get("items", [])))
 
     def get(self):
         return self.lab.api("GET", self.path())
@@ -1090,8 +1130,9 @@ def need_binaries(args, scenario, names, apiserver=True, operator=False):
         raise LabError("%s needs --operator PATH/meshstor-operator" % scenario)
 
 
-def finish_clean(lab, names=("A", "B", "C")):
-    """Raises flag "done" and waits for every node's proof that nothing of MeshStor is left."""
+def finish_clean(lab, cp, names=("A", "B", "C")):
+    """Raises flag "done" and waits for every node's proof that nothing of MeshStor is left;
+    then checks that the API server refused no request (RBAC)."""
     lab.flag("done")
     for n in names:
         lab.wait_event(n, "clean", timeout=120)
@@ -1099,6 +1140,7 @@ def finish_clean(lab, names=("A", "B", "C")):
         if rc != 0:
             raise LabError("%s's script failed (rc=%d)" % (n, rc), n)
     say("teardown: no MeshStor partition, export, array or controller left on any node")
+    cp.check_rbac()
 
 
 def scenario_agents(lab, args):
@@ -1169,7 +1211,7 @@ def scenario_agents(lab, args):
     cp.wait_for("every member retired and deleted",
                 lambda c, o: not (o.get("status") or {}).get("partitions"), 120)
     lab.mark("unstage + retire everything", now() - t)
-    finish_clean(lab)
+    finish_clean(lab, cp)
 
 
 def scenario_system(lab, args):
@@ -1251,7 +1293,7 @@ def scenario_system(lab, args):
         if line.startswith(("meshstor_operator_leader", "meshstor_operator_volumes",
                             "meshstor_operator_replacements")):
             say("operator metric: " + line)
-    finish_clean(lab)
+    finish_clean(lab, cp)
 
 
 def scenario_csi(lab, args):
@@ -1296,7 +1338,7 @@ def scenario_csi(lab, args):
     cp.wait_for("the volume gone after DeleteVolume (finalizer removed after every teardown)",
                 lambda c, o: c == 404, 240)
     lab.mark("finalizer removed after every node's teardown", now() - t)
-    finish_clean(lab)
+    finish_clean(lab, cp)
 
 
 def scenario_contract(lab, args):

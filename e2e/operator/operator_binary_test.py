@@ -5,7 +5,10 @@ Starts meshstor-test-apiserver, registers three nodes with one drive each, runs 
 replicas (leader election), and plays the node agents in this process: they act on
 spec.members and write status.partitions and the consumer's MD status, as the real agents do.
 Goes through create -> Synced, degrade -> replace, leader hand-over and delete, checking
-/metrics of the active replica along the way. Exits non-zero with a message on failure.
+/metrics of the active replica along the way. The server enforces the RBAC of the manifests
+(manifests/base/rbac-*.yaml): the operators authenticate as the controller pod's ServiceAccount,
+the played agents as the node pod's; any request refused (401/403) fails the test. Exits
+non-zero with a message on failure.
 """
 import argparse
 import datetime
@@ -29,13 +32,19 @@ def now_rfc3339(offset=0):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+NAMESPACE = "meshstor-system"
+ADMIN, CONTROLLER, NODE = "admin-token", "controller-token", "node-token"
+
+
 class Api:
-    def __init__(self, url):
+    def __init__(self, url, token=ADMIN):
         self.url = url
+        self.token = token
 
     def call(self, method, path, body=None, content_type="application/json"):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.token)
         if data is not None:
             req.add_header("Content-Type", content_type)
         try:
@@ -140,8 +149,17 @@ def main():
     procs = []
     work = tempfile.mkdtemp(prefix="meshstor-op-e2e-")
     try:
+        rbac = os.path.join(os.path.dirname(os.path.abspath(args.crds)), "manifests", "base")
         server = subprocess.Popen([args.apiserver, "--port", "0", "--crd-dir", args.crds,
-                                   "--print-port"], stdout=subprocess.PIPE,
+                                   "--print-port",
+                                   "--rbac-file", os.path.join(rbac, "rbac-operator.yaml"),
+                                   "--rbac-file", os.path.join(rbac, "rbac-agent.yaml"),
+                                   "--rbac-namespace", NAMESPACE,
+                                   "--token", ADMIN + "=admin,system:masters",
+                                   "--token", CONTROLLER + "=system:serviceaccount:%s:"
+                                   "meshstor-controller" % NAMESPACE,
+                                   "--token", NODE + "=system:serviceaccount:%s:meshstor-node"
+                                   % NAMESPACE], stdout=subprocess.PIPE,
                                   stderr=open(os.path.join(work, "apiserver.log"), "w"))
         procs.append(server)
         port = int(server.stdout.readline().strip())
@@ -150,9 +168,11 @@ def main():
         with open(kubeconfig, "w") as f:
             f.write("apiVersion: v1\nkind: Config\n"
                     "clusters: [{name: t, cluster: {server: \"%s\"}}]\n"
-                    "users: [{name: t, user: {token: t}}]\n"
+                    "users: [{name: t, user: {token: %s}}]\n"
                     "contexts: [{name: t, context: {cluster: t, user: t}}]\n"
-                    "current-context: t\n" % api.url)
+                    "current-context: t\n" % (api.url, CONTROLLER))
+        assert api.call("POST", "/api/v1/namespaces", {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})[0] == 201
         for n in ("node-a", "node-b", "node-c"):
             assert api.call("POST", "/api/v1/nodes", {
                 "apiVersion": "v1", "kind": "Node", "metadata": {"name": n}})[0] == 201
@@ -169,7 +189,8 @@ def main():
         for ident in ("op-a", "op-b"):
             ports[ident] = free_port()
             p = subprocess.Popen([args.operator, "--kubeconfig", kubeconfig, "--identity", ident,
-                                  "--lease-namespace", "default", "--metrics-address",
+                                  "--lease-namespace", NAMESPACE, "--events-namespace",
+                                  NAMESPACE, "--metrics-address",
                                   "127.0.0.1:%d" % ports[ident], "--lease-duration", "4s",
                                   "--renew-deadline", "3s", "--retry-period", "500ms"],
                                  stderr=open(os.path.join(work, ident + ".log"), "w"))
@@ -181,7 +202,7 @@ def main():
         other = "op-b" if leader == "op-a" else "op-a"
         print("leader:", leader)
 
-        agents = Agents(api)
+        agents = Agents(Api(api.url, NODE))
         agents.start()
         vol = GROUP + "/meshstorvolumes/pvc-e2e"
         assert api.call("POST", GROUP + "/meshstorvolumes", {
@@ -229,7 +250,11 @@ def main():
         eventually(lambda: metric(ports[other], 'meshstor_operator_volumes{phase="Synced"}') == 0,
                    "metrics after deletion")
         agents.stop = True
-        print("PASS")
+        _, log = api.call("GET", "/testing/requests")
+        refused = ["%s %s -> %d" % (r["method"], r["path"], r["status"])
+                   for r in log.get("items", []) if r["status"] in (401, 403)]
+        assert not refused, "requests refused by the manifests' RBAC: %s" % refused[:10]
+        print("PASS (%d requests, none refused by RBAC)" % len(log.get("items", [])))
         return 0
     except AssertionError as e:
         print("FAIL:", e, "(logs in %s)" % work, file=sys.stderr)

@@ -278,10 +278,12 @@ ApiError Invalid(std::string_view group, std::string_view kind, std::string_view
 
 ApiError Forbidden(std::string_view group, std::string_view resource, std::string_view name,
                    std::string_view why) {
-  return WithDetails(Make(403, "Forbidden",
-                          fmt::format("{} \"{}\" is forbidden: {}",
-                                      QualifiedResource(group, resource), name, why)),
-                     group, resource, name);
+  // A collection request names no object: `nodes is forbidden: ...`, as kube-apiserver says.
+  std::string what = name.empty()
+                         ? QualifiedResource(group, resource)
+                         : fmt::format("{} \"{}\"", QualifiedResource(group, resource), name);
+  return WithDetails(Make(403, "Forbidden", fmt::format("{} is forbidden: {}", what, why)), group,
+                     resource, name);
 }
 
 ApiError BadRequest(std::string message) { return Make(400, "BadRequest", std::move(message)); }

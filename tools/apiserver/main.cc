@@ -5,8 +5,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -18,10 +20,15 @@ constexpr std::string_view kUsage =
     "usage: meshstor-test-apiserver [--address 127.0.0.1] [--port 0|N] [--crd-dir DIR]\n"
     "       [--crd-file FILE]... [--tls-cert PEM --tls-key PEM] [--bookmark-interval-ms 1000]\n"
     "       [--watch-history N] [--print-port]\n"
+    "       [--rbac-file FILE]... [--rbac-namespace NS] [--token TOKEN=USER[,GROUP...]]...\n"
     "Serves a Kubernetes-compatible API (CRDs from --crd-dir, namespaces, nodes, configmaps,\n"
     "events, leases) until SIGTERM or SIGINT. Prints the URL on stdout when ready, or only\n"
     "the port number with --print-port. Test hooks: /testing/faults, /testing/drop-watches,\n"
-    "/testing/compact, /testing/requests, /testing/state.\n";
+    "/testing/compact, /testing/requests, /testing/state.\n"
+    "RBAC (on with --rbac-file): Roles, ClusterRoles and bindings from the files (namespaced\n"
+    "ones without a namespace in --rbac-namespace, default \"default\"); --token names the user\n"
+    "of a bearer token (system:serviceaccount:NS:NAME gets the ServiceAccount's groups; group\n"
+    "system:masters may do anything); other tokens get 401, requests outside the rules 403.\n";
 
 bool ParseNumber(std::string_view text, long long min, long long max, long long* out) {
   try {
@@ -33,6 +40,33 @@ bool ParseNumber(std::string_view text, long long min, long long max, long long*
   } catch (const std::exception&) {
     return false;
   }
+}
+
+// "USER[,GROUP...]"; a ServiceAccount user (system:serviceaccount:NS:NAME) gets its groups.
+std::optional<tools::apiserver::UserInfo> ParseUser(std::string_view text) {
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    size_t comma = text.find(',', start);
+    parts.emplace_back(text.substr(start, comma - start));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  if (parts[0].empty()) return std::nullopt;
+  tools::apiserver::UserInfo user{parts[0], {}};
+  constexpr std::string_view kSa = "system:serviceaccount:";
+  if (parts[0].starts_with(kSa)) {
+    std::string_view rest = std::string_view(parts[0]).substr(kSa.size());
+    size_t colon = rest.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == rest.size()) {
+      return std::nullopt;
+    }
+    user = tools::apiserver::ServiceAccountUser(rest.substr(0, colon), rest.substr(colon + 1));
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i].empty()) return std::nullopt;
+    user.groups.push_back(parts[i]);
+  }
+  return user;
 }
 
 int Fail(std::string_view message) {
@@ -66,6 +100,18 @@ int main(int argc, char** argv) {
       options.port = static_cast<int>(n);
     } else if (arg == "--crd-dir") {
       if (!value(&options.crd_dir)) return Fail("--crd-dir needs a directory");
+    } else if (arg == "--rbac-file") {
+      if (!value(&v)) return Fail("--rbac-file needs a file");
+      options.rbac_files.push_back(v);
+    } else if (arg == "--rbac-namespace") {
+      if (!value(&options.rbac_namespace)) return Fail("--rbac-namespace needs a namespace");
+    } else if (arg == "--token") {
+      if (!value(&v) || v.find('=') == std::string::npos || v.front() == '=') {
+        return Fail("--token needs TOKEN=USER[,GROUP...]");
+      }
+      auto user = ParseUser(v.substr(v.find('=') + 1));
+      if (!user) return Fail(fmt::format("--token {}: bad user", v.substr(0, v.find('='))));
+      options.tokens.emplace_back(v.substr(0, v.find('=')), *user);
     } else if (arg == "--crd-file") {
       if (!value(&v)) return Fail("--crd-file needs a file");
       options.crd_files.push_back(v);

@@ -244,9 +244,9 @@ struct TestApiServer::Impl {
         faults(store) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
-  void Route(const httplib::Request& req, httplib::Response& res);
+  void Route(const httplib::Request& req, httplib::Response& res, const UserInfo* user);
   void HandleResource(const httplib::Request& req, httplib::Response& res, Target target,
-                      bool watch_path);
+                      bool watch_path, const UserInfo* user);
   void HandleTesting(const httplib::Request& req, httplib::Response& res);
   void ServeWatch(const Target& target, const Query& query, httplib::Response& res);
   std::string ApiVersions() const;
@@ -267,6 +267,7 @@ struct TestApiServer::Impl {
   }
 
   const Options options;
+  std::unique_ptr<Authorizer> authorizer;  // null: RBAC off
   Store store;
   FaultInjector faults;
   std::unique_ptr<httplib::Server> server;
@@ -291,18 +292,23 @@ void TestApiServer::Impl::Handle(const httplib::Request& req, httplib::Response&
   }
   FaultInjector::Decision fault = faults.Match(req.method, path);
   if (fault.delay.count() > 0) InterruptibleSleep(fault.delay);
-  if (fault.status != 0) {
+  const UserInfo* user =
+      authorizer ? authorizer->Authenticate(req.get_header_value("Authorization")) : nullptr;
+  if (authorizer && user == nullptr) {
+    Send(res, Reply::Error(errors::FromCode(401, "Unauthorized", 0)));
+  } else if (fault.status != 0) {
     Send(res,
          Reply::Error(errors::FromCode(fault.status, fault.message, fault.retry_after_seconds)));
   } else {
-    Route(req, res);
+    Route(req, res, user);
   }
   size_t q = req.target.find('?');
   faults.Record(
       {req.method, path, q == std::string::npos ? "" : req.target.substr(q + 1), res.status});
 }
 
-void TestApiServer::Impl::Route(const httplib::Request& req, httplib::Response& res) {
+void TestApiServer::Impl::Route(const httplib::Request& req, httplib::Response& res,
+                                const UserInfo* user) {
   const std::string& path = req.path;
   std::vector<std::string> segs = Split(path);
   if (path == "/healthz" || path == "/livez" || path == "/readyz" ||
@@ -378,7 +384,7 @@ void TestApiServer::Impl::Route(const httplib::Request& req, httplib::Response& 
     target.plural = rest[0];
     if (rest.size() > 1) target.name = rest[1];
     if (rest.size() > 2) target.subresource = rest[2];
-    HandleResource(req, res, std::move(target), watch_path);
+    HandleResource(req, res, std::move(target), watch_path, user);
     return;
   }
   if (!segs.empty() && segs[0] == "apis") {
@@ -420,14 +426,14 @@ void TestApiServer::Impl::Route(const httplib::Request& req, httplib::Response& 
     target.plural = rest[0];
     if (rest.size() > 1) target.name = rest[1];
     if (rest.size() > 2) target.subresource = rest[2];
-    HandleResource(req, res, std::move(target), watch_path);
+    HandleResource(req, res, std::move(target), watch_path, user);
     return;
   }
   Send(res, Reply::Error(errors::UnknownResource()));
 }
 
 void TestApiServer::Impl::HandleResource(const httplib::Request& req, httplib::Response& res,
-                                         Target target, bool watch_path) {
+                                         Target target, bool watch_path, const UserInfo* user) {
   Query q;
   q.label_selector = req.get_param_value("labelSelector");
   q.field_selector = req.get_param_value("fieldSelector");
@@ -453,6 +459,19 @@ void TestApiServer::Impl::HandleResource(const httplib::Request& req, httplib::R
     }
   }
   const bool watch = watch_path || ParseBool(req.get_param_value("watch"));
+  if (authorizer != nullptr && user != nullptr) {
+    RequestAttributes attrs{VerbOf(req.method, watch, !target.name.empty()),
+                            target.group,
+                            target.plural,
+                            target.subresource,
+                            target.ns,
+                            target.name};
+    if (!authorizer->Allowed(*user, attrs)) {
+      Send(res, Reply::Error(errors::Forbidden(target.group, target.plural, target.name,
+                                               Authorizer::Reason(*user, attrs))));
+      return;
+    }
+  }
   const std::string content_type = req.get_header_value("Content-Type");
   if (req.method == "GET") {
     if (watch) {
@@ -814,6 +833,13 @@ common::Result<std::unique_ptr<TestApiServer>> TestApiServer::Start(Options opti
     return common::InvalidArgumentError("port {} is out of range", options.port);
   }
   auto impl = std::make_unique<Impl>(options);
+  if (!options.rbac_files.empty()) {
+    impl->authorizer = std::make_unique<Authorizer>();
+    for (const auto& f : options.rbac_files) {
+      RETURN_IF_ERROR(impl->authorizer->AddFile(f, options.rbac_namespace));
+    }
+    for (const auto& [token, user] : options.tokens) impl->authorizer->AddToken(token, user);
+  }
   for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
     RETURN_IF_ERROR(impl->store.EnsureNamespace(ns));
   }
@@ -829,7 +855,10 @@ common::Result<std::unique_ptr<TestApiServer>> TestApiServer::Start(Options opti
     }
     for (const auto& entry : it) {
       const std::string ext = entry.path().extension().string();
-      if (entry.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml" || ext == ".json")) {
+      // kustomization.yaml lists the CRDs for kustomize; it is not one.
+      const std::string stem = entry.path().stem().string();
+      if (entry.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml" || ext == ".json") &&
+          stem != "kustomization") {
         files.push_back(entry.path().string());
       }
     }

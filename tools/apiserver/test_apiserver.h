@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/status/status.h"
+#include "tools/apiserver/rbac.h"
 
 namespace tools::apiserver {
 
@@ -117,8 +118,9 @@ class TestApiServer {
   struct Options {
     std::string address = "127.0.0.1";
     int port = 0;  // 0: any free port
-    // Every *.yaml, *.yml and *.json file directly in this directory (not below it) must hold
-    // CustomResourceDefinitions; they are created at start. "" = none.
+    // Every *.yaml, *.yml and *.json file directly in this directory (not below it) except
+    // kustomization.yaml must hold CustomResourceDefinitions; they are created at start.
+    // "" = none.
     std::string crd_dir;
     std::vector<std::string> crd_files;  // more CRD files to create at start
     // Both set: serve HTTPS with this PEM certificate chain and key; both empty: plain HTTP.
@@ -129,6 +131,13 @@ class TestApiServer {
     // Idle keep-alive connections are closed after this long; Stop() may wait this long for
     // clients that keep a connection open.
     std::chrono::seconds keep_alive_timeout{2};
+    // RBAC (rbac.h), on when rbac_files is not empty: Roles, ClusterRoles and their bindings
+    // from these files (namespaced ones without a namespace land in rbac_namespace), and the
+    // users of the bearer tokens. Requests without a known token get 401, resource requests
+    // outside the user's rules 403. Off: every request is allowed, whatever its token.
+    std::vector<std::string> rbac_files;
+    std::string rbac_namespace = "default";
+    std::vector<std::pair<std::string, UserInfo>> tokens;
   };
 
   // Starts serving on a background thread and returns once the port is bound.

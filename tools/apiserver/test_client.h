@@ -40,6 +40,8 @@ struct HttpReply {
 class TestClient {
  public:
   explicit TestClient(const std::string& url);
+  // Every later request carries "Authorization: Bearer <token>".
+  void SetBearerToken(const std::string& token) { client_.set_bearer_token_auth(token); }
 
   HttpReply Get(const std::string& path);
   HttpReply Post(const std::string& path, const std::string& body,

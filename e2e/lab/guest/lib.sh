@@ -90,15 +90,16 @@ gpt_part() {
   wait_until 10 "$(part "$1" "$2")" is_blk "$(part "$1" "$2")"
 }
 
-# write_kubeconfig FILE: a kubeconfig for the API server the host runs on the lab bridge
-# (http://$LAB_host:$LAB_api_port, no credentials: the API test server).
+# write_kubeconfig FILE [TOKEN]: a kubeconfig for the API test server the host runs on the lab
+# bridge (http://$LAB_host:$LAB_api_port), authenticating with TOKEN (default: the node pod's
+# ServiceAccount, $LAB_node_token; the server enforces the manifests' RBAC).
 write_kubeconfig() {
   cat >"$1" <<EOT
 apiVersion: v1
 kind: Config
 clusters: [{name: lab, cluster: {server: "http://$LAB_host:$LAB_api_port"}}]
 contexts: [{name: lab, context: {cluster: lab, user: lab}}]
-users: [{name: lab, user: {}}]
+users: [{name: lab, user: {token: "${2:-$LAB_node_token}"}}]
 current-context: lab
 EOT
 }
