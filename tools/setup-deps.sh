@@ -11,7 +11,8 @@ packages=(
   libcpp-httplib-dev rapidjson-dev libyaml-cpp-dev libboost-dev libfmt-dev catch2
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libssl-dev
   libblkid-dev libfdisk-dev libmount-dev
-  curl ca-certificates python3
+  curl ca-certificates python3 python3-yaml
+  prometheus
 )
 
 missing=()
