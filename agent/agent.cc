@@ -91,6 +91,14 @@ common::Result<std::unique_ptr<AgentMetrics>> AgentMetrics::Register(common::met
   ASSIGN_OR_RETURN(m->controllers, r.AddGauge("meshstor_agent_nvmeof_controllers",
                                               "NVMe-oF controllers of the node's host by state",
                                               {"node", "state"}));
+  ASSIGN_OR_RETURN(m->drive_size,
+                   r.AddGauge("meshstor_agent_drive_size_bytes",
+                              "Size of each local NVMe drive of the node", {"node", "drive"}));
+  ASSIGN_OR_RETURN(m->drive_free,
+                   r.AddGauge("meshstor_agent_drive_free_extent_bytes",
+                              "Biggest free extent of each local NVMe drive (the largest member "
+                              "that can still be placed there; 0 when the drive is unreadable)",
+                              {"node", "drive"}));
   return m;
 }
 
@@ -227,6 +235,7 @@ common::Status Agent::Pass() {
   note(reconciler_.CapRebuilds(volumes));
 
   UpdateMetrics(volumes, drives.ok() ? *drives : std::vector<DriveSnapshot>{});
+  if (drives.ok()) UpdateDriveMetrics(*drives);
   ++passes_;
   if (metrics_ != nullptr) {
     metrics_->passes->WithLabels({node}).Inc();
@@ -326,6 +335,26 @@ void Agent::UpdateMetrics(const std::vector<v1::MeshStorVolume>& volumes,
       controller_states_.insert(state);
     }
   }
+}
+
+void Agent::UpdateDriveMetrics(const std::vector<DriveSnapshot>& drives) {
+  if (metrics_ == nullptr) return;
+  const std::string& node = config_.settings.node;
+  std::set<std::string> names;
+  for (const auto& d : drives) {
+    if (d.drive.remote()) continue;
+    names.insert(d.drive.name);
+    metrics_->drive_size->WithLabels({node, d.drive.name})
+        .Set(static_cast<double>(d.drive.size_bytes));
+    metrics_->drive_free->WithLabels({node, d.drive.name})
+        .Set(static_cast<double>(d.biggest_free_bytes));
+  }
+  for (const auto& gone : drive_names_) {
+    if (names.count(gone)) continue;
+    (void)metrics_->drive_size->Remove({node, gone});
+    (void)metrics_->drive_free->Remove({node, gone});
+  }
+  drive_names_ = std::move(names);
 }
 
 }  // namespace agent

@@ -59,6 +59,8 @@ struct AgentMetrics {
   common::metrics::GaugeFamily* array_io = nullptr;          // {node, volume, direction, unit}
   common::metrics::GaugeFamily* partitions = nullptr;        // {node, class}
   common::metrics::GaugeFamily* controllers = nullptr;       // {node, state}
+  common::metrics::GaugeFamily* drive_size = nullptr;        // {node, drive}
+  common::metrics::GaugeFamily* drive_free = nullptr;        // {node, drive}
 };
 
 class Agent {
@@ -93,6 +95,8 @@ class Agent {
   void UeventLoop();
   void UpdateMetrics(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes,
                      const std::vector<DriveSnapshot>& drives);
+  // Size and biggest free extent of each local drive (only after the drives were listed).
+  void UpdateDriveMetrics(const std::vector<DriveSnapshot>& drives);
 
   common::kube::Client& client_;
   NodeKernel kernel_;
@@ -116,6 +120,7 @@ class Agent {
   // This agent's series with a volume or state label, as last exposed: removed when they go.
   std::set<std::string> array_volumes_;
   std::set<std::string> controller_states_;
+  std::set<std::string> drive_names_;
 };
 
 }  // namespace agent

@@ -148,6 +148,22 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
                      "unit=\"bytes\"}") != std::string::npos);
   CHECK(exposed.find("meshstor_agent_nvmeof_controllers{node=\"a\",state=\"live\"} 1") !=
         std::string::npos);
+  // Drive size and biggest free extent, per node and drive: A's drive holds a 512 MiB member.
+  auto sample = [&](const std::string& series) {
+    auto at = exposed.find(series + " ");
+    REQUIRE(at != std::string::npos);
+    return std::stod(exposed.substr(at + series.size() + 1));
+  };
+  CHECK(sample("meshstor_agent_drive_size_bytes{node=\"a\",drive=\"nvme0n1\"}") ==
+        static_cast<double>(4ull << 30));
+  const double free_a =
+      sample("meshstor_agent_drive_free_extent_bytes{node=\"a\",drive=\"nvme0n1\"}");
+  const double free_c =
+      sample("meshstor_agent_drive_free_extent_bytes{node=\"c\",drive=\"nvme0n1\"}");
+  CHECK(free_a > 0);
+  CHECK(free_a <= static_cast<double>((4ull << 30) - 512 * v1::kMiB));
+  CHECK(free_c > free_a);
+  CHECK(free_c <= static_cast<double>(4ull << 30));
 
   // Unstaged: the consumer tears down and clears its fields.
   got->spec.publish_targets.clear();

@@ -254,6 +254,7 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
   });
   // Inventory changes can unblock placement or replacement of any volume.
   devices_.AddHandler([this](const DeviceInformer::Change& c) {
+    if (metrics_ != nullptr) metrics_->NodeDeviceChanged(c.old_obj.get(), c.new_obj.get());
     if (c.old_obj && c.new_obj &&
         c.old_obj->status.biggest_free_extent_bytes ==
             c.new_obj->status.biggest_free_extent_bytes &&

@@ -52,6 +52,16 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
                               {"volume", "index", "node"}));
   ASSIGN_OR_RETURN(m->sync_ratio_, r.AddGauge("meshstor_operator_volume_sync_ratio",
                                               "Array sync progress, 0..1", {"volume"}));
+  ASSIGN_OR_RETURN(m->missing_timeout_,
+                   r.AddGauge("meshstor_operator_member_missing_timeout_seconds",
+                              "spec.memberMissingTimeout of each volume: a member Missing or "
+                              "Faulty this long is replaced",
+                              {"volume"}));
+  ASSIGN_OR_RETURN(m->agent_last_report_,
+                   r.AddGauge("meshstor_operator_agent_last_report_timestamp_seconds",
+                              "Unix time of the newest status.updatedAt among the node's "
+                              "MeshStorNodeDevices (the agent's inventory heartbeat)",
+                              {"node"}));
   ASSIGN_OR_RETURN(m->replacements_, r.AddCounter("meshstor_operator_replacements_total",
                                                   "Member replacements started"));
   ASSIGN_OR_RETURN(m->relocations_, r.AddCounter("meshstor_operator_relocations_total",
@@ -90,7 +100,9 @@ void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
   std::set<common::metrics::LabelValues> missing;
   std::map<common::metrics::LabelValues, double> missing_values;
   std::map<common::metrics::LabelValues, double> sync;
+  std::map<common::metrics::LabelValues, double> timeouts;
   for (const auto& v : volumes) {
+    timeouts[{v->metadata.name}] = v->spec.member_missing_timeout;
     if (v->status.phase) ++phases[std::string(v1::Name(*v->status.phase))];
     if (v->status.degraded_devices.value_or(0) > 0) ++degraded;
     for (const v1::Member& m : v->spec.members) {
@@ -141,6 +153,43 @@ void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
   for (const auto& [l, value] : sync) {
     sync_ratio_->WithLabels(l).Set(value);
     sync_series_.insert(l);
+  }
+  for (const auto& l : timeout_series_) {
+    if (!timeouts.count(l)) (void)missing_timeout_->Remove(l);  // l has 1 value
+  }
+  timeout_series_.clear();
+  for (const auto& [l, value] : timeouts) {
+    missing_timeout_->WithLabels(l).Set(value);
+    timeout_series_.insert(l);
+  }
+}
+
+void OperatorMetrics::NodeDeviceChanged(const v1::MeshStorNodeDevice* old_obj,
+                                        const v1::MeshStorNodeDevice* new_obj) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<std::string> nodes;
+  if (old_obj != nullptr) {
+    nodes.insert(old_obj->spec.node_name);
+    drives_.erase(old_obj->metadata.name);
+  }
+  if (new_obj != nullptr) {
+    nodes.insert(new_obj->spec.node_name);
+    drives_[new_obj->metadata.name] = {new_obj->spec.node_name, new_obj->status.updated_at};
+  }
+  for (const std::string& node : nodes) {
+    bool any = false;
+    std::optional<common::api::Time> newest;
+    for (const auto& [name, drive] : drives_) {
+      if (drive.first != node) continue;
+      any = true;
+      if (drive.second && (!newest || *drive.second > *newest)) newest = drive.second;
+    }
+    if (!any) {
+      (void)agent_last_report_->Remove({node});
+    } else if (newest) {
+      agent_last_report_->WithLabels({node}).Set(
+          static_cast<double>(newest->time_since_epoch().count()));
+    }
   }
 }
 

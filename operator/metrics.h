@@ -1,17 +1,21 @@
 // Prometheus metrics of the operator (docs/design.md §9), registered on the runtime's registry:
 // volumes by phase, members by state, degraded volumes, seconds each member has been missing (to
-// alert before the replacement timeout), sync ratio, replacement/relocation/expansion counters,
-// reconcile durations and errors, placement failures and API write latency. The leader gauge is
-// registered by main.
+// alert before the replacement timeout) and each volume's memberMissingTimeout, sync ratio,
+// replacement/relocation/expansion counters, reconcile durations and errors, placement failures,
+// API write latency and, per node, when its agent last reported (the newest status.updatedAt of
+// the node's MeshStorNodeDevices). The leader gauge is registered by main.
 //
 // Thread contract: every method is thread-safe.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/api/v1alpha1/types.h"
@@ -43,12 +47,20 @@ class OperatorMetrics {
       const std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>>& volumes,
       std::chrono::system_clock::time_point now);
 
+  // Follows one MeshStorNodeDevice change (an informer event: `new_obj` null on deletion) and
+  // sets meshstor_operator_agent_last_report_timestamp_seconds of its node to the newest
+  // status.updatedAt among the node's drives; a node without drives loses its series.
+  void NodeDeviceChanged(const common::api::v1alpha1::MeshStorNodeDevice* old_obj,
+                         const common::api::v1alpha1::MeshStorNodeDevice* new_obj);
+
  private:
   common::metrics::GaugeFamily* volumes_by_phase_ = nullptr;
   common::metrics::GaugeFamily* members_by_state_ = nullptr;
   common::metrics::Gauge* degraded_volumes_ = nullptr;
   common::metrics::GaugeFamily* missing_seconds_ = nullptr;
   common::metrics::GaugeFamily* sync_ratio_ = nullptr;
+  common::metrics::GaugeFamily* missing_timeout_ = nullptr;
+  common::metrics::GaugeFamily* agent_last_report_ = nullptr;
   common::metrics::Counter* replacements_ = nullptr;
   common::metrics::Counter* relocations_ = nullptr;
   common::metrics::Counter* expansions_ = nullptr;
@@ -60,6 +72,10 @@ class OperatorMetrics {
   std::mutex mu_;
   std::set<common::metrics::LabelValues> missing_series_;  // guarded by mu_
   std::set<common::metrics::LabelValues> sync_series_;     // guarded by mu_
+  std::set<common::metrics::LabelValues> timeout_series_;  // guarded by mu_
+  // Drive object name → (node, status.updatedAt).
+  std::map<std::string, std::pair<std::string, std::optional<common::api::Time>>>
+      drives_;  // guarded by mu_
 };
 
 }  // namespace meshstor_operator

@@ -78,6 +78,10 @@ TEST_CASE("Operator metrics follow the volumes", "[unit][metrics]") {
   CHECK_THAT(text, Catch::Contains("meshstor_operator_member_missing_seconds{volume=\"a\","
                                    "index=\"1\",node=\"node-b\"} 42\n"));
   CHECK_THAT(text, Catch::Contains("meshstor_operator_volume_sync_ratio{volume=\"a\"} 0.452"));
+  CHECK_THAT(text, Catch::Contains(
+                       "meshstor_operator_member_missing_timeout_seconds{volume=\"a\"} 900\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "meshstor_operator_member_missing_timeout_seconds{volume=\"b\"} 900\n"));
 
   // Recovery removes the per-member series; a deleted volume's phase count drops.
   a.status.partitions[1].state = v1::PartitionState::kSynced;
@@ -90,6 +94,8 @@ TEST_CASE("Operator metrics follow the volumes", "[unit][metrics]") {
   CHECK_THAT(text, Catch::Contains("meshstor_operator_volumes{phase=\"Requested\"} 0\n"));
   CHECK_THAT(text, Catch::Contains("meshstor_operator_volume_sync_ratio{volume=\"a\"} 1\n"));
   CHECK_THAT(text, Catch::Contains("meshstor_operator_degraded_volumes 0\n"));
+  CHECK_THAT(text,
+             !Catch::Contains("meshstor_operator_member_missing_timeout_seconds{volume=\"b\""));
 
   (*m)->ReplacementStarted();
   (*m)->PlacementFailed();
@@ -99,6 +105,39 @@ TEST_CASE("Operator metrics follow the volumes", "[unit][metrics]") {
   CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_failures_total 1\n"));
   CHECK_THAT(text, Catch::Contains("meshstor_operator_reconcile_errors_total 1\n"));
   CHECK_THAT(text, Catch::Contains("meshstor_operator_reconcile_duration_seconds_count 1\n"));
+}
+
+TEST_CASE("Operator metrics: each node's newest drive heartbeat", "[unit][metrics]") {
+  common::metrics::Registry registry;
+  auto m = OperatorMetrics::Create(registry);
+  REQUIRE(m.ok());
+  // T0 is 2026-11-22T10:00:00Z = 1795341600.
+  auto a0 = Drive("node-a", "nvme0n1", 1024 * v1::kMiB, 4096, T0());
+  auto a1 = Drive("node-a", "nvme1n1", 1024 * v1::kMiB, 4096, T0() + std::chrono::seconds(30));
+  auto b0 = Drive("node-b", "nvme0n1", 1024 * v1::kMiB, 4096, T0() - std::chrono::seconds(600));
+  (*m)->NodeDeviceChanged(nullptr, &a0);
+  (*m)->NodeDeviceChanged(nullptr, &a1);
+  (*m)->NodeDeviceChanged(nullptr, &b0);
+  std::string text = registry.Expose();
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_agent_last_report_timestamp_seconds{node="
+                                   "\"node-a\"} 1795341630\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_agent_last_report_timestamp_seconds{node="
+                                   "\"node-b\"} 1795341000\n"));
+
+  // A heartbeat of the older drive does not move the node back; deleting the newer one does.
+  auto a0_next = a0;
+  a0_next.status.updated_at =
+      std::chrono::time_point_cast<std::chrono::seconds>(T0() + std::chrono::seconds(10));
+  (*m)->NodeDeviceChanged(&a0, &a0_next);
+  CHECK_THAT(registry.Expose(), Catch::Contains("{node=\"node-a\"} 1795341630\n"));
+  (*m)->NodeDeviceChanged(&a1, nullptr);
+  CHECK_THAT(registry.Expose(), Catch::Contains("{node=\"node-a\"} 1795341610\n"));
+
+  // A node whose last drive is gone has no series.
+  (*m)->NodeDeviceChanged(&b0, nullptr);
+  text = registry.Expose();
+  CHECK_THAT(text, !Catch::Contains("node=\"node-b\""));
+  CHECK_THAT(text, Catch::Contains("{node=\"node-a\"}"));
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ packages=(
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libssl-dev
   libblkid-dev libfdisk-dev libmount-dev
   curl ca-certificates python3 python3-yaml
-  etcd-server openssl
+  etcd-server openssl prometheus
 )
 
 missing=()
