@@ -178,7 +178,6 @@ def main():
         # 2. Server-side dry run of everything (CRDs and the namespace first exist for real, so
         # that the objects that need them can be checked too), then the install as a user does it.
         crds_and_ns = [o for o in objects if o["kind"] in ("CustomResourceDefinition", "Namespace")]
-        cluster.kubectl("apply", "--dry-run=server", "-f", rendered)
         cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(crds_and_ns))
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                         "crd/meshstorvolumes.csi.meshstor.io",
