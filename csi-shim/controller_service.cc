@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "common/api/v1alpha1/geometry.h"
 #include "common/api/v1alpha1/volume_id.h"
 #include "csi-shim/eligibility.h"
 #include "csi-shim/parameters.h"
@@ -108,7 +109,7 @@ Status ControllerService::DoCreate(const csi::v1::CreateVolumeRequest& req,
   if (existing.status().code() != StatusCode::kNotFound) return existing.status();
 
   ASSIGN_OR_RETURN(auto devices, volumes_.ListDevices());
-  const int64_t member = MemberSizeBytes(capacity, params.stripe_width);
+  const int64_t member = v1::MemberSizeBytes(capacity, params.stripe_width);
   auto qualifying = QualifyingNodes(devices, params, member);
   if (static_cast<int64_t>(qualifying.size()) < params.replica_count) {
     return common::FailedPreconditionError(

@@ -24,6 +24,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/api/v1alpha1/codec.h"
+#include "common/api/v1alpha1/geometry.h"
 #include "common/api/v1alpha1/volume_id.h"
 #include "common/kube/client.h"
 #include "common/kube/http_transport.h"
@@ -655,6 +656,22 @@ TEST_CASE("CreateVolume is FailedPrecondition when too few nodes qualify", "[uni
   CHECK_CODE(Create(h, single), OK);
 }
 
+TEST_CASE("CreateVolume admits a volume exactly when its members fit, MD offset included",
+          "[unit][csi]") {
+  Harness h;
+  const int64_t member = v1::MemberSizeBytes(kGiB, 1);  // 1 GiB + 1 MiB
+  SECTION("a free extent of exactly the member size") {
+    for (const char* n : {"node-a", "node-b"}) h.AddDrive(n, "nvme0n1", member);
+    CHECK_CODE(Create(h, CreateReq(kVol1, kGiB)), OK);
+  }
+  SECTION("one MiB less") {
+    for (const char* n : {"node-a", "node-b"}) h.AddDrive(n, "nvme0n1", member - kMiB);
+    grpc::Status s = Create(h, CreateReq(kVol1, kGiB));
+    CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(s.error_message(), Catch::Contains("at least " + std::to_string(member) + " bytes"));
+  }
+}
+
 TEST_CASE("DeleteVolume deletes and is idempotent", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
@@ -726,15 +743,16 @@ TEST_CASE("GetCapacity answers from the drive inventory", "[unit][csi]") {
   csi::v1::GetCapacityResponse resp;
   *req.add_volume_capabilities() = MountCap();
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp), OK);
-  CHECK(resp.available_capacity() == 4 * kGiB);
-  CHECK(resp.maximum_volume_size().value() == 4 * kGiB);
+  // A member holds its share plus the MD data offset (1 MiB).
+  CHECK(resp.available_capacity() == 4 * kGiB - kMiB);
+  CHECK(resp.maximum_volume_size().value() == 4 * kGiB - kMiB);
   CHECK(resp.minimum_volume_size().value() == 512 * kMiB);
   (*req.mutable_parameters())["sectorSize"] = "512";
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp), OK);
   CHECK(resp.available_capacity() == 0);  // one 512-byte node, two copies
   (*req.mutable_parameters())["replicaCount"] = "1";
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp), OK);
-  CHECK(resp.available_capacity() == 50 * kGiB);
+  CHECK(resp.available_capacity() == 50 * kGiB - kMiB);
   (*req.mutable_parameters())["replicaCount"] = "zero";
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp),
              INVALID_ARGUMENT);

@@ -124,10 +124,4 @@ Status ValidateVolumeName(std::string_view name, std::string_view what) {
   return common::OkStatus();
 }
 
-int64_t MemberSizeBytes(int64_t capacity_bytes, int32_t stripe_width) {
-  int64_t width = stripe_width < 1 ? 1 : stripe_width;
-  int64_t per_drive = (capacity_bytes + width - 1) / width;
-  return (per_drive + v1::kMiB - 1) / v1::kMiB * v1::kMiB;
-}
-
 }  // namespace csi_shim

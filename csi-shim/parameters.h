@@ -48,8 +48,4 @@ bool CapacityFits(int64_t capacity_bytes, int64_t required_bytes, int64_t limit_
 // InvalidArgument naming `what` and the rule otherwise.
 common::Status ValidateVolumeName(std::string_view name, std::string_view what);
 
-// The size of one member of a volume: its capacity split across `stripe_width` drives, rounded up
-// to a whole MiB. This is the extent each of those drives must have free.
-int64_t MemberSizeBytes(int64_t capacity_bytes, int32_t stripe_width);
-
 }  // namespace csi_shim

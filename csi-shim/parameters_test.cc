@@ -92,20 +92,19 @@ TEST_CASE("Eligibility counts nodes by sector size, drive count and free extent"
   VolumeParameters raid1;  // 2 copies, 1 drive each, 4096
   CHECK(QualifyingNodes(devices, raid1, 1024 * kMiB) == std::vector<std::string>{"a", "b", "d"});
   CHECK(QualifyingNodes(devices, raid1, 3 * 1024 * kMiB) == std::vector<std::string>{"a", "b"});
-  // The second biggest node holds 4 GiB.
-  CHECK(MaxVolumeCapacity(devices, raid1) == 4 * 1024 * kMiB);
+  // The second biggest node holds 4 GiB less the MD data offset of its member.
+  CHECK(MaxVolumeCapacity(devices, raid1) == 4095 * kMiB);
   VolumeParameters raid10 = raid1;
   raid10.stripe_width = 2;
   raid10.replica_count = 1;
   CHECK(QualifyingNodes(devices, raid10, 2 * 1024 * kMiB) == std::vector<std::string>{"a"});
-  CHECK(MaxVolumeCapacity(devices, raid10) == 4 * 1024 * kMiB);
+  CHECK(MaxVolumeCapacity(devices, raid10) == 2 * 2047 * kMiB);
   raid10.replica_count = 2;
   CHECK(MaxVolumeCapacity(devices, raid10) == 0);
   VolumeParameters small_sector = raid1;
   small_sector.sector_size = 512;
   small_sector.replica_count = 1;
-  CHECK(MaxVolumeCapacity(devices, small_sector) == 50 * 1024 * kMiB);
-  CHECK(MemberSizeBytes(1025 * kMiB, 2) == 513 * kMiB);
+  CHECK(MaxVolumeCapacity(devices, small_sector) == 50 * 1024 * kMiB - kMiB);
 }
 
 }  // namespace

@@ -73,16 +73,6 @@ struct Decision {
 // InvalidArgument naming the field and the rule when the spec cannot be acted on.
 common::Status ValidateSpec(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
 
-// Partition size of each member: capacity / stripeWidth rounded up to 1 MiB, plus 1 MiB for the
-// MD superblock and bitmap.
-int64_t MemberSizeBytes(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
-
-// RAID slots of the array: max(replicaCount, 2) copies times stripeWidth (a single copy keeps a
-// placeholder mirror so the volume can move). Member in copy c, stripe position s: slot
-// s * copies + c.
-int32_t Copies(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
-int32_t TotalSlots(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
-
 // The next step for `volume`. `inventory.volumes` holds every volume (including this one, in
 // any version) for namespace IDs, spread and the cluster-wide rebuild cap.
 Decision Decide(const common::api::v1alpha1::MeshStorVolume& volume, const Inventory& inventory,

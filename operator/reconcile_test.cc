@@ -630,16 +630,16 @@ TEST_CASE("Deletion retires members and removes the finalizer after teardown",
 
 TEST_CASE("Member size covers capacity per stripe plus metadata", "[unit][reconcile]") {
   auto v = Volume("x", 2, 1, 5120 * v1::kMiB);
-  CHECK(MemberSizeBytes(v.spec) == 5121 * v1::kMiB);
+  CHECK(v1::MemberSizeBytes(v.spec) == 5121 * v1::kMiB);
   v.spec.stripe_width = 2;
   v.spec.capacity_bytes = 512 * v1::kMiB;
-  CHECK(MemberSizeBytes(v.spec) == 257 * v1::kMiB);
+  CHECK(v1::MemberSizeBytes(v.spec) == 257 * v1::kMiB);
   v.spec.stripe_width = 3;
   v.spec.capacity_bytes = 1024 * v1::kMiB;
-  CHECK(MemberSizeBytes(v.spec) == 343 * v1::kMiB);  // 341.33 → 342 + 1
-  CHECK(TotalSlots(v.spec) == 6);
+  CHECK(v1::MemberSizeBytes(v.spec) == 343 * v1::kMiB);  // 341.33 → 342 + 1
+  CHECK(v1::SlotCount(v.spec) == 6);
   v.spec.replica_count = 1;
-  CHECK(TotalSlots(v.spec) == 6);  // placeholders keep two copies
+  CHECK(v1::SlotCount(v.spec) == 6);  // placeholders keep two copies
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/api/meta.h"
+#include "common/api/v1alpha1/geometry.h"
 
 namespace common::api::v1alpha1 {
 
@@ -23,7 +24,6 @@ inline constexpr std::string_view kVolumePlural = "meshstorvolumes";
 inline constexpr std::string_view kNodeDeviceKind = "MeshStorNodeDevice";
 inline constexpr std::string_view kNodeDevicePlural = "meshstornodedevices";
 
-inline constexpr int64_t kMiB = 1024 * 1024;
 inline constexpr int64_t kMinCapacityBytes = 512 * kMiB;
 // A filesystem this close to its array's size counts as grown to it (XFS may leave a tail too
 // small for an allocation group); the agent grows it when it is further behind.
