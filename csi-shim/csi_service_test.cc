@@ -552,7 +552,7 @@ TEST_CASE("CreateVolume rejects what the caller got wrong with InvalidArgument",
   }
   SECTION("invalid parameter") {
     (*bad.mutable_parameters())["sectorSize"] = "1024";
-    expect = "sectorSize: \"1024\" must be 512 or 4096";
+    expect = "parameter sectorSize: 1024 is not a supported sector size";
   }
   SECTION("content source") {
     bad.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id("s");

@@ -26,8 +26,9 @@ struct VolumeParameters {
 };
 
 // Parses StorageClass parameters. Keys starting with "csi.storage.k8s.io/" (added by the
-// external-provisioner) are ignored. InvalidArgument naming the parameter and its rule for a bad
-// value, and naming an unknown parameter.
+// external-provisioner) are ignored. Values are checked by the spec's validator
+// (v1alpha1/validation.h): InvalidArgument naming the parameter and its rule for a bad value or
+// an array of too many slots, and naming an unknown parameter.
 common::Result<VolumeParameters> ParseParameters(const std::map<std::string, std::string>& params);
 
 // The parameters a volume was created with, read back from its spec.

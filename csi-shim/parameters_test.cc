@@ -31,19 +31,33 @@ TEST_CASE("ParseParameters names the parameter and its rule", "[unit][csi]") {
   struct Case {
     std::string key, value, expect;
   };
-  auto c = GENERATE(Case{"replicaCount", "0", "replicaCount: \"0\" must be at least 1"},
+  auto c = GENERATE(Case{"replicaCount", "0", "parameter replicaCount: 0 is out of range 1..16"},
+                    Case{"replicaCount", "17", "parameter replicaCount: 17 is out of range 1..16"},
                     Case{"replicaCount", "two", "replicaCount: \"two\" is not an integer"},
                     Case{"replicaCount", "", "is not an integer"},
                     Case{"replicaCount", "+2", "is not an integer"},
-                    Case{"stripeWidth", "-1", "stripeWidth: \"-1\" must be at least 1"},
-                    Case{"memberMissingTimeout", "59", "must be at least 60"},
-                    Case{"sectorSize", "1024", "sectorSize: \"1024\" must be 512 or 4096"},
+                    Case{"stripeWidth", "-1", "parameter stripeWidth: -1 is out of range 1..16"},
+                    Case{"stripeWidth", "17", "parameter stripeWidth: 17 is out of range 1..16"},
+                    Case{"memberMissingTimeout", "59",
+                         "parameter memberMissingTimeout: 59 is below the minimum 60 (seconds)"},
+                    Case{"sectorSize", "1024",
+                         "parameter sectorSize: 1024 is not a supported sector size (allowed: "
+                         "512, 4096)"},
                     Case{"sectorSize", "99999999999", "is not an integer"},
                     Case{"fsType", "xfs", "unknown parameter \"fsType\""});
   auto p = ParseParameters({{c.key, c.value}});
   REQUIRE_FALSE(p.ok());
   CHECK(p.status().code() == StatusCode::kInvalidArgument);
   CHECK_THAT(p.status().message(), Catch::Contains(c.expect));
+}
+
+TEST_CASE("ParseParameters refuses an array of more slots than a volume holds", "[unit][csi]") {
+  CHECK(ParseParameters({{"replicaCount", "16"}, {"stripeWidth", "4"}}).ok());  // 64 slots
+  auto p = ParseParameters({{"replicaCount", "16"}, {"stripeWidth", "5"}});
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(p.status().message(),
+             Catch::Contains("parameters replicaCount × stripeWidth: 80 array slots"));
 }
 
 TEST_CASE("CapacityForRange rounds up to MiB with a 512 MiB minimum", "[unit][csi]") {

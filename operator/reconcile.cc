@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "common/api/v1alpha1/geometry.h"
+#include "common/api/v1alpha1/validation.h"
 #include "common/time/clock.h"
 
 namespace meshstor_operator {
@@ -345,42 +346,15 @@ std::set<std::string> PresentNodes(const v1::MeshStorVolume& v) {
 }  // namespace
 
 common::Status ValidateSpec(const v1::MeshStorVolumeSpec& spec) {
-  if (spec.replica_count < 1 || spec.replica_count > 16) {
-    return common::InvalidArgumentError("spec.replicaCount: must be 1..16, got {}",
-                                        spec.replica_count);
-  }
-  if (spec.stripe_width < 1 || spec.stripe_width > 16) {
-    return common::InvalidArgumentError("spec.stripeWidth: must be 1..16, got {}",
-                                        spec.stripe_width);
-  }
-  if (spec.sector_size != 512 && spec.sector_size != 4096) {
-    return common::InvalidArgumentError("spec.sectorSize: must be 512 or 4096, got {}",
-                                        spec.sector_size);
-  }
-  if (spec.capacity_bytes < v1::kMinCapacityBytes || spec.capacity_bytes % v1::kMiB != 0) {
-    return common::InvalidArgumentError(
-        "spec.capacityBytes: must be a multiple of 1 MiB and at least 512 MiB, got {}",
-        spec.capacity_bytes);
-  }
-  if (spec.member_missing_timeout < v1::kMinMemberMissingTimeoutSeconds) {
-    return common::InvalidArgumentError("spec.memberMissingTimeout: must be at least {} s, got {}",
-                                        v1::kMinMemberMissingTimeoutSeconds,
-                                        spec.member_missing_timeout);
-  }
-  if (v1::SlotCount(spec) > 64) {
-    return common::InvalidArgumentError(
-        "spec.replicaCount × spec.stripeWidth: at most 64 array slots, got {}",
-        v1::SlotCount(spec));
-  }
+  // Each value's bounds are checked when the object is decoded (the informer never hands over a
+  // spec outside them); what is left are the rules across fields and members.
+  RETURN_IF_ERROR(v1::ValidateArraySlots(spec.replica_count, spec.stripe_width,
+                                         "spec.replicaCount × spec.stripeWidth"));
   std::set<int32_t> indexes;
   std::map<std::string, std::set<int32_t>> nsids;
   for (const v1::Member& m : spec.members) {
     if (!indexes.insert(m.index).second) {
       return common::InvalidArgumentError("spec.members: index {} appears twice", m.index);
-    }
-    if (m.namespace_id < v1::kMinNamespaceId || m.namespace_id > v1::kMaxNamespaceId) {
-      return common::InvalidArgumentError("spec.members[{}].namespaceID: must be 1..8192, got {}",
-                                          m.index, m.namespace_id);
     }
     if (m.node.empty() || m.drive.empty()) {
       return common::InvalidArgumentError("spec.members[{}]: node and drive are required", m.index);

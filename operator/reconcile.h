@@ -70,7 +70,10 @@ struct Decision {
   bool placement_failed = false;
 };
 
-// InvalidArgument naming the field and the rule when the spec cannot be acted on.
+// InvalidArgument naming the field and the rule when the spec cannot be acted on: the rules the
+// decoder cannot check on single values (v1alpha1::ValidateArraySlots; members: unique indexes,
+// node and drive set, slots inside the array, namespace IDs unique per node). The decoder has
+// checked each value's bounds (v1alpha1/validation.h) before.
 common::Status ValidateSpec(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
 
 // The next step for `volume`. `inventory.volumes` holds every volume (including this one, in
