@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "common/api/v1alpha1/geometry.h"
+
 namespace agent {
 namespace {
 
@@ -28,11 +30,6 @@ constexpr uint16_t kExportPort = 1;
 
 bool IsOurSubsystem(std::string_view nqn) {
   return nqn.rfind(std::string(sys::kNqnPrefix) + ":", 0) == 0;
-}
-
-// RAID slots: every copy of every stripe position; a single copy keeps a placeholder mirror.
-int32_t SlotCount(const v1::MeshStorVolumeSpec& spec) {
-  return std::max(spec.replica_count, 2) * std::max(spec.stripe_width, 1);
 }
 
 // The owner has created, zeroed and reported the member: the consumer may use it.
@@ -432,7 +429,7 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
         out.consumer = rep;
         return;
       }
-      const int32_t slots = SlotCount(v.spec);
+      const int32_t slots = v1::SlotCount(v.spec);
       sys::MdCreateSpec spec;
       spec.name = name;
       spec.uuid = uuid;

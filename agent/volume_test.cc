@@ -3,10 +3,15 @@
 // teardown, and the refusals of docs/design.md §6.
 #include "agent/volume.h"
 
+#include <random>
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "agent/sim/crashing_kernel.h"
 #include "agent/sim/sim_node.h"
+#include "common/api/v1alpha1/volume_id.h"
 #include "common/time/fake_clock.h"
 
 namespace agent {
@@ -139,6 +144,59 @@ TEST_CASE("A new RAID1 volume comes up on its consumer", "[unit][agent][volume]"
   CHECK(v.status == status);
   CHECK(w.cluster.node("a").block.CallCount("Filesystem.EnsureXfs") == mkfs);
   CHECK(w.cluster.node("b").block.CallCount("Partitions.Zero") == zeroes);
+}
+
+// Seeded random CSI names of 1..128 bytes: upper case, dots, spaces, punctuation, UTF-8.
+std::string RandomCsiName(std::mt19937& rng) {
+  static const std::vector<std::string> kPieces = {"A", "z", "7", ".",  " ",   "-",
+                                                   "_", "/", "é", "デ", "🙂"};
+  const size_t want = std::uniform_int_distribution<size_t>(1, 128)(rng);
+  std::string name;
+  for (;;) {
+    const std::string& piece = kPieces[rng() % kPieces.size()];
+    if (name.size() + piece.size() > want) break;
+    name += piece;
+  }
+  return name.empty() ? "Q" : name;
+}
+
+TEST_CASE("Every volume ID a CSI name maps to names partitions and arrays",
+          "[unit][agent][volume]") {
+  std::mt19937 rng(15);
+  std::vector<std::string> names = {std::string(128, 'N'), "My Volume.v2", "データ",
+                                    "pvc-1b4e28ba-2fa1-11d2-883f-0016d3cca427"};
+  while (names.size() < 2000) names.push_back(RandomCsiName(rng));
+  for (const std::string& name : names) {
+    INFO("CSI name \"" << name << "\"");
+    auto id = v1::VolumeIdForCsiName(name);
+    REQUIRE(id.ok());
+    for (uint32_t index : {0u, 9u, 99u, 999u}) {
+      auto gpt = sys::PartitionName({*id, index});
+      INFO(gpt.status().ToString());
+      REQUIRE(gpt.ok());
+      CHECK(sys::ParsePartitionName(*gpt) == sys::MemberRef{*id, index});
+    }
+    CHECK(sys::ValidateMdName(sys::MdArrayName(*id)).ok());
+    if (!v1::IsProvisionerVolumeName(*id)) CHECK(sys::MdArrayName(*id) == *id);  // 24 bytes
+  }
+}
+
+TEST_CASE("A volume named from any CSI name comes up on its consumer", "[unit][agent][volume]") {
+  std::mt19937 rng(1206);
+  for (std::string name : {std::string(128, 'N'), std::string("My Volume.v2"), RandomCsiName(rng),
+                           RandomCsiName(rng), RandomCsiName(rng)}) {
+    INFO("CSI name \"" << name << "\"");
+    World w;
+    v1::MeshStorVolume v = Raid1Volume();
+    v.metadata.name = v1::VolumeIdForCsiName(name).value();
+    w.Passes(v, 3);
+    INFO(w.ErrorText());
+    CHECK(w.errors.empty());
+    REQUIRE(v.status.partitions.size() == 2);
+    CHECK(w.Part(v, 0)->state == PartitionState::kSynced);
+    CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+    CHECK(v.status.staged_path == "/var/lib/meshstor/staging/" + v.metadata.name);
+  }
 }
 
 TEST_CASE("A lost status never costs data: no second zeroing, no second mkfs",

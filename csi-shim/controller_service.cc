@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "common/api/v1alpha1/geometry.h"
+#include "common/api/v1alpha1/volume_id.h"
 #include "csi-shim/eligibility.h"
 #include "csi-shim/parameters.h"
 
@@ -54,6 +56,17 @@ Status CheckCompatible(const v1::MeshStorVolume& existing, const VolumeParameter
   return common::OkStatus();
 }
 
+// OK when `existing` was created for the CSI name `csi_name`. Two names meeting in one volume ID
+// (a hash collision) is refused: the other name's volume is never handed out.
+Status CheckSameName(const v1::MeshStorVolume& existing, std::string_view csi_name) {
+  std::string_view have = v1::CsiNameOf(existing);
+  if (have == csi_name) return common::OkStatus();
+  return common::AlreadyExistsError(
+      "volume ID {} of name \"{}\" is taken by the volume of name \"{}\" (the names' hashes "
+      "collide); choose another name",
+      existing.metadata.name, csi_name, have);
+}
+
 void FillVolume(const v1::MeshStorVolume& volume, csi::v1::Volume* out) {
   out->set_volume_id(volume.metadata.name);
   out->set_capacity_bytes(volume.spec.capacity_bytes);
@@ -72,7 +85,7 @@ grpc::Status ControllerService::CreateVolume(grpc::ServerContext* /*context*/,
 
 Status ControllerService::DoCreate(const csi::v1::CreateVolumeRequest& req,
                                    csi::v1::CreateVolumeResponse* resp) {
-  RETURN_IF_ERROR(ValidateVolumeName(req.name(), "name"));
+  ASSIGN_OR_RETURN(const std::string id, v1::VolumeIdForCsiName(req.name(), "name"));
   RETURN_IF_ERROR(ValidateCapabilities(req.volume_capabilities(), "volume_capabilities"));
   if (req.has_volume_content_source()) {
     return InvalidArgumentError("volume_content_source is not supported (no snapshots or clones)");
@@ -84,10 +97,11 @@ Status ControllerService::DoCreate(const csi::v1::CreateVolumeRequest& req,
   const int64_t required = req.capacity_range().required_bytes();
   const int64_t limit = req.capacity_range().limit_bytes();
   ASSIGN_OR_RETURN(int64_t capacity, CapacityForRange(required, limit));
-  ASSIGN_OR_RETURN(auto lock, locks_.TryLock(req.name(), "CreateVolume"));
+  ASSIGN_OR_RETURN(auto lock, locks_.TryLock(id, "CreateVolume"));
 
-  auto existing = volumes_.Get(req.name());
+  auto existing = volumes_.Get(id);
   if (existing.ok()) {
+    RETURN_IF_ERROR(CheckSameName(*existing, req.name()));
     RETURN_IF_ERROR(CheckCompatible(*existing, params, required, limit));
     FillVolume(*existing, resp->mutable_volume());
     return common::OkStatus();
@@ -95,18 +109,19 @@ Status ControllerService::DoCreate(const csi::v1::CreateVolumeRequest& req,
   if (existing.status().code() != StatusCode::kNotFound) return existing.status();
 
   ASSIGN_OR_RETURN(auto devices, volumes_.ListDevices());
-  const int64_t member = MemberSizeBytes(capacity, params.stripe_width);
+  const int64_t member = v1::MemberSizeBytes(capacity, params.stripe_width);
   auto qualifying = QualifyingNodes(devices, params, member);
   if (static_cast<int64_t>(qualifying.size()) < params.replica_count) {
     return common::FailedPreconditionError(
         "only {} node(s) qualify for volume {}, replicaCount {} needs {}: a node qualifies with "
         "at least {} drive(s) of sector size {} each with a free extent of at least {} bytes",
-        qualifying.size(), req.name(), params.replica_count, params.replica_count,
-        params.stripe_width, params.sector_size, member);
+        qualifying.size(), id, params.replica_count, params.replica_count, params.stripe_width,
+        params.sector_size, member);
   }
 
   v1::MeshStorVolume volume;
-  volume.metadata.name = req.name();
+  volume.metadata.name = id;
+  volume.metadata.annotations[std::string(v1::kCsiNameAnnotation)] = req.name();
   volume.spec.capacity_bytes = capacity;
   volume.spec.replica_count = params.replica_count;
   volume.spec.stripe_width = params.stripe_width;
@@ -116,7 +131,8 @@ Status ControllerService::DoCreate(const csi::v1::CreateVolumeRequest& req,
   if (!created.ok()) {
     if (created.status().code() != StatusCode::kAlreadyExists) return created.status();
     // Created meanwhile by someone else (another shim): judge it like any existing volume.
-    ASSIGN_OR_RETURN(auto other, volumes_.Get(req.name()));
+    ASSIGN_OR_RETURN(auto other, volumes_.Get(id));
+    RETURN_IF_ERROR(CheckSameName(other, req.name()));
     RETURN_IF_ERROR(CheckCompatible(other, params, required, limit));
     created = std::move(other);
   }

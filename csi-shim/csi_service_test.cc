@@ -15,6 +15,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -22,11 +24,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/api/v1alpha1/codec.h"
+#include "common/api/v1alpha1/geometry.h"
+#include "common/api/v1alpha1/volume_id.h"
 #include "common/kube/client.h"
 #include "common/kube/http_transport.h"
 #include "common/kube/resource.h"
 #include "common/proto/csi.grpc.pb.h"
 #include "common/time/clock.h"
+#include "csi-shim/parameters.h"
 #include "csi-shim/server.h"
 #include "tools/apiserver/test_apiserver.h"
 
@@ -43,6 +48,12 @@ constexpr int64_t kMiB = v1::kMiB;
 constexpr int64_t kGiB = 1024 * kMiB;
 
 const fs::path kRoot = MESHSTOR_SOURCE_DIR;
+
+// CSI names in the external-provisioner's form are their own volume IDs.
+const std::string kVol1 = "pvc-00000000-0000-4000-8000-000000000001";
+const std::string kVol2 = "pvc-00000000-0000-4000-8000-000000000002";
+const std::string kVolBad = "pvc-00000000-0000-4000-8000-0000000000ba";
+const std::string kVolRaid10 = "pvc-00000000-0000-4000-8000-000000000010";
 
 bool Eventually(const std::function<bool()>& pred, milliseconds timeout = seconds(10)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -432,13 +443,13 @@ TEST_CASE("Controller and node report their capabilities and node info", "[unit]
 TEST_CASE("CreateVolume creates the MeshStorVolume and is idempotent by name", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  auto req = CreateReq("pvc-1", 1000 * kMiB + 1);
+  auto req = CreateReq(kVol1, 1000 * kMiB + 1);
   (*req.mutable_parameters())["memberMissingTimeout"] = "120";
   csi::v1::CreateVolumeResponse resp;
   CHECK_CODE(Create(h, req, &resp), OK);
-  CHECK(resp.volume().volume_id() == "pvc-1");
+  CHECK(resp.volume().volume_id() == kVol1);
   CHECK(resp.volume().capacity_bytes() == 1001 * kMiB);
-  auto v = h.Get("pvc-1");
+  auto v = h.Get(kVol1);
   CHECK(v.spec.capacity_bytes == 1001 * kMiB);
   CHECK(v.spec.replica_count == 2);
   CHECK(v.spec.stripe_width == 1);
@@ -449,9 +460,9 @@ TEST_CASE("CreateVolume creates the MeshStorVolume and is idempotent by name", "
   SECTION("the same request again returns the same volume") {
     csi::v1::CreateVolumeResponse again;
     CHECK_CODE(Create(h, req, &again), OK);
-    CHECK(again.volume().volume_id() == "pvc-1");
+    CHECK(again.volume().volume_id() == kVol1);
     CHECK(again.volume().capacity_bytes() == 1001 * kMiB);
-    CHECK(h.Get("pvc-1").metadata.generation == v.metadata.generation);
+    CHECK(h.Get(kVol1).metadata.generation == v.metadata.generation);
   }
   SECTION("a compatible capacity range is accepted") {
     auto smaller = req;
@@ -472,14 +483,14 @@ TEST_CASE("CreateVolume creates the MeshStorVolume and is idempotent by name", "
     // A finalizer keeps the object while "the operator" tears it down.
     h.agent().set_enabled(false);
     std::this_thread::sleep_for(milliseconds(50));
-    auto fresh = h.Get("pvc-1");
+    auto fresh = h.Get(kVol1);
     fresh.metadata.finalizers.push_back("csi.meshstor.io/teardown");
     REQUIRE(h.client()
-                .Update(kube::MeshStorVolumes(), {.namespace_ = "", .name = "pvc-1"},
+                .Update(kube::MeshStorVolumes(), {.namespace_ = "", .name = kVol1},
                         v1::EncodeMeshStorVolume(fresh))
                 .ok());
     csi::v1::DeleteVolumeRequest del;
-    del.set_volume_id("pvc-1");
+    del.set_volume_id(kVol1);
     csi::v1::DeleteVolumeResponse del_resp;
     CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::DeleteVolume, del, &del_resp), OK);
     CHECK_CODE(Create(h, req), ABORTED);
@@ -505,15 +516,15 @@ TEST_CASE("CreateVolume applies the minimum size and the limit", "[unit][csi]") 
 TEST_CASE("CreateVolume rejects what the caller got wrong with InvalidArgument", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  auto bad = CreateReq("pvc-bad");
+  auto bad = CreateReq(kVolBad);
   std::string expect;
   SECTION("missing name") {
     bad.clear_name();
     expect = "name is missing";
   }
-  SECTION("name that cannot name a volume") {
-    bad.set_name("PVC_1");
-    expect = "DNS-1123";
+  SECTION("name longer than CSI allows") {
+    bad.set_name(std::string(129, 'n'));
+    expect = "name: 129 bytes is longer than the 128 bytes CSI allows";
   }
   SECTION("missing capabilities") {
     bad.clear_volume_capabilities();
@@ -541,7 +552,7 @@ TEST_CASE("CreateVolume rejects what the caller got wrong with InvalidArgument",
   }
   SECTION("invalid parameter") {
     (*bad.mutable_parameters())["sectorSize"] = "1024";
-    expect = "sectorSize: \"1024\" must be 512 or 4096";
+    expect = "parameter sectorSize: 1024 is not a supported sector size";
   }
   SECTION("content source") {
     bad.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id("s");
@@ -550,7 +561,85 @@ TEST_CASE("CreateVolume rejects what the caller got wrong with InvalidArgument",
   grpc::Status s = Create(h, bad);
   CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK_THAT(s.error_message(), Catch::Contains(expect));
-  CHECK_FALSE(h.volumes().Get("pvc-bad").ok());
+  CHECK_FALSE(h.volumes().Get(kVolBad).ok());
+}
+
+// Random CSI names of 1..128 bytes of valid UTF-8: upper and lower case, digits, dots, spaces,
+// other punctuation and 2-, 3- and 4-byte characters. Seeded, so a failure repeats.
+std::vector<std::string> RandomCsiNames(size_t count) {
+  static const std::vector<std::string> kPieces = {"A", "Z", "a",  "z",  "0",  "9",
+                                                   ".", " ", "-",  "_",  "/",  ":",
+                                                   "é", "ß", "デ", "ー", "タ", "🙂"};
+  std::mt19937 rng(20261206);
+  std::vector<std::string> names = {std::string(128, 'N'), "My Volume", "pvc-ABC", "a.b.c",
+                                    "PVC-00000000-0000-4000-8000-000000000001"};
+  while (names.size() < count) {
+    const size_t want = std::uniform_int_distribution<size_t>(1, 128)(rng);
+    std::string name;
+    for (;;) {
+      const std::string& piece = kPieces[rng() % kPieces.size()];
+      if (name.size() + piece.size() > want) break;
+      name += piece;
+    }
+    if (name.empty()) name = "x";
+    names.push_back(std::move(name));
+  }
+  std::string exact;  // exactly 128 bytes, ending in a 4-byte character
+  while (exact.size() + 3 <= 124) exact += "デ";
+  exact += std::string(124 - exact.size(), 'a');
+  names.push_back(exact + "🙂");
+  return names;
+}
+
+TEST_CASE("CreateVolume takes any CSI name, maps it to a volume ID and stages it", "[unit][csi]") {
+  Harness h;
+  h.AddThreeNodes();
+  std::set<std::string> ids;
+  for (const std::string& name : RandomCsiNames(24)) {
+    INFO("CSI name: \"" << name << "\" (" << name.size() << " bytes)");
+    REQUIRE(name.size() <= 128);
+    csi::v1::CreateVolumeResponse resp;
+    CHECK_CODE(Create(h, CreateReq(name), &resp), OK);
+    const std::string id = resp.volume().volume_id();
+    CHECK(id == v1::VolumeIdForCsiName(name).value());
+    CHECK(id.size() <= v1::kMaxVolumeIdBytes);
+    CHECK(ValidateVolumeName(id, "volume_id").ok());
+    CHECK(ids.insert(id).second);
+    auto v = h.Get(id);
+    CHECK(v1::CsiNameOf(v) == name);
+    // Idempotent by name: the same request finds the same volume.
+    csi::v1::CreateVolumeResponse again;
+    CHECK_CODE(Create(h, CreateReq(name), &again), OK);
+    CHECK(again.volume().volume_id() == id);
+    CHECK(h.Get(id).metadata.generation == v.metadata.generation);
+    // The ID is what the node calls get; the simulated agents stage it.
+    CHECK_CODE(Stage(*h.node, StageReq(id)), OK);
+    CHECK(h.Get(id).status.staged_path ==
+          "/var/lib/kubelet/plugins/kubernetes.io/csi/staging/" + id);
+    CHECK_CODE(Unstage(*h.node, UnstageReq(id)), OK);
+  }
+}
+
+TEST_CASE("CreateVolume refuses a volume ID taken by another CSI name", "[unit][csi]") {
+  Harness h;
+  h.AddThreeNodes();
+  const std::string id = v1::VolumeIdForCsiName("Data Volume").value();
+  v1::MeshStorVolume other;
+  other.metadata.name = id;
+  other.spec = {.capacity_bytes = kGiB,
+                .replica_count = 2,
+                .stripe_width = 1,
+                .member_missing_timeout = 900,
+                .sector_size = 4096};
+  SECTION("created for another name (a hash collision)") {
+    other.metadata.annotations[std::string(v1::kCsiNameAnnotation)] = "Other Volume";
+  }
+  SECTION("created without a CSI name") {}
+  REQUIRE(h.volumes().Create(other).ok());
+  grpc::Status s = Create(h, CreateReq("Data Volume"));
+  CHECK(s.error_code() == grpc::StatusCode::ALREADY_EXISTS);
+  CHECK_THAT(s.error_message(), Catch::Contains("volume ID " + id + " of name \"Data Volume\""));
+  CHECK_THAT(s.error_message(), Catch::Contains("collide"));
 }
 
 TEST_CASE("CreateVolume is FailedPrecondition when too few nodes qualify", "[unit][csi]") {
@@ -558,25 +647,41 @@ TEST_CASE("CreateVolume is FailedPrecondition when too few nodes qualify", "[uni
   h.AddDrive("node-a", "nvme0n1", 100 * kGiB);
   h.AddDrive("node-b", "nvme0n1", 100 * kGiB, 512);  // wrong sector size
   h.AddDrive("node-c", "nvme0n1", 512 * kMiB);       // too small
-  grpc::Status s = Create(h, CreateReq("pvc-1", kGiB));
+  grpc::Status s = Create(h, CreateReq(kVol1, kGiB));
   CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   CHECK_THAT(s.error_message(), Catch::Contains("only 1 node(s) qualify"));
-  CHECK(h.volumes().Get("pvc-1").status().code() == common::StatusCode::kNotFound);
+  CHECK(h.volumes().Get(kVol1).status().code() == common::StatusCode::kNotFound);
   // One copy fits.
-  auto single = CreateReq("pvc-2", kGiB);
+  auto single = CreateReq(kVol2, kGiB);
   (*single.mutable_parameters())["replicaCount"] = "1";
   CHECK_CODE(Create(h, single), OK);
+}
+
+TEST_CASE("CreateVolume admits a volume exactly when its members fit, MD offset included",
+          "[unit][csi]") {
+  Harness h;
+  const int64_t member = v1::MemberSizeBytes(kGiB, 1);  // 1 GiB + 1 MiB
+  SECTION("a free extent of exactly the member size") {
+    for (const char* n : {"node-a", "node-b"}) h.AddDrive(n, "nvme0n1", member);
+    CHECK_CODE(Create(h, CreateReq(kVol1, kGiB)), OK);
+  }
+  SECTION("one MiB less") {
+    for (const char* n : {"node-a", "node-b"}) h.AddDrive(n, "nvme0n1", member - kMiB);
+    grpc::Status s = Create(h, CreateReq(kVol1, kGiB));
+    CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+    CHECK_THAT(s.error_message(), Catch::Contains("at least " + std::to_string(member) + " bytes"));
+  }
 }
 
 TEST_CASE("DeleteVolume deletes and is idempotent", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
   csi::v1::DeleteVolumeRequest req;
   csi::v1::DeleteVolumeResponse resp;
-  req.set_volume_id("pvc-1");
+  req.set_volume_id(kVol1);
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::DeleteVolume, req, &resp), OK);
-  CHECK(h.volumes().Get("pvc-1").status().code() == common::StatusCode::kNotFound);
+  CHECK(h.volumes().Get(kVol1).status().code() == common::StatusCode::kNotFound);
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::DeleteVolume, req, &resp), OK);
   req.set_volume_id("Not_A_Name");
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::DeleteVolume, req, &resp), OK);
@@ -588,20 +693,20 @@ TEST_CASE("DeleteVolume deletes and is idempotent", "[unit][csi]") {
 TEST_CASE("ControllerExpandVolume raises the capacity and is idempotent", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1", kGiB)).ok());
+  REQUIRE(Create(h, CreateReq(kVol1, kGiB)).ok());
   csi::v1::ControllerExpandVolumeRequest req;
   csi::v1::ControllerExpandVolumeResponse resp;
-  req.set_volume_id("pvc-1");
+  req.set_volume_id(kVol1);
   req.mutable_capacity_range()->set_required_bytes(2 * kGiB + 1);
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, req, &resp),
              OK);
   CHECK(resp.capacity_bytes() == 2 * kGiB + kMiB);
   CHECK(resp.node_expansion_required());
-  CHECK(h.Get("pvc-1").spec.capacity_bytes == 2 * kGiB + kMiB);
-  auto generation = h.Get("pvc-1").metadata.generation;
+  CHECK(h.Get(kVol1).spec.capacity_bytes == 2 * kGiB + kMiB);
+  auto generation = h.Get(kVol1).metadata.generation;
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, req, &resp),
              OK);
-  CHECK(h.Get("pvc-1").metadata.generation == generation);
+  CHECK(h.Get(kVol1).metadata.generation == generation);
   // Smaller than now: nothing shrinks, the current size is the answer.
   req.mutable_capacity_range()->set_required_bytes(kGiB);
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, req, &resp),
@@ -614,17 +719,17 @@ TEST_CASE("ControllerExpandVolume raises the capacity and is idempotent", "[unit
   req.clear_volume_id();
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, req, &resp),
              INVALID_ARGUMENT);
-  req.set_volume_id("pvc-1");
+  req.set_volume_id(kVol1);
   req.clear_capacity_range();
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, req, &resp),
              INVALID_ARGUMENT);
 
-  auto raid10 = CreateReq("pvc-raid10", kGiB);
+  auto raid10 = CreateReq(kVolRaid10, kGiB);
   (*raid10.mutable_parameters())["stripeWidth"] = "2";
   (*raid10.mutable_parameters())["replicaCount"] = "1";
   h.AddDrive("node-a", "nvme1n1", 100 * kGiB);
   REQUIRE(Create(h, raid10).ok());
-  req.set_volume_id("pvc-raid10");
+  req.set_volume_id(kVolRaid10);
   req.mutable_capacity_range()->set_required_bytes(4 * kGiB);
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, req, &resp),
              FAILED_PRECONDITION);
@@ -639,15 +744,16 @@ TEST_CASE("GetCapacity answers from the drive inventory", "[unit][csi]") {
   csi::v1::GetCapacityResponse resp;
   *req.add_volume_capabilities() = MountCap();
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp), OK);
-  CHECK(resp.available_capacity() == 4 * kGiB);
-  CHECK(resp.maximum_volume_size().value() == 4 * kGiB);
+  // A member holds its share plus the MD data offset (1 MiB).
+  CHECK(resp.available_capacity() == 4 * kGiB - kMiB);
+  CHECK(resp.maximum_volume_size().value() == 4 * kGiB - kMiB);
   CHECK(resp.minimum_volume_size().value() == 512 * kMiB);
   (*req.mutable_parameters())["sectorSize"] = "512";
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp), OK);
   CHECK(resp.available_capacity() == 0);  // one 512-byte node, two copies
   (*req.mutable_parameters())["replicaCount"] = "1";
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp), OK);
-  CHECK(resp.available_capacity() == 50 * kGiB);
+  CHECK(resp.available_capacity() == 50 * kGiB - kMiB);
   (*req.mutable_parameters())["replicaCount"] = "zero";
   CHECK_CODE(Call(*h.controller, &csi::v1::Controller::Stub::GetCapacity, req, &resp),
              INVALID_ARGUMENT);
@@ -656,10 +762,10 @@ TEST_CASE("GetCapacity answers from the drive inventory", "[unit][csi]") {
 TEST_CASE("ValidateVolumeCapabilities confirms only what is served", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
   csi::v1::ValidateVolumeCapabilitiesRequest req;
   csi::v1::ValidateVolumeCapabilitiesResponse resp;
-  req.set_volume_id("pvc-1");
+  req.set_volume_id(kVol1);
   *req.add_volume_capabilities() = MountCap("");
   CHECK_CODE(
       Call(*h.controller, &csi::v1::Controller::Stub::ValidateVolumeCapabilities, req, &resp), OK);
@@ -691,26 +797,26 @@ TEST_CASE("ValidateVolumeCapabilities confirms only what is served", "[unit][csi
 TEST_CASE("Node calls stage, publish, expand, report and tear down idempotently", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1", kGiB)).ok());
+  REQUIRE(Create(h, CreateReq(kVol1, kGiB)).ok());
 
-  CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), OK);
-  auto v = h.Get("pvc-1");
-  const std::string staging = "/var/lib/kubelet/plugins/kubernetes.io/csi/staging/pvc-1";
+  CHECK_CODE(Stage(*h.node, StageReq(kVol1)), OK);
+  auto v = h.Get(kVol1);
+  const std::string staging = "/var/lib/kubelet/plugins/kubernetes.io/csi/staging/" + kVol1;
   CHECK(v.spec.consumer_node == "node-a");
   CHECK(v.spec.staging_path == staging);  // the agent mounts at kubelet's staging path
   CHECK(v.status.staged_path == staging);
-  CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), OK);
-  auto elsewhere = StageReq("pvc-1");
+  CHECK_CODE(Stage(*h.node, StageReq(kVol1)), OK);
+  auto elsewhere = StageReq(kVol1);
   elsewhere.set_staging_target_path("/var/lib/kubelet/plugins/other/globalmount");
   CHECK_CODE(Stage(*h.node, elsewhere), FAILED_PRECONDITION);  // staged once per node
 
   const std::string rw = "/var/lib/kubelet/pods/p1/volumes/kubernetes.io~csi/pvc-1/mount";
   const std::string ro = "/var/lib/kubelet/pods/p2/volumes/kubernetes.io~csi/pvc-1/mount";
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", rw)), OK);
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", rw)), OK);
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", ro, true)), OK);
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", rw, true)), ALREADY_EXISTS);
-  v = h.Get("pvc-1");
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, rw)), OK);
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, rw)), OK);
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, ro, true)), OK);
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, rw, true)), ALREADY_EXISTS);
+  v = h.Get(kVol1);
   REQUIRE(v.spec.publish_targets.size() == 2);
   CHECK(v.spec.publish_targets[0] == v1::PublishTarget{.path = rw, .read_only = false});
   CHECK(v.spec.publish_targets[1] == v1::PublishTarget{.path = ro, .read_only = true});
@@ -725,7 +831,7 @@ TEST_CASE("Node calls stage, publish, expand, report and tear down idempotently"
                         .used_inodes = 10});
   csi::v1::NodeGetVolumeStatsRequest stats_req;
   csi::v1::NodeGetVolumeStatsResponse stats;
-  stats_req.set_volume_id("pvc-1");
+  stats_req.set_volume_id(kVol1);
   stats_req.set_volume_path(rw);
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeGetVolumeStats, stats_req, &stats), OK);
   REQUIRE(stats.usage_size() == 2);
@@ -751,13 +857,13 @@ TEST_CASE("Node calls stage, publish, expand, report and tear down idempotently"
   // Expansion: controller first, then the node waits for the operator to finish.
   csi::v1::ControllerExpandVolumeRequest cexp;
   csi::v1::ControllerExpandVolumeResponse cexp_resp;
-  cexp.set_volume_id("pvc-1");
+  cexp.set_volume_id(kVol1);
   cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
   REQUIRE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, cexp, &cexp_resp)
               .ok());
   csi::v1::NodeExpandVolumeRequest nexp;
   csi::v1::NodeExpandVolumeResponse nexp_resp;
-  nexp.set_volume_id("pvc-1");
+  nexp.set_volume_id(kVol1);
   nexp.set_volume_path(rw);
   nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp), OK);
@@ -768,15 +874,15 @@ TEST_CASE("Node calls stage, publish, expand, report and tear down idempotently"
              FAILED_PRECONDITION);
 
   // Tear down, each step twice.
-  CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-1", rw)), OK);
-  CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-1", rw)), OK);
-  CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-1", ro)), OK);
-  v = h.Get("pvc-1");
+  CHECK_CODE(Unpublish(*h.node, UnpublishReq(kVol1, rw)), OK);
+  CHECK_CODE(Unpublish(*h.node, UnpublishReq(kVol1, rw)), OK);
+  CHECK_CODE(Unpublish(*h.node, UnpublishReq(kVol1, ro)), OK);
+  v = h.Get(kVol1);
   CHECK(v.spec.publish_targets.empty());
   CHECK(v.status.published_targets.empty());
-  CHECK_CODE(Unstage(*h.node, UnstageReq("pvc-1")), OK);
-  CHECK_CODE(Unstage(*h.node, UnstageReq("pvc-1")), OK);
-  v = h.Get("pvc-1");
+  CHECK_CODE(Unstage(*h.node, UnstageReq(kVol1)), OK);
+  CHECK_CODE(Unstage(*h.node, UnstageReq(kVol1)), OK);
+  v = h.Get(kVol1);
   CHECK(v.spec.consumer_node.empty());
   CHECK(v.spec.staging_path.empty());
   CHECK(v.status.staged_path.empty());
@@ -785,30 +891,30 @@ TEST_CASE("Node calls stage, publish, expand, report and tear down idempotently"
 TEST_CASE("Node calls wait bounded and answer a retryable code", "[unit][csi]") {
   Harness h({.wait_timeout = milliseconds(300), .agent_enabled = false});
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
   auto start = std::chrono::steady_clock::now();
-  grpc::Status s = Stage(*h.node, StageReq("pvc-1"));
+  grpc::Status s = Stage(*h.node, StageReq(kVol1));
   CHECK(std::chrono::steady_clock::now() - start < seconds(5));
   CHECK(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
   CHECK_THAT(s.error_message(), Catch::Contains("no Ready condition yet"));
-  CHECK(h.Get("pvc-1").spec.consumer_node == "node-a");  // the edit stays for the retry
+  CHECK(h.Get(kVol1).spec.consumer_node == "node-a");  // the edit stays for the retry
 
   h.agent().set_enabled(true);
-  CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), OK);
+  CHECK_CODE(Stage(*h.node, StageReq(kVol1)), OK);
 
   h.agent().set_enabled(false);
   const std::string target = "/var/lib/kubelet/pods/p1/mount";
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", target)), DEADLINE_EXCEEDED);
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, target)), DEADLINE_EXCEEDED);
   h.agent().set_enabled(true);
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", target)), OK);
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, target)), OK);
 
   // NodeExpandVolume waits while the volume is Expanding.
   h.agent().set_expanding(true);
   csi::v1::NodeExpandVolumeRequest nexp;
   csi::v1::NodeExpandVolumeResponse nexp_resp;
-  nexp.set_volume_id("pvc-1");
+  nexp.set_volume_id(kVol1);
   nexp.set_volume_path(target);
-  REQUIRE(Eventually([&] { return h.Get("pvc-1").status.phase == v1::VolumePhase::kExpanding; }));
+  REQUIRE(Eventually([&] { return h.Get(kVol1).status.phase == v1::VolumePhase::kExpanding; }));
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp),
              DEADLINE_EXCEEDED);
   h.agent().set_expanding(false);
@@ -819,7 +925,7 @@ TEST_CASE("Node calls wait bounded and answer a retryable code", "[unit][csi]") 
   h.agent().set_filesystem_lagging(true);
   csi::v1::ControllerExpandVolumeRequest cexp;
   csi::v1::ControllerExpandVolumeResponse cexp_resp;
-  cexp.set_volume_id("pvc-1");
+  cexp.set_volume_id(kVol1);
   cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
   REQUIRE(Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, cexp, &cexp_resp)
               .ok());
@@ -832,24 +938,24 @@ TEST_CASE("Node calls wait bounded and answer a retryable code", "[unit][csi]") 
   CHECK(nexp_resp.capacity_bytes() == 2 * kGiB);
 
   h.agent().set_enabled(false);
-  CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-1", target)), DEADLINE_EXCEEDED);
+  CHECK_CODE(Unpublish(*h.node, UnpublishReq(kVol1, target)), DEADLINE_EXCEEDED);
   h.agent().set_enabled(true);
-  CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-1", target)), OK);
+  CHECK_CODE(Unpublish(*h.node, UnpublishReq(kVol1, target)), OK);
   h.agent().set_enabled(false);
-  CHECK_CODE(Unstage(*h.node, UnstageReq("pvc-1")), DEADLINE_EXCEEDED);
+  CHECK_CODE(Unstage(*h.node, UnstageReq(kVol1)), DEADLINE_EXCEEDED);
   h.agent().set_enabled(true);
-  CHECK_CODE(Unstage(*h.node, UnstageReq("pvc-1")), OK);
+  CHECK_CODE(Unstage(*h.node, UnstageReq(kVol1)), OK);
 }
 
 TEST_CASE("A wait ends before the caller's own gRPC deadline", "[unit][csi]") {
   Harness h({.wait_timeout = seconds(30), .agent_enabled = false});
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + seconds(2));
   csi::v1::NodeStageVolumeResponse resp;
   auto start = std::chrono::steady_clock::now();
-  grpc::Status s = h.node->NodeStageVolume(&ctx, StageReq("pvc-1"), &resp);
+  grpc::Status s = h.node->NodeStageVolume(&ctx, StageReq(kVol1), &resp);
   CHECK(std::chrono::steady_clock::now() - start < seconds(2));
   CHECK(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
   // Our answer (what is missing), not the client's own timeout.
@@ -859,47 +965,47 @@ TEST_CASE("A wait ends before the caller's own gRPC deadline", "[unit][csi]") {
 TEST_CASE("A second call on a busy volume is Aborted", "[unit][csi]") {
   Harness h({.wait_timeout = seconds(5), .agent_enabled = false});
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
   grpc::Status first;
-  std::thread t([&] { first = Stage(*h.node, StageReq("pvc-1")); });
+  std::thread t([&] { first = Stage(*h.node, StageReq(kVol1)); });
   // The first call has made its edit and is now waiting for the agent.
-  REQUIRE(Eventually([&] { return h.Get("pvc-1").spec.consumer_node == "node-a"; }));
-  CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), ABORTED);
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", "/t")), ABORTED);
+  REQUIRE(Eventually([&] { return h.Get(kVol1).spec.consumer_node == "node-a"; }));
+  CHECK_CODE(Stage(*h.node, StageReq(kVol1)), ABORTED);
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, "/t")), ABORTED);
   csi::v1::ControllerExpandVolumeRequest cexp;
   csi::v1::ControllerExpandVolumeResponse cexp_resp;
-  cexp.set_volume_id("pvc-1");
+  cexp.set_volume_id(kVol1);
   cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
   CHECK_CODE(
       Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, cexp, &cexp_resp),
       ABORTED);
   // Other volumes are not held up.
-  CHECK_CODE(Create(h, CreateReq("pvc-2")), OK);
+  CHECK_CODE(Create(h, CreateReq(kVol2)), OK);
   h.agent().set_enabled(true);
   t.join();
   CHECK(first.ok());
-  CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), OK);
+  CHECK_CODE(Stage(*h.node, StageReq(kVol1)), OK);
 }
 
 TEST_CASE("Staging on a second node while staged on the first is FailedPrecondition",
           "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
-  CHECK_CODE(Stage(*h.node, StageReq("pvc-1")), OK);
-  grpc::Status s = Stage(*h.node_b, StageReq("pvc-1"));
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
+  CHECK_CODE(Stage(*h.node, StageReq(kVol1)), OK);
+  grpc::Status s = Stage(*h.node_b, StageReq(kVol1));
   CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   CHECK_THAT(s.error_message(), Catch::Contains("still staged on node node-a"));
-  CHECK(h.Get("pvc-1").spec.consumer_node == "node-a");
+  CHECK(h.Get(kVol1).spec.consumer_node == "node-a");
   // Publishing on node-b needs it staged there.
-  CHECK_CODE(Publish(*h.node_b, PublishReq("pvc-1", "/t")), FAILED_PRECONDITION);
+  CHECK_CODE(Publish(*h.node_b, PublishReq(kVol1, "/t")), FAILED_PRECONDITION);
   // Unstaging on node-b changes nothing on node-a.
-  CHECK_CODE(Unstage(*h.node_b, UnstageReq("pvc-1")), OK);
-  CHECK(h.Get("pvc-1").spec.consumer_node == "node-a");
+  CHECK_CODE(Unstage(*h.node_b, UnstageReq(kVol1)), OK);
+  CHECK(h.Get(kVol1).spec.consumer_node == "node-a");
   // Once node-a unstaged it, node-b takes it over.
-  CHECK_CODE(Unstage(*h.node, UnstageReq("pvc-1")), OK);
-  CHECK_CODE(Stage(*h.node_b, StageReq("pvc-1")), OK);
-  auto v = h.Get("pvc-1");
+  CHECK_CODE(Unstage(*h.node, UnstageReq(kVol1)), OK);
+  CHECK_CODE(Stage(*h.node_b, StageReq(kVol1)), OK);
+  auto v = h.Get(kVol1);
   CHECK(v.spec.consumer_node == "node-b");
   CHECK(v.status.node_name == "node-b");
 }
@@ -907,63 +1013,63 @@ TEST_CASE("Staging on a second node while staged on the first is FailedPrecondit
 TEST_CASE("Node calls answer caller mistakes with exact codes", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
 
-  auto stage = StageReq("pvc-1");
+  auto stage = StageReq(kVol1);
   stage.clear_volume_id();
   CHECK_CODE(Stage(*h.node, stage), INVALID_ARGUMENT);
-  stage = StageReq("pvc-1");
+  stage = StageReq(kVol1);
   stage.clear_staging_target_path();
   CHECK_CODE(Stage(*h.node, stage), INVALID_ARGUMENT);
-  stage = StageReq("pvc-1");
+  stage = StageReq(kVol1);
   stage.clear_volume_capability();
   CHECK_CODE(Stage(*h.node, stage), INVALID_ARGUMENT);
-  stage = StageReq("pvc-1");
+  stage = StageReq(kVol1);
   stage.mutable_volume_capability()->mutable_block();
   CHECK_CODE(Stage(*h.node, stage), INVALID_ARGUMENT);
   CHECK_CODE(Stage(*h.node, StageReq("pvc-missing")), NOT_FOUND);
 
-  auto unstage = UnstageReq("pvc-1");
+  auto unstage = UnstageReq(kVol1);
   unstage.clear_volume_id();
   CHECK_CODE(Unstage(*h.node, unstage), INVALID_ARGUMENT);
-  unstage = UnstageReq("pvc-1");
+  unstage = UnstageReq(kVol1);
   unstage.clear_staging_target_path();
   CHECK_CODE(Unstage(*h.node, unstage), INVALID_ARGUMENT);
   CHECK_CODE(Unstage(*h.node, UnstageReq("pvc-missing")), NOT_FOUND);
 
-  auto publish = PublishReq("pvc-1", "/t");
+  auto publish = PublishReq(kVol1, "/t");
   publish.clear_target_path();
   CHECK_CODE(Publish(*h.node, publish), INVALID_ARGUMENT);
-  publish = PublishReq("pvc-1", "/t");
+  publish = PublishReq(kVol1, "/t");
   publish.clear_volume_id();
   CHECK_CODE(Publish(*h.node, publish), INVALID_ARGUMENT);
-  publish = PublishReq("pvc-1", "/t");
+  publish = PublishReq(kVol1, "/t");
   publish.clear_staging_target_path();
   CHECK_CODE(Publish(*h.node, publish), INVALID_ARGUMENT);
-  publish = PublishReq("pvc-1", "/t");
+  publish = PublishReq(kVol1, "/t");
   publish.clear_volume_capability();
   CHECK_CODE(Publish(*h.node, publish), INVALID_ARGUMENT);
-  publish = PublishReq("pvc-1", "/t");
+  publish = PublishReq(kVol1, "/t");
   *publish.mutable_volume_capability() = MountCap("xfs", Mode::MULTI_NODE_MULTI_WRITER);
   CHECK_CODE(Publish(*h.node, publish), INVALID_ARGUMENT);
   CHECK_CODE(Publish(*h.node, PublishReq("pvc-missing", "/t")), NOT_FOUND);
-  CHECK_CODE(Publish(*h.node, PublishReq("pvc-1", "/t")), FAILED_PRECONDITION);  // not staged
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, "/t")), FAILED_PRECONDITION);  // not staged
 
-  auto unpublish = UnpublishReq("pvc-1", "/t");
+  auto unpublish = UnpublishReq(kVol1, "/t");
   unpublish.clear_target_path();
   CHECK_CODE(Unpublish(*h.node, unpublish), INVALID_ARGUMENT);
-  unpublish = UnpublishReq("pvc-1", "/t");
+  unpublish = UnpublishReq(kVol1, "/t");
   unpublish.clear_volume_id();
   CHECK_CODE(Unpublish(*h.node, unpublish), INVALID_ARGUMENT);
   CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-missing", "/t")), NOT_FOUND);
-  CHECK_CODE(Unpublish(*h.node, UnpublishReq("pvc-1", "/t")), OK);  // never published: done
+  CHECK_CODE(Unpublish(*h.node, UnpublishReq(kVol1, "/t")), OK);  // never published: done
 
   csi::v1::NodeGetVolumeStatsRequest stats_req;
   csi::v1::NodeGetVolumeStatsResponse stats;
   stats_req.set_volume_path("/t");
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeGetVolumeStats, stats_req, &stats),
              INVALID_ARGUMENT);
-  stats_req.set_volume_id("pvc-1");
+  stats_req.set_volume_id(kVol1);
   stats_req.clear_volume_path();
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeGetVolumeStats, stats_req, &stats),
              INVALID_ARGUMENT);
@@ -976,14 +1082,14 @@ TEST_CASE("Node calls answer caller mistakes with exact codes", "[unit][csi]") {
   nexp.set_volume_path("/t");
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp),
              INVALID_ARGUMENT);
-  nexp.set_volume_id("pvc-1");
+  nexp.set_volume_id(kVol1);
   nexp.clear_volume_path();
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp),
              INVALID_ARGUMENT);
   nexp.set_volume_id("pvc-missing");
   nexp.set_volume_path("/t");
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp), NOT_FOUND);
-  nexp.set_volume_id("pvc-1");  // not staged here
+  nexp.set_volume_id(kVol1);  // not staged here
   CHECK_CODE(Call(*h.node, &csi::v1::Node::Stub::NodeExpandVolume, nexp, &nexp_resp),
              FAILED_PRECONDITION);
 }
@@ -991,32 +1097,32 @@ TEST_CASE("Node calls answer caller mistakes with exact codes", "[unit][csi]") {
 TEST_CASE("Spec writes are guarded by resourceVersion and retried on conflict", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();
-  REQUIRE(Create(h, CreateReq("pvc-1")).ok());
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
   // The simulated agent writes status with PUTs under the same path; keep it quiet.
   h.agent().set_enabled(false);
   std::this_thread::sleep_for(milliseconds(50));
-  const std::string path = "/apis/csi.meshstor.io/v1alpha1/meshstorvolumes/pvc-1";
+  const std::string path = "/apis/csi.meshstor.io/v1alpha1/meshstorvolumes/" + kVol1;
   h.api().faults().ClearRequests();
   h.api().faults().FailNext("PUT", path, 409, 2);
   csi::v1::ControllerExpandVolumeRequest cexp;
   csi::v1::ControllerExpandVolumeResponse cexp_resp;
-  cexp.set_volume_id("pvc-1");
+  cexp.set_volume_id(kVol1);
   cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
   CHECK_CODE(
       Call(*h.controller, &csi::v1::Controller::Stub::ControllerExpandVolume, cexp, &cexp_resp),
       OK);
-  CHECK(h.Get("pvc-1").spec.capacity_bytes == 2 * kGiB);
+  CHECK(h.Get(kVol1).spec.capacity_bytes == 2 * kGiB);
   CHECK(h.api().faults().RequestCount("PUT", path) == 3);
 
   // A real conflict: the object changes between the shim's read and its write. The volume
   // client re-reads and applies its edit on top, keeping the other writer's change.
   int calls = 0;
-  auto result = h.volumes().Modify("pvc-1", [&](v1::MeshStorVolume& v) -> common::Result<bool> {
+  auto result = h.volumes().Modify(kVol1, [&](v1::MeshStorVolume& v) -> common::Result<bool> {
     if (calls++ == 0) {
-      auto other = h.Get("pvc-1");
+      auto other = h.Get(kVol1);
       other.spec.member_missing_timeout = 600;
       REQUIRE(h.client()
-                  .Update(kube::MeshStorVolumes(), {.namespace_ = "", .name = "pvc-1"},
+                  .Update(kube::MeshStorVolumes(), {.namespace_ = "", .name = kVol1},
                           v1::EncodeMeshStorVolume(other))
                   .ok());
     }

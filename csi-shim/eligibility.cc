@@ -4,6 +4,8 @@
 #include <functional>
 #include <map>
 
+#include "common/api/v1alpha1/geometry.h"
+
 namespace csi_shim {
 namespace {
 
@@ -42,14 +44,15 @@ int64_t MaxVolumeCapacity(const std::vector<v1::MeshStorNodeDevice>& devices,
                           const VolumeParameters& params) {
   const size_t width = static_cast<size_t>(std::max(params.stripe_width, 1));
   const size_t replicas = static_cast<size_t>(std::max(params.replica_count, 1));
-  std::vector<int64_t> per_node;  // the biggest member each node could hold
+  std::vector<int64_t> per_node;  // the biggest capacity each node could hold a copy of
   for (const auto& [node, extents] : ExtentsByNode(devices, params.sector_size)) {
-    if (extents.size() >= width) per_node.push_back(extents[width - 1] / v1::kMiB * v1::kMiB);
+    if (extents.size() >= width) {
+      per_node.push_back(v1::MaxCapacityForExtent(extents[width - 1], params.stripe_width));
+    }
   }
   if (per_node.size() < replicas) return 0;
   std::sort(per_node.begin(), per_node.end(), std::greater<>());
-  int64_t member = per_node[replicas - 1];
-  return member * static_cast<int64_t>(width);
+  return per_node[replicas - 1];
 }
 
 }  // namespace csi_shim

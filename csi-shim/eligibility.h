@@ -2,7 +2,8 @@
 // (MeshStorNodeDevice). The shim uses it to refuse a CreateVolume that can never be placed
 // (FailedPrecondition saying how many nodes qualify) and to answer GetCapacity. The operator's
 // placement (docs/design.md §8) stays the authority; this is the same filter on drives only (sector
-// size, at least stripeWidth drives with a big enough free extent), without node schedulability.
+// size, at least stripeWidth drives with a big enough free extent), without node schedulability,
+// with the same member size (v1alpha1::MemberSizeBytes, MD data offset included).
 //
 // Thread contract: free functions without shared state.
 #pragma once
@@ -24,7 +25,7 @@ std::vector<std::string> QualifyingNodes(
     const VolumeParameters& params, int64_t member_size_bytes);
 
 // The largest capacity (a MiB multiple; 0 when none) a volume with `params` could have so that
-// at least `params.replica_count` nodes qualify.
+// at least `params.replica_count` nodes qualify for members of v1alpha1::MemberSizeBytes.
 int64_t MaxVolumeCapacity(const std::vector<common::api::v1alpha1::MeshStorNodeDevice>& devices,
                           const VolumeParameters& params);
 

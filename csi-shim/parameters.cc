@@ -3,6 +3,8 @@
 #include <charconv>
 #include <limits>
 
+#include "common/api/v1alpha1/validation.h"
+
 namespace csi_shim {
 namespace {
 
@@ -32,28 +34,19 @@ Result<VolumeParameters> ParseParameters(const std::map<std::string, std::string
   VolumeParameters out;
   for (const auto& [key, value] : params) {
     if (key.starts_with(kProvisionerPrefix)) continue;
+    const std::string field = "parameter " + key;
     if (key == "replicaCount") {
       ASSIGN_OR_RETURN(out.replica_count, ParseInt(key, value));
-      if (out.replica_count < 1) {
-        return InvalidArgumentError("parameter replicaCount: \"{}\" must be at least 1", value);
-      }
+      RETURN_IF_ERROR(v1::ValidateReplicaCount(out.replica_count, field));
     } else if (key == "stripeWidth") {
       ASSIGN_OR_RETURN(out.stripe_width, ParseInt(key, value));
-      if (out.stripe_width < 1) {
-        return InvalidArgumentError("parameter stripeWidth: \"{}\" must be at least 1", value);
-      }
+      RETURN_IF_ERROR(v1::ValidateStripeWidth(out.stripe_width, field));
     } else if (key == "memberMissingTimeout") {
       ASSIGN_OR_RETURN(out.member_missing_timeout, ParseInt(key, value));
-      if (out.member_missing_timeout < v1::kMinMemberMissingTimeoutSeconds) {
-        return InvalidArgumentError(
-            "parameter memberMissingTimeout: \"{}\" must be at least {} (seconds)", value,
-            v1::kMinMemberMissingTimeoutSeconds);
-      }
+      RETURN_IF_ERROR(v1::ValidateMemberMissingTimeout(out.member_missing_timeout, field));
     } else if (key == "sectorSize") {
       ASSIGN_OR_RETURN(out.sector_size, ParseInt(key, value));
-      if (out.sector_size != 512 && out.sector_size != 4096) {
-        return InvalidArgumentError("parameter sectorSize: \"{}\" must be 512 or 4096", value);
-      }
+      RETURN_IF_ERROR(v1::ValidateSectorSize(out.sector_size, field));
     } else {
       return InvalidArgumentError(
           "unknown parameter \"{}\" (allowed: replicaCount, stripeWidth, memberMissingTimeout, "
@@ -61,6 +54,8 @@ Result<VolumeParameters> ParseParameters(const std::map<std::string, std::string
           key);
     }
   }
+  RETURN_IF_ERROR(v1::ValidateArraySlots(out.replica_count, out.stripe_width,
+                                         "parameters replicaCount × stripeWidth"));
   return out;
 }
 
@@ -122,12 +117,6 @@ Status ValidateVolumeName(std::string_view name, std::string_view what) {
         what, name);
   }
   return common::OkStatus();
-}
-
-int64_t MemberSizeBytes(int64_t capacity_bytes, int32_t stripe_width) {
-  int64_t width = stripe_width < 1 ? 1 : stripe_width;
-  int64_t per_drive = (capacity_bytes + width - 1) / width;
-  return (per_drive + v1::kMiB - 1) / v1::kMiB * v1::kMiB;
 }
 
 }  // namespace csi_shim

@@ -26,8 +26,9 @@ struct VolumeParameters {
 };
 
 // Parses StorageClass parameters. Keys starting with "csi.storage.k8s.io/" (added by the
-// external-provisioner) are ignored. InvalidArgument naming the parameter and its rule for a bad
-// value, and naming an unknown parameter.
+// external-provisioner) are ignored. Values are checked by the spec's validator
+// (v1alpha1/validation.h): InvalidArgument naming the parameter and its rule for a bad value or
+// an array of too many slots, and naming an unknown parameter.
 common::Result<VolumeParameters> ParseParameters(const std::map<std::string, std::string>& params);
 
 // The parameters a volume was created with, read back from its spec.
@@ -42,13 +43,10 @@ common::Result<int64_t> CapacityForRange(int64_t required_bytes, int64_t limit_b
 // Whether an existing capacity satisfies a CapacityRange (0 = unspecified for either bound).
 bool CapacityFits(int64_t capacity_bytes, int64_t required_bytes, int64_t limit_bytes);
 
-// A CSI volume name becomes the MeshStorVolume name, so it must be a DNS-1123 subdomain
-// (lower-case alphanumerics, '-' and '.', starting and ending alphanumeric, at most 253
-// characters). InvalidArgument naming `what` and the rule otherwise.
+// A volume ID is a MeshStorVolume name, so it is a DNS-1123 subdomain (lower-case alphanumerics,
+// '-' and '.', starting and ending alphanumeric, at most 253 characters); an ID that is not names
+// no volume. (CSI names are any string: v1alpha1::VolumeIdForCsiName maps them to IDs.)
+// InvalidArgument naming `what` and the rule otherwise.
 common::Status ValidateVolumeName(std::string_view name, std::string_view what);
-
-// The size of one member of a volume: its capacity split across `stripe_width` drives, rounded up
-// to a whole MiB. This is the extent each of those drives must have free.
-int64_t MemberSizeBytes(int64_t capacity_bytes, int32_t stripe_width);
 
 }  // namespace csi_shim

@@ -31,19 +31,33 @@ TEST_CASE("ParseParameters names the parameter and its rule", "[unit][csi]") {
   struct Case {
     std::string key, value, expect;
   };
-  auto c = GENERATE(Case{"replicaCount", "0", "replicaCount: \"0\" must be at least 1"},
+  auto c = GENERATE(Case{"replicaCount", "0", "parameter replicaCount: 0 is out of range 1..16"},
+                    Case{"replicaCount", "17", "parameter replicaCount: 17 is out of range 1..16"},
                     Case{"replicaCount", "two", "replicaCount: \"two\" is not an integer"},
                     Case{"replicaCount", "", "is not an integer"},
                     Case{"replicaCount", "+2", "is not an integer"},
-                    Case{"stripeWidth", "-1", "stripeWidth: \"-1\" must be at least 1"},
-                    Case{"memberMissingTimeout", "59", "must be at least 60"},
-                    Case{"sectorSize", "1024", "sectorSize: \"1024\" must be 512 or 4096"},
+                    Case{"stripeWidth", "-1", "parameter stripeWidth: -1 is out of range 1..16"},
+                    Case{"stripeWidth", "17", "parameter stripeWidth: 17 is out of range 1..16"},
+                    Case{"memberMissingTimeout", "59",
+                         "parameter memberMissingTimeout: 59 is below the minimum 60 (seconds)"},
+                    Case{"sectorSize", "1024",
+                         "parameter sectorSize: 1024 is not a supported sector size (allowed: "
+                         "512, 4096)"},
                     Case{"sectorSize", "99999999999", "is not an integer"},
                     Case{"fsType", "xfs", "unknown parameter \"fsType\""});
   auto p = ParseParameters({{c.key, c.value}});
   REQUIRE_FALSE(p.ok());
   CHECK(p.status().code() == StatusCode::kInvalidArgument);
   CHECK_THAT(p.status().message(), Catch::Contains(c.expect));
+}
+
+TEST_CASE("ParseParameters refuses an array of more slots than a volume holds", "[unit][csi]") {
+  CHECK(ParseParameters({{"replicaCount", "16"}, {"stripeWidth", "4"}}).ok());  // 64 slots
+  auto p = ParseParameters({{"replicaCount", "16"}, {"stripeWidth", "5"}});
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(p.status().message(),
+             Catch::Contains("parameters replicaCount × stripeWidth: 80 array slots"));
 }
 
 TEST_CASE("CapacityForRange rounds up to MiB with a 512 MiB minimum", "[unit][csi]") {
@@ -92,20 +106,19 @@ TEST_CASE("Eligibility counts nodes by sector size, drive count and free extent"
   VolumeParameters raid1;  // 2 copies, 1 drive each, 4096
   CHECK(QualifyingNodes(devices, raid1, 1024 * kMiB) == std::vector<std::string>{"a", "b", "d"});
   CHECK(QualifyingNodes(devices, raid1, 3 * 1024 * kMiB) == std::vector<std::string>{"a", "b"});
-  // The second biggest node holds 4 GiB.
-  CHECK(MaxVolumeCapacity(devices, raid1) == 4 * 1024 * kMiB);
+  // The second biggest node holds 4 GiB less the MD data offset of its member.
+  CHECK(MaxVolumeCapacity(devices, raid1) == 4095 * kMiB);
   VolumeParameters raid10 = raid1;
   raid10.stripe_width = 2;
   raid10.replica_count = 1;
   CHECK(QualifyingNodes(devices, raid10, 2 * 1024 * kMiB) == std::vector<std::string>{"a"});
-  CHECK(MaxVolumeCapacity(devices, raid10) == 4 * 1024 * kMiB);
+  CHECK(MaxVolumeCapacity(devices, raid10) == 2 * 2047 * kMiB);
   raid10.replica_count = 2;
   CHECK(MaxVolumeCapacity(devices, raid10) == 0);
   VolumeParameters small_sector = raid1;
   small_sector.sector_size = 512;
   small_sector.replica_count = 1;
-  CHECK(MaxVolumeCapacity(devices, small_sector) == 50 * 1024 * kMiB);
-  CHECK(MemberSizeBytes(1025 * kMiB, 2) == 513 * kMiB);
+  CHECK(MaxVolumeCapacity(devices, small_sector) == 50 * 1024 * kMiB - kMiB);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "common/api/v1alpha1/geometry.h"
+#include "common/api/v1alpha1/validation.h"
 #include "common/time/clock.h"
 
 namespace meshstor_operator {
@@ -46,7 +48,7 @@ std::vector<const v1::Member*> Present(const v1::MeshStorVolume& v) {
 }
 
 int32_t StripeOf(const v1::MeshStorVolumeSpec& spec, const v1::Member& m) {
-  return m.slot.value_or(0) / Copies(spec);
+  return v1::StripeOfSlot(spec.replica_count, m.slot.value_or(0));
 }
 
 int32_t NextIndex(const v1::MeshStorVolume& v) {
@@ -117,7 +119,7 @@ v1::MeshStorVolumeStatus ComputeStatus(const v1::MeshStorVolume& v, const Invent
   v1::MeshStorVolumeStatus s = v.status;
   s.observed_generation = v.metadata.generation;
   const auto present = Present(v);
-  const int64_t want_size = MemberSizeBytes(v.spec);
+  const int64_t want_size = v1::MemberSizeBytes(v.spec);
 
   // Phase.
   bool any_missing_entry = false, any_syncing = false, replacing = false, expanding = false;
@@ -179,7 +181,7 @@ v1::MeshStorVolumeStatus ComputeStatus(const v1::MeshStorVolume& v, const Invent
   }
 
   // Counters.
-  const int total = v.status.total_devices.value_or(TotalSlots(v.spec));
+  const int total = v.status.total_devices.value_or(v1::SlotCount(v.spec));
   const int active = v.status.active_devices.value_or(synced);
   s.ready = present.empty() ? "" : fmt::format("{}/{}", active, total);
   s.degraded_devices = present.empty() ? std::nullopt : std::optional<int32_t>(degraded_count);
@@ -323,7 +325,7 @@ common::Status AddMembers(const Inventory& inv, const NodePlacement& placement,
     m.index = NextIndex(*v);
     m.node = placement.node;
     m.drive = placement.drives[i % placement.drives.size()];
-    m.size_bytes = MemberSizeBytes(v->spec);
+    m.size_bytes = v1::MemberSizeBytes(v->spec);
     ASSIGN_OR_RETURN(m.namespace_id, NewNamespaceId(inv, *v, placement.node));
     m.role =
         placement.node == v->spec.consumer_node ? v1::MemberRole::kLocal : v1::MemberRole::kRemote;
@@ -343,61 +345,23 @@ std::set<std::string> PresentNodes(const v1::MeshStorVolume& v) {
 
 }  // namespace
 
-int32_t Copies(const v1::MeshStorVolumeSpec& spec) { return std::max(spec.replica_count, 2); }
-
-int32_t TotalSlots(const v1::MeshStorVolumeSpec& spec) {
-  return Copies(spec) * std::max(spec.stripe_width, 1);
-}
-
-int64_t MemberSizeBytes(const v1::MeshStorVolumeSpec& spec) {
-  const int64_t stripe = std::max(spec.stripe_width, 1);
-  const int64_t per = (spec.capacity_bytes + stripe - 1) / stripe;
-  return (per + v1::kMiB - 1) / v1::kMiB * v1::kMiB + v1::kMiB;
-}
-
 common::Status ValidateSpec(const v1::MeshStorVolumeSpec& spec) {
-  if (spec.replica_count < 1 || spec.replica_count > 16) {
-    return common::InvalidArgumentError("spec.replicaCount: must be 1..16, got {}",
-                                        spec.replica_count);
-  }
-  if (spec.stripe_width < 1 || spec.stripe_width > 16) {
-    return common::InvalidArgumentError("spec.stripeWidth: must be 1..16, got {}",
-                                        spec.stripe_width);
-  }
-  if (spec.sector_size != 512 && spec.sector_size != 4096) {
-    return common::InvalidArgumentError("spec.sectorSize: must be 512 or 4096, got {}",
-                                        spec.sector_size);
-  }
-  if (spec.capacity_bytes < v1::kMinCapacityBytes || spec.capacity_bytes % v1::kMiB != 0) {
-    return common::InvalidArgumentError(
-        "spec.capacityBytes: must be a multiple of 1 MiB and at least 512 MiB, got {}",
-        spec.capacity_bytes);
-  }
-  if (spec.member_missing_timeout < v1::kMinMemberMissingTimeoutSeconds) {
-    return common::InvalidArgumentError("spec.memberMissingTimeout: must be at least {} s, got {}",
-                                        v1::kMinMemberMissingTimeoutSeconds,
-                                        spec.member_missing_timeout);
-  }
-  if (TotalSlots(spec) > 64) {
-    return common::InvalidArgumentError(
-        "spec.replicaCount × spec.stripeWidth: at most 64 array slots, got {}", TotalSlots(spec));
-  }
+  // Each value's bounds are checked when the object is decoded (the informer never hands over a
+  // spec outside them); what is left are the rules across fields and members.
+  RETURN_IF_ERROR(v1::ValidateArraySlots(spec.replica_count, spec.stripe_width,
+                                         "spec.replicaCount × spec.stripeWidth"));
   std::set<int32_t> indexes;
   std::map<std::string, std::set<int32_t>> nsids;
   for (const v1::Member& m : spec.members) {
     if (!indexes.insert(m.index).second) {
       return common::InvalidArgumentError("spec.members: index {} appears twice", m.index);
     }
-    if (m.namespace_id < v1::kMinNamespaceId || m.namespace_id > v1::kMaxNamespaceId) {
-      return common::InvalidArgumentError("spec.members[{}].namespaceID: must be 1..8192, got {}",
-                                          m.index, m.namespace_id);
-    }
     if (m.node.empty() || m.drive.empty()) {
       return common::InvalidArgumentError("spec.members[{}]: node and drive are required", m.index);
     }
-    if (m.slot && *m.slot >= TotalSlots(spec)) {
+    if (m.slot && *m.slot >= v1::SlotCount(spec)) {
       return common::InvalidArgumentError("spec.members[{}].slot: {} is outside 0..{}", m.index,
-                                          *m.slot, TotalSlots(spec) - 1);
+                                          *m.slot, v1::SlotCount(spec) - 1);
     }
     if (m.state == v1::MemberState::kPresent && !nsids[m.node].insert(m.namespace_id).second) {
       return common::InvalidArgumentError(
@@ -482,7 +446,7 @@ Decision Decide(const v1::MeshStorVolume& v, const Inventory& inv, const Limits&
   Decision d;
   StatusInputs in;
   const auto present = Present(v);
-  const int64_t size = MemberSizeBytes(v.spec);
+  const int64_t size = v1::MemberSizeBytes(v.spec);
   const std::string& consumer = v.spec.consumer_node;
 
   if (present.empty() && !consumer.empty()) {
@@ -499,13 +463,13 @@ Decision Decide(const v1::MeshStorVolume& v, const Inventory& inv, const Limits&
       MinRequeue(&d, limits.retry_interval);
     } else {
       v1::MeshStorVolume next = v;
-      const int32_t copies = Copies(v.spec);
       std::vector<std::string> where;
       common::Status st = common::OkStatus();
       for (size_t c = 0; c < placed->size() && st.ok(); ++c) {
         std::vector<std::pair<int32_t, std::optional<int32_t>>> slots;
         for (int32_t s = 0; s < v.spec.stripe_width; ++s) {
-          slots.emplace_back(s * copies + static_cast<int32_t>(c), std::nullopt);
+          slots.emplace_back(v1::SlotOf(v.spec.replica_count, s, static_cast<int32_t>(c)),
+                             std::nullopt);
         }
         st = AddMembers(inv, (*placed)[c], slots, &next);
         where.push_back(fmt::format("{} ({})", (*placed)[c].node, Join((*placed)[c].drives)));
@@ -573,14 +537,14 @@ Decision Decide(const v1::MeshStorVolume& v, const Inventory& inv, const Limits&
             if (m->node == surplus && StripeOf(v.spec, *m) == s) old = m;
           }
           std::optional<int32_t> slot;
-          for (int32_t c = 0; c < Copies(v.spec); ++c) {
-            if (!used_slots.count(s * Copies(v.spec) + c)) {
-              slot = s * Copies(v.spec) + c;
+          for (int32_t c = 0; c < v1::Copies(v.spec); ++c) {
+            if (!used_slots.count(v1::SlotOf(v.spec.replica_count, s, c))) {
+              slot = v1::SlotOf(v.spec.replica_count, s, c);
               break;
             }
           }
           if (!slot && old != nullptr) slot = old->slot;
-          if (!slot) slot = s * Copies(v.spec);
+          if (!slot) slot = v1::SlotOf(v.spec.replica_count, s, 0);
           used_slots.insert(*slot);
           slots.emplace_back(*slot, old ? std::optional<int32_t>(old->index) : std::nullopt);
         }

@@ -70,18 +70,11 @@ struct Decision {
   bool placement_failed = false;
 };
 
-// InvalidArgument naming the field and the rule when the spec cannot be acted on.
+// InvalidArgument naming the field and the rule when the spec cannot be acted on: the rules the
+// decoder cannot check on single values (v1alpha1::ValidateArraySlots; members: unique indexes,
+// node and drive set, slots inside the array, namespace IDs unique per node). The decoder has
+// checked each value's bounds (v1alpha1/validation.h) before.
 common::Status ValidateSpec(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
-
-// Partition size of each member: capacity / stripeWidth rounded up to 1 MiB, plus 1 MiB for the
-// MD superblock and bitmap.
-int64_t MemberSizeBytes(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
-
-// RAID slots of the array: max(replicaCount, 2) copies times stripeWidth (a single copy keeps a
-// placeholder mirror so the volume can move). Member in copy c, stripe position s: slot
-// s * copies + c.
-int32_t Copies(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
-int32_t TotalSlots(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
 
 // The next step for `volume`. `inventory.volumes` holds every volume (including this one, in
 // any version) for namespace IDs, spread and the cluster-wide rebuild cap.

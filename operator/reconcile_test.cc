@@ -119,21 +119,11 @@ TEST_CASE("Invalid spec contents give a clear condition and no retry", "[unit][r
   auto v = Volume("pvc-1");
   v.spec.consumer_node = "node-a";
   std::string field;
-  SECTION("replicaCount") {
-    v.spec.replica_count = 0;
-    field = "spec.replicaCount";
-  }
-  SECTION("sectorSize") {
-    v.spec.sector_size = 1024;
-    field = "spec.sectorSize";
-  }
-  SECTION("capacity") {
-    v.spec.capacity_bytes = 1024 * v1::kMiB + 5;
-    field = "spec.capacityBytes";
-  }
-  SECTION("timeout") {
-    v.spec.member_missing_timeout = 59;
-    field = "spec.memberMissingTimeout";
+  // Single values out of bounds never get here: the decoder refuses them (codec_test).
+  SECTION("more array slots than spec.members can hold") {
+    v.spec.replica_count = 16;
+    v.spec.stripe_width = 5;
+    field = "spec.replicaCount × spec.stripeWidth: 80 array slots";
   }
   SECTION("duplicate member namespace IDs on a node") {
     v.spec.members.push_back({0,
@@ -630,16 +620,16 @@ TEST_CASE("Deletion retires members and removes the finalizer after teardown",
 
 TEST_CASE("Member size covers capacity per stripe plus metadata", "[unit][reconcile]") {
   auto v = Volume("x", 2, 1, 5120 * v1::kMiB);
-  CHECK(MemberSizeBytes(v.spec) == 5121 * v1::kMiB);
+  CHECK(v1::MemberSizeBytes(v.spec) == 5121 * v1::kMiB);
   v.spec.stripe_width = 2;
   v.spec.capacity_bytes = 512 * v1::kMiB;
-  CHECK(MemberSizeBytes(v.spec) == 257 * v1::kMiB);
+  CHECK(v1::MemberSizeBytes(v.spec) == 257 * v1::kMiB);
   v.spec.stripe_width = 3;
   v.spec.capacity_bytes = 1024 * v1::kMiB;
-  CHECK(MemberSizeBytes(v.spec) == 343 * v1::kMiB);  // 341.33 → 342 + 1
-  CHECK(TotalSlots(v.spec) == 6);
+  CHECK(v1::MemberSizeBytes(v.spec) == 343 * v1::kMiB);  // 341.33 → 342 + 1
+  CHECK(v1::SlotCount(v.spec) == 6);
   v.spec.replica_count = 1;
-  CHECK(TotalSlots(v.spec) == 6);  // placeholders keep two copies
+  CHECK(v1::SlotCount(v.spec) == 6);  // placeholders keep two copies
 }
 
 }  // namespace

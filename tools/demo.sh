@@ -139,15 +139,18 @@ for d in json.load(sys.stdin)["items"]:
           s["biggestFreeExtentBytes"] >> 30))'
   # Through the CSI sockets, as external-provisioner and then kubelet on demo-node-1 would.
   csi() { $bin/tools/csi-client/meshstor-csi-client --retry --timeout 60s --endpoint "$@"; }
-  echo "-- CreateVolume pvc-demo (10 GiB, 2 copies):"
-  csi "unix://$work/csi.sock" create-volume --name pvc-demo --capacity 10Gi \
+  # A pvc-<uuid> name, as external-provisioner sends, is its own volume ID (any other name maps to
+  # msv-<hash>, common/api/v1alpha1/volume_id.h).
+  demo_vol=pvc-de300000-0000-4000-8000-000000000001
+  echo "-- CreateVolume $demo_vol (10 GiB, 2 copies):"
+  csi "unix://$work/csi.sock" create-volume --name "$demo_vol" --capacity 10Gi \
     --param replicaCount=2 | sed 's/^/  /'
   echo "-- NodeStageVolume on demo-node-1:"
-  csi "unix://$work/csi-node.sock" node-stage --volume-id pvc-demo \
-    --staging-path "$work/kubelet/pvc-demo/globalmount" | sed 's/^/  /'
+  csi "unix://$work/csi-node.sock" node-stage --volume-id "$demo_vol" \
+    --staging-path "$work/kubelet/$demo_vol/globalmount" | sed 's/^/  /'
   echo "-- NodeGetInfo: $(csi "unix://$work/csi-node.sock" node-info)"
-  echo "-- pvc-demo after staging on demo-node-1 (placement by the operator, the rest by agents):"
-  curl -fs "$vols/pvc-demo" | python3 -c '
+  echo "-- $demo_vol after staging on demo-node-1 (placement by the operator, the rest by agents):"
+  curl -fs "$vols/$demo_vol" | python3 -c '
 import json, sys
 v = json.load(sys.stdin)
 s = v.get("status", {})
@@ -160,7 +163,7 @@ for m in v["spec"].get("members", []):
 for c in s.get("conditions", []):
     print("  condition %s=%s (%s)" % (c["type"], c["status"], c["reason"]))
 if not s.get("stagedPath"):
-    sys.exit("pvc-demo was not staged")'
+    sys.exit("the demo volume was not staged")'
   echo "-- operator metrics:"
   curl -fs "http://127.0.0.1:$op_a/metrics" | grep -E '^meshstor_operator_(volumes|members|degraded)' | head -12
 fi

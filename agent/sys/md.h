@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/api/v1alpha1/geometry.h"
 #include "common/status/status.h"
 
 namespace agent::sys {
@@ -29,11 +30,12 @@ enum class MdLevel { kRaid1 = 1, kRaid10 = 10 };
 
 // The md "name" stored in the superblock is at most 32 bytes.
 inline constexpr size_t kMaxMdNameBytes = 32;
-// Where member data starts (mdadm --data-offset): room for the superblock and the internal
-// bitmap. mdadm's own default grows with the device (up to 129 MiB of reshape headroom we never
-// use), which would leave an array smaller than the capacity the operator sized its members for
-// (capacity per stripe + 1 MiB). Members added later inherit the array's offset.
-inline constexpr uint64_t kMdDataOffsetBytes = 1 << 20;
+// Where member data starts (mdadm --data-offset): the volume geometry's kMdDataOffsetBytes
+// (common/api/v1alpha1/geometry.h), which the operator adds to each member's size. mdadm's own
+// default grows with the device (up to 129 MiB of reshape headroom we never use), which would
+// leave an array smaller than the capacity. Members added later inherit the array's offset.
+inline constexpr uint64_t kMdDataOffsetBytes =
+    static_cast<uint64_t>(common::api::v1alpha1::kMdDataOffsetBytes);
 // A member keyword of mdadm --create: an empty slot.
 inline constexpr std::string_view kMdMissing = "missing";
 

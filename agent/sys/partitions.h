@@ -27,11 +27,13 @@
 #include <string_view>
 #include <vector>
 
+#include "common/api/v1alpha1/geometry.h"
 #include "common/status/status.h"
 
 namespace agent::sys {
 
-inline constexpr uint64_t kMiB = uint64_t{1} << 20;
+// The volume geometry's unit (common/api/v1alpha1/geometry.h), unsigned like the sizes here.
+inline constexpr uint64_t kMiB = static_cast<uint64_t>(common::api::v1alpha1::kMiB);
 inline constexpr uint64_t kAlignment = kMiB;
 inline constexpr std::string_view kLinuxRaidPartitionType = "a19d880f-05fc-4d3b-a006-743f0f84911e";
 

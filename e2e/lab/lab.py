@@ -1302,7 +1302,7 @@ def scenario_csi(lab, args):
     meshstor-csi-client playing external-provisioner, resizer and kubelet (guest/csi-node.sh)."""
     need_binaries(args, "csi", ("meshstor-agent", "meshstor-sys", "meshstor-csi-shim",
                                 "meshstor-csi-client"), operator=True)
-    vol = "pvc-lab-csi"
+    vol = "pvc-1abc5100-0000-4000-8000-000000000001"  # its own volume ID (pvc-<uuid>)
     lab.network(["A", "B", "C"])
     cp = ControlPlane(lab, args, vol, nodes=("lab-a", "lab-b", "lab-c"), operator=True)
     cp.start_agent_nodes(consumer_script="csi-node.sh", timeout=1200)

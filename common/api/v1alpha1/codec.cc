@@ -2,6 +2,7 @@
 
 #include "common/api/json.h"
 #include "common/api/meta_codec.h"
+#include "common/api/v1alpha1/validation.h"
 
 namespace common::api::v1alpha1 {
 namespace {
@@ -16,12 +17,9 @@ constexpr std::string_view kPartitionStates =
     "Requested, Created, Spare, Syncing, Synced, Faulty, Missing, Replacing, Deleting";
 
 // The schema's bounds, checked again on decode so a bad object from any source (an old server,
-// a hand edit, a test double) is reported instead of acted on.
+// a hand edit, a test double) is reported instead of acted on: the spec values with the
+// validators of validation.h, the other bounded integers here.
 Status CheckRange(FieldReader& r, const char* key, int64_t v, int64_t min, int64_t max) {
-  if (v < min && (max == INT32_MAX || max == INT64_MAX)) {
-    return InvalidArgumentError("{}: {} is less than the minimum {}", json::JoinPath(r.path(), key),
-                                v, min);
-  }
   if (v < min || v > max) {
     return InvalidArgumentError("{}: {} is out of range [{}, {}]", json::JoinPath(r.path(), key), v,
                                 min, max);
@@ -35,18 +33,13 @@ Status DecodeVolumeSpec(FieldReader& r, MeshStorVolumeSpec* s) {
   RETURN_IF_ERROR(r.Int32("stripeWidth", &s->stripe_width, Presence::kRequired));
   RETURN_IF_ERROR(r.Int32("memberMissingTimeout", &s->member_missing_timeout, Presence::kRequired));
   RETURN_IF_ERROR(r.Int32("sectorSize", &s->sector_size, Presence::kRequired));
-  RETURN_IF_ERROR(CheckRange(r, "capacityBytes", s->capacity_bytes, kMinCapacityBytes, INT64_MAX));
-  if (s->capacity_bytes % kMiB != 0) {
-    return InvalidArgumentError("{}: {} is not a multiple of 1 MiB",
-                                json::JoinPath(r.path(), "capacityBytes"), s->capacity_bytes);
-  }
-  RETURN_IF_ERROR(CheckRange(r, "replicaCount", s->replica_count, 1, 16));
-  RETURN_IF_ERROR(CheckRange(r, "stripeWidth", s->stripe_width, 1, 16));
-  RETURN_IF_ERROR(CheckRange(r, "memberMissingTimeout", s->member_missing_timeout, 60, INT32_MAX));
-  if (s->sector_size != 512 && s->sector_size != 4096) {
-    return InvalidArgumentError("{}: unsupported value {} (allowed: 512, 4096)",
-                                json::JoinPath(r.path(), "sectorSize"), s->sector_size);
-  }
+  RETURN_IF_ERROR(
+      ValidateCapacityBytes(s->capacity_bytes, json::JoinPath(r.path(), "capacityBytes")));
+  RETURN_IF_ERROR(ValidateReplicaCount(s->replica_count, json::JoinPath(r.path(), "replicaCount")));
+  RETURN_IF_ERROR(ValidateStripeWidth(s->stripe_width, json::JoinPath(r.path(), "stripeWidth")));
+  RETURN_IF_ERROR(ValidateMemberMissingTimeout(s->member_missing_timeout,
+                                               json::JoinPath(r.path(), "memberMissingTimeout")));
+  RETURN_IF_ERROR(ValidateSectorSize(s->sector_size, json::JoinPath(r.path(), "sectorSize")));
   RETURN_IF_ERROR(r.String("consumerNode", &s->consumer_node));
   RETURN_IF_ERROR(r.String("stagingPath", &s->staging_path));
   s->publish_targets.clear();

@@ -177,6 +177,38 @@ TEST_CASE("Every invalid example is rejected with an error naming the field", "[
   }
 }
 
+TEST_CASE("Spec values outside the schema's bounds are refused by the validator", "[unit][api]") {
+  auto spec = [](const std::string& fields) {
+    return R"({"apiVersion":"csi.meshstor.io/v1alpha1","kind":"MeshStorVolume",)"
+           R"("metadata":{"name":"v1"},"spec":{)" +
+           fields + "}}";
+  };
+  const std::string ok = R"("capacityBytes":1073741824,"replicaCount":16,"stripeWidth":16,)"
+                         R"("memberMissingTimeout":60,"sectorSize":512)";
+  REQUIRE(DecodeMeshStorVolume(spec(ok)).ok());
+  struct Case {
+    std::string from, to, error;
+  };
+  auto c = GENERATE(
+      Case{"\"capacityBytes\":1073741824", "\"capacityBytes\":1073741825",
+           "MeshStorVolume v1: spec.capacityBytes: 1073741825 is not a multiple of 1 MiB"},
+      Case{"\"capacityBytes\":1073741824", "\"capacityBytes\":1048576",
+           "spec.capacityBytes: 1048576 is below the minimum 536870912 (512 MiB)"},
+      Case{"\"replicaCount\":16", "\"replicaCount\":17",
+           "spec.replicaCount: 17 is out of range 1..16"},
+      Case{"\"stripeWidth\":16", "\"stripeWidth\":0", "spec.stripeWidth: 0 is out of range 1..16"},
+      Case{"\"memberMissingTimeout\":60", "\"memberMissingTimeout\":59",
+           "spec.memberMissingTimeout: 59 is below the minimum 60 (seconds)"},
+      Case{"\"sectorSize\":512", "\"sectorSize\":1024",
+           "spec.sectorSize: 1024 is not a supported sector size (allowed: 512, 4096)"});
+  std::string fields = ok;
+  fields.replace(fields.find(c.from), c.from.size(), c.to);
+  auto v = DecodeMeshStorVolume(spec(fields));
+  REQUIRE_FALSE(v.ok());
+  CHECK(v.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(v.status().message(), Catch::Contains(c.error));
+}
+
 TEST_CASE("Malformed and wrong-typed JSON gives a clear error, never a default", "[unit][api]") {
   const std::string base =
       R"({"apiVersion":"csi.meshstor.io/v1alpha1","kind":"MeshStorVolume",)"

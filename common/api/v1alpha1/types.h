@@ -5,6 +5,7 @@
 // Thread contract: value types.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "common/api/meta.h"
+#include "common/api/v1alpha1/geometry.h"
 
 namespace common::api::v1alpha1 {
 
@@ -23,12 +25,20 @@ inline constexpr std::string_view kVolumePlural = "meshstorvolumes";
 inline constexpr std::string_view kNodeDeviceKind = "MeshStorNodeDevice";
 inline constexpr std::string_view kNodeDevicePlural = "meshstornodedevices";
 
-inline constexpr int64_t kMiB = 1024 * 1024;
+// Bounds of the spec values a volume's creator chooses; crds/meshstorvolumes.yaml states the same
+// (validation_test checks), validation.h checks them.
 inline constexpr int64_t kMinCapacityBytes = 512 * kMiB;
+inline constexpr int32_t kMinReplicaCount = 1;
+inline constexpr int32_t kMaxReplicaCount = 16;
+inline constexpr int32_t kMinStripeWidth = 1;
+inline constexpr int32_t kMaxStripeWidth = 16;
+inline constexpr int32_t kMinMemberMissingTimeoutSeconds = 60;
+inline constexpr std::array<int32_t, 2> kSectorSizes = {512, 4096};
+// The most members spec.members holds (its maxItems), so the most RAID slots an array may have.
+inline constexpr int32_t kMaxArraySlots = 64;
 // A filesystem this close to its array's size counts as grown to it (XFS may leave a tail too
 // small for an allocation group); the agent grows it when it is further behind.
 inline constexpr int64_t kFilesystemSlackBytes = 16 * kMiB;
-inline constexpr int32_t kMinMemberMissingTimeoutSeconds = 60;
 inline constexpr int32_t kMinNamespaceId = 1;
 inline constexpr int32_t kMaxNamespaceId = 8192;
 
