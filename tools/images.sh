@@ -39,9 +39,12 @@ if [[ "${1:-}" == "__hook" ]]; then
     # they are dependencies (about 100 MB of 220): udev (mdadm needs only libudev1; udevd never
     # runs here), python3 (xfs_scrub_all, xfs_protofile) and libicu72 (xfs_scrub). mkfs.xfs,
     # xfs_growfs, mdadm and modprobe are checked with ldd below; packages.txt lists what stays.
-    chroot "$root" dpkg --purge --force-depends udev python3 python3-minimal python3.11 \
-      python3.11-minimal libpython3-stdlib libpython3.11-stdlib libpython3.11-minimal media-types \
-      libicu72 >/dev/null
+    # One at a time, users first: a package's maintainer scripts may need the next one.
+    for p in udev python3 python3.11 libpython3-stdlib libpython3.11-stdlib python3-minimal \
+      python3.11-minimal libpython3.11-minimal media-types libicu72; do
+      chroot "$root" dpkg --purge --force-depends "$p" >/dev/null 2>&1 ||
+        { echo "images.sh: dpkg --purge $p failed in the agent image" >&2; exit 1; }
+    done
     for b in /usr/sbin/mdadm /usr/sbin/mkfs.xfs /usr/sbin/xfs_growfs /usr/bin/kmod; do
       out=$(chroot "$root" /usr/bin/ldd "$b" 2>&1) && ! grep -q 'not found' <<<"$out" ||
         { echo "images.sh: $b is missing libraries in the agent image: $out" >&2; exit 1; }
@@ -96,7 +99,7 @@ if ((EUID != 0)); then
 fi
 
 # ---- host tools: only missing packages, apt-get update first ----------------------------------
-host_packages=(mmdebstrap ca-certificates gzip tar coreutils findutils libc-bin dpkg)
+host_packages=(mmdebstrap binutils ca-certificates gzip tar coreutils findutils libc-bin dpkg)
 missing=()
 for p in "${host_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -139,6 +142,13 @@ debs="$out/.debs"
 mkdir -p "$debs"
 refs=()
 
+# The images get stripped copies (RelWithDebInfo binaries are mostly debug info); the build tree
+# is only read.
+mkdir -p "$work/bin"
+for b in "${!bins[@]}"; do
+  strip --strip-unneeded -o "$work/bin/$b" "$build_dir/${bins[$b]}"
+done
+
 # Debian packages that provide the shared libraries of the given binaries (ldd on this host,
 # which built them; the hook checks again with ldd inside the image).
 library_packages() {
@@ -157,7 +167,10 @@ library_packages() {
 rootfs() {
   local kind=$1 tar=$2 pkgs=$3
   shift 3
+  # merged-usr hook: /bin etc. are symlinks and usr-is-merged satisfies init-system-helpers
+  # (otherwise apt picks usrmerge, which pulls in perl).
   IMAGES_PACKAGES_FILE=$pkgs mmdebstrap --quiet --mode=root --format=tar --variant=essential \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -243,11 +256,11 @@ oci() {
 path_env=$(json_array 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
 
 # ---- operator: meshstor-operator + meshstor-csi-shim (controller mode), uid 65532 ---------------
-op_bins=("$build_dir/${bins[meshstor-operator]}" "$build_dir/${bins[meshstor-csi-shim]}")
+op_bins=("$work/bin/meshstor-operator" "$work/bin/meshstor-csi-shim")
 op_pkgs=$(library_packages "${op_bins[@]}" | paste -sd, -)
 echo "images.sh: operator image packages: ca-certificates,$op_pkgs"
 rootfs operator "$work/operator.tar" "$out/operator-$version.packages.txt" \
-  --include="usr-is-merged,ca-certificates,$op_pkgs" \
+  --include="ca-certificates,$op_pkgs" \
   --customize-hook="copy-in ${op_bins[*]} /usr/local/bin"
 tar -xOf "$work/operator.tar" ./etc/ssl/certs/ca-certificates.crt >"$work/ca-certificates.crt"
 oci operator "$version" "$work/operator.tar" 65532:65532 \
@@ -259,12 +272,11 @@ rm -f "$work/operator.tar"
 # (filesystem.cc); everything else (mount, nvmet/nvme-tcp configfs, partitions) is done with
 # syscalls and libblkid/libfdisk. kmod (modprobe) loads nvmet-tcp/nvme-tcp/raid1/raid10 from the
 # host's /lib/modules (init container). util-linux is Essential and always present.
-ag_bins=("$build_dir/${bins[meshstor-agent]}" "$build_dir/${bins[meshstor-csi-shim]}"
-  "$build_dir/${bins[meshstor-sys]}")
+ag_bins=("$work/bin/meshstor-agent" "$work/bin/meshstor-csi-shim" "$work/bin/meshstor-sys")
 ag_pkgs=$(library_packages "${ag_bins[@]}" | paste -sd, -)
 echo "images.sh: agent image packages: ca-certificates,mdadm,xfsprogs,kmod,$ag_pkgs"
 rootfs agent "$work/agent.tar" "$out/agent-$version.packages.txt" \
-  --include="usr-is-merged,ca-certificates,mdadm,xfsprogs,kmod,$ag_pkgs" \
+  --include="ca-certificates,mdadm,xfsprogs,kmod,$ag_pkgs" \
   --customize-hook="copy-in ${ag_bins[*]} /usr/local/bin"
 oci agent "$version" "$work/agent.tar" 0:0 \
   "$(json_array /usr/local/bin/meshstor-agent)" '[]' \
@@ -275,8 +287,6 @@ rm -f "$work/agent.tar"
 pause_tag=3.10
 IMAGES_PACKAGES_FILE="$out/pause-$pause_tag.packages.txt" mmdebstrap --quiet --mode=root --format=tar --variant=extract --include=catatonit \
   --skip=output/dev,output/mknod,download/empty,essential/unlink \
-  --setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
-  --setup-hook="sync-in $debs /var/cache/apt/archives" \
   --extract-hook="sync-out /var/cache/apt/archives $debs" \
   --extract-hook='for d in "$1"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat="\${Package}\t\${Version}\t\${Architecture}\n" "$d"; done | LC_ALL=C sort >"$IMAGES_PACKAGES_FILE"' \
   bookworm "$work/catatonit.tar" "deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
