@@ -10,12 +10,13 @@
 #                    DIR/.debs so that reruns do not download again
 #   --k8s-dir DIR    directory with the static CSI sidecar binaries csi-provisioner, csi-resizer,
 #                    csi-node-driver-registrar, livenessprobe: also builds their images
-#   --mirror URL     Debian mirror (default: http://deb.debian.org/debian; security updates come
-#                    from the -security archive beside it, see below)
+#   --mirror URL     Debian mirror ending in /debian (default: http://deb.debian.org/debian):
+#                    bookworm and bookworm-updates from URL, bookworm-security from URL-security
 # Writes DIR/<name>-<tag>.oci.tar, DIR/<name>-<tag>.packages.txt and DIR/images.txt (one image
 # reference per line). Idempotent: everything is rebuilt from the inputs on every run; the layer
 # bytes are reproducible for the same inputs and package versions (SOURCE_DATE_EPOCH: the last
-# commit's time). Needs root (mmdebstrap's root mode, chroot); installs mmdebstrap when missing.
+# commit's time). Needs root (mmdebstrap's root mode, chroot); installs mmdebstrap and binutils
+# when missing.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,7 +77,7 @@ if [[ "${1:-}" == "__hook" ]]; then
   exit 0
 fi
 
-usage() { sed -n '5,20p' "$self" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '6,19p' "$self" | sed 's/^# \{0,1\}//'; }
 
 build_dir=build/release
 out=build/images
