@@ -47,8 +47,10 @@ if [[ "${1:-}" == "__hook" ]]; then
         { echo "images.sh: dpkg --purge $p failed in the agent image" >&2; exit 1; }
     done
     for b in /usr/sbin/mdadm /usr/sbin/mkfs.xfs /usr/sbin/xfs_growfs /usr/bin/kmod; do
-      out=$(chroot "$root" /usr/bin/ldd "$b" 2>&1) && ! grep -q 'not found' <<<"$out" ||
-        { echo "images.sh: $b is missing libraries in the agent image: $out" >&2; exit 1; }
+      if ! out=$(chroot "$root" /usr/bin/ldd "$b" 2>&1) || grep -q 'not found' <<<"$out"; then
+        echo "images.sh: $b is missing libraries in the agent image: $out" >&2
+        exit 1
+      fi
     done
   fi
   # Every binary must find all of its shared libraries inside the image.
@@ -165,6 +167,8 @@ library_packages() {
 }
 
 # rootfs <kind> <tar> <packages.txt> <mmdebstrap args...>: one root filesystem as a tar.
+# (Hooks are in single quotes on purpose: mmdebstrap's shell expands "$1", the root.)
+# shellcheck disable=SC2016
 rootfs() {
   local kind=$1 tar=$2 pkgs=$3
   shift 3
@@ -286,6 +290,7 @@ rm -f "$work/agent.tar"
 
 # ---- pause: Debian's catatonit (static) in pause mode ------------------------------------------
 pause_tag=3.10
+# shellcheck disable=SC2016 # the hook's "$1" and variables are expanded by mmdebstrap's shell
 IMAGES_PACKAGES_FILE="$out/pause-$pause_tag.packages.txt" mmdebstrap --quiet --mode=root --format=tar --variant=extract --include=catatonit \
   --skip=output/dev,output/mknod,download/empty,essential/unlink \
   --extract-hook="sync-out /var/cache/apt/archives $debs" \
@@ -326,7 +331,7 @@ if [[ -n "$k8s_dir" ]]; then
       source="images.sh default (no version flag, no VERSIONS file)"
     fi
     echo "images.sh: $s version $tag (from $source)"
-    rm -rf "$work/$s"
+    rm -rf "${work:?}/$s"
     mkdir -p "$work/$s"
     scratch_tree "$work/$s"
     install -m 0755 "$bin" "$work/$s/$s"
@@ -335,7 +340,7 @@ if [[ -n "$k8s_dir" ]]; then
       >"$out/$s-$tag.packages.txt"
     grep '^ca-certificates' "$out/operator-$version.packages.txt" >>"$out/$s-$tag.packages.txt"
     oci "$s" "$tag" "$work/$s.tar" 0:0 "$(json_array "/$s")" '[]' "$path_env"
-    rm -rf "$work/$s" "$work/$s.tar"
+    rm -rf "${work:?}/$s" "$work/$s.tar"
   done
 fi
 

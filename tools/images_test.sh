@@ -7,7 +7,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-build_dir= out= k8s_dir=
+build_dir='' out='' k8s_dir=''
 while (($#)); do
   case $1 in
     --build-dir) build_dir=$2; shift 2 ;;
@@ -142,7 +142,7 @@ if [[ -n "$k8s_dir" ]]; then
     [[ -x "$r/$s" && -s "$r/etc/ssl/certs/ca-certificates.crt" && -d "$r/tmp" ]] || fail "$s image tree"
     # Go's flag package exits 2 after printing the usage for --help (some sidecars 0).
     RUN_OK_RC=2 run "$r" 0 "/$s" --help
-    rm -rf "$work/$s"
+    rm -rf "${work:?}/$s"
   done
 fi
 echo "images_test: PASS"
