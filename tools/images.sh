@@ -15,6 +15,7 @@
 #                    bookworm-security from URL-security
 #   --list           only print the image references it builds (the manifests use exactly
 #                    these) and exit; needs neither root nor a build
+#   --print-mirror   only print the Debian mirror it would use and exit
 # Writes DIR/<name>-<tag>.oci.tar, DIR/<name>-<tag>.packages.txt and DIR/images.txt (one image
 # reference per line). Idempotent: everything is rebuilt from the inputs on every run; the layer
 # bytes are reproducible for the same inputs and package versions (SOURCE_DATE_EPOCH: the last
@@ -82,13 +83,14 @@ if [[ "${1:-}" == "__hook" ]]; then
   exit 0
 fi
 
-usage() { sed -n '6,22p' "$self" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '6,23p' "$self" | sed 's/^# \{0,1\}//'; }
 
 build_dir=build/release
 out=build/images
 k8s_dir=
 mirror=
 list=0
+print_mirror=0
 while (($#)); do
   case $1 in
     --build-dir) build_dir=${2:?}; shift 2 ;;
@@ -96,6 +98,7 @@ while (($#)); do
     --k8s-dir) k8s_dir=${2:?}; shift 2 ;;
     --mirror) mirror=${2:?}; shift 2 ;;
     --list) list=1; shift ;;
+    --print-mirror) print_mirror=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "images.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -129,6 +132,10 @@ if [[ -z "$mirror" ]]; then
     echo "images.sh: no Debian mirror in /etc/apt/sources.list[.d]; give one with --mirror" >&2
     exit 1
   }
+fi
+if ((print_mirror)); then
+  echo "$mirror"
+  exit 0
 fi
 
 if ((EUID != 0)); then

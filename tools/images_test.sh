@@ -22,8 +22,14 @@ if ((EUID != 0)); then
   echo "images_test: SKIP: needs root (mmdebstrap root mode, chroot)"
   exit 77
 fi
-if ! timeout 20 bash -c 'exec 3<>/dev/tcp/deb.debian.org/80' 2>/dev/null; then
-  echo "images_test: SKIP: the Debian archive (deb.debian.org:80) is not reachable"
+# The Debian mirror the host's apt uses (images.sh takes the same one).
+mirror=$("$here/images.sh" --print-mirror) || exit 1
+host=${mirror#*://}
+host=${host%%/*}
+port=80
+[[ $mirror != https://* ]] || port=443
+if ! timeout 20 bash -c "exec 3<>/dev/tcp/${host%%:*}/$port" 2>/dev/null; then
+  echo "images_test: SKIP: the Debian archive ($mirror) is not reachable"
   exit 77
 fi
 
