@@ -72,265 +72,368 @@ common::Result<std::optional<std::string>> VolumeReconciler::MemberDevicePath(
   return std::optional<std::string>();
 }
 
+// The state one consumer pass shares between its steps.
+struct VolumeReconciler::ConsumerPass {
+  const v1::MeshStorVolume& v;
+  const Peers& peers;
+  VolumeOutcome& out;
+  const std::string name;       // the MD array's name
+  const std::string uuid;       // the MD array's UUID
+  const std::string what;       // context of every error of this pass
+  const common::api::Time now;  // when the pass ran
+  const std::string staged;     // where the volume is staged on this node
+  ConsumerReport rep;
+  std::vector<MemberDevice> devices;  // present members, in spec order
+  bool all_available = true;          // every present member's device is reachable
+  bool missing_past_grace = true;     // every unreachable member is past assemble_grace
+  sys::MdArrayState array;            // MD's view, once the array runs
+
+  // Ends the pass early, reporting what it observed so far. Always false.
+  bool Halt() {
+    out.consumer = rep;
+    return false;
+  }
+};
+
 void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peers& peers,
                                          VolumeOutcome& out) {
+  ConsumerPass pass{v,
+                    peers,
+                    out,
+                    sys::MdArrayName(v.metadata.name),
+                    sys::MdArrayUuid(v.metadata.name),
+                    fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
+                    std::chrono::floor<std::chrono::seconds>(clock_.Now()),
+                    ConsumerStagingPath(settings_, v)};
+  if (!ConsumesHere(v)) return EnsureTornDown(pass);
+  CollectMembers(pass);
+  if (!EnsureArray(pass)) return;
+  ConvergeMembership(pass);
+  // XFS exactly once, then the staging mount and the publish targets.
+  EnsureFormatted(pass);
+  if (EnsureStaged(pass)) {
+    EnsureGrown(pass);
+    EnsurePublished(pass);
+  }
+  EnsureUnpublished(pass);
+  EnsureOldStagingUnmounted(pass);
+  ReportArray(pass);
+}
+
+bool VolumeReconciler::ConsumesHere(const v1::MeshStorVolume& v) const {
   const bool deleting =
       v.metadata.deletion_timestamp.has_value() || v.status.phase == v1::VolumePhase::kDeleting;
-  const bool here = v.spec.consumer_node == settings_.node && !deleting;
-  const std::string name = sys::MdArrayName(v.metadata.name);
-  const std::string uuid = sys::MdArrayUuid(v.metadata.name);
-  const std::string what = fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node);
-  const auto now = std::chrono::floor<std::chrono::seconds>(clock_.Now());
+  return v.spec.consumer_node == settings_.node && !deleting;
+}
 
-  if (!here) {
-    auto running = k_.md->GetArray(name);
-    bool ours_in_status = v.status.node_name == settings_.node;
-    if (running.ok() || ours_in_status) {
-      if (auto s = TearDownConsumer(v, out); !s.ok()) Fail(out, s.WithContext(what));
+void VolumeReconciler::EnsureTornDown(ConsumerPass& pass) {
+  auto running = k_.md->GetArray(pass.name);
+  bool ours_in_status = pass.v.status.node_name == settings_.node;
+  if (running.ok() || ours_in_status) {
+    if (auto s = TearDownConsumer(pass.v, pass.out); !s.ok()) {
+      Fail(pass.out, s.WithContext(pass.what));
     }
-    return;
   }
+}
 
-  ConsumerReport rep;
-  std::vector<MemberDevice> devices;
-  bool all_available = true;
-  bool missing_past_grace = true;
+void VolumeReconciler::CollectMembers(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
   for (const v1::Member& m : v.spec.members) {
     if (m.state != v1::MemberState::kPresent) continue;
     MemberDevice d{&m, std::nullopt};
     if (Reported(v, m)) {
-      auto path = MemberDevicePath(v, m, peers, /*connect=*/true);
+      auto path = MemberDevicePath(v, m, pass.peers, /*connect=*/true);
       if (path.ok()) {
         d.device = *path;
       } else {
-        Fail(out, path.status().WithContext(what));
+        Fail(pass.out, path.status().WithContext(pass.what));
       }
     }
     if (!d.device) {
-      all_available = false;
+      pass.all_available = false;
       if (!Reported(v, m)) {
-        missing_past_grace = false;  // not created yet: wait for its owner
+        pass.missing_past_grace = false;  // not created yet: wait for its owner
       } else {
         const v1::PartitionStatus* ps = FindPartition(v.status, m.index);
         MemberObservation o;
         o.state = v1::PartitionState::kMissing;
-        o.missing_since = ps && ps->missing_since ? *ps->missing_since : now;
+        o.missing_since = ps && ps->missing_since ? *ps->missing_since : pass.now;
         o.message = "unreachable from the consumer";
-        if (now - *o.missing_since < settings_.assemble_grace) missing_past_grace = false;
-        rep.members[m.index] = o;
-      }
-    }
-    devices.push_back(d);
-  }
-
-  auto array = k_.md->GetArray(name);
-  if (!array.ok() && array.status().code() != StatusCode::kNotFound) {
-    return Fail(out, array.status().WithContext(what));
-  }
-  if (!array.ok() && devices.empty()) {
-    out.consumer = rep;  // staged before the operator placed any member: nothing to do yet
-    return;
-  }
-  if (!array.ok()) {
-    // Not running: assemble from members that carry this array, or create a new one.
-    std::vector<sys::MdMember> carriers;
-    bool foreign = false;
-    for (const auto& d : devices) {
-      if (!d.device) continue;
-      auto sb = k_.md->Examine(*d.device);
-      if (sb.ok() && sb->array_uuid == uuid) {
-        carriers.push_back({*d.device, d.member->role == v1::MemberRole::kRemote});
-      } else if (sb.ok()) {
-        foreign = true;
-        rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
-                                        "carries MD array " + sb->array_uuid + ", not this one"};
-      } else if (sb.status().code() != StatusCode::kNotFound) {
-        Fail(out, sb.status().WithContext(what));
-      }
-    }
-    if (carriers.empty()) {
-      if (v.spec.formatted_at) {
-        Fail(out, common::FailedPreconditionError(
-                      "{}: formatted already, but no reachable member carries array {}: not "
-                      "creating a new, empty array",
-                      what, uuid));
-        out.consumer = rep;
-        return;
-      }
-      if (!all_available || foreign) {
-        out.retry_soon = true;
-        out.consumer = rep;
-        return;
-      }
-      const int32_t slots = v1::SlotCount(v.spec);
-      sys::MdCreateSpec spec;
-      spec.name = name;
-      spec.uuid = uuid;
-      spec.level = v.spec.stripe_width > 1 ? sys::MdLevel::kRaid10 : sys::MdLevel::kRaid1;
-      spec.members.assign(static_cast<size_t>(slots), {std::string(sys::kMdMissing), false});
-      spec.members_zeroed = true;  // every member was zeroed by its owner and never used
-      int32_t next = 0;
-      for (const auto& d : devices) {
-        int32_t slot = d.member->slot.value_or(next);
-        next = std::max(next, slot) + 1;
-        if (slot < 0 || slot >= slots) {
-          Fail(out, common::InvalidArgumentError("{}: member {} has slot {} outside 0..{}", what,
-                                                 d.member->index, slot, slots - 1));
-          out.consumer = rep;
-          return;
+        if (pass.now - *o.missing_since < settings_.assemble_grace) {
+          pass.missing_past_grace = false;
         }
-        spec.members[static_cast<size_t>(slot)] = {*d.device,
-                                                   d.member->role == v1::MemberRole::kRemote};
-      }
-      if (auto s = k_.md->Create(spec); !s.ok()) {
-        Fail(out, s.WithContext(what));
-        out.consumer = rep;
-        return;
-      }
-    } else {
-      if (!all_available && !missing_past_grace) {
-        out.retry_soon = true;  // give unreachable members the grace period first
-        out.consumer = rep;
-        return;
-      }
-      sys::MdAssembleSpec spec{name, uuid, carriers, /*allow_degraded=*/!all_available};
-      if (auto s = k_.md->Assemble(spec); !s.ok()) {
-        Fail(out, s.WithContext(what));
-        out.consumer = rep;
-        return;
+        pass.rep.members[m.index] = o;
       }
     }
-    array = k_.md->GetArray(name);
-    if (!array.ok()) {
-      Fail(out, array.status().WithContext(what));
-      out.consumer = rep;
-      return;
+    pass.devices.push_back(d);
+  }
+}
+
+bool VolumeReconciler::EnsureArray(ConsumerPass& pass) {
+  auto array = k_.md->GetArray(pass.name);
+  if (array.ok()) {
+    pass.array = std::move(*array);
+    return true;
+  }
+  if (array.status().code() != StatusCode::kNotFound) {
+    Fail(pass.out, array.status().WithContext(pass.what));
+    return false;
+  }
+  if (pass.devices.empty()) {
+    return pass.Halt();  // staged before the operator placed any member: nothing to do yet
+  }
+  if (!StartArray(pass)) return false;
+  auto started = k_.md->GetArray(pass.name);
+  if (!started.ok()) {
+    Fail(pass.out, started.status().WithContext(pass.what));
+    return pass.Halt();
+  }
+  pass.array = std::move(*started);
+  return true;
+}
+
+// Not running: assemble from members that carry this array, or create a new one.
+bool VolumeReconciler::StartArray(ConsumerPass& pass) {
+  std::vector<sys::MdMember> carriers;
+  bool foreign = false;
+  for (const auto& d : pass.devices) {
+    if (!d.device) continue;
+    auto sb = k_.md->Examine(*d.device);
+    if (sb.ok() && sb->array_uuid == pass.uuid) {
+      carriers.push_back({*d.device, d.member->role == v1::MemberRole::kRemote});
+    } else if (sb.ok()) {
+      foreign = true;
+      pass.rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                           "carries MD array " + sb->array_uuid + ", not this one"};
+    } else if (sb.status().code() != StatusCode::kNotFound) {
+      Fail(pass.out, sb.status().WithContext(pass.what));
     }
   }
+  if (carriers.empty()) return CreateArray(pass, foreign);
+  return AssembleArray(pass, carriers);
+}
 
-  // Running: bring back or add every reachable member that is not in the array.
+bool VolumeReconciler::CreateArray(ConsumerPass& pass, bool foreign) {
+  const v1::MeshStorVolume& v = pass.v;
+  if (v.spec.formatted_at) {
+    Fail(pass.out, common::FailedPreconditionError(
+                       "{}: formatted already, but no reachable member carries array {}: not "
+                       "creating a new, empty array",
+                       pass.what, pass.uuid));
+    return pass.Halt();
+  }
+  if (!pass.all_available || foreign) {
+    pass.out.retry_soon = true;
+    return pass.Halt();
+  }
+  const int32_t slots = v1::SlotCount(v.spec);
+  sys::MdCreateSpec spec;
+  spec.name = pass.name;
+  spec.uuid = pass.uuid;
+  spec.level = v.spec.stripe_width > 1 ? sys::MdLevel::kRaid10 : sys::MdLevel::kRaid1;
+  spec.members.assign(static_cast<size_t>(slots), {std::string(sys::kMdMissing), false});
+  spec.members_zeroed = true;  // every member was zeroed by its owner and never used
+  int32_t next = 0;
+  for (const auto& d : pass.devices) {
+    int32_t slot = d.member->slot.value_or(next);
+    next = std::max(next, slot) + 1;
+    if (slot < 0 || slot >= slots) {
+      Fail(pass.out, common::InvalidArgumentError("{}: member {} has slot {} outside 0..{}",
+                                                  pass.what, d.member->index, slot, slots - 1));
+      return pass.Halt();
+    }
+    spec.members[static_cast<size_t>(slot)] = {*d.device,
+                                               d.member->role == v1::MemberRole::kRemote};
+  }
+  if (auto s = k_.md->Create(spec); !s.ok()) {
+    Fail(pass.out, s.WithContext(pass.what));
+    return pass.Halt();
+  }
+  return true;
+}
+
+bool VolumeReconciler::AssembleArray(ConsumerPass& pass,
+                                     const std::vector<sys::MdMember>& carriers) {
+  if (!pass.all_available && !pass.missing_past_grace) {
+    pass.out.retry_soon = true;  // give unreachable members the grace period first
+    return pass.Halt();
+  }
+  sys::MdAssembleSpec spec{pass.name, pass.uuid, carriers,
+                           /*allow_degraded=*/!pass.all_available};
+  if (auto s = k_.md->Assemble(spec); !s.ok()) {
+    Fail(pass.out, s.WithContext(pass.what));
+    return pass.Halt();
+  }
+  return true;
+}
+
+void VolumeReconciler::ConvergeMembership(ConsumerPass& pass) {
   bool changed = false;
-  for (const auto& d : devices) {
+  if (EnsureMembersAdded(pass)) changed = true;
+  if (EnsureRetiredRemoved(pass)) changed = true;
+  if (EnsureFaultyRemoved(pass)) changed = true;
+  if (changed) {
+    auto again = k_.md->GetArray(pass.name);
+    if (again.ok()) pass.array = std::move(*again);
+  }
+}
+
+// Running: bring back or add every reachable member that is not in the array.
+bool VolumeReconciler::EnsureMembersAdded(ConsumerPass& pass) {
+  bool changed = false;
+  for (const auto& d : pass.devices) {
     if (!d.device) continue;
-    const sys::MdMemberState* in = ArrayMember(*array, *d.device);
+    const sys::MdMemberState* in = ArrayMember(pass.array, *d.device);
     if (in != nullptr && !in->faulty) continue;
     if (in != nullptr && in->faulty) {
       // A member that failed but whose device is back: take it out, re-add it below next pass.
-      if (auto s = k_.md->Remove(name, *d.device); !s.ok()) Fail(out, s.WithContext(what));
+      if (auto s = k_.md->Remove(pass.name, *d.device); !s.ok()) {
+        Fail(pass.out, s.WithContext(pass.what));
+      }
       changed = true;
       continue;
     }
-    sys::MdMember member{*d.device, d.member->role == v1::MemberRole::kRemote};
-    auto sb = k_.md->Examine(*d.device);
-    common::Status s;
-    if (!sb.ok() && sb.status().code() == StatusCode::kNotFound) {
-      // A new member: full sync. A replacement of a member still in service is a hot replace
-      // (redundancy kept while it copies); otherwise it fills a free slot.
-      std::optional<std::string> old_device;
-      if (d.member->replaces) {
-        for (const v1::Member& old : v.spec.members) {
-          if (old.index != *d.member->replaces) continue;
-          auto path = MemberDevicePath(v, old, peers, /*connect=*/false);
-          if (path.ok() && *path) {
-            const sys::MdMemberState* om = ArrayMember(*array, **path);
-            if (om != nullptr && !om->faulty) old_device = **path;
-          }
-        }
-      }
-      s = old_device ? k_.md->Replace(name, *old_device, member) : k_.md->Add(name, member);
-    } else if (sb.ok() && sb->array_uuid == uuid) {
-      s = k_.md->ReAdd(name, *d.device);  // bitmap catch-up; refused when it diverged
-      if (s.code() == StatusCode::kFailedPrecondition) {
-        s = AddAsNewMember(*array, *d.device, member, s.message(), rep.members[d.member->index],
-                           out);
-      }
-    } else if (sb.ok()) {
-      rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
-                                      "carries MD array " + sb->array_uuid + ", not this one"};
-    } else {
-      s = sb.status();
-    }
-    if (!s.ok()) Fail(out, s.WithContext(what));
+    if (auto s = JoinArray(pass, d); !s.ok()) Fail(pass.out, s.WithContext(pass.what));
     changed = true;
   }
-  // Retired members leave the array once it has another in-sync copy.
-  for (const v1::Member& m : v.spec.members) {
+  return changed;
+}
+
+common::Status VolumeReconciler::JoinArray(ConsumerPass& pass, const MemberDevice& d) {
+  sys::MdMember member{*d.device, d.member->role == v1::MemberRole::kRemote};
+  auto sb = k_.md->Examine(*d.device);
+  if (!sb.ok() && sb.status().code() == StatusCode::kNotFound) {
+    // A new member: full sync. A replacement of a member still in service is a hot replace
+    // (redundancy kept while it copies); otherwise it fills a free slot.
+    std::optional<std::string> old_device;
+    if (d.member->replaces) {
+      for (const v1::Member& old : pass.v.spec.members) {
+        if (old.index != *d.member->replaces) continue;
+        auto path = MemberDevicePath(pass.v, old, pass.peers, /*connect=*/false);
+        if (path.ok() && *path) {
+          const sys::MdMemberState* om = ArrayMember(pass.array, **path);
+          if (om != nullptr && !om->faulty) old_device = **path;
+        }
+      }
+    }
+    return old_device ? k_.md->Replace(pass.name, *old_device, member)
+                      : k_.md->Add(pass.name, member);
+  }
+  if (sb.ok() && sb->array_uuid == pass.uuid) {
+    // Bitmap catch-up; refused when it diverged.
+    common::Status s = k_.md->ReAdd(pass.name, *d.device);
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      s = AddAsNewMember(pass.array, *d.device, member, s.message(),
+                         pass.rep.members[d.member->index], pass.out);
+    }
+    return s;
+  }
+  if (sb.ok()) {
+    pass.rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                         "carries MD array " + sb->array_uuid + ", not this one"};
+    return common::OkStatus();
+  }
+  return sb.status();
+}
+
+// Retired members leave the array once it has another in-sync copy.
+bool VolumeReconciler::EnsureRetiredRemoved(ConsumerPass& pass) {
+  bool changed = false;
+  for (const v1::Member& m : pass.v.spec.members) {
     if (m.state != v1::MemberState::kRetired) continue;
-    auto path = MemberDevicePath(v, m, peers, /*connect=*/false);
+    auto path = MemberDevicePath(pass.v, m, pass.peers, /*connect=*/false);
     if (!path.ok() || !*path) continue;
-    const sys::MdMemberState* in = ArrayMember(*array, **path);
+    const sys::MdMemberState* in = ArrayMember(pass.array, **path);
     if (in == nullptr) continue;
     int in_sync_others = 0;
-    for (const auto& am : array->members) {
+    for (const auto& am : pass.array.members) {
       if (am.in_sync && !am.faulty && am.kernel_name != in->kernel_name) ++in_sync_others;
     }
     if (in_sync_others == 0) {
-      Fail(out,
-           common::FailedPreconditionError(
-               "{}: member {} is retired but is the last in-sync copy; keeping it", what, m.index));
+      Fail(pass.out, common::FailedPreconditionError(
+                         "{}: member {} is retired but is the last in-sync copy; keeping it",
+                         pass.what, m.index));
       continue;
     }
-    if (auto s = k_.md->Fail(name, **path); !s.ok()) Fail(out, s.WithContext(what));
-    if (auto s = k_.md->Remove(name, **path); !s.ok()) Fail(out, s.WithContext(what));
+    if (auto s = k_.md->Fail(pass.name, **path); !s.ok()) {
+      Fail(pass.out, s.WithContext(pass.what));
+    }
+    if (auto s = k_.md->Remove(pass.name, **path); !s.ok()) {
+      Fail(pass.out, s.WithContext(pass.what));
+    }
     changed = true;
   }
-  // Faulty members whose device is gone.
-  for (const auto& am : array->members) {
-    if (am.faulty) {
-      if (auto s = k_.md->Remove(name, "failed"); !s.ok()) Fail(out, s.WithContext(what));
-      changed = true;
-      break;
-    }
-  }
-  if (changed) {
-    auto again = k_.md->GetArray(name);
-    if (again.ok()) array = std::move(again);
-  }
+  return changed;
+}
 
-  // XFS exactly once, then the staging mount and the publish targets.
-  const std::string staged = ConsumerStagingPath(settings_, v);
-  if (!v.spec.formatted_at) {
-    sys::XfsOptions xfs;
-    xfs.sector_size = static_cast<uint32_t>(v.spec.sector_size);
-    auto formatted = k_.fs->EnsureXfs(array->device, xfs);
-    if (!formatted.ok()) {
-      Fail(out, formatted.status().WithContext(what));
-    } else {
-      out.set_formatted_at = now;
+// Faulty members whose device is gone.
+bool VolumeReconciler::EnsureFaultyRemoved(ConsumerPass& pass) {
+  for (const auto& am : pass.array.members) {
+    if (am.faulty) {
+      if (auto s = k_.md->Remove(pass.name, "failed"); !s.ok()) {
+        Fail(pass.out, s.WithContext(pass.what));
+      }
+      return true;
     }
   }
-  if (v.spec.formatted_at || out.set_formatted_at) {
-    common::Status s = CheckMountPath(settings_, staged, "spec.stagingPath");
-    common::Result<std::optional<sys::MountEntry>> mounted = std::optional<sys::MountEntry>();
-    if (s.ok()) {
-      mounted = k_.fs->GetMount(staged);
-      s = mounted.status();
-    }
-    if (s.ok() && !*mounted) {
-      s = k_.fs->EnsureDirectory(staged);
-      if (s.ok()) s = k_.fs->Mount(array->device, staged, "xfs", {});
-    }
-    if (s.ok()) {
-      rep.staged_path = staged;
-      if (auto fs = GrowIfNeeded(v, *array, staged); fs.ok()) {
-        rep.filesystem_bytes = static_cast<int64_t>(*fs);
-      } else {
-        Fail(out, fs.status().WithContext(what));
-      }
-      for (const auto& t : v.spec.publish_targets) {
-        common::Status b = CheckMountPath(settings_, t.path, "publish target");
-        if (b.ok()) b = k_.fs->EnsureDirectory(t.path);
-        if (b.ok()) b = k_.fs->BindMount(staged, t.path, t.read_only);
-        if (b.ok()) {
-          rep.published_targets.push_back(t.path);
-        } else {
-          Fail(out, b.WithContext(fmt::format("{}: publishing at {}", what, t.path)));
-        }
-      }
+  return false;
+}
+
+void VolumeReconciler::EnsureFormatted(ConsumerPass& pass) {
+  if (pass.v.spec.formatted_at) return;
+  sys::XfsOptions xfs;
+  xfs.sector_size = static_cast<uint32_t>(pass.v.spec.sector_size);
+  auto formatted = k_.fs->EnsureXfs(pass.array.device, xfs);
+  if (!formatted.ok()) {
+    Fail(pass.out, formatted.status().WithContext(pass.what));
+  } else {
+    pass.out.set_formatted_at = pass.now;
+  }
+}
+
+bool VolumeReconciler::EnsureStaged(ConsumerPass& pass) {
+  if (!pass.v.spec.formatted_at && !pass.out.set_formatted_at) return false;
+  common::Status s = CheckMountPath(settings_, pass.staged, "spec.stagingPath");
+  common::Result<std::optional<sys::MountEntry>> mounted = std::optional<sys::MountEntry>();
+  if (s.ok()) {
+    mounted = k_.fs->GetMount(pass.staged);
+    s = mounted.status();
+  }
+  if (s.ok() && !*mounted) {
+    s = k_.fs->EnsureDirectory(pass.staged);
+    if (s.ok()) s = k_.fs->Mount(pass.array.device, pass.staged, "xfs", {});
+  }
+  if (!s.ok()) {
+    Fail(pass.out, s.WithContext(pass.what));
+    return false;
+  }
+  pass.rep.staged_path = pass.staged;
+  return true;
+}
+
+void VolumeReconciler::EnsureGrown(ConsumerPass& pass) {
+  if (auto fs = GrowIfNeeded(pass.v, pass.array, pass.staged); fs.ok()) {
+    pass.rep.filesystem_bytes = static_cast<int64_t>(*fs);
+  } else {
+    Fail(pass.out, fs.status().WithContext(pass.what));
+  }
+}
+
+void VolumeReconciler::EnsurePublished(ConsumerPass& pass) {
+  for (const auto& t : pass.v.spec.publish_targets) {
+    common::Status b = CheckMountPath(settings_, t.path, "publish target");
+    if (b.ok()) b = k_.fs->EnsureDirectory(t.path);
+    if (b.ok()) b = k_.fs->BindMount(pass.staged, t.path, t.read_only);
+    if (b.ok()) {
+      pass.rep.published_targets.push_back(t.path);
     } else {
-      Fail(out, s.WithContext(what));
+      Fail(pass.out, b.WithContext(fmt::format("{}: publishing at {}", pass.what, t.path)));
     }
   }
+}
+
+void VolumeReconciler::EnsureUnpublished(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
   for (const auto& t : v.status.published_targets) {
     bool wanted = std::any_of(v.spec.publish_targets.begin(), v.spec.publish_targets.end(),
                               [&](const v1::PublishTarget& p) { return p.path == t; });
@@ -339,24 +442,33 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
     common::Status s = k_.fs->Unmount(t);
     if (s.ok()) s = k_.fs->RemoveMountPoint(t);
     if (!s.ok()) {
-      Fail(out, s.WithContext(fmt::format("{}: unpublishing {}", what, t)));
-      rep.published_targets.push_back(t);  // still published
+      Fail(pass.out, s.WithContext(fmt::format("{}: unpublishing {}", pass.what, t)));
+      pass.rep.published_targets.push_back(t);  // still published
     }
   }
-  // A staging path the volume no longer names (moved by the shim, or an older agent's own
-  // directory): unmounted once nothing is bound from it.
-  if (!v.status.staged_path.empty() && v.status.staged_path != staged &&
-      v.status.node_name == settings_.node && rep.published_targets.empty()) {
+}
+
+// A staging path the volume no longer names (moved by the shim, or an older agent's own
+// directory): unmounted once nothing is bound from it.
+void VolumeReconciler::EnsureOldStagingUnmounted(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
+  if (!v.status.staged_path.empty() && v.status.staged_path != pass.staged &&
+      v.status.node_name == settings_.node && pass.rep.published_targets.empty()) {
     auto old = k_.fs->GetMount(v.status.staged_path);
     if (old.ok() && *old) {
       if (auto s = k_.fs->Unmount(v.status.staged_path); !s.ok()) {
-        Fail(out, s.WithContext(fmt::format("{}: unmounting the old staging path", what)));
+        Fail(pass.out,
+             s.WithContext(fmt::format("{}: unmounting the old staging path", pass.what)));
       }
     }
   }
+}
 
-  // Report what MD says.
-  const sys::MdArrayState& a = *array;
+// Report what MD says.
+void VolumeReconciler::ReportArray(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
+  const sys::MdArrayState& a = pass.array;
+  ConsumerReport& rep = pass.rep;
   rep.assembled = true;
   int active = 0, failed = 0;
   for (const auto& am : a.members) {
@@ -382,7 +494,7 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
   } else {
     rep.sync_percentage = "100%";
   }
-  for (const auto& d : devices) {
+  for (const auto& d : pass.devices) {
     if (!d.device || rep.members.count(d.member->index)) continue;
     const sys::MdMemberState* in = ArrayMember(a, *d.device);
     if (in == nullptr) continue;  // not added yet: the owner's state stands
@@ -393,7 +505,7 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
                                       : v1::PartitionState::kSyncing;
     rep.members[d.member->index] = o;
   }
-  out.consumer = std::move(rep);
+  pass.out.consumer = std::move(rep);
 }
 
 common::Status VolumeReconciler::CapRebuilds(const std::vector<v1::MeshStorVolume>& volumes) {
