@@ -152,6 +152,7 @@ class VolumeReconciler {
 
  private:
   struct MemberDevice;
+  struct ConsumerPass;
 
   void ReconcileOwnedMember(const common::api::v1alpha1::MeshStorVolume& v,
                             const common::api::v1alpha1::Member& m, const Peers& peers,
@@ -165,8 +166,48 @@ class VolumeReconciler {
                                 const sys::MdMember& member, const std::string& refusal,
                                 MemberObservation& observed, VolumeOutcome& out);
 
+  // The consumer side, as the ordered steps below (volume_consumer.cc). Each step reads the
+  // kernel and does only what is still missing; one that returns false ends the pass.
   void ReconcileConsumer(const common::api::v1alpha1::MeshStorVolume& v, const Peers& peers,
                          VolumeOutcome& out);
+  // This node is spec.consumerNode and the volume is not being deleted.
+  bool ConsumesHere(const common::api::v1alpha1::MeshStorVolume& v) const;
+  // Not the consumer (any more): whatever of the volume is still assembled here is torn down.
+  void EnsureTornDown(ConsumerPass& pass);
+  // Reaches each present member's device (local partition or NVMe-oF), or reports it Missing.
+  void CollectMembers(ConsumerPass& pass);
+  // The array runs: found running, or started by StartArray. False ends the pass.
+  bool EnsureArray(ConsumerPass& pass);
+  // Assembles the array from the members that carry it, or creates it when none does.
+  bool StartArray(ConsumerPass& pass);
+  // A new array on freshly zeroed members, only while the volume was never formatted.
+  bool CreateArray(ConsumerPass& pass, bool foreign);
+  // Assembles from `carriers`; degraded only once the unreachable are past assemble_grace.
+  bool AssembleArray(ConsumerPass& pass, const std::vector<sys::MdMember>& carriers);
+  // MD's membership follows spec.members: add/re-add, drop retired, drop faulty; re-read it.
+  void ConvergeMembership(ConsumerPass& pass);
+  // Every reachable member not in the array joins (or leaves, when faulty). True if changed.
+  bool EnsureMembersAdded(ConsumerPass& pass);
+  // One member not in the array joins: add, hot replace, re-add or add as new.
+  common::Status JoinArray(ConsumerPass& pass, const MemberDevice& d);
+  // Retired members leave the array, never the last in-sync copy. True if changed.
+  bool EnsureRetiredRemoved(ConsumerPass& pass);
+  // A faulty member whose device is gone leaves the array. True if changed.
+  bool EnsureFaultyRemoved(ConsumerPass& pass);
+  // XFS on the array exactly once (sets spec.formattedAt).
+  void EnsureFormatted(ConsumerPass& pass);
+  // Mounted at the staging path once formatted. True when staged.
+  bool EnsureStaged(ConsumerPass& pass);
+  // Array and filesystem grown to the members (GrowIfNeeded); reports the filesystem's size.
+  void EnsureGrown(ConsumerPass& pass);
+  // Every spec.publishTargets path bind-mounted from the staging path.
+  void EnsurePublished(ConsumerPass& pass);
+  // Targets published before but no longer in the spec are unmounted and removed.
+  void EnsureUnpublished(ConsumerPass& pass);
+  // A staging path the volume no longer names is unmounted once nothing is bound from it.
+  void EnsureOldStagingUnmounted(ConsumerPass& pass);
+  // Reports MD's view: state, device counts, sync percentage, each member's state.
+  void ReportArray(ConsumerPass& pass);
   common::Status TearDownConsumer(const common::api::v1alpha1::MeshStorVolume& v,
                                   VolumeOutcome& out);
   // Grows the array and then XFS when the members have grown; returns the filesystem's size.

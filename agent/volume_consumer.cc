@@ -1,0 +1,620 @@
+// The consumer side of a volume: the members' devices, the MD array, XFS and the mounts.
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "agent/volume.h"
+#include "agent/volume_internal.h"
+#include "common/api/v1alpha1/geometry.h"
+
+namespace agent {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+using common::StatusCode;
+using volume_internal::Fail;
+using volume_internal::FindPartition;
+using volume_internal::Reported;
+
+std::string BaseName(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+const sys::MdMemberState* ArrayMember(const sys::MdArrayState& a, std::string_view device) {
+  const std::string kname = BaseName(device);
+  for (const auto& m : a.members) {
+    if (m.kernel_name == kname) return &m;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// Members' devices on the consumer, by index; nullopt while unreachable.
+struct VolumeReconciler::MemberDevice {
+  const v1::Member* member = nullptr;
+  std::optional<std::string> device;
+};
+
+common::Result<std::optional<std::string>> VolumeReconciler::MemberDevicePath(
+    const v1::MeshStorVolume& v, const v1::Member& m, const Peers& peers, bool connect) {
+  const sys::MemberRef ref{v.metadata.name, static_cast<uint32_t>(m.index)};
+  if (m.node == settings_.node) {
+    ASSIGN_OR_RETURN(auto parts, k_.partitions->List("/dev/" + m.drive));
+    ASSIGN_OR_RETURN(auto found, sys::FindMember(parts, ref, "/dev/" + m.drive));
+    if (!found) return std::optional<std::string>();
+    return std::optional<std::string>(found->device_path);
+  }
+  ASSIGN_OR_RETURN(std::string nqn, sys::SubsystemNqn(m.node, settings_.node));
+  const sys::NvmeNamespaceSelector selector{static_cast<uint32_t>(m.namespace_id),
+                                            sys::PartitionUuid(ref)};
+  auto device = k_.host->FindNamespaceDevice(nqn, selector);
+  if (device.ok()) return std::optional<std::string>(*device);
+  if (!connect) return std::optional<std::string>();
+  auto peer = peers.find(m.node);
+  if (peer == peers.end() || peer->second.address.empty()) {
+    return common::UnavailableError("node {} has not published its NVMe/TCP address", m.node);
+  }
+  ASSIGN_OR_RETURN(auto identity, k_.host->GetHostIdentity());
+  sys::NvmeConnectSpec spec;
+  spec.address = peer->second.address;
+  spec.service = peer->second.service;
+  spec.subsys_nqn = nqn;
+  spec.host_nqn = identity.host_nqn;
+  spec.host_id = identity.host_id;
+  auto controller = k_.host->Connect(spec);
+  if (!controller.ok()) return std::optional<std::string>();  // unreachable: reported Missing
+  device = k_.host->FindNamespaceDevice(nqn, selector);
+  if (device.ok()) return std::optional<std::string>(*device);
+  return std::optional<std::string>();
+}
+
+// The state one consumer pass shares between its steps.
+struct VolumeReconciler::ConsumerPass {
+  const v1::MeshStorVolume& v;
+  const Peers& peers;
+  VolumeOutcome& out;
+  const std::string name;       // the MD array's name
+  const std::string uuid;       // the MD array's UUID
+  const std::string what;       // context of every error of this pass
+  const common::api::Time now;  // when the pass ran
+  const std::string staged;     // where the volume is staged on this node
+  ConsumerReport rep;
+  std::vector<MemberDevice> devices;  // present members, in spec order
+  bool all_available = true;          // every present member's device is reachable
+  bool missing_past_grace = true;     // every unreachable member is past assemble_grace
+  sys::MdArrayState array;            // MD's view, once the array runs
+
+  // Ends the pass early, reporting what it observed so far. Always false.
+  bool Halt() {
+    out.consumer = rep;
+    return false;
+  }
+};
+
+void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peers& peers,
+                                         VolumeOutcome& out) {
+  ConsumerPass pass{v,
+                    peers,
+                    out,
+                    sys::MdArrayName(v.metadata.name),
+                    sys::MdArrayUuid(v.metadata.name),
+                    fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
+                    std::chrono::floor<std::chrono::seconds>(clock_.Now()),
+                    ConsumerStagingPath(settings_, v)};
+  if (!ConsumesHere(v)) return EnsureTornDown(pass);
+  CollectMembers(pass);
+  if (!EnsureArray(pass)) return;
+  ConvergeMembership(pass);
+  // XFS exactly once, then the staging mount and the publish targets.
+  EnsureFormatted(pass);
+  if (EnsureStaged(pass)) {
+    EnsureGrown(pass);
+    EnsurePublished(pass);
+  }
+  EnsureUnpublished(pass);
+  EnsureOldStagingUnmounted(pass);
+  ReportArray(pass);
+}
+
+bool VolumeReconciler::ConsumesHere(const v1::MeshStorVolume& v) const {
+  const bool deleting =
+      v.metadata.deletion_timestamp.has_value() || v.status.phase == v1::VolumePhase::kDeleting;
+  return v.spec.consumer_node == settings_.node && !deleting;
+}
+
+void VolumeReconciler::EnsureTornDown(ConsumerPass& pass) {
+  auto running = k_.md->GetArray(pass.name);
+  bool ours_in_status = pass.v.status.node_name == settings_.node;
+  if (running.ok() || ours_in_status) {
+    if (auto s = TearDownConsumer(pass.v, pass.out); !s.ok()) {
+      Fail(pass.out, s.WithContext(pass.what));
+    }
+  }
+}
+
+void VolumeReconciler::CollectMembers(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
+  for (const v1::Member& m : v.spec.members) {
+    if (m.state != v1::MemberState::kPresent) continue;
+    MemberDevice d{&m, std::nullopt};
+    if (Reported(v, m)) {
+      auto path = MemberDevicePath(v, m, pass.peers, /*connect=*/true);
+      if (path.ok()) {
+        d.device = *path;
+      } else {
+        Fail(pass.out, path.status().WithContext(pass.what));
+      }
+    }
+    if (!d.device) {
+      pass.all_available = false;
+      if (!Reported(v, m)) {
+        pass.missing_past_grace = false;  // not created yet: wait for its owner
+      } else {
+        const v1::PartitionStatus* ps = FindPartition(v.status, m.index);
+        MemberObservation o;
+        o.state = v1::PartitionState::kMissing;
+        o.missing_since = ps && ps->missing_since ? *ps->missing_since : pass.now;
+        o.message = "unreachable from the consumer";
+        if (pass.now - *o.missing_since < settings_.assemble_grace) {
+          pass.missing_past_grace = false;
+        }
+        pass.rep.members[m.index] = o;
+      }
+    }
+    pass.devices.push_back(d);
+  }
+}
+
+bool VolumeReconciler::EnsureArray(ConsumerPass& pass) {
+  auto array = k_.md->GetArray(pass.name);
+  if (array.ok()) {
+    pass.array = std::move(*array);
+    return true;
+  }
+  if (array.status().code() != StatusCode::kNotFound) {
+    Fail(pass.out, array.status().WithContext(pass.what));
+    return false;
+  }
+  if (pass.devices.empty()) {
+    return pass.Halt();  // staged before the operator placed any member: nothing to do yet
+  }
+  if (!StartArray(pass)) return false;
+  auto started = k_.md->GetArray(pass.name);
+  if (!started.ok()) {
+    Fail(pass.out, started.status().WithContext(pass.what));
+    return pass.Halt();
+  }
+  pass.array = std::move(*started);
+  return true;
+}
+
+// Not running: assemble from members that carry this array, or create a new one.
+bool VolumeReconciler::StartArray(ConsumerPass& pass) {
+  std::vector<sys::MdMember> carriers;
+  bool foreign = false;
+  for (const auto& d : pass.devices) {
+    if (!d.device) continue;
+    auto sb = k_.md->Examine(*d.device);
+    if (sb.ok() && sb->array_uuid == pass.uuid) {
+      carriers.push_back({*d.device, d.member->role == v1::MemberRole::kRemote});
+    } else if (sb.ok()) {
+      foreign = true;
+      pass.rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                           "carries MD array " + sb->array_uuid + ", not this one"};
+    } else if (sb.status().code() != StatusCode::kNotFound) {
+      Fail(pass.out, sb.status().WithContext(pass.what));
+    }
+  }
+  if (carriers.empty()) return CreateArray(pass, foreign);
+  return AssembleArray(pass, carriers);
+}
+
+bool VolumeReconciler::CreateArray(ConsumerPass& pass, bool foreign) {
+  const v1::MeshStorVolume& v = pass.v;
+  if (v.spec.formatted_at) {
+    Fail(pass.out, common::FailedPreconditionError(
+                       "{}: formatted already, but no reachable member carries array {}: not "
+                       "creating a new, empty array",
+                       pass.what, pass.uuid));
+    return pass.Halt();
+  }
+  if (!pass.all_available || foreign) {
+    pass.out.retry_soon = true;
+    return pass.Halt();
+  }
+  const int32_t slots = v1::SlotCount(v.spec);
+  sys::MdCreateSpec spec;
+  spec.name = pass.name;
+  spec.uuid = pass.uuid;
+  spec.level = v.spec.stripe_width > 1 ? sys::MdLevel::kRaid10 : sys::MdLevel::kRaid1;
+  spec.members.assign(static_cast<size_t>(slots), {std::string(sys::kMdMissing), false});
+  spec.members_zeroed = true;  // every member was zeroed by its owner and never used
+  int32_t next = 0;
+  for (const auto& d : pass.devices) {
+    int32_t slot = d.member->slot.value_or(next);
+    next = std::max(next, slot) + 1;
+    if (slot < 0 || slot >= slots) {
+      Fail(pass.out, common::InvalidArgumentError("{}: member {} has slot {} outside 0..{}",
+                                                  pass.what, d.member->index, slot, slots - 1));
+      return pass.Halt();
+    }
+    spec.members[static_cast<size_t>(slot)] = {*d.device,
+                                               d.member->role == v1::MemberRole::kRemote};
+  }
+  if (auto s = k_.md->Create(spec); !s.ok()) {
+    Fail(pass.out, s.WithContext(pass.what));
+    return pass.Halt();
+  }
+  return true;
+}
+
+bool VolumeReconciler::AssembleArray(ConsumerPass& pass,
+                                     const std::vector<sys::MdMember>& carriers) {
+  if (!pass.all_available && !pass.missing_past_grace) {
+    pass.out.retry_soon = true;  // give unreachable members the grace period first
+    return pass.Halt();
+  }
+  sys::MdAssembleSpec spec{pass.name, pass.uuid, carriers,
+                           /*allow_degraded=*/!pass.all_available};
+  if (auto s = k_.md->Assemble(spec); !s.ok()) {
+    Fail(pass.out, s.WithContext(pass.what));
+    return pass.Halt();
+  }
+  return true;
+}
+
+void VolumeReconciler::ConvergeMembership(ConsumerPass& pass) {
+  bool changed = false;
+  if (EnsureMembersAdded(pass)) changed = true;
+  if (EnsureRetiredRemoved(pass)) changed = true;
+  if (EnsureFaultyRemoved(pass)) changed = true;
+  if (changed) {
+    auto again = k_.md->GetArray(pass.name);
+    if (again.ok()) pass.array = std::move(*again);
+  }
+}
+
+// Running: bring back or add every reachable member that is not in the array.
+bool VolumeReconciler::EnsureMembersAdded(ConsumerPass& pass) {
+  bool changed = false;
+  for (const auto& d : pass.devices) {
+    if (!d.device) continue;
+    const sys::MdMemberState* in = ArrayMember(pass.array, *d.device);
+    if (in != nullptr && !in->faulty) continue;
+    if (in != nullptr && in->faulty) {
+      // A member that failed but whose device is back: take it out, re-add it below next pass.
+      if (auto s = k_.md->Remove(pass.name, *d.device); !s.ok()) {
+        Fail(pass.out, s.WithContext(pass.what));
+      }
+      changed = true;
+      continue;
+    }
+    if (auto s = JoinArray(pass, d); !s.ok()) Fail(pass.out, s.WithContext(pass.what));
+    changed = true;
+  }
+  return changed;
+}
+
+common::Status VolumeReconciler::JoinArray(ConsumerPass& pass, const MemberDevice& d) {
+  sys::MdMember member{*d.device, d.member->role == v1::MemberRole::kRemote};
+  auto sb = k_.md->Examine(*d.device);
+  if (!sb.ok() && sb.status().code() == StatusCode::kNotFound) {
+    // A new member: full sync. A replacement of a member still in service is a hot replace
+    // (redundancy kept while it copies); otherwise it fills a free slot.
+    std::optional<std::string> old_device;
+    if (d.member->replaces) {
+      for (const v1::Member& old : pass.v.spec.members) {
+        if (old.index != *d.member->replaces) continue;
+        auto path = MemberDevicePath(pass.v, old, pass.peers, /*connect=*/false);
+        if (path.ok() && *path) {
+          const sys::MdMemberState* om = ArrayMember(pass.array, **path);
+          if (om != nullptr && !om->faulty) old_device = **path;
+        }
+      }
+    }
+    return old_device ? k_.md->Replace(pass.name, *old_device, member)
+                      : k_.md->Add(pass.name, member);
+  }
+  if (sb.ok() && sb->array_uuid == pass.uuid) {
+    // Bitmap catch-up; refused when it diverged.
+    common::Status s = k_.md->ReAdd(pass.name, *d.device);
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      s = AddAsNewMember(pass.array, *d.device, member, s.message(),
+                         pass.rep.members[d.member->index], pass.out);
+    }
+    return s;
+  }
+  if (sb.ok()) {
+    pass.rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                         "carries MD array " + sb->array_uuid + ", not this one"};
+    return common::OkStatus();
+  }
+  return sb.status();
+}
+
+// Retired members leave the array once it has another in-sync copy.
+bool VolumeReconciler::EnsureRetiredRemoved(ConsumerPass& pass) {
+  bool changed = false;
+  for (const v1::Member& m : pass.v.spec.members) {
+    if (m.state != v1::MemberState::kRetired) continue;
+    auto path = MemberDevicePath(pass.v, m, pass.peers, /*connect=*/false);
+    if (!path.ok() || !*path) continue;
+    const sys::MdMemberState* in = ArrayMember(pass.array, **path);
+    if (in == nullptr) continue;
+    int in_sync_others = 0;
+    for (const auto& am : pass.array.members) {
+      if (am.in_sync && !am.faulty && am.kernel_name != in->kernel_name) ++in_sync_others;
+    }
+    if (in_sync_others == 0) {
+      Fail(pass.out, common::FailedPreconditionError(
+                         "{}: member {} is retired but is the last in-sync copy; keeping it",
+                         pass.what, m.index));
+      continue;
+    }
+    if (auto s = k_.md->Fail(pass.name, **path); !s.ok()) {
+      Fail(pass.out, s.WithContext(pass.what));
+    }
+    if (auto s = k_.md->Remove(pass.name, **path); !s.ok()) {
+      Fail(pass.out, s.WithContext(pass.what));
+    }
+    changed = true;
+  }
+  return changed;
+}
+
+// Faulty members whose device is gone.
+bool VolumeReconciler::EnsureFaultyRemoved(ConsumerPass& pass) {
+  for (const auto& am : pass.array.members) {
+    if (am.faulty) {
+      if (auto s = k_.md->Remove(pass.name, "failed"); !s.ok()) {
+        Fail(pass.out, s.WithContext(pass.what));
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+void VolumeReconciler::EnsureFormatted(ConsumerPass& pass) {
+  if (pass.v.spec.formatted_at) return;
+  sys::XfsOptions xfs;
+  xfs.sector_size = static_cast<uint32_t>(pass.v.spec.sector_size);
+  auto formatted = k_.fs->EnsureXfs(pass.array.device, xfs);
+  if (!formatted.ok()) {
+    Fail(pass.out, formatted.status().WithContext(pass.what));
+  } else {
+    pass.out.set_formatted_at = pass.now;
+  }
+}
+
+bool VolumeReconciler::EnsureStaged(ConsumerPass& pass) {
+  if (!pass.v.spec.formatted_at && !pass.out.set_formatted_at) return false;
+  common::Status s = CheckMountPath(settings_, pass.staged, "spec.stagingPath");
+  common::Result<std::optional<sys::MountEntry>> mounted = std::optional<sys::MountEntry>();
+  if (s.ok()) {
+    mounted = k_.fs->GetMount(pass.staged);
+    s = mounted.status();
+  }
+  if (s.ok() && !*mounted) {
+    s = k_.fs->EnsureDirectory(pass.staged);
+    if (s.ok()) s = k_.fs->Mount(pass.array.device, pass.staged, "xfs", {});
+  }
+  if (!s.ok()) {
+    Fail(pass.out, s.WithContext(pass.what));
+    return false;
+  }
+  pass.rep.staged_path = pass.staged;
+  return true;
+}
+
+void VolumeReconciler::EnsureGrown(ConsumerPass& pass) {
+  if (auto fs = GrowIfNeeded(pass.v, pass.array, pass.staged); fs.ok()) {
+    pass.rep.filesystem_bytes = static_cast<int64_t>(*fs);
+  } else {
+    Fail(pass.out, fs.status().WithContext(pass.what));
+  }
+}
+
+void VolumeReconciler::EnsurePublished(ConsumerPass& pass) {
+  for (const auto& t : pass.v.spec.publish_targets) {
+    common::Status b = CheckMountPath(settings_, t.path, "publish target");
+    if (b.ok()) b = k_.fs->EnsureDirectory(t.path);
+    if (b.ok()) b = k_.fs->BindMount(pass.staged, t.path, t.read_only);
+    if (b.ok()) {
+      pass.rep.published_targets.push_back(t.path);
+    } else {
+      Fail(pass.out, b.WithContext(fmt::format("{}: publishing at {}", pass.what, t.path)));
+    }
+  }
+}
+
+void VolumeReconciler::EnsureUnpublished(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
+  for (const auto& t : v.status.published_targets) {
+    bool wanted = std::any_of(v.spec.publish_targets.begin(), v.spec.publish_targets.end(),
+                              [&](const v1::PublishTarget& p) { return p.path == t; });
+    if (wanted) continue;
+    // The target directory is ours (NodePublishVolume created it): gone with the mount.
+    common::Status s = k_.fs->Unmount(t);
+    if (s.ok()) s = k_.fs->RemoveMountPoint(t);
+    if (!s.ok()) {
+      Fail(pass.out, s.WithContext(fmt::format("{}: unpublishing {}", pass.what, t)));
+      pass.rep.published_targets.push_back(t);  // still published
+    }
+  }
+}
+
+// A staging path the volume no longer names (moved by the shim, or an older agent's own
+// directory): unmounted once nothing is bound from it.
+void VolumeReconciler::EnsureOldStagingUnmounted(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
+  if (!v.status.staged_path.empty() && v.status.staged_path != pass.staged &&
+      v.status.node_name == settings_.node && pass.rep.published_targets.empty()) {
+    auto old = k_.fs->GetMount(v.status.staged_path);
+    if (old.ok() && *old) {
+      if (auto s = k_.fs->Unmount(v.status.staged_path); !s.ok()) {
+        Fail(pass.out,
+             s.WithContext(fmt::format("{}: unmounting the old staging path", pass.what)));
+      }
+    }
+  }
+}
+
+// Report what MD says.
+void VolumeReconciler::ReportArray(ConsumerPass& pass) {
+  const v1::MeshStorVolume& v = pass.v;
+  const sys::MdArrayState& a = pass.array;
+  ConsumerReport& rep = pass.rep;
+  rep.assembled = true;
+  int active = 0, failed = 0;
+  for (const auto& am : a.members) {
+    if (am.faulty) {
+      ++failed;
+    } else if (am.in_sync) {
+      ++active;
+    }
+  }
+  const bool syncing = a.sync_action != "idle" && !a.sync_action.empty() && a.sync_total_sectors;
+  rep.md_state = a.degraded > 0 ? (syncing ? "recovering" : "degraded")
+                                : (syncing ? "resyncing" : a.array_state);
+  rep.total_devices = a.raid_disks;
+  rep.active_devices = active;
+  rep.failed_devices = failed;
+  // Slots no member fills, minus the permanent placeholder of a single copy.
+  int placeholders = v.spec.replica_count == 1 ? std::max(v.spec.stripe_width, 1) : 0;
+  rep.down_devices =
+      std::max(0, a.raid_disks - static_cast<int>(a.members.size()) + failed - placeholders);
+  if (syncing) {
+    rep.sync_percentage = fmt::format("{:.1f}%", 100.0 * static_cast<double>(a.sync_done_sectors) /
+                                                     static_cast<double>(a.sync_total_sectors));
+  } else {
+    rep.sync_percentage = "100%";
+  }
+  for (const auto& d : pass.devices) {
+    if (!d.device || rep.members.count(d.member->index)) continue;
+    const sys::MdMemberState* in = ArrayMember(a, *d.device);
+    if (in == nullptr) continue;  // not added yet: the owner's state stands
+    MemberObservation o;
+    o.state = in->faulty              ? v1::PartitionState::kFaulty
+              : in->in_sync           ? v1::PartitionState::kSynced
+              : in->spare && !syncing ? v1::PartitionState::kSpare
+                                      : v1::PartitionState::kSyncing;
+    rep.members[d.member->index] = o;
+  }
+  pass.out.consumer = std::move(rep);
+}
+
+common::Status VolumeReconciler::CapRebuilds(const std::vector<v1::MeshStorVolume>& volumes) {
+  constexpr uint64_t kMinKibPerSecond = 1024;
+  std::vector<sys::MdArrayState> arrays;
+  for (const auto& v : volumes) {
+    if (v.spec.consumer_node != settings_.node) continue;
+    const std::string name = sys::MdArrayName(v.metadata.name);
+    auto a = k_.md->GetArray(name);
+    if (!a.ok()) continue;
+    a->name = name;
+    arrays.push_back(std::move(*a));
+  }
+  auto rebuilding = [](const sys::MdArrayState& a) {
+    return !a.sync_action.empty() && a.sync_action != "idle";
+  };
+  const auto busy = static_cast<uint64_t>(std::count_if(arrays.begin(), arrays.end(), rebuilding));
+  common::Status first;
+  for (const auto& a : arrays) {
+    uint64_t want = 0;
+    if (settings_.rebuild_kib_per_s > 0 && rebuilding(a)) {
+      want = std::max(kMinKibPerSecond, settings_.rebuild_kib_per_s / busy);
+    }
+    if (a.sync_speed_max_kib == want) continue;
+    if (auto s = k_.md->SetSyncSpeedLimit(a.name, want); !s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+// A member of this array that cannot be re-added (its event count ran ahead: written elsewhere,
+// or mdadm finds no bitmap way back) rejoins as a new member with a full resync from the running
+// array, which is the copy the volume is served from (docs/design.md §6 rule 2). Its superblock is
+// erased first (mdadm will not --add a device that claims a role in the array); Md refuses to
+// erase another array's superblock or that of a device in use. Without an in-sync member to
+// resync from, nothing is erased: it is reported Faulty and left alone.
+common::Status VolumeReconciler::AddAsNewMember(const sys::MdArrayState& array,
+                                                const std::string& device,
+                                                const sys::MdMember& member,
+                                                const std::string& refusal,
+                                                MemberObservation& observed, VolumeOutcome& out) {
+  const bool source = std::any_of(array.members.begin(), array.members.end(),
+                                  [](const auto& m) { return m.in_sync && !m.faulty; });
+  if (!source) {
+    observed = {v1::PartitionState::kFaulty, std::nullopt,
+                "not re-added (" + refusal + ") and no in-sync member to rebuild it from"};
+    return common::OkStatus();
+  }
+  RETURN_IF_ERROR(k_.md->ZeroSuperblock(device, array.uuid));
+  RETURN_IF_ERROR(k_.md->Add(array.name, member));
+  observed = {v1::PartitionState::kSyncing, std::nullopt,
+              "not re-added (" + refusal +
+                  "): its old contents were discarded; rebuilding it as "
+                  "a new member (full resync)"};
+  out.notices.push_back(fmt::format("MD array {}: {} {}", array.name, device, observed.message));
+  return common::OkStatus();
+}
+
+// Expansion on the consumer (RAID1): once every member's partition has grown to its spec size,
+// the array grows to them (--grow --size=max) and XFS to the array, online. Both steps are
+// idempotent and checked against what the kernel reports, so a crash between them is healed by
+// the next pass.
+common::Result<uint64_t> VolumeReconciler::GrowIfNeeded(const v1::MeshStorVolume& v,
+                                                        sys::MdArrayState& array,
+                                                        const std::string& staged) {
+  if (v.spec.stripe_width == 1 && array.size_bytes < static_cast<uint64_t>(v.spec.capacity_bytes)) {
+    for (const v1::Member& m : v.spec.members) {
+      if (m.state != v1::MemberState::kPresent) continue;
+      const v1::PartitionStatus* p = FindPartition(v.status, m.index);
+      if (p == nullptr || !p->size_bytes || *p->size_bytes < m.size_bytes) {
+        return k_.fs->XfsSizeBytes(array.device);  // not every member has grown yet
+      }
+    }
+    RETURN_IF_ERROR(k_.md->Grow(sys::MdArrayName(v.metadata.name)));
+    ASSIGN_OR_RETURN(array, k_.md->GetArray(sys::MdArrayName(v.metadata.name)));
+  }
+  ASSIGN_OR_RETURN(uint64_t fs_bytes, k_.fs->XfsSizeBytes(array.device));
+  if (fs_bytes + static_cast<uint64_t>(v1::kFilesystemSlackBytes) >= array.size_bytes) {
+    return fs_bytes;
+  }
+  RETURN_IF_ERROR(k_.fs->GrowXfs(staged));
+  return k_.fs->XfsSizeBytes(array.device);
+}
+
+common::Status VolumeReconciler::TearDownConsumer(const v1::MeshStorVolume& v, VolumeOutcome& out) {
+  std::set<std::string> targets(v.status.published_targets.begin(),
+                                v.status.published_targets.end());
+  for (const auto& t : v.spec.publish_targets) targets.insert(t.path);
+  for (const auto& t : targets) {
+    auto m = k_.fs->GetMount(t);
+    if (m.ok() && *m) RETURN_IF_ERROR(k_.fs->Unmount(t));
+    // Our mount point; a directory someone else filled stays (and does not block the teardown).
+    if (CheckMountPath(settings_, t, "publish target").ok()) (void)k_.fs->RemoveMountPoint(t);
+  }
+  // Where it is staged now (status) and where it would be (spec or the agent's own directory).
+  std::set<std::string> staged{ConsumerStagingPath(settings_, v),
+                               StagingPath(settings_, v.metadata.name)};
+  if (!v.status.staged_path.empty() && v.status.node_name == settings_.node) {
+    staged.insert(v.status.staged_path);
+  }
+  for (const auto& path : staged) {
+    auto m = k_.fs->GetMount(path);
+    if (!m.ok()) return m.status();
+    if (*m) RETURN_IF_ERROR(k_.fs->Unmount(path));
+  }
+  RETURN_IF_ERROR(k_.md->Stop(sys::MdArrayName(v.metadata.name)));
+  ConsumerReport rep;
+  rep.torn_down = true;
+  out.consumer = rep;
+  return common::OkStatus();
+}
+
+}  // namespace agent

@@ -1,0 +1,64 @@
+// Node-wide garbage collection: exports, subsystems, the port and controllers no volume needs.
+#include <set>
+#include <utility>
+
+#include "agent/volume.h"
+#include "agent/volume_internal.h"
+
+namespace agent {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+using volume_internal::IsOurSubsystem;
+using volume_internal::kExportPort;
+
+}  // namespace
+
+common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVolume>& volumes) {
+  std::set<std::pair<std::string, uint32_t>> exports;  // (subsystem, nsid) still needed
+  std::set<std::string> imports;                       // subsystems this node consumes from
+  for (const auto& v : volumes) {
+    const bool deleting = v.metadata.deletion_timestamp.has_value();
+    for (const auto& m : v.spec.members) {
+      if (m.state != v1::MemberState::kPresent || v.spec.consumer_node.empty()) continue;
+      if (m.node == settings_.node && m.role == v1::MemberRole::kRemote && !deleting &&
+          v.spec.consumer_node != settings_.node) {
+        auto nqn = sys::SubsystemNqn(settings_.node, v.spec.consumer_node);
+        if (nqn.ok()) exports.insert({*nqn, static_cast<uint32_t>(m.namespace_id)});
+      }
+      if (v.spec.consumer_node == settings_.node && m.node != settings_.node) {
+        auto nqn = sys::SubsystemNqn(m.node, settings_.node);
+        if (nqn.ok()) imports.insert(*nqn);
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(auto subsystems, k_.nvmet->ListSubsystems());
+  for (const auto& s : subsystems) {
+    if (!IsOurSubsystem(s.nqn)) continue;
+    size_t left = s.namespaces.size();
+    for (const auto& ns : s.namespaces) {
+      if (exports.count({s.nqn, ns.nsid})) continue;
+      RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));
+      --left;
+    }
+    if (left == 0) {
+      for (uint16_t port : s.ports) RETURN_IF_ERROR(k_.nvmet->UnlinkSubsystemFromPort(s.nqn, port));
+      RETURN_IF_ERROR(k_.nvmet->RemoveSubsystem(s.nqn));
+    }
+  }
+  // Only the port this agent creates (id 1 on its address) is removed when left empty.
+  ASSIGN_OR_RETURN(auto ports, k_.nvmet->ListPorts());
+  for (const auto& p : ports) {
+    if (p.subsystems.empty() && p.spec.id == kExportPort && p.spec.address == settings_.address) {
+      RETURN_IF_ERROR(k_.nvmet->RemovePort(p.spec.id));
+    }
+  }
+  ASSIGN_OR_RETURN(auto controllers, k_.host->ListControllers());
+  for (const auto& c : controllers) {
+    if (!IsOurSubsystem(c.subsys_nqn) || imports.count(c.subsys_nqn)) continue;
+    RETURN_IF_ERROR(k_.host->Disconnect(c.name));
+  }
+  return common::OkStatus();
+}
+
+}  // namespace agent
