@@ -522,9 +522,6 @@ def print_report(results):
         if r.get("no_exit_after_sigterm"):
             print(f"  no exit within {r['stop_timeout_s']} s of SIGTERM (killed): "
                   f"{', '.join(r['no_exit_after_sigterm'])}")
-        if r.get("no_exit_after_sigterm"):
-            print(f"  no exit within {r['stop_timeout_s']} s of SIGTERM (killed): "
-                  f"{', '.join(r['no_exit_after_sigterm'])}")
         if r.get("crashed"):
             print(f"  CRASHED: {', '.join(r['crashed'])}")
 
