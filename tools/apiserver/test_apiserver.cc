@@ -1,6 +1,8 @@
 #include "tools/apiserver/test_apiserver.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -28,7 +30,6 @@ namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-constexpr size_t kMaxRequestLog = 100000;
 constexpr char kJson[] = "application/json";
 // Watch streams are newline-delimited JSON. The stream=watch parameter keeps cpp-httplib from
 // gzip-compressing the stream (which would buffer events); clients parse it as application/json.
@@ -139,7 +140,8 @@ void WriteStrings(JsonWriter& w, const char* key, const std::vector<std::string>
 // ---------------------------------------------------------------------------------------------
 // FaultInjector
 
-FaultInjector::FaultInjector(Store& store) : store_(store) {}
+FaultInjector::FaultInjector(Store& store, size_t request_log_size)
+    : store_(store), request_log_size_(std::max<size_t>(request_log_size, 1)) {}
 
 int FaultInjector::FailNext(std::string method, std::string path_prefix, int status, int times,
                             int retry_after_seconds) {
@@ -192,7 +194,7 @@ int64_t FaultInjector::CompactHistory() { return store_.Compact(); }
 
 std::vector<RequestRecord> FaultInjector::Requests() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return requests_;
+  return {requests_.begin(), requests_.end()};
 }
 
 size_t FaultInjector::RequestCount(std::string_view method, std::string_view path_prefix) const {
@@ -229,7 +231,7 @@ FaultInjector::Decision FaultInjector::Match(std::string_view method, std::strin
 
 void FaultInjector::Record(RequestRecord record) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (requests_.size() >= kMaxRequestLog) requests_.erase(requests_.begin());
+  while (requests_.size() >= request_log_size_) requests_.pop_front();
   requests_.push_back(std::move(record));
 }
 
@@ -241,7 +243,7 @@ struct TestApiServer::Impl {
       : options(o),
         store(Store::Options{o.watch_history_size, o.bookmark_interval,
                              std::chrono::milliseconds(3000)}),
-        faults(store) {}
+        faults(store, o.request_log_size) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
   void Route(const httplib::Request& req, httplib::Response& res, const UserInfo* user);
@@ -886,9 +888,14 @@ common::Result<std::unique_ptr<TestApiServer>> TestApiServer::Start(Options opti
   s.server->set_write_timeout(30, 0);
   // cpp-httplib 0.11 listens with a backlog of 5, so a burst of connections (informers
   // starting together) waits for SYN retransmits. Keep the listening socket to raise it below.
+  // TCP_NODELAY, as kube-apiserver (Go) sets it: cpp-httplib writes a response's headers and
+  // body separately, and with Nagle the body waits for the client's delayed ACK (~40 ms per
+  // request). The option is set on the listening socket; Linux copies it to every accepted one.
   auto listen_fd = std::make_shared<int>(-1);
   s.server->set_socket_options([listen_fd](socket_t sock) {
     httplib::default_socket_options(sock);
+    int yes = 1;
+    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
     *listen_fd = sock;
   });
   Impl* impl_ptr = &s;

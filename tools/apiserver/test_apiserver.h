@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -64,8 +65,11 @@ struct FaultRule {
 // Thread contract: safe for concurrent use.
 class FaultInjector {
  public:
-  // Storage must outlive this object (both are owned by TestApiServer).
-  explicit FaultInjector(Store& store);
+  static constexpr size_t kDefaultRequestLogSize = 100000;
+
+  // Storage must outlive this object (both are owned by TestApiServer). The request log keeps
+  // the newest `request_log_size` requests (at least 1).
+  explicit FaultInjector(Store& store, size_t request_log_size = kDefaultRequestLogSize);
   FaultInjector(const FaultInjector&) = delete;
   FaultInjector& operator=(const FaultInjector&) = delete;
 
@@ -89,7 +93,7 @@ class FaultInjector {
   // resourceVersion gets 410 Expired. Returns the current resourceVersion.
   int64_t CompactHistory();
 
-  // Requests served so far (oldest first; at most the last 100000).
+  // Requests served so far (oldest first; at most the last `request_log_size`).
   std::vector<RequestRecord> Requests() const;
   // How many logged requests have this method ("" = any) and a path starting with the prefix.
   size_t RequestCount(std::string_view method, std::string_view path_prefix) const;
@@ -108,9 +112,11 @@ class FaultInjector {
  private:
   Store& store_;
   mutable std::mutex mu_;
-  std::vector<FaultRule> rules_;         // guarded by mu_
-  int next_id_ = 1;                      // guarded by mu_
-  std::vector<RequestRecord> requests_;  // guarded by mu_
+  const size_t request_log_size_;
+  std::vector<FaultRule> rules_;  // guarded by mu_
+  int next_id_ = 1;               // guarded by mu_
+  // A bounded ring: Record() drops the oldest in O(1) once full.
+  std::deque<RequestRecord> requests_;  // guarded by mu_
 };
 
 class TestApiServer {
@@ -131,6 +137,8 @@ class TestApiServer {
     // Idle keep-alive connections are closed after this long; Stop() may wait this long for
     // clients that keep a connection open.
     std::chrono::seconds keep_alive_timeout{2};
+    // Requests kept in the request log (FaultInjector::Requests, GET /testing/requests).
+    size_t request_log_size = FaultInjector::kDefaultRequestLogSize;
     // RBAC (rbac.h), on when rbac_files is not empty: Roles, ClusterRoles and their bindings
     // from these files (namespaced ones without a namespace land in rbac_namespace), and the
     // users of the bearer tokens. Requests without a known token get 401, resource requests

@@ -1,0 +1,589 @@
+#!/usr/bin/env python3
+"""Control-plane benchmark: the operator and simulated agents against meshstor-test-apiserver.
+
+For each size NODESxVOLUMES it starts meshstor-test-apiserver (CRDs from crds/), one
+meshstor-operator (leader election on, Lease in "default") and one `meshstor-agent --simulate
+NODES --node-name bench` (nodes bench-1..N, registered as Node objects first), creates the
+volumes in a burst as the CSI shim would (1 GiB, 2 replicas, round-robin consumerNode) and
+measures:
+  - time until every volume is phase Synced (list polled every second, up to --timeout),
+    per-volume creation-to-Synced p50/p99 (1 s resolution);
+  - RSS and CPU seconds of the operator, the agent and the API server at the end of the burst
+    and after --idle seconds idle;
+  - API requests per second by verb and resource in the burst and in the idle window (from the
+    test server's /testing/requests log; the benchmark's own requests are left out);
+  - the agent's pass duration (meshstor_agent_pass_duration_seconds) and the operator's
+    reconcile and API write latencies (from their /metrics);
+  - SIGTERM-to-exit time of each process.
+Prints a table and writes everything as JSON with --out. Python 3 standard library only.
+
+This is a benchmark, not a timed test: missed targets never fail it. It exits non-zero only
+when setup fails or a process crashes (exits on its own, or non-zero / by a signal after
+SIGTERM).
+
+Usage:
+  tools/bench/control_plane.py [--build-dir build/release] [--sizes 10x100,100x1000]
+      [--timeout 600] [--idle 60] [--out FILE] [--quick]
+"""
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+VOLUMES = "/apis/csi.meshstor.io/v1alpha1/meshstorvolumes"
+DEVICES = "/apis/csi.meshstor.io/v1alpha1/meshstornodedevices"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DRIVES_PER_NODE = 2  # meshstor-agent --simulate-drives default
+
+
+class SetupError(Exception):
+    pass
+
+
+class Crash(Exception):
+    pass
+
+
+class Api:
+    """A small JSON client on one keep-alive connection per thread (TCP_NODELAY on our side, so
+    the client never adds Nagle delays of its own)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.local = threading.local()
+
+    def _conn(self):
+        c = getattr(self.local, "conn", None)
+        if c is None:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            c.connect()
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.local.conn = c
+        return c
+
+    def request(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        for attempt in range(2):
+            c = self._conn()
+            try:
+                c.request(method, path, body=data, headers=headers)
+                r = c.getresponse()
+                raw = r.read()
+                break
+            except (http.client.HTTPException, OSError):
+                c.close()
+                self.local.conn = None
+                if attempt == 1:
+                    raise
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = None
+        return r.status, doc
+
+
+def http_get_text(port, path, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        c.close()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def proc_sample(pid):
+    """RSS (MiB) and CPU seconds (user+system) of a live process."""
+    rss = 0.0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After "pid (comm)": field 3 is state, so utime (14) and stime (15) are at 11 and 12.
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return {"rss_mib": round(rss, 1), "cpu_s": round(cpu, 2)}
+
+
+def parse_metrics(text):
+    """Prometheus text -> {name: [(labels dict, value)]}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)", line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        try:
+            value = float(m.group(4))
+        except ValueError:
+            continue
+        out.setdefault(m.group(1), []).append((labels, value))
+    return out
+
+
+def metric_sum(metrics, name, **match):
+    return sum(v for labels, v in metrics.get(name, [])
+               if all(labels.get(k) == want for k, want in match.items()))
+
+
+def classify(method, path, query):
+    """(verb, resource) of a Kubernetes API request, as kube-apiserver's metrics name them."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return method, "/" + "/".join(parts[:1])
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return "get", "(discovery)"
+    resource = rest[0]
+    named = len(rest) >= 2
+    if len(rest) >= 3:
+        resource += "/" + rest[2]
+    verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
+    if method == "GET":
+        if re.search(r"(^|&)watch=(true|1)", query or ""):
+            verb = "watch"
+        else:
+            verb = "get" if named else "list"
+    return verb or method.lower(), resource
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, math.ceil(p / 100.0 * len(values)) - 1))  # nearest rank
+    return values[k]
+
+
+class Proc:
+    def __init__(self, name, argv, log_path):
+        self.name = name
+        self.argv = argv
+        self.log = open(log_path, "wb")
+        self.log_path = log_path
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE if name == "apiserver" else self.log,
+                                  stderr=self.log)
+        self.exit_s = None
+        self.returncode = None
+
+    def check_alive(self):
+        if self.p.poll() is not None:
+            raise Crash(f"{self.name} exited with {self.p.returncode} (log {self.log_path})")
+
+    def terminate(self, timeout):
+        """SIGTERM, then the seconds until exit (None: killed after `timeout`)."""
+        if self.p.poll() is not None:
+            self.returncode = self.p.returncode
+            return
+        start = time.monotonic()
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout)
+            self.exit_s = round(time.monotonic() - start, 3)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        self.returncode = self.p.returncode
+        self.log.close()
+
+
+def wait_until(what, fn, timeout, procs, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            p.check_alive()
+        try:
+            if fn():
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(interval)
+    raise SetupError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class RequestLog:
+    """Drains the test server's request log (GET then DELETE /testing/requests) into counts by
+    (verb, resource). Requests arriving between the GET and the DELETE (milliseconds) are lost."""
+
+    def __init__(self, api):
+        self.api = api
+        self.counts = {}
+        self.full = False
+        self.lock = threading.Lock()
+
+    def clear(self):
+        self.api.request("DELETE", "/testing/requests")
+        self.counts = {}
+        self.full = False
+
+    def drain(self):
+        with self.lock:
+            status, doc = self.api.request("GET", "/testing/requests")
+            self.api.request("DELETE", "/testing/requests")
+            if status != 200 or doc is None:
+                raise SetupError(f"GET /testing/requests: {status}")
+            items = doc.get("items", [])
+            if len(items) >= 100000:
+                self.full = True  # the log wrapped: counts are lower bounds
+            for it in items:
+                key = classify(it["method"], it["path"], it.get("query", ""))
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take(self, own):
+        """Counts so far minus the benchmark's own requests; resets."""
+        self.drain()
+        counts = dict(self.counts)
+        for key, n in own.items():
+            if key in counts:
+                counts[key] -= n
+                if counts[key] <= 0:
+                    del counts[key]
+        full = self.full
+        self.counts = {}
+        self.full = False
+        return counts, full
+
+
+def volume_body(name, node):
+    return {
+        "apiVersion": "csi.meshstor.io/v1alpha1",
+        "kind": "MeshStorVolume",
+        "metadata": {"name": name},
+        "spec": {"capacityBytes": 1 << 30, "replicaCount": 2, "stripeWidth": 1,
+                 "memberMissingTimeout": 900, "sectorSize": 4096, "consumerNode": node},
+    }
+
+
+def run_size(args, nodes, volumes, workdir):
+    bindir = args.build_dir
+    apiserver_bin = args.apiserver or os.path.join(bindir, "tools/apiserver/meshstor-test-apiserver")
+    operator_bin = args.operator or os.path.join(bindir, "operator/meshstor-operator")
+    agent_bin = args.agent or os.path.join(bindir, "agent/meshstor-agent")
+    for b in (apiserver_bin, operator_bin, agent_bin):
+        if not os.access(b, os.X_OK):
+            raise SetupError(f"{b} is not built")
+    res = {"nodes": nodes, "volumes": volumes}
+    procs = []
+    own = {}
+
+    def mine(verb, resource, n=1):
+        own[(verb, resource)] = own.get((verb, resource), 0) + n
+
+    try:
+        apiserver = Proc("apiserver", [apiserver_bin, "--port", "0", "--crd-dir",
+                                       os.path.join(ROOT, "crds"), "--print-port"],
+                         os.path.join(workdir, "apiserver.log"))
+        procs.append(apiserver)
+        line = apiserver.p.stdout.readline().decode().strip()
+        if not line.isdigit():
+            raise SetupError(f"meshstor-test-apiserver printed no port ({line!r})")
+        port = int(line)
+        api = Api(port)
+        kubeconfig = os.path.join(workdir, "kubeconfig")
+        with open(kubeconfig, "w") as f:
+            f.write(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: bench, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
+users: [{{name: bench, user: {{token: bench}}}}]
+contexts: [{{name: bench, context: {{cluster: bench, user: bench}}}}]
+current-context: bench
+""")
+        t_setup = time.monotonic()
+        for i in range(1, nodes + 1):
+            status, doc = api.request("POST", "/api/v1/nodes", {
+                "apiVersion": "v1", "kind": "Node", "metadata": {"name": f"bench-{i}"},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+            if status != 201:
+                raise SetupError(f"creating Node bench-{i}: {status} {doc}")
+        op_port, agent_port = free_port(), free_port()
+        operator = Proc("operator", [operator_bin, "--kubeconfig", kubeconfig, "--leader-elect",
+                                     "--lease-namespace", "default", "--identity", "bench",
+                                     "--metrics-address", f"127.0.0.1:{op_port}"],
+                        os.path.join(workdir, "operator.log"))
+        procs.append(operator)
+        agent = Proc("agent", [agent_bin, "--kubeconfig", kubeconfig, "--simulate", str(nodes),
+                               "--node-name", "bench", "--metrics-address",
+                               f"127.0.0.1:{agent_port}",
+                               "--staging-dir", os.path.join(workdir, "staging"),
+                               "--kubelet-dir", os.path.join(workdir, "kubelet")],
+                     os.path.join(workdir, "agent.log"))
+        procs.append(agent)
+        wait_until("the operator's and the agent's /readyz",
+                   lambda: http_get_text(op_port, "/readyz")[0] == 200 and
+                   http_get_text(agent_port, "/readyz")[0] == 200, args.setup_timeout, procs)
+        wait_until("the operator to lead",
+                   lambda: metric_sum(parse_metrics(http_get_text(op_port, "/metrics")[1]),
+                                      "meshstor_operator_leader") == 1, args.setup_timeout, procs)
+
+        def devices_published():
+            mine("list", "meshstornodedevices")
+            status, doc = api.request("GET", DEVICES)
+            return status == 200 and len(doc["items"]) >= nodes * DRIVES_PER_NODE
+
+        wait_until(f"{nodes * DRIVES_PER_NODE} MeshStorNodeDevices", devices_published,
+                   args.setup_timeout, procs,
+                   interval=1)
+        res["setup_s"] = round(time.monotonic() - t_setup, 2)
+
+        # The burst: every volume created as fast as 16 clients can, as the CSI shim would.
+        log = RequestLog(api)
+        log.clear()
+        own.clear()
+        cpu0 = {p.name: proc_sample(p.p.pid) for p in procs}
+        created_at = {}
+        t0 = time.monotonic()
+
+        def create(i):
+            name = f"bench-vol-{i:05d}"
+            status, doc = api.request("POST", VOLUMES,
+                                      volume_body(name, f"bench-{i % nodes + 1}"))
+            if status != 201:
+                raise SetupError(f"creating {name}: {status} {doc}")
+            created_at[name] = time.monotonic()
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            for f in [pool.submit(create, i) for i in range(volumes)]:
+                f.result()
+        mine("create", "meshstorvolumes", volumes)
+        res["create_s"] = round(time.monotonic() - t0, 2)
+
+        synced_at = {}
+        deadline = t0 + args.timeout
+        while True:
+            for p in procs:
+                p.check_alive()
+            mine("list", "meshstorvolumes")
+            status, doc = api.request("GET", VOLUMES)
+            now = time.monotonic()
+            if status != 200:
+                raise SetupError(f"listing volumes: {status}")
+            for v in doc["items"]:
+                name = v["metadata"]["name"]
+                if v.get("status", {}).get("phase") == "Synced" and name not in synced_at:
+                    synced_at[name] = now
+            if len(synced_at) >= volumes or now >= deadline:
+                break
+            log.drain()  # keeps the 100000-entry log from wrapping
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
+        burst_s = time.monotonic() - t0
+        res["synced"] = len(synced_at)
+        res["all_synced_s"] = round(burst_s, 1) if len(synced_at) >= volumes else None
+        lat = [synced_at[n] - created_at[n] for n in synced_at]
+        res["time_to_synced_p50_s"] = round(percentile(lat, 50), 1) if lat else None
+        res["time_to_synced_p99_s"] = round(percentile(lat, 99), 1) if lat else None
+        burst_counts, burst_full = log.take(own)
+        own.clear()
+        res["burst"] = {"seconds": round(burst_s, 1), "log_wrapped": burst_full,
+                        "requests": sorted(([v, r, n] for (v, r), n in burst_counts.items()),
+                                           key=lambda x: -x[2])}
+        res["end_of_burst"] = {p.name: proc_sample(p.p.pid) for p in procs}
+        for name, s in res["end_of_burst"].items():
+            s["cpu_s_burst"] = round(s["cpu_s"] - cpu0[name]["cpu_s"], 2)
+        res["metrics_end_of_burst"] = scrape(op_port, agent_port)
+
+        # The idle window: nothing changes; what is left is resyncs, renewals and bookmarks.
+        t_idle = time.monotonic()
+        while time.monotonic() - t_idle < args.idle:
+            for p in procs:
+                p.check_alive()
+            time.sleep(min(1.0, max(0.0, args.idle - (time.monotonic() - t_idle))))
+            log.drain()
+        idle_s = time.monotonic() - t_idle
+        idle_counts, idle_full = log.take(own)
+        res["idle"] = {"seconds": round(idle_s, 1), "log_wrapped": idle_full,
+                       "requests": sorted(([v, r, n] for (v, r), n in idle_counts.items()),
+                                          key=lambda x: -x[2])}
+        res["after_idle"] = {p.name: proc_sample(p.p.pid) for p in procs}
+        for name, s in res["after_idle"].items():
+            s["cpu_s_idle"] = round(s["cpu_s"] - res["end_of_burst"][name]["cpu_s"], 2)
+        res["metrics_after_idle"] = scrape(op_port, agent_port)
+        for p in procs:
+            p.check_alive()
+    finally:
+        # Stop the clients first, then the API server; time each SIGTERM -> exit.
+        for p in reversed(procs):
+            p.terminate(args.stop_timeout)
+    res["stop_timeout_s"] = args.stop_timeout
+    res["exit_s"] = {p.name: p.exit_s for p in procs}
+    res["exit_code"] = {p.name: p.returncode for p in procs}
+    # Killed after the stop timeout: reported (exit_s null), not a crash.
+    slow = [p.name for p in procs if p.exit_s is None and p.returncode == -signal.SIGKILL]
+    if slow:
+        res["no_exit_after_sigterm"] = slow
+    bad = [f"{p.name} ({p.returncode})" for p in procs
+           if p.returncode != 0 and p.name not in slow]
+    if bad:
+        res["crashed"] = bad
+    return res
+
+
+def scrape(op_port, agent_port):
+    out = {}
+    try:
+        op = parse_metrics(http_get_text(op_port, "/metrics")[1])
+        ag = parse_metrics(http_get_text(agent_port, "/metrics")[1])
+    except (OSError, http.client.HTTPException) as e:
+        return {"error": str(e)}
+    out["agent_passes"] = metric_sum(ag, "meshstor_agent_passes_total")
+    out["agent_pass_count"] = metric_sum(ag, "meshstor_agent_pass_duration_seconds_count")
+    out["agent_pass_sum_s"] = round(metric_sum(ag, "meshstor_agent_pass_duration_seconds_sum"), 3)
+    out["agent_step_errors"] = metric_sum(ag, "meshstor_agent_step_errors_total")
+    out["operator_reconcile_count"] = metric_sum(
+        op, "meshstor_operator_reconcile_duration_seconds_count")
+    out["operator_reconcile_sum_s"] = round(
+        metric_sum(op, "meshstor_operator_reconcile_duration_seconds_sum"), 3)
+    out["operator_reconcile_errors"] = metric_sum(op, "meshstor_operator_reconcile_errors_total")
+    out["operator_placement_failures"] = metric_sum(
+        op, "meshstor_operator_placement_failures_total")
+    writes = {}
+    for labels, v in op.get("meshstor_operator_api_request_duration_seconds_count", []):
+        verb = labels.get("verb", "")
+        s = metric_sum(op, "meshstor_operator_api_request_duration_seconds_sum", verb=verb)
+        writes[verb] = {"count": v, "sum_s": round(s, 3)}
+    out["operator_api_writes"] = writes
+    return out
+
+
+def mean_ms(total_s, count):
+    return f"{1000.0 * total_s / count:.1f}" if count else "-"
+
+
+def fmt(v, unit=""):
+    return "-" if v is None else f"{v}{unit}"
+
+
+def print_report(results):
+    for r in results:
+        print(f"\n=== {r['nodes']} nodes x {r['volumes']} volumes")
+        if "error" in r:
+            print(f"  FAILED: {r['error']}")
+            continue
+        print(f"  setup (nodes, processes, devices published): {r['setup_s']} s;"
+              f" {r['volumes']} creates took {r['create_s']} s")
+        print(f"  Synced: {r['synced']}/{r['volumes']}; all Synced after "
+              f"{fmt(r['all_synced_s'], ' s')}; per volume p50 {fmt(r['time_to_synced_p50_s'])} s,"
+              f" p99 {fmt(r['time_to_synced_p99_s'])} s")
+        print(f"  {'process':<10} {'RSS end':>9} {'RSS idle':>9} {'CPU burst':>10} "
+              f"{'CPU idle':>9} {'SIGTERM->exit':>14}")
+        for name in ("operator", "agent", "apiserver"):
+            e, i = r["end_of_burst"][name], r["after_idle"][name]
+            print(f"  {name:<10} {e['rss_mib']:>6} MiB {i['rss_mib']:>5} MiB {e['cpu_s_burst']:>8} s"
+                  f" {i['cpu_s_idle']:>7} s {fmt(r['exit_s'].get(name), ' s'):>14}")
+        for key, title in (("metrics_end_of_burst", "end of burst"),
+                           ("metrics_after_idle", "after idle")):
+            m = r[key]
+            if "error" in m:
+                continue
+            writes = ", ".join(f"{v} {int(w['count'])}x {mean_ms(w['sum_s'], w['count'])} ms"
+                               for v, w in sorted(m["operator_api_writes"].items()))
+            print(f"  {title}: agent passes {int(m['agent_pass_count'])}, mean "
+                  f"{mean_ms(m['agent_pass_sum_s'], m['agent_pass_count'])} ms; operator "
+                  f"reconciles {int(m['operator_reconcile_count'])}, mean "
+                  f"{mean_ms(m['operator_reconcile_sum_s'], m['operator_reconcile_count'])} ms;"
+                  f" writes {writes or '-'}")
+        for window in ("burst", "idle"):
+            w = r[window]
+            total = sum(n for _, _, n in w["requests"])
+            secs = max(w["seconds"], 0.001)
+            note = " (log wrapped: lower bounds)" if w["log_wrapped"] else ""
+            print(f"  API requests in the {window} ({w['seconds']} s): {total}, "
+                  f"{total / secs:.1f}/s{note}")
+            for verb, resource, n in w["requests"][:12]:
+                print(f"    {verb:<7} {resource:<32} {n:>8} {n / secs:>9.1f}/s")
+        if r.get("no_exit_after_sigterm"):
+            print(f"  no exit within {r['stop_timeout_s']} s of SIGTERM (killed): "
+                  f"{', '.join(r['no_exit_after_sigterm'])}")
+        if r.get("crashed"):
+            print(f"  CRASHED: {', '.join(r['crashed'])}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build/release"))
+    ap.add_argument("--apiserver", help="meshstor-test-apiserver binary (default: in --build-dir)")
+    ap.add_argument("--operator", help="meshstor-operator binary (default: in --build-dir)")
+    ap.add_argument("--agent", help="meshstor-agent binary (default: in --build-dir)")
+    ap.add_argument("--sizes", default="10x100,100x1000",
+                    help="NODESxVOLUMES,... (e.g. 10x100,100x1000,1000x10000)")
+    ap.add_argument("--timeout", type=float, help="seconds to wait for Synced (default 600)")
+    ap.add_argument("--idle", type=float, help="idle window in seconds (default 60)")
+    ap.add_argument("--out", help="write the results as JSON to this file")
+    ap.add_argument("--workdir", help="keep the logs here (default: a temporary directory)")
+    ap.add_argument("--quick", action="store_true",
+                    help="10x100, idle 10 s, timeout 60 s (under 2 minutes)")
+    args = ap.parse_args()
+    if args.quick:
+        args.sizes = "10x100"
+        args.idle = 10 if args.idle is None else args.idle
+        args.timeout = 60 if args.timeout is None else args.timeout
+    args.setup_timeout = 60 if args.quick else 300  # readiness, leadership, devices
+    args.stop_timeout = 10 if args.quick else 30  # SIGTERM -> exit before SIGKILL
+    args.idle = 60 if args.idle is None else args.idle
+    args.timeout = 600 if args.timeout is None else args.timeout
+    sizes = []
+    for s in args.sizes.split(","):
+        m = re.fullmatch(r"(\d+)x(\d+)", s.strip())
+        if not m or int(m.group(1)) < 2:
+            ap.error(f"bad size {s!r}: want NODESxVOLUMES with at least 2 nodes")
+        sizes.append((int(m.group(1)), int(m.group(2))))
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="meshstor-bench-")
+    results, failed = [], False
+    machine = {"nproc": os.cpu_count(), "cpu": "", "load_before": os.getloadavg()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            machine["cpu"] = next((l.split(":", 1)[1].strip() for l in f
+                                   if l.startswith("model name")), "")
+    except OSError:
+        pass
+    for nodes, volumes in sizes:
+        d = os.path.join(workdir, f"{nodes}x{volumes}")
+        os.makedirs(d, exist_ok=True)
+        print(f"--- {nodes} nodes x {volumes} volumes (logs in {d})", flush=True)
+        try:
+            r = run_size(args, nodes, volumes, d)
+            if r.get("crashed"):
+                failed = True
+        except (SetupError, Crash, OSError, http.client.HTTPException) as e:
+            r = {"nodes": nodes, "volumes": volumes, "error": f"{type(e).__name__}: {e}"}
+            failed = True
+        results.append(r)
+    print_report(results)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"machine": machine, "args": vars(args), "results": results}, f, indent=1)
+        print(f"\nJSON written to {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
