@@ -1,5 +1,11 @@
 #include "tools/apiserver/test_apiserver.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <filesystem>
 #include <regex>
 #include <set>
 
@@ -694,16 +700,14 @@ TEST_CASE("The request log keeps the newest requests in order once full", "[unit
   CHECK(listed.Str("/items/4/path") == "/api/v1/nodes/node-7");
 }
 
-// A full log of the default size drops its oldest entry in O(1): 50000 requests past the cap
-// took many seconds when every one shifted 100000 entries (a vector erased at the front).
-TEST_CASE("Recording past a full request log stays cheap", "[unit][apiserver]") {
+// A full log of the default size drops its oldest entry (a ring: O(1) per request, where a
+// vector erased at the front moved 100000 entries each time; docs/benchmarks.md has the numbers).
+TEST_CASE("A full request log of the default size keeps the newest entries", "[unit][apiserver]") {
   auto server = StartServer();
   const size_t cap = FaultInjector::kDefaultRequestLogSize;
-  auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < cap + 50000; ++i) {
     server->faults().Record({"GET", "/api/v1/nodes/n" + std::to_string(i), "", 200});
   }
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
   std::vector<RequestRecord> log = server->faults().Requests();
   REQUIRE(log.size() == cap);
   CHECK(log.front().path == "/api/v1/nodes/n50000");
@@ -712,25 +716,33 @@ TEST_CASE("Recording past a full request log stays cheap", "[unit][apiserver]") 
 
 // The server sets TCP_NODELAY, as kube-apiserver does. Without it every response on a kept-alive
 // connection stalls ~40 ms (cpp-httplib writes headers and body separately; Nagle holds the body
-// until the client's delayed ACK). Checking the option on the server's accepted socket is not
-// possible from here, so this measures the effect: 50 sequential GETs on one connection take
-// ~2 s with the stall and a few milliseconds without.
-TEST_CASE("Requests on a kept-alive connection are not delayed by Nagle", "[unit][apiserver]") {
+// until the client's delayed ACK), so timings against the server are ~40x too slow. The server
+// runs in this process: its accepted socket is one of our descriptors, and its option is read
+// directly.
+TEST_CASE("Accepted connections have TCP_NODELAY set", "[unit][apiserver]") {
   auto server = StartServer();
-  TestClient setup(server->url());
-  CreateVolume(setup, "vol-a");
   httplib::Client client(server->url());
   client.set_keep_alive(true);
-  // Only the server's side is under test.
-  client.set_tcp_nodelay(true);
-  REQUIRE(client.Get(VolumePath("vol-a")));  // connects
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 50; ++i) {
-    auto res = client.Get(VolumePath("vol-a"));
-    REQUIRE(res);
-    REQUIRE(res->status == 200);
+  REQUIRE(client.Get("/version"));  // connected and kept open
+  int accepted = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = std::stoi(entry.path().filename().string());
+    sockaddr_in local{};
+    sockaddr_in peer{};
+    socklen_t len = sizeof(local);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != server->port()) {
+      continue;
+    }
+    len = sizeof(peer);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;  // listener
+    int nodelay = 0;
+    len = sizeof(nodelay);
+    REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0);
+    CHECK(nodelay != 0);
+    ++accepted;
   }
-  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+  CHECK(accepted >= 1);
 }
 
 TEST_CASE("Dropping watches closes their streams abruptly", "[unit][apiserver]") {
