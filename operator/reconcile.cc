@@ -213,6 +213,14 @@ struct Pass {
   StatusInputs in;
 };
 
+// Placement failed for `why`: Placeable=False in the status write, another try after the
+// retry interval.
+void NotPlaced(Pass& p, std::string why) {
+  p.in.placement_error = std::move(why);
+  p.d.placement_failed = true;
+  MinRequeue(&p.d, p.limits.retry_interval);
+}
+
 // Initial placement: replicaCount nodes, the consumer first.
 std::optional<Decision> PlaceMembers(Pass& p) {
   const v1::MeshStorVolume& v = p.v;
@@ -225,9 +233,7 @@ std::optional<Decision> PlaceMembers(Pass& p) {
   req.exclude_nodes.erase(consumer);
   auto placed = Place(req, p.inv);
   if (!placed.ok()) {
-    p.in.placement_error = placed.status().message();
-    p.d.placement_failed = true;
-    MinRequeue(&p.d, p.limits.retry_interval);
+    NotPlaced(p, placed.status().message());
     return std::nullopt;
   }
   v1::MeshStorVolume next = v;
@@ -247,9 +253,7 @@ std::optional<Decision> PlaceMembers(Pass& p) {
     w.events.push_back({"Normal", "Placed", fmt::format("Placed members on {}", Join(where))});
     return w;
   }
-  p.in.placement_error = st.message();
-  p.d.placement_failed = true;
-  MinRequeue(&p.d, p.limits.retry_interval);
+  NotPlaced(p, st.message());
   return std::nullopt;
 }
 
@@ -292,9 +296,7 @@ std::optional<Decision> Relocate(Pass& p) {
                        consumer,        {}};
   auto placed = Place(req, p.inv);
   if (!placed.ok()) {
-    p.in.placement_error = placed.status().message();
-    p.d.placement_failed = true;
-    MinRequeue(&p.d, p.limits.retry_interval);
+    NotPlaced(p, placed.status().message());
     return std::nullopt;
   }
   // New local members take the surplus copy's slots, or the free placeholder slots of a
@@ -386,10 +388,7 @@ std::optional<Decision> ReplaceMissing(Pass& p) {
     }
     auto placed = Place(req, p.inv);
     if (!placed.ok()) {
-      p.in.placement_error =
-          fmt::format("replacing member {}: {}", m->index, placed.status().message());
-      p.d.placement_failed = true;
-      MinRequeue(&p.d, p.limits.retry_interval);
+      NotPlaced(p, fmt::format("replacing member {}: {}", m->index, placed.status().message()));
       continue;
     }
     v1::MeshStorVolume next = v;
