@@ -64,7 +64,7 @@ std::string MdArrayName(std::string_view volume_name) {
   if (ValidateMdName(volume_name).ok()) return std::string(volume_name);
   std::string safe;
   for (char c : volume_name) {
-    if (safe.size() == 12) break;
+    if (safe.size() == 11) break;  // "ms-" + 11 + "-" + 16 = kMaxMdNameBytes
     if (IsMdNameChar(c)) safe.push_back(c);
   }
   return fmt::format("ms-{}-{:016x}", safe, Fnv1a64(volume_name, 0xcbf29ce484222325ULL));

@@ -28,8 +28,10 @@ namespace agent::sys {
 
 enum class MdLevel { kRaid1 = 1, kRaid10 = 10 };
 
-// The md "name" stored in the superblock is at most 32 bytes.
-inline constexpr size_t kMaxMdNameBytes = 32;
+// The md "name" stored in the superblock has 32 bytes, but mdadm 4.2 on Linux 6.1 creates an
+// array with a 32-byte name and then never finds it by that name (lab contract "a volume ID's
+// array name"): at most 31 bytes.
+inline constexpr size_t kMaxMdNameBytes = 31;
 // Where member data starts (mdadm --data-offset): the volume geometry's kMdDataOffsetBytes
 // (common/api/v1alpha1/geometry.h), which the operator adds to each member's size. mdadm's own
 // default grows with the device (up to 129 MiB of reshape headroom we never use), which would
@@ -39,8 +41,8 @@ inline constexpr uint64_t kMdDataOffsetBytes =
 // A member keyword of mdadm --create: an empty slot.
 inline constexpr std::string_view kMdMissing = "missing";
 
-// A deterministic array name for a volume: the volume name when it is at most 32 bytes of
-// [A-Za-z0-9._-], else "ms-<first 12 safe characters>-<16 hex digits of a hash>".
+// A deterministic array name for a volume: the volume name when it is at most kMaxMdNameBytes of
+// [A-Za-z0-9._-], else "ms-<first 11 safe characters>-<16 hex digits of a hash>" (31 bytes).
 std::string MdArrayName(std::string_view volume_name);
 // A deterministic array UUID for a volume, in mdadm's form "xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx".
 std::string MdArrayUuid(std::string_view volume_name);

@@ -45,6 +45,33 @@ bool Settled(Md& md, const std::string& name, int degraded, std::chrono::seconds
 
 }  // namespace
 
+void MdContractVolumeIdName(const MdContractEnv& env) {
+  REQUIRE(env.devices.size() >= 2);
+  Md& md = *env.md;
+  const std::string volume = "pvc-" + env.tag + "0c0c0-0000-4000-8000-000000000001";
+  const std::string name = MdArrayName(volume);
+  INFO("MD name " << name << " of volume " << volume);
+  REQUIRE(name != volume);
+  CHECK(name.size() <= kMaxMdNameBytes);
+  const std::string uuid = MdArrayUuid(volume);
+  const std::string d0 = env.devices[0], d1 = env.devices[1];
+  MdCreateSpec spec{name, MdLevel::kRaid1, {{d0, false}, {d1, true}}, uuid};
+  spec.members_zeroed = true;
+  REQUIRE_OK(md.Create(spec));
+  auto a = md.GetArray(name);
+  REQUIRE_OK(a);
+  CHECK(a->uuid == uuid);
+  REQUIRE_OK(md.Create(spec));  // idempotent: found by its name
+  REQUIRE_OK(md.Stop(name));
+  CHECK(md.GetArray(name).status().code() == StatusCode::kNotFound);
+  MdAssembleSpec asm_spec{name, uuid, {{d0, false}, {d1, true}}, false};
+  REQUIRE_OK(md.Assemble(asm_spec));
+  REQUIRE_OK(md.GetArray(name));
+  REQUIRE_OK(md.Assemble(asm_spec));  // idempotent
+  REQUIRE_OK(md.Stop(name));
+  CHECK(md.GetArray(name).status().code() == StatusCode::kNotFound);
+}
+
 void MdContractRaid1Lifecycle(const MdContractEnv& env) {
   REQUIRE(env.devices.size() >= 2);
   Md& md = *env.md;

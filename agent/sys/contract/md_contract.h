@@ -24,6 +24,9 @@ struct MdContractEnv {
 void MdContractRaid1Lifecycle(const MdContractEnv& env);
 // RAID1 with a "missing" slot, filled by Add.
 void MdContractMissingSlot(const MdContractEnv& env);
+// The array of a volume named as external-provisioner names them (pvc-<uuid>, longer than an MD
+// name may be: MdArrayName's hashed form) is found by that name after create and assembly.
+void MdContractVolumeIdName(const MdContractEnv& env);
 // RAID10 near-2 on four members; an active member cannot be removed; Replace.
 void MdContractRaid10(const MdContractEnv& env);
 // A member that ran ahead elsewhere (diverged): ReAdd refuses it; ZeroSuperblock erases only

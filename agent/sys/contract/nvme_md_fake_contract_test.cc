@@ -75,6 +75,11 @@ TEST_CASE("FakeMd contract: RAID1 life cycle", "[unit][agent][md]") {
   contract::MdContractRaid1Lifecycle(FakeMdEnv(md));
 }
 
+TEST_CASE("FakeMd contract: a volume ID's array name", "[unit][agent][md]") {
+  FakeMd md;
+  contract::MdContractVolumeIdName(FakeMdEnv(md));
+}
+
 TEST_CASE("FakeMd contract: missing slot filled by Add", "[unit][agent][md]") {
   FakeMd md;
   contract::MdContractMissingSlot(FakeMdEnv(md));

@@ -136,6 +136,12 @@ TEST_CASE("LinuxMd contract: RAID1 life cycle", "[.privileged][lab]") {
   contract::MdContractRaid1Lifecycle(lab.Env());
 }
 
+TEST_CASE("LinuxMd contract: a volume ID's array name", "[.privileged][lab]") {
+  LAB_REQUIRE(false, true, 4);
+  LabMd lab;
+  contract::MdContractVolumeIdName(lab.Env());
+}
+
 // The kernel marked a member faulty when mdadm --add passed --write-mostly into this degraded
 // RAID1 (found here, 2026-11-22); LinuxMd now sets write-mostly through sysfs after the add.
 TEST_CASE("LinuxMd contract: missing slot filled by Add", "[.privileged][lab]") {
