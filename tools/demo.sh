@@ -99,8 +99,9 @@ sleep 1
 start operator_b $bin/operator/meshstor-operator --identity operator-b --lease-namespace default \
   --lease-duration 4s --renew-deadline 3s --retry-period 500ms --metrics-address "127.0.0.1:$op_b"
 # The agent on simulated nodes (in-memory kernel layer): this machine's disks are never touched.
+# kubelet's directory of this demo is $work/kubelet (the agent mounts only below it).
 start agent $bin/agent/meshstor-agent --node-name demo-node --simulate 3 \
-  --metrics-address "127.0.0.1:$agent"
+  --kubelet-dir "$work/kubelet" --metrics-address "127.0.0.1:$agent"
 start shim $bin/csi-shim/meshstor-csi-shim --mode controller --endpoint "unix://$work/csi.sock" \
   --metrics-address "127.0.0.1:$shim"
 # The shim's node mode for simulated node 1, as the DaemonSet would run it beside its agent.
