@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "common/text/hash.h"
+
 namespace meshstor_operator {
 namespace {
 
@@ -56,17 +58,7 @@ struct Candidate {
 }  // namespace
 
 uint64_t StableHash(const std::string& volume, const std::string& node) {
-  uint64_t h = 1469598103934665603ULL;
-  auto mix = [&h](const std::string& s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-  };
-  mix(volume);
-  mix("/");
-  mix(node);
-  return h;
+  return common::text::Fnv1a64(node, common::text::Fnv1a64("/", common::text::Fnv1a64(volume)));
 }
 
 std::map<std::string, int> MemberCounts(const Inventory& inventory) {

@@ -3,21 +3,14 @@
 #include <cstdint>
 #include <string>
 
+#include "common/text/hash.h"
+
 namespace agent::sys {
 namespace {
 
 bool IsMdNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
-}
-
-uint64_t Fnv1a64(std::string_view data, uint64_t seed) {
-  uint64_t h = seed;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 }  // namespace
@@ -67,13 +60,13 @@ std::string MdArrayName(std::string_view volume_name) {
     if (safe.size() == 11) break;  // "ms-" + 11 + "-" + 16 = kMaxMdNameBytes
     if (IsMdNameChar(c)) safe.push_back(c);
   }
-  return fmt::format("ms-{}-{:016x}", safe, Fnv1a64(volume_name, 0xcbf29ce484222325ULL));
+  return fmt::format("ms-{}-{:016x}", safe, common::text::Fnv1a64(volume_name));
 }
 
 std::string MdArrayUuid(std::string_view volume_name) {
   std::string seeded = fmt::format("meshstor-md:{}", volume_name);
-  uint64_t a = Fnv1a64(seeded, 0xcbf29ce484222325ULL);
-  uint64_t b = Fnv1a64(seeded, 0x9e3779b97f4a7c15ULL);
+  uint64_t a = common::text::Fnv1a64(seeded);
+  uint64_t b = common::text::Fnv1a64(seeded, 0x9e3779b97f4a7c15ULL);
   return fmt::format("{:08x}:{:08x}:{:08x}:{:08x}", a >> 32, a & 0xffffffffULL, b >> 32,
                      b & 0xffffffffULL);
 }

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/text/hash.h"
+
 namespace agent::sys {
 namespace {
 
@@ -14,15 +16,6 @@ bool IsValidNodeName(std::string_view name) {
     if (!ok) return false;
   }
   return name.front() != '-' && name.front() != '.' && name.back() != '-' && name.back() != '.';
-}
-
-uint64_t Fnv1a64(std::string_view data, uint64_t seed) {
-  uint64_t h = seed;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 }  // namespace
@@ -81,8 +74,8 @@ common::Result<std::string> SubsystemNqn(std::string_view exporting_node,
 
 std::string SubsystemSerial(std::string_view nqn) {
   // 20 hex digits: 16 from one hash, 4 from a second with another seed.
-  uint64_t a = Fnv1a64(nqn, 0xcbf29ce484222325ULL);
-  uint64_t b = Fnv1a64(nqn, 0x84222325cbf29ce4ULL);
+  uint64_t a = common::text::Fnv1a64(nqn);
+  uint64_t b = common::text::Fnv1a64(nqn, 0x84222325cbf29ce4ULL);
   return fmt::format("{:016x}{:04x}", a, b & 0xffff);
 }
 

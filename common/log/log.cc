@@ -9,61 +9,10 @@
 
 #include <fmt/format.h>
 
+#include "common/text/utf8.h"
+
 namespace common::log {
 namespace {
-
-constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD in UTF-8.
-
-bool IsContinuation(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-// Returns the length of the valid UTF-8 sequence starting at s[0] (which is >= 0x80), or 0 and
-// sets `*consumed` to the length of its longest valid prefix (at least 1) when it is invalid,
-// so that the whole prefix becomes one U+FFFD ("maximal subpart" replacement, as Unicode
-// recommends).
-size_t Utf8SequenceLength(std::string_view s, size_t* consumed) {
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  size_t length = 0;
-  // Valid range of the second byte; later bytes are plain continuation bytes.
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    length = 2;
-  } else if (b0 == 0xE0) {
-    length = 3;
-    lo = 0xA0;  // No overlong encodings.
-  } else if (b0 >= 0xE1 && b0 <= 0xEC) {
-    length = 3;
-  } else if (b0 == 0xED) {
-    length = 3;
-    hi = 0x9F;  // No UTF-16 surrogates.
-  } else if (b0 >= 0xEE && b0 <= 0xEF) {
-    length = 3;
-  } else if (b0 == 0xF0) {
-    length = 4;
-    lo = 0x90;  // No overlong encodings.
-  } else if (b0 >= 0xF1 && b0 <= 0xF3) {
-    length = 4;
-  } else if (b0 == 0xF4) {
-    length = 4;
-    hi = 0x8F;  // Nothing above U+10FFFF.
-  } else {
-    *consumed = 1;
-    return 0;
-  }
-  for (size_t i = 1; i < length; ++i) {
-    if (i >= s.size()) {
-      *consumed = i;
-      return 0;
-    }
-    const auto b = static_cast<unsigned char>(s[i]);
-    const bool ok = i == 1 ? (b >= lo && b <= hi) : IsContinuation(b);
-    if (!ok) {
-      *consumed = i;
-      return 0;
-    }
-  }
-  return length;
-}
 
 void AppendTwoDigits(std::string& out, unsigned value) {
   out.push_back(static_cast<char>('0' + value / 10));
@@ -91,11 +40,11 @@ void AppendJsonString(std::string& out, std::string_view s) {
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      size_t consumed = 0;
-      const size_t length = Utf8SequenceLength(s.substr(i), &consumed);
+      size_t invalid = 0;
+      const size_t length = text::Utf8SequenceLength(s.substr(i), &invalid);
       if (length == 0) {
-        out.append(kReplacementCharacter);
-        i += consumed;
+        out.append(text::kReplacementCharacter);
+        i += invalid;
       } else {
         out.append(s.substr(i, length));
         i += length;

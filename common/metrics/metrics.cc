@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "common/text/utf8.h"
+
 namespace common::metrics {
 namespace {
 
@@ -39,67 +41,10 @@ bool IsValidLabelName(std::string_view name) {
   return true;
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid (overlong
-// forms, surrogates and code points above U+10FFFF are invalid).
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  if (b0 < 0x80) return 1;
-  size_t len;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < len; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return len;
-}
-
-// `s` with every byte that does not start a valid UTF-8 sequence replaced by U+FFFD.
-std::string SanitizeUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    const size_t len = Utf8SequenceLength(s, i);
-    if (len == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
-}
-
-bool IsValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t len = Utf8SequenceLength(s, i);
-    if (len == 0) return false;
-    i += len;
-  }
-  return true;
-}
-
-// Label values as stored: invalid UTF-8 replaced. Copies only when something must change.
 LabelValues SanitizeLabelValues(const LabelValues& values) {
   LabelValues out = values;
   for (std::string& v : out) {
-    if (!IsValidUtf8(v)) v = SanitizeUtf8(v);
+    if (!text::IsValidUtf8(v)) v = text::SanitizeUtf8(v);
   }
   return out;
 }
@@ -508,7 +453,7 @@ Result<Family<M>*> Registry::AddFamily(std::string_view name, std::string_view h
                     fmt::format("{}_count", name)};
   }
   auto family = std::make_unique<Family<M>>(metrics_internal::FamilyKey(), std::string(name),
-                                            SanitizeUtf8(help), std::move(label_names),
+                                            text::SanitizeUtf8(help), std::move(label_names),
                                             std::move(upper_bounds));
   Family<M>* raw = family.get();
   RETURN_IF_ERROR(Register(name, sample_names, std::move(family)));
@@ -541,9 +486,9 @@ Status Registry::AddCallbackGauge(std::string_view name, std::string_view help,
   if (!callback) {
     return InvalidArgumentError("metric {}: the callback is empty", name);
   }
-  return Register(
-      name, {},
-      std::make_unique<CallbackGauge>(std::string(name), SanitizeUtf8(help), std::move(callback)));
+  return Register(name, {},
+                  std::make_unique<CallbackGauge>(std::string(name), text::SanitizeUtf8(help),
+                                                  std::move(callback)));
 }
 
 Result<HistogramFamily*> Registry::AddHistogram(std::string_view name, std::string_view help,
