@@ -11,6 +11,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/text/strings.h"
+
 namespace common::kube {
 namespace {
 
@@ -21,14 +23,6 @@ constexpr int64_t kDefaultPageSize = 500;
 // Used for the idle bound of a watch without timeoutSeconds: the API server's own default
 // timeout is at most twice its --min-request-timeout (1800 s).
 constexpr std::chrono::seconds kDefaultWatchIdle{3600};
-
-std::string_view TrimSpace(std::string_view s) {
-  const char* kSpace = " \t\r\n\f\v";
-  const size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  const size_t end = s.find_last_not_of(kSpace);
-  return s.substr(begin, end - begin + 1);
-}
 
 // Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
 std::string Truncate(std::string_view s, size_t max) {
@@ -312,11 +306,11 @@ Status StatusFromResponse(int http_status, std::string_view body, bool is_create
       return HttpToStatus(http_status, is_create, message, StringMember(doc, "reason"));
     }
   }
-  const std::string_view text = TrimSpace(body);
-  return HttpToStatus(
-      http_status, is_create,
-      text.empty() ? fmt::format("HTTP {}", http_status)
-                   : fmt::format("HTTP {}: {}", http_status, Truncate(text, kMaxRawErrorText)));
+  const std::string_view trimmed = text::TrimSpace(body);
+  return HttpToStatus(http_status, is_create,
+                      trimmed.empty() ? fmt::format("HTTP {}", http_status)
+                                      : fmt::format("HTTP {}: {}", http_status,
+                                                    Truncate(trimmed, kMaxRawErrorText)));
 }
 
 Client::Client(Transport& transport, std::chrono::milliseconds request_timeout)

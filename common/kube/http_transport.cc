@@ -29,6 +29,8 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "common/text/strings.h"
+
 #ifndef MESHSTOR_VERSION
 #define MESHSTOR_VERSION "dev"
 #endif
@@ -308,14 +310,6 @@ void SetTimeouts(httplib::ClientImpl& client, milliseconds connect, milliseconds
   client.set_write_timeout(sec, usec);
 }
 
-std::string TrimToken(std::string_view s) {
-  const char* kSpace = " \t\r\n\f\v";
-  const size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  const size_t end = s.find_last_not_of(kSpace);
-  return std::string(s.substr(begin, end - begin + 1));
-}
-
 // A token goes into a header line: no control characters (which could end the line).
 bool IsValidToken(std::string_view token) {
   return std::none_of(token.begin(), token.end(), [](char c) {
@@ -340,7 +334,7 @@ Result<std::string> ReadTokenFile(const std::string& path) {
   if (data.size() > kMaxTokenFileSize) {
     return InvalidArgumentError("token file {} is larger than {} bytes", path, kMaxTokenFileSize);
   }
-  std::string token = TrimToken(data);
+  std::string token(text::TrimSpace(data));
   if (token.empty()) return InvalidArgumentError("token file {} is empty", path);
   if (!IsValidToken(token)) {
     return InvalidArgumentError("token file {} holds control characters", path);
@@ -353,7 +347,7 @@ class TokenSource {
  public:
   TokenSource(std::string static_token, std::string file, time::Clock& clock,
               std::chrono::seconds interval)
-      : static_token_(TrimToken(static_token)),
+      : static_token_(text::TrimSpace(static_token)),
         file_(std::move(file)),
         clock_(clock),
         interval_(interval) {}
@@ -816,7 +810,7 @@ Result<std::unique_ptr<HttpTransport>> HttpTransport::Create(const RestConfig& c
     return InvalidArgumentError("{}: a client certificate and a client key must be given together",
                                 url.display);
   }
-  if (!IsValidToken(TrimToken(config.bearer_token))) {
+  if (!IsValidToken(text::TrimSpace(config.bearer_token))) {
     return InvalidArgumentError("the bearer token holds control characters");
   }
   time::Clock& clock = options.clock != nullptr ? *options.clock : time::RealClock::Get();

@@ -14,6 +14,7 @@
 #include <rapidjson/document.h>
 
 #include "common/config/yaml_json.h"
+#include "common/text/strings.h"
 
 namespace common::kube {
 namespace {
@@ -42,14 +43,6 @@ Status ReadSmallFile(const std::string& path, std::string* out) {
   std::fclose(f);
   if (failed) return ErrnoToStatus(err, fmt::format("reading {}", path));
   return OkStatus();
-}
-
-std::string_view TrimSpace(std::string_view s) {
-  const char* kSpace = " \t\r\n\f\v";
-  const size_t begin = s.find_first_not_of(kSpace);
-  if (begin == std::string_view::npos) return {};
-  const size_t end = s.find_last_not_of(kSpace);
-  return s.substr(begin, end - begin + 1);
 }
 
 int Base64Value(char c) {
@@ -349,7 +342,7 @@ Result<RestConfig> InClusterConfig(std::string_view dir) {
   std::string token;
   Status s = ReadSmallFile(config.token_file, &token);
   if (!s.ok()) return s.WithContext("in-cluster config: service-account token");
-  config.bearer_token = std::string(TrimSpace(token));
+  config.bearer_token = std::string(text::TrimSpace(token));
   if (config.bearer_token.empty()) {
     return InvalidArgumentError("in-cluster config: {} is empty", config.token_file);
   }
@@ -363,7 +356,7 @@ Result<RestConfig> InClusterConfig(std::string_view dir) {
 
   std::string ns;
   if (ReadSmallFile((base / "namespace").string(), &ns).ok()) {
-    config.namespace_ = std::string(TrimSpace(ns));
+    config.namespace_ = std::string(text::TrimSpace(ns));
   }
   return config;
 }
