@@ -957,6 +957,76 @@ def scenario_mesh(lab, args):
         "controller left on A, B or C")
 
 
+DATAPATH_TARGETS = ("local", "remote", "raid1", "raid10")
+DATAPATH_JOBS = ("randwrite4k", "randread4k", "seqwrite128k", "seqread128k")
+
+
+def scenario_datapath(lab, args):
+    """2 VMs, fio on the raw local leg, the raw NVMe/TCP leg, RAID1 and RAID10 built from them."""
+    names = {os.path.basename(b) for b in args.bin}
+    if not {"meshstor-sys", "fio"} <= names:
+        raise LabError("datapath needs --bin PATH/meshstor-sys and --bin fio (Debian's fio)")
+    runtime = int(os.environ.get("MESHSTOR_BENCH_FIO_SECONDS", "10"))
+    lab.network(["A", "B"])
+    _, nqn_a = host_identity("A")
+    # fio and its libraries ride in the payload every node unpacks: room for them in RAM.
+    lab.node("B", drives=2, mem=768, ip=NET_PREFIX + ".2", script="mesh-target.sh", timeout=900,
+             env={"LAB_consumer": "lab-a", "LAB_consumer_nqn": nqn_a,
+                  "LAB_members": "dp-raw:1:1:1:256 dp-r1:1:1:2:256 dp-r10:1:1:3:128 "
+                                 "dp-r10:3:2:4:128"})
+    lab.node("A", drives=2, mem=768, ip=NET_PREFIX + ".1", script="datapath.sh", timeout=900,
+             env={"LAB_runtime": str(runtime)})
+    lab.start("B", "A")
+    lab.wait_event("B", "exported", timeout=240)
+    lab.flag("exported")
+    rc = lab.wait_exit("A", timeout=120 + 16 * (runtime + 30) * timeout_scale())
+    if rc != 0:
+        raise LabError("A's script failed (rc=%d)" % rc, "A")
+    lab.flag("done")
+    lab.wait_event("B", "clean", timeout=120)
+    if lab.wait_exit("B", timeout=60) != 0:
+        raise LabError("B's script failed", "B")
+
+    results = {}
+    for e in list(lab.events.items):
+        if e[1] == "A" and e[2] == "fio":
+            kv = dict(f.split("=", 1) for f in e[3].split() if "=" in f)
+            results[(kv["target"], kv["job"])] = {
+                "iops": float(kv["iops"]), "lat_mean_us": float(kv["lat_mean_us"]),
+                "lat_p99_us": float(kv["lat_p99_us"]), "bw_kib": float(kv["bw_kib"])}
+    missing = [(t, j) for t in DATAPATH_TARGETS for j in DATAPATH_JOBS if (t, j) not in results]
+    if missing:
+        raise LabError("no fio result for %s" % ", ".join("%s/%s" % m for m in missing), "A")
+    say("fio, QD1 psync O_DIRECT, %d s per job, accelerator %s:" % (runtime, lab.accel))
+    say("%-8s %-13s %10s %12s %12s %12s" % ("target", "job", "IOPS", "mean µs", "p99 µs", "MiB/s"))
+    for j in DATAPATH_JOBS:
+        for t in DATAPATH_TARGETS:
+            r = results[(t, j)]
+            say("%-8s %-13s %10.0f %12.1f %12.0f %12.1f" % (
+                t, j, r["iops"], r["lat_mean_us"], r["lat_p99_us"], r["bw_kib"] / 1024))
+
+    def lat(t, j):
+        return results[(t, j)]["lat_mean_us"]
+
+    ratios = {
+        "raid1_write_vs_slower_leg": lat("raid1", "randwrite4k") / max(
+            lat("local", "randwrite4k"), lat("remote", "randwrite4k")),
+        "raid1_read_vs_local_leg": lat("raid1", "randread4k") / lat("local", "randread4k"),
+        "raid10_write_vs_slower_leg": lat("raid10", "randwrite4k") / max(
+            lat("local", "randwrite4k"), lat("remote", "randwrite4k")),
+        "raid10_read_vs_local_leg": lat("raid10", "randread4k") / lat("local", "randread4k"),
+    }
+    for k, v in ratios.items():
+        say("ratio %-28s %.3f (goal <= 1.05)" % (k, v))
+    out = os.path.join(args.workdir, "datapath.json")
+    with open(out, "w") as f:
+        json.dump({"accelerator": lab.accel, "fio_seconds": runtime,
+                   "results": [dict(target=t, job=j, **results[(t, j)])
+                               for j in DATAPATH_JOBS for t in DATAPATH_TARGETS],
+                   "ratios": ratios}, f, indent=2)
+    say("results written to %s" % out)
+
+
 class ControlPlane:
     """The host side of the scenarios whose agents run in VMs: the API test server on
     HOST_IP:API_PORT (in the lab netns), optionally the Node objects and the operator, and the
@@ -1373,6 +1443,7 @@ SCENARIOS = {
     "network": (scenario_network, 480),
     "contract": (scenario_contract, 1200),
     "mesh": (scenario_mesh, 720),
+    "datapath": (scenario_datapath, 1500),
     "agents": (scenario_agents, 900),
     "system": (scenario_system, 1200),
     "csi": (scenario_csi, 1500),
@@ -1436,6 +1507,8 @@ def main():
             return 0
         fn, tmo = SCENARIOS[args.scenario]
         args.workdir = args.workdir or os.path.join(REPO, "build", "lab-runs", args.scenario)
+        # --bin NAME (no slash): the program of that name on PATH, e.g. Debian's fio
+        args.bin = [b if os.sep in b else (shutil.which(b) or b) for b in args.bin]
         bins = list(args.bin)
         if args.test_bin:
             args.test_bin = os.path.abspath(args.test_bin)
