@@ -233,6 +233,8 @@ bool VolumeReconciler::CreateArray(ConsumerPass& pass, bool foreign) {
   spec.level = v.spec.stripe_width > 1 ? sys::MdLevel::kRaid10 : sys::MdLevel::kRaid1;
   spec.members.assign(static_cast<size_t>(slots), {std::string(sys::kMdMissing), false});
   spec.members_zeroed = true;  // every member was zeroed by its owner and never used
+  spec.bitmap_chunk_kib = sys::MdBitmapChunkKib(
+      static_cast<uint64_t>(v1::MemberSizeBytes(v.spec) - v1::kMdDataOffsetBytes));
   int32_t next = 0;
   for (const auto& d : pass.devices) {
     int32_t slot = d.member->slot.value_or(next);

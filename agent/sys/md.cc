@@ -50,7 +50,19 @@ common::Status ValidateMdCreateSpec(const MdCreateSpec& spec) {
   if (real == 0) {
     return common::InvalidArgumentError("MD array {}: every slot is \"missing\"", spec.name);
   }
+  const uint32_t bc = spec.bitmap_chunk_kib;
+  if (bc != 0 && (bc < 4 || (bc & (bc - 1)) != 0)) {
+    return common::InvalidArgumentError(
+        "MD array {}: bitmap chunk {} KiB is not a power of two of at least 4 KiB", spec.name, bc);
+  }
   return common::OkStatus();
+}
+
+uint32_t MdBitmapChunkKib(uint64_t member_data_bytes) {
+  const uint64_t kib = (member_data_bytes + 1023) >> 10;
+  uint64_t chunk = kMdMinBitmapChunkKib;
+  while (kib > chunk * kMdMaxBitmapChunks) chunk *= 2;
+  return static_cast<uint32_t>(chunk);
 }
 
 std::string MdArrayName(std::string_view volume_name) {

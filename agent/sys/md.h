@@ -62,7 +62,18 @@ struct MdCreateSpec {
   uint32_t chunk_kib = 64;        // RAID10 only
   bool members_zeroed = false;    // true: --assume-clean (only for freshly zeroed members)
   bool failfast = true;
+  uint32_t bitmap_chunk_kib = 0;  // write-intent bitmap chunk, a power of two; 0: mdadm's default
 };
+
+// The bitmap chunk for members with `member_data_bytes` of data each: the smallest power of two
+// of at least 1 MiB that needs at most kMdMaxBitmapChunks chunks. A member that was away resyncs
+// every chunk written meanwhile, so the chunk bounds the catch-up's overshoot; mdadm's default
+// (64 MiB) turned 16 MiB written into a 128 MiB catch-up. The chunk count bounds the bitmap's
+// memory (the kernel keeps 16 bits per chunk) and the bitmap updates of scattered writes.
+// When an array grows past the bound, the kernel doubles the chunk as its bitmap is resized.
+inline constexpr uint32_t kMdMinBitmapChunkKib = 1024;
+inline constexpr uint64_t kMdMaxBitmapChunks = uint64_t{1} << 18;
+uint32_t MdBitmapChunkKib(uint64_t member_data_bytes);
 
 struct MdAssembleSpec {
   std::string name;

@@ -86,6 +86,29 @@ TEST_CASE("ValidateMdCreateSpec", "[unit][agent][md]") {
   CHECK(ValidateMdCreateSpec(r10).code() == StatusCode::kInvalidArgument);
   MdCreateSpec empty_member{"v", MdLevel::kRaid1, {{"/dev/a"}, {""}}};
   CHECK(ValidateMdCreateSpec(empty_member).code() == StatusCode::kInvalidArgument);
+  for (uint32_t bad : {3u, 1000u, 2u}) {
+    MdCreateSpec chunk = ok;
+    chunk.bitmap_chunk_kib = bad;
+    CHECK(ValidateMdCreateSpec(chunk).code() == StatusCode::kInvalidArgument);
+  }
+  ok.bitmap_chunk_kib = 4;
+  CHECK(ValidateMdCreateSpec(ok).ok());
+}
+
+TEST_CASE("MdBitmapChunkKib: 1 MiB up to 256 GiB members, then at most 2^18 chunks",
+          "[unit][agent][md]") {
+  constexpr uint64_t kGiB = uint64_t{1} << 30;
+  CHECK(MdBitmapChunkKib(0) == 1024);
+  CHECK(MdBitmapChunkKib(320ull << 20) == 1024);
+  CHECK(MdBitmapChunkKib(256 * kGiB) == 1024);      // exactly 2^18 chunks of 1 MiB
+  CHECK(MdBitmapChunkKib(256 * kGiB + 1) == 2048);  // one byte more: the next power of two
+  CHECK(MdBitmapChunkKib(1024 * kGiB) == 4096);
+  CHECK(MdBitmapChunkKib(16384 * kGiB) == 65536);  // 16 TiB: mdadm's default chunk
+  for (uint64_t size : {kGiB, 300 * kGiB, 5000 * kGiB}) {
+    const uint64_t chunk = MdBitmapChunkKib(size);
+    CHECK((size >> 10) <= chunk * kMdMaxBitmapChunks);
+    CHECK((chunk == kMdMinBitmapChunkKib || (size >> 10) > chunk / 2 * kMdMaxBitmapChunks));
+  }
 }
 
 // Captured from a 6.1 kernel (udevadm monitor --kernel --property, re-assembled).

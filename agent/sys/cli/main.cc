@@ -47,7 +47,7 @@ Each command is one idempotent step of the agent's kernel layer.
                                                   prints the block device of member I's namespace
   find         --node N --consumer C --nsid K --volume V --index I
   disconnect   --node N --consumer C
-  md-create    --volume V --level 1|10 [--zeroed] DEV[:wm]|missing ...
+  md-create    --volume V --level 1|10 [--zeroed] [--size-mib N] DEV[:wm]|missing ...
   md-add       --volume V DEV[:wm]
   md-readd     --volume V DEV
   md-zero-superblock --volume V DEV  (only the volume's own array superblock, device unused)
@@ -330,7 +330,7 @@ common::Status PrintArray(const MdArrayState& s) {
 }
 
 common::Status MdCreate(Kernel& k, const Args& a) {
-  RETURN_IF_ERROR(a.Check({"volume", "level", "zeroed"}));
+  RETURN_IF_ERROR(a.Check({"volume", "level", "zeroed", "size-mib"}));
   ASSIGN_OR_RETURN(std::string volume, a.Get("volume"));
   ASSIGN_OR_RETURN(uint64_t level, a.GetU64("level"));
   if (level != 1 && level != 10) return common::InvalidArgumentError("--level: 1 or 10");
@@ -339,6 +339,15 @@ common::Status MdCreate(Kernel& k, const Args& a) {
   spec.uuid = MdArrayUuid(volume);
   spec.level = level == 1 ? MdLevel::kRaid1 : MdLevel::kRaid10;
   spec.members_zeroed = a.Has("zeroed");
+  if (a.Has("size-mib")) {  // the members' partition size: the bitmap chunk the agent would use
+    ASSIGN_OR_RETURN(uint64_t mib, a.GetU64("size-mib"));
+    if (mib <= (kMdDataOffsetBytes >> 20)) {
+      return common::InvalidArgumentError(
+          "--size-mib {}: members hold no data after the {} MiB offset", mib,
+          kMdDataOffsetBytes >> 20);
+    }
+    spec.bitmap_chunk_kib = MdBitmapChunkKib((mib << 20) - kMdDataOffsetBytes);
+  }
   for (const auto& p : a.positional()) spec.members.push_back(ParseMember(p));
   RETURN_IF_ERROR(k.md.Create(spec));
   ASSIGN_OR_RETURN(auto state, k.md.GetArray(spec.name));

@@ -68,6 +68,9 @@ common::Result<std::vector<std::string>> MdadmCreateArgs(const MdCreateSpec& spe
   args.push_back(fmt::format("--raid-devices={}", spec.members.size()));
   args.push_back("--metadata=1.2");
   args.push_back("--bitmap=internal");
+  if (spec.bitmap_chunk_kib != 0) {
+    args.push_back(fmt::format("--bitmap-chunk={}K", spec.bitmap_chunk_kib));
+  }
   args.push_back(fmt::format("--data-offset={}K", kMdDataOffsetBytes >> 10));
   args.push_back("--name=" + spec.name);
   args.push_back("--homehost=<none>");  // store the bare name: no host-bound auto-assembly

@@ -113,6 +113,7 @@ TEST_CASE("MdadmCreateArgs: RAID1 and RAID10 flags", "[unit][agent][md]") {
   MdCreateSpec r10{
       "v10", MdLevel::kRaid10, {{"/dev/a"}, {"/dev/b", true}, {"/dev/c"}, {"/dev/d", true}}, "", 64,
       true};
+  r10.bitmap_chunk_kib = 2048;
   args = MdadmCreateArgs(r10, "/dev");
   REQUIRE(args.ok());
   std::vector<std::string> want = {"--create",
@@ -124,6 +125,7 @@ TEST_CASE("MdadmCreateArgs: RAID1 and RAID10 flags", "[unit][agent][md]") {
                                    "--raid-devices=4",
                                    "--metadata=1.2",
                                    "--bitmap=internal",
+                                   "--bitmap-chunk=2048K",
                                    "--data-offset=1024K",
                                    "--name=v10",
                                    "--homehost=<none>",

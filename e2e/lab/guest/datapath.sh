@@ -31,9 +31,9 @@ setup() {
     r1a="$(local_member dp-r1 0 1 256)" && r1b="$(remote dp-r1 1 2)" &&
     r10a0="$(local_member dp-r10 0 1 128)" && r10b1="$(remote dp-r10 1 3)" &&
     r10a2="$(local_member dp-r10 2 2 128)" && r10b3="$(remote dp-r10 3 4)" || return 1
-  $S md-create --volume dp-r1 --level 1 --zeroed "$r1a" "$r1b:wm" >/dev/null &&
-    $S md-create --volume dp-r10 --level 10 --zeroed "$r10a0" "$r10b1:wm" "$r10a2" "$r10b3:wm" \
-      >/dev/null || return 1
+  $S md-create --volume dp-r1 --level 1 --zeroed --size-mib 256 "$r1a" "$r1b:wm" >/dev/null &&
+    $S md-create --volume dp-r10 --level 10 --zeroed --size-mib 128 "$r10a0" "$r10b1:wm" \
+      "$r10a2" "$r10b3:wm" >/dev/null || return 1
   RAID1="$(md_dev dp-r1)" && RAID10="$(md_dev dp-r10)" || return 1
   log "local=$LOCAL remote=$REMOTE raid1=$RAID1 raid10=$RAID10"
   md_clean "${RAID1##*/}" && md_clean "${RAID10##*/}"
