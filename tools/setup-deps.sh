@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git clang-format
+  build-essential cmake ninja-build pkg-config git clang-format ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcpp-httplib-dev rapidjson-dev libyaml-cpp-dev libboost-dev libfmt-dev catch2
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libssl-dev

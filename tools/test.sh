@@ -17,7 +17,15 @@ tools/setup-deps.sh
 tools/check-format.sh
 tools/check-includes.sh
 
-cmake -S . -B "$build_dir" -G Ninja -DMESHSTOR_SANITIZE="$sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# ccache (from setup-deps) makes a rebuild in another clone of the same sources cheap: paths are
+# taken relative to the clone, and the build directory does not enter the hash.
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B "$build_dir" -G Ninja -DMESHSTOR_SANITIZE="$sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "${launcher[@]}"
 cmake --build "$build_dir" -j"$(nproc)"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
