@@ -229,7 +229,7 @@ common::Status Agent::Pass() {
     VolumeOutcome out = reconciler_.Reconcile(v, peers);
     for (const auto& e : out.errors) note(e);
     for (const auto& n : out.notices) log.Info(n, {{"volume", v.metadata.name}});
-    note(WriteOutcome(v.metadata.name, out));
+    note(WriteOutcome(v, out));
   }
   note(reconciler_.CollectGarbage(volumes));
   note(reconciler_.CapRebuilds(volumes));
@@ -246,20 +246,29 @@ common::Status Agent::Pass() {
   return first;
 }
 
-common::Status Agent::WriteOutcome(const std::string& name, const VolumeOutcome& outcome) {
+common::Status Agent::WriteOutcome(const v1::MeshStorVolume& cached, const VolumeOutcome& outcome) {
   const auto& type = common::kube::MeshStorVolumes();
+  const std::string& name = cached.metadata.name;
   const common::kube::ObjectKey key{"", name};
   common::Status last;
+  // The informer's copy first: a pass that changes nothing sends nothing. Only a conflict (the
+  // cache was behind, e.g. our own last write not seen yet) costs a GET of the current object.
   for (int attempt = 0; attempt < 5; ++attempt) {
-    auto raw = client_.Get(type, key);
-    if (!raw.ok()) {
-      return raw.status().code() == StatusCode::kNotFound ? common::OkStatus() : raw.status();
+    v1::MeshStorVolume v;
+    if (attempt == 0) {
+      v = cached;
+    } else {
+      auto raw = client_.Get(type, key);
+      if (!raw.ok()) {
+        return raw.status().code() == StatusCode::kNotFound ? common::OkStatus() : raw.status();
+      }
+      ASSIGN_OR_RETURN(v, v1::DecodeMeshStorVolume(*raw));
     }
-    ASSIGN_OR_RETURN(v1::MeshStorVolume v, v1::DecodeMeshStorVolume(*raw));
     if (outcome.set_formatted_at && !v.spec.formatted_at) {
       v.spec.formatted_at = outcome.set_formatted_at;
       auto updated = client_.Update(type, key, v1::EncodeMeshStorVolume(v));
       if (!updated.ok()) {
+        if (updated.status().code() == StatusCode::kNotFound) return common::OkStatus();
         last = updated.status().WithContext("recording formattedAt of " + name);
         if (last.code() == StatusCode::kAborted) continue;  // conflict: read again
         return last;
@@ -268,7 +277,7 @@ common::Status Agent::WriteOutcome(const std::string& name, const VolumeOutcome&
     }
     if (!ApplyOutcome(outcome, config_.settings.node, v.status)) return common::OkStatus();
     auto updated = client_.UpdateStatus(type, key, v1::EncodeMeshStorVolume(v));
-    if (updated.ok()) return common::OkStatus();
+    if (updated.ok() || updated.status().code() == StatusCode::kNotFound) return common::OkStatus();
     last = updated.status().WithContext("reporting the status of " + name);
     if (last.code() != StatusCode::kAborted) return last;
   }

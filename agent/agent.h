@@ -89,7 +89,10 @@ class Agent {
   int64_t passes() const { return passes_.load(); }
 
  private:
-  common::Status WriteOutcome(const std::string& name, const VolumeOutcome& outcome);
+  // Applies what a pass observed to the volume's status (and formattedAt), starting from the
+  // informer's copy; re-reads the object only after a conflict.
+  common::Status WriteOutcome(const common::api::v1alpha1::MeshStorVolume& cached,
+                              const VolumeOutcome& outcome);
   Peers PeersFromDevices(const std::vector<common::api::v1alpha1::MeshStorNodeDevice>& devices);
   void Loop();
   void UeventLoop();

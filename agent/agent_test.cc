@@ -128,6 +128,24 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   for (const auto& p : got->status.partitions) {
     CHECK(p.state == v1::PartitionState::kSynced);
   }
+  // Settled: a pass reads the volume from its informer cache; nothing changed, nothing is sent.
+  // (Before, every pass of every agent involved GET the volume before deciding.)
+  REQUIRE(passes([&] {
+    api.server->faults().ClearRequests();
+    for (auto& a : agents) (void)a->Pass();
+    for (const auto& r : api.server->faults().Requests()) {
+      if (r.path.find("/meshstorvolumes/") != std::string::npos) return false;
+    }
+    return true;
+  }));
+  api.server->faults().ClearRequests();
+  for (int i = 0; i < 3; ++i) {
+    for (auto& a : agents) (void)a->Pass();
+  }
+  for (const auto& r : api.server->faults().Requests()) {
+    INFO(r.method << " " << r.path);
+    CHECK(r.path.find("/meshstorvolumes/") == std::string::npos);  // a named volume
+  }
   // B's inventory counts its partition as a remote member.
   REQUIRE(passes([&] {
     auto raw = api.client->Get(common::kube::MeshStorNodeDevices(), {"", "b-nvme0n1"});
