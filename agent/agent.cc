@@ -119,13 +119,17 @@ void Agent::Run() {
   if (uevents_ != nullptr) uevent_thread_ = std::thread([this] { UeventLoop(); });
 }
 
-void Agent::Stop() {
+void Agent::RequestStop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
   if (uevents_ != nullptr) uevents_->Interrupt();
+}
+
+void Agent::Stop() {
+  RequestStop();
   if (loop_.joinable()) loop_.join();
   if (uevent_thread_.joinable()) uevent_thread_.join();
   if (volumes_) volumes_->Stop();
@@ -188,6 +192,11 @@ Peers Agent::PeersFromDevices(const std::vector<v1::MeshStorNodeDevice>& devices
 common::Status Agent::Pass() {
   std::unique_lock<std::mutex> turn;
   if (config_.pass_mutex != nullptr) turn = std::unique_lock(*config_.pass_mutex);
+  {
+    // Agents that share a pass mutex queue for it: one asked to stop meanwhile does no pass.
+    std::lock_guard lock(mu_);
+    if (stopping_) return common::OkStatus();
+  }
   const auto started = clock_.SteadyNow();
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});

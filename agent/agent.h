@@ -83,6 +83,10 @@ class Agent {
   // Asks for a pass as soon as possible (coalesced).
   void Wake();
 
+  // Asks the loop to end without waiting for it; a pass that has not begun will not. Stop() waits.
+  // With many agents in one process (--simulate), ask all of them first, then Stop() each.
+  void RequestStop();
+
   // One pass. Returns the first error of the pass (the pass goes on after errors).
   common::Status Pass();
 

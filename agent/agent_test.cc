@@ -201,6 +201,14 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   CHECK(after.find("meshstor_agent_array_io{node=\"a\"") == std::string::npos);
   CHECK(after.find("meshstor_agent_partitions{node=\"b\",class=\"remote\"} 1") !=
         std::string::npos);
+  // Asked to stop, an agent does no further pass (agents queued for a shared pass mutex with
+  // --simulate used to run one pass each before their loop could end).
+  const int64_t done = agents[0]->passes();
+  agents[0]->RequestStop();
+  CHECK(agents[0]->Pass().ok());
+  CHECK(agents[0]->passes() == done);
+  CHECK(agents[1]->Pass().ok());
+  CHECK(agents[1]->passes() > 0);
   for (auto& a : agents) a->Stop();
 }
 

@@ -179,6 +179,7 @@ int main(int argc, char** argv) {
   Root().Info("Started agent", {{"node", node_name}, {"simulated", simulate > 0}});
   int sig = common::app::WaitForTerminationSignal();
   Root().Info("Stopping", {{"signal", sig}});
+  for (auto& a : agents) a->RequestStop();  // all at once: they may be queued for one mutex
   for (auto& a : agents) a->Stop();
   return 0;
 }
