@@ -206,7 +206,21 @@ common::Status Agent::Pass() {
     if (s.ok()) return;
     ++errors;
     if (first.ok()) first = s;
-    log.Error(s, "Step failed; retrying on the next pass");
+    // A step that keeps failing fails every pass: its error is logged once per
+    // kRepeatedErrorInterval (the step error counter still counts each), at V(1) in between.
+    common::log::RepeatFilter::Verdict verdict;
+    {
+      std::lock_guard lock(repeats_mu_);
+      verdict = repeated_errors_.Check(s.ToString(), clock_.SteadyNow());
+    }
+    if (!verdict.log) {
+      log.V(1).Info("Step failed again; retrying on the next pass", {{"error", s.ToString()}});
+    } else if (verdict.suppressed > 0) {
+      log.Error(s, "Step failed; retrying on the next pass",
+                {{"repeatsNotLogged", verdict.suppressed}});
+    } else {
+      log.Error(s, "Step failed; retrying on the next pass");
+    }
   };
 
   std::vector<v1::MeshStorVolume> volumes = Values(volumes_->List());
@@ -243,6 +257,10 @@ common::Status Agent::Pass() {
   note(reconciler_.CollectGarbage(volumes));
   note(reconciler_.CapRebuilds(volumes));
 
+  {
+    std::lock_guard lock(repeats_mu_);
+    repeated_errors_.Prune(clock_.SteadyNow());
+  }
   UpdateMetrics(volumes, drives.ok() ? *drives : std::vector<DriveSnapshot>{});
   if (drives.ok()) UpdateDriveMetrics(*drives);
   ++passes_;

@@ -29,6 +29,7 @@
 #include "common/api/v1alpha1/types.h"
 #include "common/kube/client.h"
 #include "common/kube/informer.h"
+#include "common/log/repeats.h"
 #include "common/metrics/metrics.h"
 #include "common/time/clock.h"
 
@@ -126,6 +127,9 @@ class Agent {
   AgentMetrics* metrics_;
   // This agent's series with a volume or state label, as last exposed: removed when they go.
   std::set<std::string> array_volumes_;
+  static constexpr std::chrono::seconds kRepeatedErrorInterval{300};
+  std::mutex repeats_mu_;
+  common::log::RepeatFilter repeated_errors_{kRepeatedErrorInterval};  // guarded by repeats_mu_
   std::set<std::string> controller_states_;
   std::set<std::string> drive_names_;
 };
