@@ -14,6 +14,11 @@ using common::StatusCode;
 
 bool Involves(const v1::MeshStorVolume& v, const std::string& node) {
   if (v.spec.consumer_node == node || v.status.node_name == node) return true;
+  // A fenced node tears down whatever of the volume it still runs, even once nothing else names
+  // it (the operator cleared its consumer fields).
+  for (const auto& f : v.spec.fenced_nodes) {
+    if (f == node) return true;
+  }
   for (const auto& m : v.spec.members) {
     if (m.node == node) return true;
   }

@@ -66,6 +66,7 @@ bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
     it->partition_uuid = r.partition.partition_uuid;
     it->nvmeof_namespace_id = r.partition.nvmeof_namespace_id;
     it->size_bytes = r.partition.size_bytes;
+    it->fenced_nodes = r.partition.fenced_nodes;
     if (r.zeroed_now || it->state == v1::PartitionState::kRequested) {
       it->state = v1::PartitionState::kCreated;
       it->missing_since.reset();
@@ -129,10 +130,14 @@ VolumeReconciler::VolumeReconciler(NodeKernel kernel, AgentSettings settings,
 VolumeOutcome VolumeReconciler::Reconcile(const v1::MeshStorVolume& v, const Peers& peers) {
   VolumeOutcome out;
   out.observed_at = std::chrono::floor<std::chrono::seconds>(clock_.Now());
+  // Not the consumer (any more, or fenced): the array is torn down before a member of it may be
+  // exported to the next consumer. The consumer needs its members created first.
+  const bool consumes = ConsumesHere(v);
+  if (!consumes) ReconcileConsumer(v, peers, out);
   for (const v1::Member& m : v.spec.members) {
     if (m.node == settings_.node) ReconcileOwnedMember(v, m, peers, out);
   }
-  ReconcileConsumer(v, peers, out);
+  if (consumes) ReconcileConsumer(v, peers, out);
   return out;
 }
 

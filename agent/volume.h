@@ -160,6 +160,12 @@ class VolumeReconciler {
   common::Status Export(const common::api::v1alpha1::MeshStorVolume& v,
                         const common::api::v1alpha1::Member& m, const sys::PartitionInfo& p,
                         const Peers& peers);
+  // This volume's spec.fencedNodes names `node`.
+  static bool IsFenced(const common::api::v1alpha1::MeshStorVolume& v, std::string_view node);
+  // Cuts every node in spec.fencedNodes (but this one) off the partition: it leaves the node's
+  // subsystem; a subsystem left without namespaces is unlinked from its ports (dropping the
+  // node's controllers) and allows no host any more. Idempotent; runs before any export.
+  common::Status Fence(const common::api::v1alpha1::MeshStorVolume& v, const sys::PartitionInfo& p);
   // Withdraws the partition from every subsystem of ours but `except_nqn`.
   common::Status Unexport(const std::string& partition_device, std::string_view except_nqn = {});
   common::Status AddAsNewMember(const sys::MdArrayState& array, const std::string& device,
@@ -170,7 +176,8 @@ class VolumeReconciler {
   // kernel and does only what is still missing; one that returns false ends the pass.
   void ReconcileConsumer(const common::api::v1alpha1::MeshStorVolume& v, const Peers& peers,
                          VolumeOutcome& out);
-  // This node is spec.consumerNode and the volume is not being deleted.
+  // This node is spec.consumerNode, not fenced (spec.fencedNodes), and the volume is not being
+  // deleted.
   bool ConsumesHere(const common::api::v1alpha1::MeshStorVolume& v) const;
   // Not the consumer (any more): whatever of the volume is still assembled here is torn down.
   void EnsureTornDown(ConsumerPass& pass);

@@ -123,7 +123,9 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
 bool VolumeReconciler::ConsumesHere(const v1::MeshStorVolume& v) const {
   const bool deleting =
       v.metadata.deletion_timestamp.has_value() || v.status.phase == v1::VolumePhase::kDeleting;
-  return v.spec.consumer_node == settings_.node && !deleting;
+  // A fenced node (declared dead, docs/design.md §5.1) never runs the array again: whatever of
+  // it is still here is torn down, even while the volume still names it as the consumer.
+  return v.spec.consumer_node == settings_.node && !deleting && !IsFenced(v, settings_.node);
 }
 
 void VolumeReconciler::EnsureTornDown(ConsumerPass& pass) {
@@ -611,6 +613,21 @@ common::Status VolumeReconciler::TearDownConsumer(const v1::MeshStorVolume& v, V
     auto m = k_.fs->GetMount(path);
     if (!m.ok()) return m.status();
     if (*m) RETURN_IF_ERROR(k_.fs->Unmount(path));
+  }
+  // Mounts of the array the volume no longer names — a fenced consumer's fields were cleared by
+  // the operator and its publish targets dropped by the take-over (docs/design.md §5.1) — are
+  // found by their source device, newest first, below the directories we mount in only.
+  if (auto array = k_.md->GetArray(sys::MdArrayName(v.metadata.name));
+      array.ok() && !array->device.empty()) {
+    ASSIGN_OR_RETURN(std::vector<sys::MountEntry> mounts, k_.fs->ListMounts());
+    std::sort(mounts.begin(), mounts.end(),
+              [](const auto& a, const auto& b) { return a.mount_id > b.mount_id; });
+    for (const auto& m : mounts) {
+      if (m.source != array->device || !CheckMountPath(settings_, m.target, "mount").ok()) {
+        continue;
+      }
+      RETURN_IF_ERROR(k_.fs->Unmount(m.target));
+    }
   }
   RETURN_IF_ERROR(k_.md->Stop(sys::MdArrayName(v.metadata.name)));
   ConsumerReport rep;

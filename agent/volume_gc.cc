@@ -22,11 +22,12 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
     for (const auto& m : v.spec.members) {
       if (m.state != v1::MemberState::kPresent || v.spec.consumer_node.empty()) continue;
       if (m.node == settings_.node && m.role == v1::MemberRole::kRemote && !deleting &&
-          v.spec.consumer_node != settings_.node) {
+          v.spec.consumer_node != settings_.node && !IsFenced(v, v.spec.consumer_node)) {
         auto nqn = sys::SubsystemNqn(settings_.node, v.spec.consumer_node);
         if (nqn.ok()) exports.insert({*nqn, static_cast<uint32_t>(m.namespace_id)});
       }
-      if (v.spec.consumer_node == settings_.node && m.node != settings_.node) {
+      if (v.spec.consumer_node == settings_.node && m.node != settings_.node &&
+          !IsFenced(v, settings_.node)) {
         auto nqn = sys::SubsystemNqn(m.node, settings_.node);
         if (nqn.ok()) imports.insert(*nqn);
       }

@@ -1,4 +1,5 @@
 // The owner side of a volume: this node's members (partition, zeroing, growth, export, fence).
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -80,9 +81,18 @@ void VolumeReconciler::ReconcileOwnedMember(const v1::MeshStorVolume& v, const v
   }
   r.partition.partition_uuid = p.uuid;
   r.partition.size_bytes = static_cast<int64_t>(p.size_bytes);
+  // Fencing before any export (docs/design.md §5.1): the fenced nodes lose this partition, and
+  // their connections once nothing else is exported to them; confirmed in the report.
+  if (auto s = Fence(v, p); !s.ok()) {
+    out.retry_soon = true;
+    return Fail(out, s.WithContext(what));
+  }
+  r.partition.fenced_nodes = v.spec.fenced_nodes;
+  std::sort(r.partition.fenced_nodes.begin(), r.partition.fenced_nodes.end());
   const bool exported = m.role == v1::MemberRole::kRemote && !v.spec.consumer_node.empty() &&
                         v.spec.consumer_node != settings_.node &&
-                        !v.metadata.deletion_timestamp.has_value();
+                        !v.metadata.deletion_timestamp.has_value() &&
+                        !IsFenced(v, v.spec.consumer_node);
   if (exported) {
     r.partition.nvmeof_namespace_id = m.namespace_id;
     if (auto s = Export(v, m, p, peers); !s.ok()) {
@@ -109,6 +119,22 @@ common::Status VolumeReconciler::Export(const v1::MeshStorVolume& v, const v1::M
     return common::InvalidArgumentError("namespaceID {} is outside {}..{}", m.namespace_id,
                                         v1::kMinNamespaceId, v1::kMaxNamespaceId);
   }
+  for (const std::string& fenced : v.spec.fenced_nodes) {
+    auto f = peers.find(fenced);
+    if (f != peers.end() && f->second.host_nqn == peer->second.host_nqn) {
+      return common::FailedPreconditionError(
+          "consumer {} has the host NQN {} of fenced node {}; refusing to export to it (give "
+          "every node its own /etc/nvme/hostnqn)",
+          consumer, peer->second.host_nqn, fenced);
+    }
+  }
+  // The array of this volume still runs here (this node was its consumer): its member must not
+  // be offered to another consumer before it is stopped (the teardown runs first, volume.cc).
+  if (k_.md->GetArray(sys::MdArrayName(v.metadata.name)).ok()) {
+    return common::FailedPreconditionError(
+        "the array of {} still runs on this node; exporting its member to {} after it is stopped",
+        v.metadata.name, consumer);
+  }
   ASSIGN_OR_RETURN(std::string nqn, sys::SubsystemNqn(settings_.node, consumer));
   // Fence first: the partition leaves every other consumer's subsystem before it is offered to
   // this one (docs/design.md §6 rule 2).
@@ -121,6 +147,40 @@ common::Status VolumeReconciler::Export(const v1::MeshStorVolume& v, const v1::M
   RETURN_IF_ERROR(k_.nvmet->EnsureNamespace(
       nqn, {static_cast<uint32_t>(m.namespace_id), p.device_path, p.uuid, /*enabled=*/true}));
   return k_.nvmet->LinkSubsystemToPort(nqn, kExportPort);
+}
+
+bool VolumeReconciler::IsFenced(const v1::MeshStorVolume& v, std::string_view node) {
+  return std::find(v.spec.fenced_nodes.begin(), v.spec.fenced_nodes.end(), node) !=
+         v.spec.fenced_nodes.end();
+}
+
+common::Status VolumeReconciler::Fence(const v1::MeshStorVolume& v, const sys::PartitionInfo& p) {
+  for (const std::string& node : v.spec.fenced_nodes) {
+    if (node == settings_.node) continue;  // this node stands down as a consumer instead
+    ASSIGN_OR_RETURN(std::string nqn, sys::SubsystemNqn(settings_.node, node));
+    auto sub = k_.nvmet->GetSubsystem(nqn);
+    if (!sub.ok() && sub.status().code() == common::StatusCode::kNotFound) continue;
+    if (!sub.ok()) return sub.status().WithContext("fencing node " + node);
+    // The partition leaves the fenced node's subsystem: nvmet waits for the I/O in flight, and
+    // the node's later commands to it fail.
+    for (const auto& ns : sub->namespaces) {
+      if (ns.device_path == p.device_path) {
+        RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(nqn, ns.nsid).WithContext("fencing " + node));
+      }
+    }
+    ASSIGN_OR_RETURN(sub, k_.nvmet->GetSubsystem(nqn));
+    // Volumes not fenced from that node keep their exports (and its connections); once nothing
+    // is left, its connections are dropped (unlinking from the port deletes every controller:
+    // nvmet has no per-host kick) and its host NQN leaves allowed_hosts, so it cannot return.
+    if (!sub->namespaces.empty()) continue;
+    for (uint16_t port : sub->ports) {
+      RETURN_IF_ERROR(k_.nvmet->UnlinkSubsystemFromPort(nqn, port).WithContext("fencing " + node));
+    }
+    if (!sub->allowed_hosts.empty()) {
+      RETURN_IF_ERROR(k_.nvmet->SetAllowedHosts(nqn, {}).WithContext("fencing " + node));
+    }
+  }
+  return common::OkStatus();
 }
 
 common::Status VolumeReconciler::Unexport(const std::string& partition_device,

@@ -3,6 +3,7 @@
 // teardown, and the refusals of docs/design.md §6.
 #include "agent/volume.h"
 
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -71,8 +72,10 @@ struct World {
   std::map<std::string, NodeKernel> kernel_override;
 
   // One pass of every node's agent, each a fresh reconciler (as after a restart).
-  void Pass(v1::MeshStorVolume& v) {
-    for (const char* n : {"a", "b", "c"}) {
+  void Pass(v1::MeshStorVolume& v) { PassOn(v, {"a", "b", "c"}); }
+  // One pass of the agents of `nodes` only (the others are down or not looked at).
+  void PassOn(v1::MeshStorVolume& v, std::initializer_list<const char*> nodes) {
+    for (const char* n : nodes) {
       auto o = kernel_override.find(n);
       VolumeReconciler r(o != kernel_override.end() ? o->second : cluster.node(n).Kernel(),
                          Settings(n), clock);
@@ -563,6 +566,218 @@ TEST_CASE("Unstage and deletion tear down in order and clear the consumer fields
     REQUIRE(parts.ok());
     CHECK(parts->empty());
   }
+}
+
+// ---- failover from a dead consumer (docs/design.md §5.1) ---------------------------------------
+
+const sys::NvmeController* ControllerTo(World& w, const std::string& host, const std::string& nqn) {
+  static std::vector<sys::NvmeController> last;
+  auto list = w.cluster.node(host).host.ListControllers();
+  REQUIRE(list.ok());
+  last = *list;
+  for (const auto& c : last) {
+    if (c.subsys_nqn == nqn) return &c;
+  }
+  return nullptr;
+}
+
+// What a fresh `nvme connect` of node `host` to `exporter` gets.
+common::Status ConnectAgain(World& w, const std::string& host, const std::string& exporter) {
+  auto identity = w.cluster.node(host).host.GetHostIdentity();
+  REQUIRE(identity.ok());
+  sys::NvmeConnectSpec spec;
+  spec.address = w.peers.at(exporter).address;
+  spec.service = w.peers.at(exporter).service;
+  spec.subsys_nqn = *sys::SubsystemNqn(exporter, host);
+  spec.host_nqn = identity->host_nqn;
+  spec.host_id = identity->host_id;
+  return w.cluster.node(host).host.Connect(spec).status();
+}
+
+TEST_CASE("An exporter cuts a fenced node off, drops its connections and confirms",
+          "[unit][agent][volume][fencing]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  const std::string nqn = *sys::SubsystemNqn("b", "a");
+  const sys::NvmeController* c = ControllerTo(w, "a", nqn);
+  REQUIRE(c != nullptr);
+  REQUIRE(c->state == sys::NvmeControllerState::kLive);
+
+  // node-a is declared dead (its agent is gone; its kernel may still run): the operator fences
+  // it. Only B's agent acts.
+  v.spec.fenced_nodes = {"a"};
+  w.PassOn(v, {"b"});
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  auto sub = w.cluster.node("b").nvmet.GetSubsystem(nqn);
+  REQUIRE(sub.ok());
+  CHECK(sub->namespaces.empty());     // the partition left A's subsystem
+  CHECK(sub->allowed_hosts.empty());  // A's host NQN is no longer allowed
+  CHECK(sub->ports.empty());          // unlinked: A's controllers are gone
+  c = ControllerTo(w, "a", nqn);
+  REQUIRE(c != nullptr);
+  CHECK(c->state != sys::NvmeControllerState::kLive);
+  CHECK(w.Part(v, 1)->fenced_nodes == std::vector<std::string>{"a"});
+  // A's own member is not confirmed by anyone (its agent is down).
+  CHECK(w.Part(v, 0)->fenced_nodes.empty());
+
+  // A new connection from A is refused.
+  w.cluster.ExpireControllers();
+  CHECK_FALSE(ConnectAgain(w, "a", "b").ok());
+
+  // Idempotent: another pass changes nothing and keeps the confirmation.
+  const auto before = v.status;
+  w.PassOn(v, {"b"});
+  CHECK(w.errors.empty());
+  CHECK(v.status == before);
+  // And node-wide clean-up drops the emptied subsystem (B exports nothing to a fenced consumer).
+  VolumeReconciler gc(w.cluster.node("b").Kernel(), w.Settings("b"), w.clock);
+  REQUIRE(gc.CollectGarbage({v}).ok());
+  CHECK(w.cluster.node("b").nvmet.GetSubsystem(nqn).status().code() ==
+        common::StatusCode::kNotFound);
+}
+
+TEST_CASE("Fencing comes before any export, and is confirmed only once applied",
+          "[unit][agent][volume][fencing]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  // A is fenced and C takes over in one go (as B's agent, restarted, first sees it).
+  v.spec.fenced_nodes = {"a"};
+  v.spec.consumer_node = "c";
+  w.cluster.node("b").nvmet.FailCall("UnlinkSubsystemFromPort", 1,
+                                     common::UnavailableError("configfs busy"));
+  w.PassOn(v, {"b"});
+  REQUIRE_FALSE(w.errors.empty());
+  CHECK_THAT(w.ErrorText(), Catch::Contains("fencing a"));
+  // Nothing exported to C before A is cut off, and no confirmation.
+  CHECK(w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "c")).status().code() ==
+        common::StatusCode::kNotFound);
+  CHECK(w.Part(v, 1)->fenced_nodes.empty());
+  // The next pass completes the fence, then exports to C.
+  w.errors.clear();
+  w.PassOn(v, {"b"});
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(w.Part(v, 1)->fenced_nodes == std::vector<std::string>{"a"});
+  auto to_c = w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "c"));
+  REQUIRE(to_c.ok());
+  CHECK(to_c->namespaces.size() == 1);
+  auto to_a = w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "a"));
+  CHECK((!to_a.ok() || (to_a->namespaces.empty() && to_a->allowed_hosts.empty())));
+}
+
+TEST_CASE("An exporter started after the fence never exports to the fenced node",
+          "[unit][agent][volume][fencing]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.fenced_nodes = {"a"};  // A was declared dead before B's agent (re)started
+  for (int i = 0; i < 3; ++i) {
+    w.PassOn(v, {"b"});
+    CHECK(w.cluster.node("b").nvmet.GetSubsystem(*sys::SubsystemNqn("b", "a")).status().code() ==
+          common::StatusCode::kNotFound);
+  }
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  REQUIRE(w.Part(v, 1) != nullptr);
+  CHECK(w.Part(v, 1)->fenced_nodes == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("A returning fenced consumer stands down and writes nothing",
+          "[unit][agent][volume][fencing]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.members[0].namespace_id = 2;  // as the operator assigns it, for when it is exported
+  v.spec.publish_targets = {{"/var/lib/kubelet/pods/p1/volume", false}};
+  w.Passes(v, 3);
+  REQUIRE(v.status.node_name == "a");
+  // A was cut off while its array ran (a partition, not a power-off): B fenced it, the operator
+  // cleared A's consumer fields and C took the volume over (the shim drops A's publish targets;
+  // the operator's roles follow). Nothing in the volume names A's mounts any more.
+  v.spec.fenced_nodes = {"a"};
+  v.spec.consumer_node = "c";
+  v.spec.staging_path.clear();
+  v.spec.publish_targets.clear();
+  for (auto& m : v.spec.members) m.role = v1::MemberRole::kRemote;
+  w.PassOn(v, {"b"});
+  v.status.node_name.clear();
+  v.status.staged_path.clear();
+  v.status.published_targets.clear();
+  REQUIRE(w.cluster.node("a").fs.ListMounts()->size() == 2);
+
+  // A's agent comes back: it unmounts what it still has (found by the array's device), stops the
+  // array, and never starts it again.
+  w.errors.clear();
+  for (int i = 0; i < 3; ++i) {
+    w.PassOn(v, {"a"});
+    CHECK(w.cluster.node("a").md.ListArrays()->empty());
+  }
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(w.cluster.node("a").fs.ListMounts()->empty());
+  CHECK(v.status.node_name.empty());
+  // Its node-wide clean-up disconnects from B, and B refuses a new connection.
+  VolumeReconciler gc(w.cluster.node("a").Kernel(), w.Settings("a"), w.clock);
+  REQUIRE(gc.CollectGarbage({v}).ok());
+  CHECK(ControllerTo(w, "a", *sys::SubsystemNqn("b", "a")) == nullptr);
+  CHECK_FALSE(ConnectAgain(w, "a", "b").ok());
+  // Its own copy goes to C only, now that its array is stopped.
+  auto a_to_c = w.cluster.node("a").nvmet.GetSubsystem(*sys::SubsystemNqn("a", "c"));
+  REQUIRE(a_to_c.ok());
+  CHECK(a_to_c->namespaces.size() == 1);
+
+  // C reaches both copies (which one it may start from is the stale-member rule's decision: A's
+  // array wrote after B was cut off); A never runs the array again whatever C does.
+  w.Passes(v, 4);
+  CHECK(w.cluster.node("a").md.ListArrays()->empty());
+  CHECK(v.status.node_name != "a");
+}
+
+TEST_CASE("A fenced consumer nobody took over does not run the array either",
+          "[unit][agent][volume][fencing]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  v.spec.fenced_nodes = {"a"};  // still spec.consumerNode
+  w.PassOn(v, {"b"});
+  v.status.node_name.clear();  // the operator's take-over preparation
+  v.status.staged_path.clear();
+  w.errors.clear();
+  for (int i = 0; i < 3; ++i) {
+    w.PassOn(v, {"a"});
+    CHECK(w.cluster.node("a").md.ListArrays()->empty());
+  }
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(v.status.node_name.empty());
+  CHECK(w.cluster.node("a").fs.ListMounts()->empty());
+  // Its copy is offered to nobody (the consumer is fenced).
+  for (const auto& sub : *w.cluster.node("a").nvmet.ListSubsystems()) {
+    CHECK(sub.namespaces.empty());
+  }
+}
+
+TEST_CASE("A node that was its volume's consumer exports its member only once the array stopped",
+          "[unit][agent][volume][fencing]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  v.spec.members[0].namespace_id = 2;  // as the operator assigns it, for when it is exported
+  w.Passes(v, 3);
+  v.spec.consumer_node = "c";
+  for (auto& m : v.spec.members) m.role = v1::MemberRole::kRemote;
+  // The teardown fails this pass (the array cannot be stopped yet): no export to C from A.
+  w.cluster.node("a").fake_md.FailCall("Stop", 1, common::UnavailableError("device busy"));
+  w.PassOn(v, {"a"});
+  CHECK(w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1")).ok());
+  CHECK_THAT(w.ErrorText(), Catch::Contains("still runs on this node"));
+  CHECK(w.cluster.node("a").nvmet.GetSubsystem(*sys::SubsystemNqn("a", "c")).status().code() ==
+        common::StatusCode::kNotFound);
+  w.errors.clear();
+  w.PassOn(v, {"a"});
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(w.cluster.node("a").nvmet.GetSubsystem(*sys::SubsystemNqn("a", "c")).ok());
 }
 
 TEST_CASE("A partition that is not ours is never touched", "[unit][agent][volume]") {

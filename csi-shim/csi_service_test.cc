@@ -1010,6 +1010,71 @@ TEST_CASE("Staging on a second node while staged on the first is FailedPrecondit
   CHECK(v.status.node_name == "node-b");
 }
 
+// Writes `edit` of the stored volume (spec, then status when `status` is set).
+void EditVolume(Harness& h, const std::string& name, bool status,
+                const std::function<void(v1::MeshStorVolume&)>& edit) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    v1::MeshStorVolume v = h.Get(name);
+    edit(v);
+    const kube::ObjectKey key{.namespace_ = "", .name = name};
+    auto r =
+        status ? h.client().UpdateStatus(kube::MeshStorVolumes(), key, v1::EncodeMeshStorVolume(v))
+               : h.client().Update(kube::MeshStorVolumes(), key, v1::EncodeMeshStorVolume(v));
+    if (r.ok()) return;
+    INFO(r.status().ToString());
+    REQUIRE(r.status().code() ==
+            common::StatusCode::kAborted);  // conflict with the simulated agent
+  }
+  FAIL("could not edit " + name);
+}
+
+TEST_CASE("A dead consumer's volume is taken over only once the operator fenced it",
+          "[unit][csi]") {
+  Harness h;
+  h.AddThreeNodes();
+  REQUIRE(Create(h, CreateReq(kVol1)).ok());
+  CHECK_CODE(Stage(*h.node, StageReq(kVol1)), OK);
+  CHECK_CODE(Publish(*h.node, PublishReq(kVol1, "/pod-on-a")), OK);
+  // node-a dies: its agent stops, its status still says staged there.
+  h.agent().set_enabled(false);
+  grpc::Status s = Stage(*h.node_b, StageReq(kVol1));
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(s.error_message(), Catch::Contains("still staged on node node-a"));
+  CHECK_THAT(s.error_message(), Catch::Contains("out-of-service"));
+
+  // The operator fences node-a; while the exporters have not confirmed, no take-over.
+  EditVolume(h, kVol1, false, [](v1::MeshStorVolume& v) { v.spec.fenced_nodes = {"node-a"}; });
+  s = Stage(*h.node_b, StageReq(kVol1));
+  CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(s.error_message(), Catch::Contains("waiting for every exporter to confirm"));
+  CHECK(h.Get(kVol1).spec.consumer_node == "node-a");
+  // A fencedConsumer naming another node does not count either.
+  EditVolume(h, kVol1, true, [](v1::MeshStorVolume& v) {
+    v.status.fenced_consumer = v1::FencedConsumer{"node-c", std::nullopt};
+  });
+  CHECK_CODE(Stage(*h.node_b, StageReq(kVol1)), UNAVAILABLE);
+
+  // Confirmed: status.fencedConsumer names the consumer. The stale status still says node-a
+  // staged it, and node-b takes over anyway.
+  EditVolume(h, kVol1, true, [](v1::MeshStorVolume& v) {
+    v.status.fenced_consumer = v1::FencedConsumer{"node-a", std::nullopt};
+  });
+  REQUIRE(h.Get(kVol1).status.node_name == "node-a");
+  REQUIRE_FALSE(h.Get(kVol1).status.staged_path.empty());
+  h.agent().set_enabled(true);  // node-b's agent stages it
+  CHECK_CODE(Stage(*h.node_b, StageReq(kVol1)), OK);
+  auto v = h.Get(kVol1);
+  CHECK(v.spec.consumer_node == "node-b");
+  CHECK(v.status.node_name == "node-b");
+  CHECK(v.spec.publish_targets.empty());  // node-a's pod paths are not node-b's
+
+  // The fenced node itself is refused, with what to do.
+  s = Stage(*h.node, StageReq(kVol1));
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(s.error_message(), Catch::Contains("fenced from node node-a"));
+  CHECK(h.Get(kVol1).spec.consumer_node == "node-b");
+}
+
 TEST_CASE("Node calls answer caller mistakes with exact codes", "[unit][csi]") {
   Harness h;
   h.AddThreeNodes();

@@ -46,6 +46,17 @@ std::string ReadyText(const v1::MeshStorVolume& v) {
                      ready->reason, ready->message);
 }
 
+bool Fenced(const v1::MeshStorVolume& v, const std::string& node) {
+  const auto& f = v.spec.fenced_nodes;
+  return std::find(f.begin(), f.end(), node) != f.end();
+}
+
+// The operator declared `node` dead, fenced it and every reachable exporter confirmed
+// (docs/design.md §5.1): its stale status no longer holds the volume.
+bool FencedConsumer(const v1::MeshStorVolume& v, const std::string& node) {
+  return Fenced(v, node) && v.status.fenced_consumer && v.status.fenced_consumer->node == node;
+}
+
 bool IsPublished(const v1::MeshStorVolume& v, const std::string& path) {
   const auto& targets = v.status.published_targets;
   return std::find(targets.begin(), targets.end(), path) != targets.end();
@@ -86,6 +97,13 @@ Status NodeService::DoStage(const grpc::ServerContext& context,
       return common::FailedPreconditionError("volume {} is being deleted", req.volume_id());
     }
     const std::string& consumer = v.spec.consumer_node;
+    if (Fenced(v, me)) {
+      return common::FailedPreconditionError(
+          "volume {} is fenced from node {} (spec.fencedNodes: the node was declared dead); stage "
+          "it on another node, or, once this node is healthy and nothing else uses the volume, "
+          "remove {} from spec.fencedNodes",
+          req.volume_id(), me, me);
+    }
     if (consumer == me) {
       if (v.spec.staging_path == path) return false;
       if (!v.spec.staging_path.empty() && StagedOn(v, me)) {
@@ -96,12 +114,25 @@ Status NodeService::DoStage(const grpc::ServerContext& context,
       v.spec.staging_path = path;
       return true;
     }
-    if (!consumer.empty() && StagedOn(v, consumer)) {
-      return common::FailedPreconditionError(
-          "volume {} is still staged on node {}; it must be unstaged there first", req.volume_id(),
-          consumer);
+    if (!consumer.empty() && Fenced(v, consumer) && !FencedConsumer(v, consumer)) {
+      return common::UnavailableError(
+          "volume {} is being taken from node {}, which was declared dead: waiting for every "
+          "exporter to confirm that it cut {} off",
+          req.volume_id(), consumer, consumer);
     }
-    v.spec.consumer_node = me;  // empty, or a node that no longer holds it: move here
+    if (!consumer.empty() && StagedOn(v, consumer) && !FencedConsumer(v, consumer)) {
+      return common::FailedPreconditionError(
+          "volume {} is still staged on node {}; it must be unstaged there first (if that node "
+          "is dead, taint it node.kubernetes.io/out-of-service so the operator fences it and the "
+          "volume can move)",
+          req.volume_id(), consumer);
+    }
+    // Empty, a node that no longer holds it, or a fenced dead consumer (take-over): move here.
+    // The write carries the resourceVersion read, so it cannot race the operator lifting the
+    // fence (spec.fencedNodes is in the same object).
+    // A dead consumer's publish targets are its pods' paths, not ours.
+    if (!consumer.empty() && FencedConsumer(v, consumer)) v.spec.publish_targets.clear();
+    v.spec.consumer_node = me;
     v.spec.staging_path = path;
     return true;
   };

@@ -15,6 +15,15 @@ namespace v1 = common::api::v1alpha1;
 namespace kube = common::kube;
 using common::log::Root;
 
+// A heartbeat after a silence longer than the staleness: the agent is back, which may lift a
+// fence (fencing.h) or let placement use its drives again.
+bool AgentReturned(const v1::MeshStorNodeDevice& before, const v1::MeshStorNodeDevice& after,
+                   std::chrono::seconds staleness) {
+  if (!after.status.updated_at) return false;
+  if (!before.status.updated_at) return true;
+  return *after.status.updated_at - *before.status.updated_at > staleness;
+}
+
 common::api::ObjectReference RefOf(const common::api::ObjectMeta& m) {
   return common::api::ObjectReference{std::string(v1::kApiVersion),
                                       std::string(v1::kVolumeKind),
@@ -258,7 +267,8 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
     if (c.old_obj && c.new_obj &&
         c.old_obj->status.biggest_free_extent_bytes ==
             c.new_obj->status.biggest_free_extent_bytes &&
-        c.old_obj->status.sector_size == c.new_obj->status.sector_size) {
+        c.old_obj->status.sector_size == c.new_obj->status.sector_size &&
+        !AgentReturned(*c.old_obj, *c.new_obj, options_.limits.agent_staleness)) {
       return;  // a heartbeat (updatedAt) only
     }
     EnqueueAllVolumes();
@@ -269,8 +279,8 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
       return r == nullptr ? common::api::ConditionStatus::kUnknown : r->status;
     };
     if (c.old_obj && c.new_obj && c.old_obj->unschedulable == c.new_obj->unschedulable &&
-        ready(*c.old_obj) == ready(*c.new_obj)) {
-      return;  // nothing placement looks at
+        ready(*c.old_obj) == ready(*c.new_obj) && c.old_obj->taints == c.new_obj->taints) {
+      return;  // nothing placement or fencing looks at
     }
     EnqueueAllVolumes();
   });

@@ -5,6 +5,7 @@
 #include "common/api/core_codec.h"
 #include "common/metrics/metrics.h"
 #include "common/time/fake_clock.h"
+#include "operator/fencing.h"
 #include "operator/testing/api_fixture.h"
 
 namespace meshstor_operator {
@@ -376,6 +377,52 @@ TEST_CASE("An undecodable volume gets an InvalidObject condition once", "[unit][
   REQUIRE(second.ok());
   CHECK_FALSE(second->wrote);  // no write loop
   CHECK(api.GetVolume("pvc-1")->metadata.resource_version == v->metadata.resource_version);
+}
+
+TEST_CASE("A tainted consumer is fenced through the API server; confirmed, its status is cleared",
+          "[unit][controller][fencing]") {
+  ApiFixture api;
+  FakeClock clock;
+  for (const char* n : {"node-a", "node-b", "node-c"}) api.AddNode(n, clock.Now());
+  Driver drv(api, clock);
+  api.CreateVolume(Consumed("pvc-1", "node-a"));
+  drv.Converge("pvc-1");
+  REQUIRE(api.GetVolume("pvc-1")->status.node_name == "node-a");
+
+  // The administrator taints the dead node (kubectl taint ... out-of-service=nodeshutdown).
+  auto node = api.client().Get(common::kube::Nodes(), {"", "node-a"});
+  REQUIRE(node.ok());
+  auto tainted = api.client().Update(
+      common::kube::Nodes(), {"", "node-a"},
+      R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"node-a","resourceVersion":")" +
+          common::api::DecodeNode(*node)->metadata.resource_version +
+          R"("},"spec":{"taints":[{"key":"node.kubernetes.io/out-of-service",)"
+          R"("value":"nodeshutdown","effect":"NoExecute"}]}})");
+  INFO(tainted.status().ToString());
+  REQUIRE(tainted.ok());
+  drv.Settle("pvc-1");
+  auto v = api.GetVolume("pvc-1");
+  REQUIRE(v);
+  CHECK(v->spec.fenced_nodes == std::vector<std::string>{"node-a"});
+  CHECK(v->status.node_name == "node-a");  // not before node-b confirms
+  CHECK(ConditionReason(*v, kConditionConsumerFenced) == "WaitingForExporters");
+
+  // node-b's agent confirms (a status write the CRD schema must accept).
+  for (auto& p : v->status.partitions) {
+    if (p.node_id == "node-b") p.fenced_nodes = {"node-a"};
+  }
+  auto confirmed = api.client().UpdateStatus(common::kube::MeshStorVolumes(), {"", "pvc-1"},
+                                             v1::EncodeMeshStorVolume(*v));
+  INFO(confirmed.status().ToString());
+  REQUIRE(confirmed.ok());
+  drv.Settle("pvc-1");
+  v = api.GetVolume("pvc-1");
+  REQUIRE(v);
+  REQUIRE(v->status.fenced_consumer.has_value());
+  CHECK(v->status.fenced_consumer->node == "node-a");
+  CHECK(v->status.node_name.empty());
+  CHECK(v->status.staged_path.empty());
+  CHECK(ConditionIs(*v, kConditionConsumerFenced) == ConditionStatus::kTrue);
 }
 
 TEST_CASE("A missing volume is not an error", "[unit][controller]") {

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   int64_t max_rebuilds_cluster = 8;
   std::chrono::milliseconds agent_staleness = std::chrono::minutes(2);
   std::chrono::milliseconds placement_retry = std::chrono::seconds(30);
+  std::chrono::milliseconds consumer_dead_after{0};
   std::chrono::milliseconds resync_period = std::chrono::minutes(10);
   std::string events_namespace = "default";
 
@@ -58,6 +59,10 @@ int main(int argc, char** argv) {
                   "Replacements that may sync at a time cluster-wide", {.min = 1, .max = 100000});
   config.AddDuration("agent-staleness", &agent_staleness,
                      "Drives whose agent has not reported for this long are not placed on");
+  config.AddDuration("consumer-dead-after", &consumer_dead_after,
+                     "Declare a consumer node dead (and fence it, so its volumes can move) once it "
+                     "is NotReady or Unknown and its agent has been silent this long; 0 (default): "
+                     "only the node.kubernetes.io/out-of-service taint declares a node dead");
   config.AddDuration("placement-retry", &placement_retry,
                      "Interval between placement attempts while too few nodes qualify");
   config.AddDuration("resync-period", &resync_period, "Full resync of every volume");
@@ -103,6 +108,8 @@ int main(int argc, char** argv) {
   runner_options.limits.max_rebuilds_cluster = static_cast<int>(max_rebuilds_cluster);
   runner_options.limits.retry_interval =
       std::chrono::duration_cast<std::chrono::seconds>(placement_retry);
+  runner_options.limits.consumer_dead_after =
+      std::chrono::duration_cast<std::chrono::seconds>(consumer_dead_after);
   runner_options.resync_period = resync_period;
 
   // The controller runs only while this replica leads. Starting waits for the informer caches,

@@ -12,6 +12,7 @@
 #include "common/api/v1alpha1/geometry.h"
 #include "common/api/v1alpha1/validation.h"
 #include "common/time/clock.h"
+#include "operator/fencing.h"
 #include "operator/members.h"
 #include "operator/status.h"
 
@@ -221,6 +222,15 @@ void NotPlaced(Pass& p, std::string why) {
   MinRequeue(&p.d, p.limits.retry_interval);
 }
 
+// Fencing: a dead consumer joins spec.fencedNodes; a healthy node other than the consumer
+// leaves it (fencing.h).
+std::optional<Decision> Fence(Pass& p) {
+  std::optional<seconds> check_after;
+  auto d = DecideFencing(p.v, p.inv, p.limits, &check_after);
+  if (check_after) MinRequeue(&p.d, *check_after);
+  return d;
+}
+
 // Initial placement: replicaCount nodes, the consumer first.
 std::optional<Decision> PlaceMembers(Pass& p) {
   const v1::MeshStorVolume& v = p.v;
@@ -284,11 +294,16 @@ std::optional<Decision> Relocate(Pass& p) {
   const v1::MeshStorVolume& v = p.v;
   const std::string& consumer = v.spec.consumer_node;
   if (p.present.empty() || consumer.empty() || p.nodes.count(consumer)) return std::nullopt;
-  // The surplus copy: the one not Synced, else the one on the node the array was on, else
-  // the last node in name order (deterministic).
+  // The surplus copy: the one on a fenced node (a dead consumer, whose stale status may still
+  // say Synced), else the one not Synced, else the one on the node the array was on, else the
+  // last node in name order (deterministic).
   std::string surplus;
   for (const v1::Member* m : p.present) {
     if (!IsSynced(v, *m)) surplus = m->node;
+  }
+  for (const v1::Member* m : p.present) {
+    const auto& f = v.spec.fenced_nodes;
+    if (std::find(f.begin(), f.end(), m->node) != f.end()) surplus = m->node;
   }
   if (surplus.empty() && p.nodes.count(v.status.node_name)) surplus = v.status.node_name;
   if (surplus.empty()) surplus = *p.nodes.rbegin();
@@ -460,7 +475,10 @@ std::optional<Decision> Expand(Pass& p) {
 // No spec step: the status, written only when it differs.
 Decision WriteStatus(Pass& p) {
   Decision d = std::move(p.d);
-  v1::MeshStorVolumeStatus s = ComputeStatus(p.v, p.inv, p.in);
+  // A fenced consumer's fields are cleared before the rest of the status is computed from them.
+  v1::MeshStorVolume view = p.v;
+  ApplyFencingStatus(p.v, p.inv, p.limits, &view.status, &d);
+  v1::MeshStorVolumeStatus s = ComputeStatus(view, p.inv, p.in);
   if (s != p.v.status) {
     d.write = Decision::Write::kStatus;
     d.object = p.v;
@@ -506,7 +524,7 @@ Decision Decide(const v1::MeshStorVolume& v, const Inventory& inv, const Limits&
   if (auto d = EnsureFinalizer(v)) return *std::move(d);
   // The spec steps, in order: the first that decides is the write.
   using Step = std::optional<Decision> (*)(Pass&);
-  static constexpr Step kSteps[] = {&PlaceMembers,   &FollowConsumer, &Relocate,
+  static constexpr Step kSteps[] = {&Fence,          &PlaceMembers,   &FollowConsumer, &Relocate,
                                     &ReplaceMissing, &RetireReplaced, &Expand};
   Pass pass{v, inv, limits, Present(v), PresentNodes(v), v1::MemberSizeBytes(v.spec)};
   for (Step step : kSteps) {

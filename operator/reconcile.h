@@ -5,10 +5,12 @@
 //
 // Order of steps in one pass (the first that applies is the write):
 //   deletion (retire every member → phase Deleting → remove the finalizer once teardown is
-//   confirmed), invalid spec (status only), finalizer, initial placement, member roles and
+//   confirmed), invalid spec (status only), finalizer, fencing of a dead consumer and
+//   un-fencing of healthy nodes (fencing.h), initial placement, member roles and
 //   relocation, replacement of members missing longer than memberMissingTimeout (capped),
 //   retirement of replaced members once their replacement is Synced, expansion; and when no
-//   spec change is due, the status (phase, conditions, counters), written only when it differs.
+//   spec change is due, the status (phase, conditions, counters, and a fenced consumer's
+//   take-over: fencing.h), written only when it differs.
 //
 // Teardown confirmation (deletion): an agent confirms that its part of a retired member is gone
 // by removing that member's entry from status.partitions; the consumer agent confirms that the
@@ -43,6 +45,9 @@ struct Limits {
   int max_rebuilds_per_node = 2;              // replacements syncing onto one node
   int max_rebuilds_cluster = 8;               // replacements syncing cluster-wide
   std::chrono::seconds retry_interval{30};    // when waiting on inventory or a cap
+  // A consumer node NotReady/Unknown whose agent has been silent this long is declared dead and
+  // fenced (fencing.h); 0: only the out-of-service taint declares a node dead.
+  std::chrono::seconds consumer_dead_after{0};
 };
 
 struct EventNote {

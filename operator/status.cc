@@ -127,6 +127,15 @@ v1::MeshStorVolumeStatus ComputeStatus(const v1::MeshStorVolume& v, const Invent
         s.conditions, MakeCondition(v, inv, kConditionReady, ConditionStatus::kTrue, "Staged",
                                     fmt::format("array on {} staged at {}", v.status.node_name,
                                                 v.status.staged_path)));
+  } else if (!v.spec.consumer_node.empty() &&
+             std::find(v.spec.fenced_nodes.begin(), v.spec.fenced_nodes.end(),
+                       v.spec.consumer_node) != v.spec.fenced_nodes.end()) {
+    common::api::SetCondition(
+        s.conditions,
+        MakeCondition(v, inv, kConditionReady, ConditionStatus::kFalse, "ConsumerFenced",
+                      fmt::format("consumer {} was declared dead and is fenced; the volume runs "
+                                  "again once it is staged on another node",
+                                  v.spec.consumer_node)));
   } else {
     std::string why = !all_stripes ? "no synced copy of every stripe yet"
                       : v.status.node_name != v.spec.consumer_node

@@ -70,9 +70,23 @@ struct NodeAddress {
   bool operator==(const NodeAddress&) const = default;
 };
 
+// core v1 Taint (spec.taints of a Node).
+struct Taint {
+  std::string key;
+  std::string value;
+  std::string effect;  // NoSchedule, PreferNoSchedule, NoExecute
+
+  bool operator==(const Taint&) const = default;
+};
+
+// The taint of Kubernetes' non-graceful node shutdown: an administrator asserts that the node is
+// shut down (failover, docs/design.md).
+inline constexpr char kOutOfServiceTaint[] = "node.kubernetes.io/out-of-service";
+
 struct Node {
   ObjectMeta metadata;
   bool unschedulable = false;
+  std::vector<Taint> taints;
   std::vector<NodeAddress> addresses;
   std::vector<Condition> conditions;  // lastTransitionTime etc. as in the server's status
 

@@ -147,8 +147,17 @@ std::string EncodeEvent(const Event& e) {
 
 Result<Node> DecodeNode(std::string_view text) {
   return DecodeWith<Node>(text, "Node", [](FieldReader& r, Node* n) -> Status {
-    RETURN_IF_ERROR(r.Object(
-        "spec", [&](FieldReader& s) { return s.Bool("unschedulable", &n->unschedulable); }));
+    RETURN_IF_ERROR(r.Object("spec", [&](FieldReader& s) -> Status {
+      RETURN_IF_ERROR(s.Bool("unschedulable", &n->unschedulable));
+      return s.ObjectArray("taints", [&](FieldReader& t) -> Status {
+        Taint taint;
+        RETURN_IF_ERROR(t.String("key", &taint.key, Presence::kRequired));
+        RETURN_IF_ERROR(t.String("value", &taint.value));
+        RETURN_IF_ERROR(t.String("effect", &taint.effect));
+        n->taints.push_back(std::move(taint));
+        return OkStatus();
+      });
+    }));
     return r.Object("status", [&](FieldReader& s) -> Status {
       RETURN_IF_ERROR(s.ObjectArray("addresses", [&](FieldReader& a) -> Status {
         NodeAddress addr;

@@ -92,5 +92,24 @@ TEST_CASE("Node conditions need only type and status", "[unit][api]") {
   CHECK_THAT(bad.status().message(), Catch::Contains("status"));
 }
 
+TEST_CASE("Node decoding reads taints (the out-of-service taint of a node shutdown)",
+          "[unit][api]") {
+  auto n = DecodeNode(R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"node-a"},
+    "spec":{"taints":[{"key":"node.kubernetes.io/out-of-service","value":"nodeshutdown",
+      "effect":"NoExecute"},{"key":"node.kubernetes.io/unreachable","effect":"NoSchedule",
+      "timeAdded":"2026-11-22T10:00:00Z"}]}})");
+  INFO(n.status().ToString());
+  REQUIRE(n.ok());
+  REQUIRE(n->taints.size() == 2);
+  CHECK(n->taints[0].key == kOutOfServiceTaint);
+  CHECK(n->taints[0].value == "nodeshutdown");
+  CHECK(n->taints[0].effect == "NoExecute");
+  CHECK(n->taints[1].key == "node.kubernetes.io/unreachable");
+  auto bad = DecodeNode(R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"node-c"},
+    "spec":{"taints":[{"effect":"NoExecute"}]}})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.status().message(), Catch::Contains("key"));
+}
+
 }  // namespace
 }  // namespace common::api

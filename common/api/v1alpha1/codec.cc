@@ -69,6 +69,7 @@ Status DecodeVolumeSpec(FieldReader& r, MeshStorVolumeSpec* s) {
     s->members.push_back(std::move(member));
     return OkStatus();
   }));
+  RETURN_IF_ERROR(r.StringList("fencedNodes", &s->fenced_nodes));
   return r.OptionalTime("formattedAt", &s->formatted_at);
 }
 
@@ -114,6 +115,7 @@ void EncodeVolumeSpec(JsonWriter& w, const MeshStorVolumeSpec& s) {
     w.EndArray();
   }
   json::WriteOptional(w, "formattedAt", s.formatted_at);
+  json::WriteStringListIfNotEmpty(w, "fencedNodes", s.fenced_nodes);
   w.EndObject();
 }
 
@@ -151,12 +153,22 @@ Status DecodeVolumeStatus(FieldReader& r, MeshStorVolumeStatus* s) {
     RETURN_IF_ERROR(p.OptionalTime("updatedAt", &part.updated_at));
     RETURN_IF_ERROR(p.OptionalTime("missingSince", &part.missing_since));
     RETURN_IF_ERROR(p.String("message", &part.message));
+    RETURN_IF_ERROR(p.StringList("fencedNodes", &part.fenced_nodes));
     s->partitions.push_back(std::move(part));
     return OkStatus();
   }));
   RETURN_IF_ERROR(r.String("stagedPath", &s->staged_path));
   RETURN_IF_ERROR(r.OptionalInt64("filesystemBytes", &s->filesystem_bytes));
   RETURN_IF_ERROR(r.StringList("publishedTargets", &s->published_targets));
+  s->fenced_consumer.reset();
+  if (r.Has("fencedConsumer")) {
+    FencedConsumer f;
+    RETURN_IF_ERROR(r.Object("fencedConsumer", [&](FieldReader& o) -> Status {
+      RETURN_IF_ERROR(o.String("node", &f.node, Presence::kRequired));
+      return o.OptionalTime("at", &f.at);
+    }));
+    s->fenced_consumer = std::move(f);
+  }
   s->conditions.clear();
   return r.ObjectArray("conditions", [&](FieldReader& c) -> Status {
     Condition cond;
@@ -194,6 +206,7 @@ void EncodeVolumeStatus(JsonWriter& w, const MeshStorVolumeStatus& s) {
       json::WriteOptional(w, "updatedAt", p.updated_at);
       json::WriteOptional(w, "missingSince", p.missing_since);
       json::WriteStringIfNotEmpty(w, "message", p.message);
+      json::WriteStringListIfNotEmpty(w, "fencedNodes", p.fenced_nodes);
       w.EndObject();
     }
     w.EndArray();
@@ -201,6 +214,13 @@ void EncodeVolumeStatus(JsonWriter& w, const MeshStorVolumeStatus& s) {
   json::WriteStringIfNotEmpty(w, "stagedPath", s.staged_path);
   json::WriteOptional(w, "filesystemBytes", s.filesystem_bytes);
   json::WriteStringListIfNotEmpty(w, "publishedTargets", s.published_targets);
+  if (s.fenced_consumer) {
+    w.Key("fencedConsumer");
+    w.StartObject();
+    json::WriteString(w, "node", s.fenced_consumer->node);
+    json::WriteOptional(w, "at", s.fenced_consumer->at);
+    w.EndObject();
+  }
   if (!s.conditions.empty()) {
     w.Key("conditions");
     w.StartArray();

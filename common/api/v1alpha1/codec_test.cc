@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <rapidjson/document.h>
 
+#include "common/api/json.h"
 #include "common/api/v1alpha1/validation.h"
 #include "common/config/yaml_json.h"
 
@@ -161,6 +162,25 @@ Status Apply(const fs::path& p) {
     return ValidateNodeDeviceUpdate(old->spec, updated->spec);
   }
   return OkStatus();
+}
+
+TEST_CASE("Fencing fields decode from the failover example", "[unit][api]") {
+  auto v = DecodeMeshStorVolume(ExampleJson(kExamples / "valid" / "volume-consumer-fenced.yaml"));
+  REQUIRE(v.ok());
+  CHECK(v->spec.fenced_nodes == std::vector<std::string>{"node-a"});
+  REQUIRE(v->status.partitions.size() == 2);
+  CHECK(v->status.partitions[0].fenced_nodes.empty());
+  CHECK(v->status.partitions[1].fenced_nodes == std::vector<std::string>{"node-a"});
+  REQUIRE(v->status.fenced_consumer.has_value());
+  CHECK(v->status.fenced_consumer->node == "node-a");
+  CHECK(v->status.fenced_consumer->at == json::ParseTime("2026-11-21T03:02:10Z").value());
+  // A fencedConsumer without its node is refused with the field named.
+  auto bad = DecodeMeshStorVolume(
+      R"({"apiVersion":"csi.meshstor.io/v1alpha1","kind":"MeshStorVolume","metadata":{"name":"x"},)"
+      R"("spec":{"capacityBytes":536870912,"replicaCount":1,"stripeWidth":1,)"
+      R"("memberMissingTimeout":60,"sectorSize":4096},"status":{"fencedConsumer":{}}})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.status().message(), Catch::Contains("fencedConsumer.node"));
 }
 
 TEST_CASE("Every invalid example is rejected with an error naming the field", "[unit][api]") {

@@ -106,6 +106,9 @@ struct MeshStorVolumeSpec {
   std::vector<PublishTarget> publish_targets;  // node csi-shim
   std::vector<Member> members;                 // operator
   std::optional<Time> formatted_at;            // consumer agent, set once
+  // operator: nodes that must no longer reach any member of this volume (a dead consumer,
+  // docs/design.md "Failover"). Every exporter drops their host NQNs and connections.
+  std::vector<std::string> fenced_nodes;
 
   bool operator==(const MeshStorVolumeSpec&) const = default;
 };
@@ -122,8 +125,19 @@ struct PartitionStatus {
   std::optional<Time> updated_at;
   std::optional<Time> missing_since;
   std::string message;
+  // The exporter agent: the spec.fencedNodes it has cut off from this partition (confirmed
+  // after applying).
+  std::vector<std::string> fenced_nodes;
 
   bool operator==(const PartitionStatus&) const = default;
+};
+
+// The consumer node the operator declared dead and fenced (every reachable exporter confirmed).
+struct FencedConsumer {
+  std::string node;
+  std::optional<Time> at;
+
+  bool operator==(const FencedConsumer&) const = default;
 };
 
 struct MeshStorVolumeStatus {
@@ -145,6 +159,9 @@ struct MeshStorVolumeStatus {
   std::optional<int64_t> filesystem_bytes;
   std::vector<std::string> published_targets;  // consumer agent
   std::vector<Condition> conditions;           // operator
+  // operator: set once spec.consumerNode was fenced and every reachable exporter confirmed;
+  // the CSI shim lets another node take the volume over while it names spec.consumerNode.
+  std::optional<FencedConsumer> fenced_consumer;
 
   bool operator==(const MeshStorVolumeStatus&) const = default;
 };
