@@ -34,10 +34,12 @@ std::vector<T> Values(const std::vector<std::shared_ptr<const T>>& ptrs) {
 }  // namespace
 
 Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource* uevents,
-             AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics)
+             AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics,
+             sys::MdEventSource* md_events)
     : client_(client),
       kernel_(kernel),
       uevents_(uevents),
+      md_events_(md_events),
       config_(std::move(config)),
       clock_(clock),
       reconciler_(kernel, config_.settings, clock),
@@ -117,6 +119,7 @@ bool Agent::WaitForSync(std::chrono::milliseconds timeout) {
 void Agent::Run() {
   loop_ = std::thread([this] { Loop(); });
   if (uevents_ != nullptr) uevent_thread_ = std::thread([this] { UeventLoop(); });
+  if (md_events_ != nullptr) md_event_thread_ = std::thread([this] { MdEventLoop(); });
 }
 
 void Agent::Stop() {
@@ -126,8 +129,10 @@ void Agent::Stop() {
   }
   cv_.notify_all();
   if (uevents_ != nullptr) uevents_->Interrupt();
+  if (md_events_ != nullptr) md_events_->Interrupt();
   if (loop_.joinable()) loop_.join();
   if (uevent_thread_.joinable()) uevent_thread_.join();
+  if (md_event_thread_.joinable()) md_event_thread_.join();
   if (volumes_) volumes_->Stop();
   if (devices_) devices_->Stop();
 }
@@ -165,6 +170,24 @@ void Agent::UeventLoop() {
       return;
     }
     if (event->has_value()) Wake();
+  }
+}
+
+// An MD event (a member marked faulty or removed, above all) wakes the pass at once, so the
+// consumer records the member's exit from the in-sync set within moments (docs/design.md §6.1).
+void Agent::MdEventLoop() {
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    auto event = md_events_->Wait(std::chrono::seconds(1));
+    if (!event.ok()) {
+      common::log::Root().Error(event.status(),
+                                "MD events stopped; relying on uevents and the periodic pass");
+      return;
+    }
+    if (*event) Wake();
   }
 }
 
