@@ -247,6 +247,13 @@ common::Status Agent::Pass() {
     peers[node] = Peer{identity->host_nqn, config_.settings.address, config_.settings.service};
   }
 
+  // A member's exit from an array goes into the CR first, before any step that may wait on the
+  // network (docs/design.md §6.1).
+  for (const auto& v : volumes) {
+    if (auto in_sync = reconciler_.ObserveInSync(v, peers)) {
+      note(WriteOutcome(v.metadata.name, *in_sync));
+    }
+  }
   for (const auto& v : volumes) {
     if (!Involves(v, node)) continue;
     VolumeOutcome out = reconciler_.Reconcile(v, peers);

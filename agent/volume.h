@@ -157,6 +157,13 @@ class VolumeReconciler {
   // One pass over `volume` for this node. Never throws; failures are in outcome.errors.
   VolumeOutcome Reconcile(const common::api::v1alpha1::MeshStorVolume& volume, const Peers& peers);
 
+  // The fast path after an MD event, run before the full passes: when this node consumes `volume`
+  // and MD's in-sync set of its running array differs from status.inSync, an outcome that
+  // records only that (members resolved without connecting anything, so an unreachable member
+  // cannot delay it); nullopt otherwise.
+  std::optional<VolumeOutcome> ObserveInSync(const common::api::v1alpha1::MeshStorVolume& volume,
+                                             const Peers& peers);
+
   // Node-wide clean-up that no single volume can decide: namespaces exported by this node that
   // no present member of `volumes` needs (and subsystems and the port left empty), and NVMe-oF
   // controllers to subsystems this node consumes from no more.

@@ -666,6 +666,35 @@ void VolumeReconciler::ReportArray(ConsumerPass& pass) {
   pass.out.consumer = std::move(rep);
 }
 
+std::optional<VolumeOutcome> VolumeReconciler::ObserveInSync(const v1::MeshStorVolume& v,
+                                                             const Peers& peers) {
+  if (!ConsumesHere(v)) return std::nullopt;
+  VolumeOutcome out;
+  out.observed_at = std::chrono::floor<std::chrono::seconds>(clock_.Now());
+  ConsumerPass pass{v,
+                    peers,
+                    out,
+                    sys::MdArrayName(v.metadata.name),
+                    sys::MdArrayUuid(v.metadata.name),
+                    fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
+                    out.observed_at,
+                    ConsumerStagingPath(settings_, v)};
+  auto array = k_.md->GetArray(pass.name);
+  if (!array.ok()) return std::nullopt;
+  pass.array = std::move(*array);
+  for (const v1::Member& m : v.spec.members) {
+    if (m.state != v1::MemberState::kPresent || !Reported(v, m)) continue;
+    auto path = MemberDevicePath(v, m, peers, /*connect=*/false);
+    pass.devices.push_back({&m, path.ok() ? *path : std::nullopt});
+  }
+  RecordInSync(pass);
+  if (!pass.rep.in_sync || (v.status.in_sync && v.status.in_sync->members == *pass.rep.in_sync)) {
+    return std::nullopt;
+  }
+  out.consumer = std::move(pass.rep);
+  return out;
+}
+
 // status.inSync follows MD's in-sync members of the running array: shrunk as soon as MD fails or
 // removes one, grown once one is fully in sync. A member in sync in MD but unreachable by its
 // path here is left out: every member recorded holds every acknowledged write, which is what
