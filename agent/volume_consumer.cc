@@ -465,13 +465,11 @@ common::Status VolumeReconciler::JoinArray(ConsumerPass& pass, const MemberDevic
   if (sb.ok() && sb->array_uuid == pass.uuid && pass.diverged.count(d.member->index)) {
     // Missing at a forced start: its copy holds writes the running array never saw (or lacks
     // some it did not write over): a bitmap catch-up would leave the mirrors different.
+    const auto& forced = pass.rep.forced_start ? pass.rep.forced_start : pass.v.status.forced_start;
     return AddAsNewMember(
         pass.array, *d.device, member,
         fmt::format("its copy diverged: it was missing when the array was started by force at {}",
-                    TimeText(pass.v.status.forced_start && !pass.rep.forced_start
-                                 ? pass.v.status.forced_start->at
-                             : pass.rep.forced_start ? pass.rep.forced_start->at
-                                                     : std::nullopt)),
+                    TimeText(forced ? forced->at : std::nullopt)),
         pass.rep.members[d.member->index], pass.out);
   }
   if (sb.ok() && sb->array_uuid == pass.uuid) {

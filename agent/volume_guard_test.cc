@@ -134,6 +134,14 @@ std::vector<int32_t> InSync(const v1::MeshStorVolume& v) {
   return v.status.in_sync ? v.status.in_sync->members : std::vector<int32_t>{};
 }
 
+// The pod moves: as the operator's relocation does, every member off the new consumer is remote.
+void MoveConsumer(v1::MeshStorVolume& v, const std::string& node) {
+  v.spec.consumer_node = node;
+  for (auto& m : v.spec.members) {
+    m.role = m.node == node ? v1::MemberRole::kLocal : v1::MemberRole::kRemote;
+  }
+}
+
 common::api::Time Now(World& w) { return std::chrono::floor<seconds>(w.clock.Now()); }
 
 TEST_CASE(
@@ -179,6 +187,27 @@ TEST_CASE(
   CHECK(v.status.in_sync->recorded_at == Now(w));
 }
 
+TEST_CASE("After an MD event the exit is recorded without waiting on unreachable members",
+          "[unit][agent][volume][guard]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  VolumeReconciler a(w.cluster.node("a").Kernel(), w.Settings("a"), w.clock);
+  CHECK_FALSE(a.ObserveInSync(v, w.peers).has_value());  // unchanged: nothing to write
+  w.cluster.SetOnline("b", false);
+  w.cluster.ExpireControllers();
+  auto out = a.ObserveInSync(v, w.peers);
+  REQUIRE(out.has_value());
+  CHECK(out->errors.empty());
+  ApplyOutcome(*out, "a", v.status);
+  CHECK(InSync(v) == std::vector<int32_t>{0});
+  CHECK(v.status.in_sync->recorded_at == Now(w));
+  // Only the record: the consumer's other fields wait for the full pass.
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+  VolumeReconciler b(w.cluster.node("b").Kernel(), w.Settings("b"), w.clock);
+  CHECK_FALSE(b.ObserveInSync(v, w.peers).has_value());  // not the consumer
+}
+
 TEST_CASE("Issue 14: the fresh member missing and the stale one present, the array waits",
           "[unit][agent][volume][guard]") {
   World w;
@@ -195,7 +224,7 @@ TEST_CASE("Issue 14: the fresh member missing and the stale one present, the arr
   const std::string b_dev = w.LocalDevice("b", 1);
   const auto b_events = w.cluster.node("b").fake_md.SuperblockEvents(b_dev);
   REQUIRE(b_events.has_value());
-  v.spec.consumer_node = "c";
+  MoveConsumer(v, "c");
   w.errors.clear();
   w.Passes(v, 3);
   // Long past the assemble grace, still waiting: B's copy lacks what A acknowledged.
@@ -234,7 +263,7 @@ TEST_CASE(
   const auto left_at = v.status.in_sync->recorded_at;
   w.PowerOff("a");
   w.PowerOn("b");
-  v.spec.consumer_node = "c";
+  MoveConsumer(v, "c");
   w.Passes(v, 2);
   REQUIRE_FALSE(w.Running("c"));
   REQUIRE_FALSE(v.status.start_blocked.empty());
@@ -299,7 +328,7 @@ TEST_CASE("A force token is honoured once", "[unit][agent][volume][guard]") {
   w.LoseRemote(v, "b");
   w.PowerOff("a");
   w.PowerOn("b");
-  v.spec.consumer_node = "c";
+  MoveConsumer(v, "c");
   v.metadata.annotations[std::string(v1::kForceStartAnnotation)] = "once";
   w.Passes(v, 2);
   REQUIRE(w.Running("c"));
@@ -406,7 +435,7 @@ TEST_CASE("A volume without an in-sync record starts as before once, then record
   w.PowerOff("a");
   w.PowerOn("b");
   v.status.in_sync.reset();  // as written by an agent from before the guard
-  v.spec.consumer_node = "c";
+  MoveConsumer(v, "c");
   w.Pass(v);
   w.clock.Advance(seconds(30));  // past the assemble grace for A's member
   w.Passes(v, 2);
