@@ -4,6 +4,7 @@
 // and one Event per start.
 #include <catch2/catch.hpp>
 
+#include "common/time/clock.h"
 #include "operator/metrics.h"
 #include "operator/reconcile.h"
 #include "operator/testing/world.h"
