@@ -39,10 +39,12 @@ std::vector<T> Values(const std::vector<std::shared_ptr<const T>>& ptrs) {
 }  // namespace
 
 Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource* uevents,
-             AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics)
+             AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics,
+             sys::MdEventSource* md_events)
     : client_(client),
       kernel_(kernel),
       uevents_(uevents),
+      md_events_(md_events),
       config_(std::move(config)),
       clock_(clock),
       reconciler_(kernel, config_.settings, clock),
@@ -122,6 +124,7 @@ bool Agent::WaitForSync(std::chrono::milliseconds timeout) {
 void Agent::Run() {
   loop_ = std::thread([this] { Loop(); });
   if (uevents_ != nullptr) uevent_thread_ = std::thread([this] { UeventLoop(); });
+  if (md_events_ != nullptr) md_event_thread_ = std::thread([this] { MdEventLoop(); });
 }
 
 void Agent::RequestStop() {
@@ -131,12 +134,14 @@ void Agent::RequestStop() {
   }
   cv_.notify_all();
   if (uevents_ != nullptr) uevents_->Interrupt();
+  if (md_events_ != nullptr) md_events_->Interrupt();
 }
 
 void Agent::Stop() {
   RequestStop();
   if (loop_.joinable()) loop_.join();
   if (uevent_thread_.joinable()) uevent_thread_.join();
+  if (md_event_thread_.joinable()) md_event_thread_.join();
   if (volumes_) volumes_->Stop();
   if (devices_) devices_->Stop();
 }
@@ -174,6 +179,24 @@ void Agent::UeventLoop() {
       return;
     }
     if (event->has_value()) Wake();
+  }
+}
+
+// An MD event (a member marked faulty or removed, above all) wakes the pass at once, so the
+// consumer records the member's exit from the in-sync set within moments (docs/design.md §6.1).
+void Agent::MdEventLoop() {
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    auto event = md_events_->Wait(std::chrono::seconds(1));
+    if (!event.ok()) {
+      common::log::Root().Error(event.status(),
+                                "MD events stopped; relying on uevents and the periodic pass");
+      return;
+    }
+    if (*event) Wake();
   }
 }
 
@@ -252,6 +275,13 @@ common::Status Agent::Pass() {
     peers[node] = Peer{identity->host_nqn, config_.settings.address, config_.settings.service};
   }
 
+  // A member's exit from an array goes into the CR first, before any step that may wait on the
+  // network (docs/design.md §6.1).
+  for (const auto& v : volumes) {
+    if (auto in_sync = reconciler_.ObserveInSync(v, peers)) {
+      note(WriteOutcome(v.metadata.name, *in_sync));
+    }
+  }
   for (const auto& v : volumes) {
     if (!Involves(v, node)) continue;
     VolumeOutcome out = reconciler_.Reconcile(v, peers);

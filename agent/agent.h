@@ -1,7 +1,8 @@
 // Agent: the node agent's control loop. It watches MeshStorVolume and MeshStorNodeDevice
 // objects (informers), and runs one pass — inventory, every volume that involves this node,
-// node-wide garbage collection — whenever a watched object or a kernel uevent says something
-// changed, and at least every `resync` (10 s). Passes run one at a time on one thread: the
+// node-wide garbage collection — whenever a watched object, a kernel uevent or an MD event
+// (/proc/mdstat POLLPRI: a member failed, was removed or added) says something changed, and at
+// least every `resync` (10 s). Passes run one at a time on one thread: the
 // kernel layer's subsystems, controllers and arrays are shared between volumes.
 //
 // Every write is a status (or, for formattedAt, spec) update of a freshly read object guarded
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "agent/inventory.h"
+#include "agent/sys/md_events.h"
 #include "agent/sys/uevents.h"
 #include "agent/volume.h"
 #include "common/api/v1alpha1/types.h"
@@ -66,10 +68,11 @@ struct AgentMetrics {
 
 class Agent {
  public:
-  // `client`, the kernel layer, `uevents` (may be null), `clock` and `metrics` (may be null)
-  // must outlive the agent.
+  // `client`, the kernel layer, `uevents` (may be null), `clock`, `metrics` (may be null) and
+  // `md_events` (may be null) must outlive the agent.
   Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource* uevents,
-        AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics);
+        AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics,
+        sys::MdEventSource* md_events = nullptr);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -78,7 +81,7 @@ class Agent {
   common::Status Start();
   // Waits up to `timeout` for the informers' first list.
   bool WaitForSync(std::chrono::milliseconds timeout);
-  // Starts the loop and the uevent thread (after WaitForSync).
+  // Starts the loop, the uevent thread and the MD event thread (after WaitForSync).
   void Run();
   void Stop();
   // Asks for a pass as soon as possible (coalesced).
@@ -101,6 +104,7 @@ class Agent {
   Peers PeersFromDevices(const std::vector<common::api::v1alpha1::MeshStorNodeDevice>& devices);
   void Loop();
   void UeventLoop();
+  void MdEventLoop();
   void UpdateMetrics(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes,
                      const std::vector<DriveSnapshot>& drives);
   // Size and biggest free extent of each local drive (only after the drives were listed).
@@ -109,6 +113,7 @@ class Agent {
   common::kube::Client& client_;
   NodeKernel kernel_;
   sys::UeventSource* uevents_;
+  sys::MdEventSource* md_events_;
   AgentConfig config_;
   common::time::Clock& clock_;
   VolumeReconciler reconciler_;
@@ -122,6 +127,7 @@ class Agent {
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::thread loop_;
   std::thread uevent_thread_;
+  std::thread md_event_thread_;
   std::atomic<int64_t> passes_{0};
 
   AgentMetrics* metrics_;

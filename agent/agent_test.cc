@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/sim/sim_node.h"
+#include "agent/sys/fake/md_events.h"
 #include "common/api/v1alpha1/codec.h"
 #include "common/kube/http_transport.h"
 #include "common/kube/resource.h"
@@ -210,6 +211,36 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   CHECK(agents[1]->Pass().ok());
   CHECK(agents[1]->passes() > 0);
   for (auto& a : agents) a->Stop();
+}
+
+TEST_CASE("An MD event wakes the agent's pass at once", "[unit][agent][api]") {
+  ApiFixture api;
+  sim::SimCluster cluster;
+  cluster.AddNode("a").AddDrive("nvme0n1", 4ull << 30);
+  sys::FakeMdEventSource md_events;
+  AgentConfig config;
+  config.settings.node = "a";
+  config.settings.address = cluster.PeersView().at("a").address;
+  config.simulated = true;
+  config.resync = std::chrono::hours(1);  // only a wake-up can start a pass
+  Agent agent(*api.client, cluster.node("a").Kernel(), nullptr, config,
+              common::time::RealClock::Get(), nullptr, &md_events);
+  REQUIRE(agent.Start().ok());
+  REQUIRE(agent.WaitForSync(std::chrono::seconds(10)));
+  agent.Run();
+  auto wait_for_passes = [&](int64_t n) {
+    for (int i = 0; i < 200 && agent.passes() < n; ++i)
+      std::this_thread::sleep_for(milliseconds(50));
+    return agent.passes() >= n;
+  };
+  REQUIRE(wait_for_passes(1));  // the first pass runs at start
+  // Let the wake-ups of the first pass's own writes settle, then an MD event.
+  std::this_thread::sleep_for(milliseconds(500));
+  const int64_t before = agent.passes();
+  md_events.Notify();
+  CHECK(wait_for_passes(before + 1));
+  agent.Stop();
+  CHECK(md_events.waits() >= 1);
 }
 
 }  // namespace

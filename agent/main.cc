@@ -13,6 +13,7 @@
 #include "agent/sys/linux/exec.h"
 #include "agent/sys/linux/filesystem.h"
 #include "agent/sys/linux/md.h"
+#include "agent/sys/linux/md_events.h"
 #include "agent/sys/linux/modules.h"
 #include "agent/sys/linux/nvme_host.h"
 #include "agent/sys/linux/nvmet.h"
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
   auto& clock = common::time::RealClock::Get();
   std::unique_ptr<LinuxKernel> linux_kernel;
   std::unique_ptr<agent::sys::LinuxUeventListener> uevents;
+  std::unique_ptr<agent::sys::LinuxMdStatWatcher> md_events;
   std::unique_ptr<agent::sim::SimCluster> cluster;
   auto metrics = agent::AgentMetrics::Register((*runtime)->registry(), simulate > 0);
   if (!metrics.ok()) {
@@ -127,6 +129,14 @@ int main(int argc, char** argv) {
     } else {
       Root().Error(listener.status(), "No kernel uevents; relying on the periodic pass");
     }
+    auto watcher = agent::sys::LinuxMdStatWatcher::Open();
+    if (watcher.ok()) {
+      md_events = std::move(watcher).value();
+    } else {
+      Root().Error(watcher.status(),
+                   "No MD events (/proc/mdstat); a member's exit from an array is recorded by "
+                   "the periodic pass only");
+    }
     agent::AgentConfig cfg;
     cfg.settings.node = node_name;
     cfg.settings.address = address;
@@ -135,7 +145,8 @@ int main(int argc, char** argv) {
     cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
     cfg.resync = resync;
     agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), linux_kernel->Kernel(),
-                                                    uevents.get(), cfg, clock, metrics->get()));
+                                                    uevents.get(), cfg, clock, metrics->get(),
+                                                    md_events.get()));
   } else {
     cluster = std::make_unique<agent::sim::SimCluster>();
     std::vector<std::string> names;

@@ -102,6 +102,25 @@ bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
       status.filesystem_bytes = c.filesystem_bytes;
       status.published_targets = c.published_targets;
     }
+    if (c.start_blocked) status.start_blocked = *c.start_blocked;
+    if (c.forced_start) status.forced_start = *c.forced_start;
+    if (c.in_sync && !c.in_sync->empty()) {
+      if (!status.in_sync || status.in_sync->members != *c.in_sync) {
+        v1::InSyncRecord rec;
+        rec.members = *c.in_sync;
+        rec.node = std::string(node);
+        rec.recorded_at = outcome.observed_at;
+        rec.events = c.in_sync_events;
+        status.in_sync = std::move(rec);
+      }
+      // A diverged member in sync again was rebuilt in full: it is of this lineage now.
+      if (status.forced_start) {
+        auto& diverged = status.forced_start->diverged_members;
+        std::erase_if(diverged, [&](int32_t i) {
+          return std::find(c.in_sync->begin(), c.in_sync->end(), i) != c.in_sync->end();
+        });
+      }
+    }
     if (!c.torn_down) {
       for (auto& p : status.partitions) {
         auto obs = c.members.find(p.index);

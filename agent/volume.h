@@ -20,6 +20,16 @@
 //   down in order when this node stops being the consumer or the volume is deleted.
 //   Reported: nodeName, mdState, device counts, syncPercentage, stagedPath, publishedTargets and
 //   the state of every member as MD sees it (Missing with missingSince while unreachable).
+// The stale-member guard (docs/design.md §6.1): the consumer records MD's in-sync set of the
+// running array in status.inSync (shrunk as soon as MD fails or removes a member: an MD event
+// wakes the pass; grown once a member is fully in sync). An array that is not running starts
+// only from members that provably hold every acknowledged write: every member of status.inSync
+// must be present (reachable, carrying the array's UUID), and the array is assembled from them
+// alone (MD takes the freshest by event count); otherwise it waits, with the reason in
+// status.startBlocked, until they return or an administrator forces a start (annotation
+// csi.meshstor.io/force-start, once per value) from the present copy with the highest event
+// count, recorded in status.forcedStart. Members missing at a forced start diverged: they rejoin
+// only by a full rebuild, never a bitmap re-add.
 //
 // Thread contract: one VolumeReconciler per node; Reconcile calls for one volume are serialized
 // by the caller (the work queue); calls for different volumes may not run concurrently either
@@ -116,6 +126,14 @@ struct ConsumerReport {
   std::optional<int64_t> filesystem_bytes;  // XFS size, once mounted
   std::vector<std::string> published_targets;
   std::map<int32_t, MemberObservation> members;  // by member index
+  // MD's in-sync members of the running array (ascending indexes) for status.inSync; nullopt
+  // leaves the record as it is. Never empty.
+  std::optional<std::vector<int32_t>> in_sync;
+  std::optional<int64_t> in_sync_events;  // the array's MD event count, when read
+  // status.startBlocked: the reason the array may not start ("" clears it); nullopt leaves it.
+  std::optional<std::string> start_blocked;
+  // A start forced in this pass (status.forcedStart replaces the previous one).
+  std::optional<common::api::v1alpha1::ForcedStart> forced_start;
 };
 
 struct VolumeOutcome {
@@ -138,6 +156,13 @@ class VolumeReconciler {
 
   // One pass over `volume` for this node. Never throws; failures are in outcome.errors.
   VolumeOutcome Reconcile(const common::api::v1alpha1::MeshStorVolume& volume, const Peers& peers);
+
+  // The fast path after an MD event, run before the full passes: when this node consumes `volume`
+  // and MD's in-sync set of its running array differs from status.inSync, an outcome that
+  // records only that (members resolved without connecting anything, so an unreachable member
+  // cannot delay it); nullopt otherwise.
+  std::optional<VolumeOutcome> ObserveInSync(const common::api::v1alpha1::MeshStorVolume& volume,
+                                             const Peers& peers);
 
   // Node-wide clean-up that no single volume can decide: namespaces exported by this node that
   // no present member of `volumes` needs (and subsystems and the port left empty), and NVMe-oF
@@ -189,8 +214,17 @@ class VolumeReconciler {
   bool StartArray(ConsumerPass& pass);
   // A new array on freshly zeroed members, only while the volume was never formatted.
   bool CreateArray(ConsumerPass& pass, bool foreign);
-  // Assembles from `carriers`; degraded only once the unreachable are past assemble_grace.
-  bool AssembleArray(ConsumerPass& pass, const std::vector<sys::MdMember>& carriers);
+  // Assembles from `carriers` once the unreachable are past assemble_grace (at once when
+  // `forced`); degraded then, or whenever `allow_degraded` (the in-sync set is present).
+  bool AssembleArray(ConsumerPass& pass, const std::vector<sys::MdMember>& carriers,
+                     bool allow_degraded = false, bool forced = false);
+  struct Carrier;
+  // The stale-member rule: assembles from the members of status.inSync when all are present;
+  // otherwise forces a start (new force-start token) or reports why it waits.
+  bool StartGuarded(ConsumerPass& pass, const std::vector<Carrier>& carriers);
+  // A forced start from the carriers with the highest MD event count; records it.
+  bool ForceStart(ConsumerPass& pass, const std::vector<Carrier>& carriers,
+                  const std::vector<int32_t>& required, const std::string& token);
   // MD's membership follows spec.members: add/re-add, drop retired, drop faulty; re-read it.
   void ConvergeMembership(ConsumerPass& pass);
   // Every reachable member not in the array joins (or leaves, when faulty). True if changed.
@@ -213,8 +247,11 @@ class VolumeReconciler {
   void EnsureUnpublished(ConsumerPass& pass);
   // A staging path the volume no longer names is unmounted once nothing is bound from it.
   void EnsureOldStagingUnmounted(ConsumerPass& pass);
-  // Reports MD's view: state, device counts, sync percentage, each member's state.
+  // Reports MD's view: state, device counts, sync percentage, each member's state, the in-sync
+  // set.
   void ReportArray(ConsumerPass& pass);
+  // MD's in-sync members for status.inSync.
+  void RecordInSync(ConsumerPass& pass);
   common::Status TearDownConsumer(const common::api::v1alpha1::MeshStorVolume& v,
                                   VolumeOutcome& out);
   // Grows the array and then XFS when the members have grown; returns the filesystem's size.

@@ -1,13 +1,16 @@
 // The consumer side of a volume: the members' devices, the MD array, XFS and the mounts.
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "agent/volume.h"
 #include "agent/volume_internal.h"
 #include "common/api/v1alpha1/geometry.h"
+#include "common/time/clock.h"
 
 namespace agent {
 namespace {
@@ -29,6 +32,19 @@ const sys::MdMemberState* ArrayMember(const sys::MdArrayState& a, std::string_vi
     if (m.kernel_name == kname) return &m;
   }
   return nullptr;
+}
+
+bool Contains(const std::vector<int32_t>& v, int32_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+std::string JoinIndexes(const std::vector<int32_t>& v) {
+  return fmt::format("{}", fmt::join(v, ", "));
+}
+
+std::string TimeText(const std::optional<common::api::Time>& t) {
+  if (!t) return "an unrecorded time";
+  return common::time::FormatRfc3339(*t);
 }
 
 }  // namespace
@@ -87,6 +103,8 @@ struct VolumeReconciler::ConsumerPass {
   bool all_available = true;          // every present member's device is reachable
   bool missing_past_grace = true;     // every unreachable member is past assemble_grace
   sys::MdArrayState array;            // MD's view, once the array runs
+  // Members whose copy diverged at a forced start: they rejoin only by a full rebuild.
+  std::set<int32_t> diverged;
 
   // Ends the pass early, reporting what it observed so far. Always false.
   bool Halt() {
@@ -105,6 +123,10 @@ void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peer
                     fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
                     std::chrono::floor<std::chrono::seconds>(clock_.Now()),
                     ConsumerStagingPath(settings_, v)};
+  if (v.status.forced_start) {
+    pass.diverged.insert(v.status.forced_start->diverged_members.begin(),
+                         v.status.forced_start->diverged_members.end());
+  }
   if (!ConsumesHere(v)) return EnsureTornDown(pass);
   CollectMembers(pass);
   if (!EnsureArray(pass)) return;
@@ -135,6 +157,13 @@ void VolumeReconciler::EnsureTornDown(ConsumerPass& pass) {
     if (auto s = TearDownConsumer(pass.v, pass.out); !s.ok()) {
       Fail(pass.out, s.WithContext(pass.what));
     }
+  }
+  // Nobody consumes the volume: a start that waited for an in-sync member waits no more (a new
+  // consumer reports its own reason).
+  if (!pass.v.status.start_blocked.empty() && !ConsumesHere(pass.v) &&
+      (pass.v.spec.consumer_node.empty() || pass.v.metadata.deletion_timestamp)) {
+    if (!pass.out.consumer) pass.out.consumer = ConsumerReport{};
+    pass.out.consumer->start_blocked = "";
   }
 }
 
@@ -194,15 +223,23 @@ bool VolumeReconciler::EnsureArray(ConsumerPass& pass) {
   return true;
 }
 
-// Not running: assemble from members that carry this array, or create a new one.
+// A reachable member whose superblock carries this array.
+struct VolumeReconciler::Carrier {
+  const MemberDevice* d = nullptr;
+  uint64_t events = 0;  // its superblock's MD event count
+  sys::MdMember md() const { return {*d->device, d->member->role == v1::MemberRole::kRemote}; }
+};
+
+// Not running: assemble from members that carry this array, or create a new one. Once the volume
+// has an in-sync record, only under the stale-member rule (StartGuarded).
 bool VolumeReconciler::StartArray(ConsumerPass& pass) {
-  std::vector<sys::MdMember> carriers;
+  std::vector<Carrier> carriers;
   bool foreign = false;
   for (const auto& d : pass.devices) {
     if (!d.device) continue;
     auto sb = k_.md->Examine(*d.device);
     if (sb.ok() && sb->array_uuid == pass.uuid) {
-      carriers.push_back({*d.device, d.member->role == v1::MemberRole::kRemote});
+      carriers.push_back({&d, sb->events});
     } else if (sb.ok()) {
       foreign = true;
       pass.rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
@@ -211,8 +248,114 @@ bool VolumeReconciler::StartArray(ConsumerPass& pass) {
       Fail(pass.out, sb.status().WithContext(pass.what));
     }
   }
+  pass.rep.start_blocked = "";
+  if (pass.v.status.in_sync) return StartGuarded(pass, carriers);
+  // No in-sync record yet (a volume from before the guard): as before, once; the running array
+  // then records its in-sync set.
   if (carriers.empty()) return CreateArray(pass, foreign);
-  return AssembleArray(pass, carriers);
+  std::vector<sys::MdMember> members;
+  for (const auto& c : carriers) members.push_back(c.md());
+  return AssembleArray(pass, members);
+}
+
+bool VolumeReconciler::StartGuarded(ConsumerPass& pass, const std::vector<Carrier>& carriers) {
+  const v1::MeshStorVolume& v = pass.v;
+  const v1::InSyncRecord& rec = *v.status.in_sync;
+  // The in-sync members the spec still holds (a retired member left the array, and its
+  // replacement was in sync before it was retired).
+  std::vector<int32_t> required;
+  for (int32_t index : rec.members) {
+    for (const v1::Member& m : v.spec.members) {
+      if (m.index == index && m.state == v1::MemberState::kPresent) required.push_back(index);
+    }
+  }
+  std::vector<Carrier> from;
+  std::vector<std::string> waiting;
+  for (int32_t index : required) {
+    auto c = std::find_if(carriers.begin(), carriers.end(),
+                          [&](const Carrier& k) { return k.d->member->index == index; });
+    if (c != carriers.end()) {
+      from.push_back(*c);
+      continue;
+    }
+    const MemberDevice* d = nullptr;
+    for (const auto& dev : pass.devices) {
+      if (dev.member->index == index) d = &dev;
+    }
+    std::string why = d == nullptr || !d->device
+                          ? "is unreachable from the consumer"
+                          : "is reachable but its superblock does not carry the array";
+    waiting.push_back(fmt::format(
+        "member {} on node {} was in sync at {} and may hold acknowledged writes the others "
+        "lack; it {}",
+        index, d != nullptr ? d->member->node : std::string("?"), TimeText(rec.recorded_at), why));
+  }
+  if (required.empty()) {
+    waiting.push_back(fmt::format("every member of the last in-sync set ({}) is retired",
+                                  JoinIndexes(rec.members)));
+  }
+  if (waiting.empty()) {
+    // Every member that may hold the newest acknowledged writes is here: MD takes the freshest
+    // by event count among them; members outside the set rejoin afterwards (ConvergeMembership).
+    std::vector<sys::MdMember> members;
+    for (const auto& c : from) members.push_back(c.md());
+    return AssembleArray(pass, members, /*allow_degraded=*/true);
+  }
+  auto annotation = v.metadata.annotations.find(std::string(v1::kForceStartAnnotation));
+  const std::string token = annotation == v.metadata.annotations.end() ? "" : annotation->second;
+  if (!token.empty() && (!v.status.forced_start || v.status.forced_start->token != token)) {
+    if (!carriers.empty()) return ForceStart(pass, carriers, required, token);
+    waiting.push_back(fmt::format("a forced start ({}={}) waits for any member carrying array {}",
+                                  v1::kForceStartAnnotation, token, pass.uuid));
+  }
+  pass.rep.start_blocked = fmt::format(
+      "not starting the array: {}. Set annotation {} to a new value to start from the best "
+      "present copy, losing the writes acknowledged since {} that only the missing members hold",
+      fmt::join(waiting, "; "), v1::kForceStartAnnotation, TimeText(rec.recorded_at));
+  pass.out.retry_soon = true;
+  return pass.Halt();
+}
+
+// The administrator's force: the present copy with the highest MD event count is the best one
+// left (the members that diverged at an earlier force only when nothing else is here).
+bool VolumeReconciler::ForceStart(ConsumerPass& pass, const std::vector<Carrier>& carriers,
+                                  const std::vector<int32_t>& required, const std::string& token) {
+  std::vector<Carrier> candidates;
+  for (const auto& c : carriers) {
+    if (!pass.diverged.count(c.d->member->index)) candidates.push_back(c);
+  }
+  if (candidates.empty()) candidates = carriers;
+  uint64_t best = 0;
+  for (const auto& c : candidates) best = std::max(best, c.events);
+  std::vector<sys::MdMember> members;
+  v1::ForcedStart record;
+  record.token = token;
+  record.at = pass.now;
+  record.node = settings_.node;
+  for (const auto& c : candidates) {
+    if (c.events != best) continue;
+    members.push_back(c.md());
+    record.from_members.push_back(c.d->member->index);
+  }
+  std::sort(record.from_members.begin(), record.from_members.end());
+  for (int32_t index : required) {
+    if (!Contains(record.from_members, index)) record.missing_members.push_back(index);
+  }
+  record.loss_window_since = pass.v.status.in_sync->recorded_at;
+  std::set<int32_t> diverged = pass.diverged;
+  diverged.insert(record.missing_members.begin(), record.missing_members.end());
+  for (int32_t index : record.from_members) diverged.erase(index);
+  record.diverged_members.assign(diverged.begin(), diverged.end());
+  if (!AssembleArray(pass, members, /*allow_degraded=*/true, /*forced=*/true)) return false;
+  pass.diverged = diverged;
+  pass.out.notices.push_back(fmt::format(
+      "{}: started by force ({}={}) from member(s) {} (MD event count {}); in-sync member(s) {} "
+      "were missing: acknowledged writes since {} may be lost; they rejoin only by a full "
+      "rebuild",
+      pass.what, v1::kForceStartAnnotation, token, JoinIndexes(record.from_members), best,
+      JoinIndexes(record.missing_members), TimeText(record.loss_window_since)));
+  pass.rep.forced_start = std::move(record);
+  return true;
 }
 
 bool VolumeReconciler::CreateArray(ConsumerPass& pass, bool foreign) {
@@ -256,14 +399,14 @@ bool VolumeReconciler::CreateArray(ConsumerPass& pass, bool foreign) {
   return true;
 }
 
-bool VolumeReconciler::AssembleArray(ConsumerPass& pass,
-                                     const std::vector<sys::MdMember>& carriers) {
-  if (!pass.all_available && !pass.missing_past_grace) {
+bool VolumeReconciler::AssembleArray(ConsumerPass& pass, const std::vector<sys::MdMember>& carriers,
+                                     bool allow_degraded, bool forced) {
+  if (!forced && !pass.all_available && !pass.missing_past_grace) {
     pass.out.retry_soon = true;  // give unreachable members the grace period first
     return pass.Halt();
   }
   sys::MdAssembleSpec spec{pass.name, pass.uuid, carriers,
-                           /*allow_degraded=*/!pass.all_available};
+                           /*allow_degraded=*/allow_degraded || !pass.all_available};
   if (auto s = k_.md->Assemble(spec); !s.ok()) {
     Fail(pass.out, s.WithContext(pass.what));
     return pass.Halt();
@@ -323,8 +466,19 @@ common::Status VolumeReconciler::JoinArray(ConsumerPass& pass, const MemberDevic
     return old_device ? k_.md->Replace(pass.name, *old_device, member)
                       : k_.md->Add(pass.name, member);
   }
+  if (sb.ok() && sb->array_uuid == pass.uuid && pass.diverged.count(d.member->index)) {
+    // Missing at a forced start: its copy holds writes the running array never saw (or lacks
+    // some it did not write over): a bitmap catch-up would leave the mirrors different.
+    const auto& forced = pass.rep.forced_start ? pass.rep.forced_start : pass.v.status.forced_start;
+    return AddAsNewMember(
+        pass.array, *d.device, member,
+        fmt::format("its copy diverged: it was missing when the array was started by force at {}",
+                    TimeText(forced ? forced->at : std::nullopt)),
+        pass.rep.members[d.member->index], pass.out);
+  }
   if (sb.ok() && sb->array_uuid == pass.uuid) {
-    // Bitmap catch-up; refused when it diverged.
+    // Bitmap catch-up (the array it left is the same lineage: no forced start since); refused
+    // when it diverged otherwise.
     common::Status s = k_.md->ReAdd(pass.name, *d.device);
     if (s.code() == StatusCode::kFailedPrecondition) {
       s = AddAsNewMember(pass.array, *d.device, member, s.message(),
@@ -509,7 +663,62 @@ void VolumeReconciler::ReportArray(ConsumerPass& pass) {
                                       : v1::PartitionState::kSyncing;
     rep.members[d.member->index] = o;
   }
+  RecordInSync(pass);
+  rep.start_blocked = "";
   pass.out.consumer = std::move(rep);
+}
+
+std::optional<VolumeOutcome> VolumeReconciler::ObserveInSync(const v1::MeshStorVolume& v,
+                                                             const Peers& peers) {
+  if (!ConsumesHere(v)) return std::nullopt;
+  VolumeOutcome out;
+  out.observed_at = std::chrono::floor<std::chrono::seconds>(clock_.Now());
+  ConsumerPass pass{v,
+                    peers,
+                    out,
+                    sys::MdArrayName(v.metadata.name),
+                    sys::MdArrayUuid(v.metadata.name),
+                    fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
+                    out.observed_at,
+                    ConsumerStagingPath(settings_, v)};
+  auto array = k_.md->GetArray(pass.name);
+  if (!array.ok()) return std::nullopt;
+  pass.array = std::move(*array);
+  for (const v1::Member& m : v.spec.members) {
+    if (m.state != v1::MemberState::kPresent || !Reported(v, m)) continue;
+    auto path = MemberDevicePath(v, m, peers, /*connect=*/false);
+    pass.devices.push_back({&m, path.ok() ? *path : std::nullopt});
+  }
+  RecordInSync(pass);
+  if (!pass.rep.in_sync || (v.status.in_sync && v.status.in_sync->members == *pass.rep.in_sync)) {
+    return std::nullopt;
+  }
+  out.consumer = std::move(pass.rep);
+  return out;
+}
+
+// status.inSync follows MD's in-sync members of the running array: shrunk as soon as MD fails or
+// removes one, grown once one is fully in sync. A member in sync in MD but unreachable by its
+// path here is left out: every member recorded holds every acknowledged write, which is what
+// the start rule needs. Nothing is recorded while no member maps (the previous record stands).
+void VolumeReconciler::RecordInSync(ConsumerPass& pass) {
+  std::vector<int32_t> in_sync;
+  const std::string* first_device = nullptr;
+  for (const auto& d : pass.devices) {
+    if (!d.device) continue;
+    const sys::MdMemberState* in = ArrayMember(pass.array, *d.device);
+    if (in == nullptr || in->faulty || !in->in_sync) continue;
+    in_sync.push_back(d.member->index);
+    if (first_device == nullptr) first_device = &*d.device;
+  }
+  if (in_sync.empty()) return;
+  std::sort(in_sync.begin(), in_sync.end());
+  const auto& recorded = pass.v.status.in_sync;
+  if (!recorded || recorded->members != in_sync) {
+    auto sb = k_.md->Examine(*first_device);
+    if (sb.ok()) pass.rep.in_sync_events = static_cast<int64_t>(sb->events);
+  }
+  pass.rep.in_sync = std::move(in_sync);
 }
 
 common::Status VolumeReconciler::CapRebuilds(const std::vector<v1::MeshStorVolume>& volumes) {

@@ -45,6 +45,11 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
   ASSIGN_OR_RETURN(m->degraded_volumes_,
                    r.AddGauge("meshstor_operator_degraded_volumes",
                               "Volumes with a member missing, faulty or out of sync"));
+  ASSIGN_OR_RETURN(m->waiting_for_member_,
+                   r.AddGauge("meshstor_operator_volumes_waiting_for_member",
+                              "Volumes whose array may not start: a member of the last in-sync "
+                              "set (it may hold acknowledged writes the others lack) is missing "
+                              "(status.startBlocked)"));
   ASSIGN_OR_RETURN(m->missing_seconds_,
                    r.AddGauge("meshstor_operator_member_missing_seconds",
                               "Seconds a member has been Missing or Faulty (replaced after the "
@@ -97,6 +102,7 @@ void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
   std::map<std::string, int> phases;
   std::map<std::string, int> states;
   int degraded = 0;
+  int waiting = 0;
   std::set<common::metrics::LabelValues> missing;
   std::map<common::metrics::LabelValues, double> missing_values;
   std::map<common::metrics::LabelValues, double> sync;
@@ -105,6 +111,7 @@ void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
     timeouts[{v->metadata.name}] = v->spec.member_missing_timeout;
     if (v->status.phase) ++phases[std::string(v1::Name(*v->status.phase))];
     if (v->status.degraded_devices.value_or(0) > 0) ++degraded;
+    if (!v->status.start_blocked.empty()) ++waiting;
     for (const v1::Member& m : v->spec.members) {
       if (m.state != v1::MemberState::kPresent) continue;
       const v1::PartitionStatus* p = nullptr;
@@ -138,6 +145,7 @@ void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
   }
   members_by_state_->WithLabels({kUnreported}).Set(states[kUnreported]);
   degraded_volumes_->Set(degraded);
+  waiting_for_member_->Set(waiting);
   for (const auto& l : missing_series_) {
     if (!missing_values.count(l)) (void)missing_seconds_->Remove(l);  // l has 3 values
   }

@@ -1,5 +1,6 @@
 // Prometheus metrics of the operator (docs/design.md §9), registered on the runtime's registry:
-// volumes by phase, members by state, degraded volumes, seconds each member has been missing (to
+// volumes by phase, members by state, degraded volumes, volumes whose array waits for an in-sync
+// member (status.startBlocked), seconds each member has been missing (to
 // alert before the replacement timeout) and each volume's memberMissingTimeout, sync ratio,
 // replacement/relocation/expansion counters, reconcile durations and errors, placement failures,
 // API write latency and, per node, when its agent last reported (the newest status.updatedAt of
@@ -57,6 +58,7 @@ class OperatorMetrics {
   common::metrics::GaugeFamily* volumes_by_phase_ = nullptr;
   common::metrics::GaugeFamily* members_by_state_ = nullptr;
   common::metrics::Gauge* degraded_volumes_ = nullptr;
+  common::metrics::Gauge* waiting_for_member_ = nullptr;
   common::metrics::GaugeFamily* missing_seconds_ = nullptr;
   common::metrics::GaugeFamily* sync_ratio_ = nullptr;
   common::metrics::GaugeFamily* missing_timeout_ = nullptr;

@@ -39,6 +39,9 @@ inline constexpr char kConditionReady[] = "Ready";
 inline constexpr char kConditionDegraded[] = "Degraded";
 inline constexpr char kConditionPlaceable[] = "Placeable";
 inline constexpr char kConditionResized[] = "Resized";
+// Set once the consumer honoured a forced start (status.forcedStart): what may have been lost.
+inline constexpr char kConditionForcedStart[] = "ForcedStart";
+inline constexpr char kReasonWaitingForInSyncMember[] = "WaitingForInSyncMember";
 
 struct Limits {
   std::chrono::seconds agent_staleness{120};  // msnd older than this is not placed on

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "common/api/v1alpha1/geometry.h"
+#include "common/time/clock.h"
 #include "operator/members.h"
 
 namespace meshstor_operator {
@@ -16,6 +17,16 @@ namespace v1 = common::api::v1alpha1;
 using common::api::Condition;
 using common::api::ConditionStatus;
 using std::chrono::seconds;
+
+namespace {
+
+std::string JoinInts(const std::vector<int32_t>& v) {
+  std::string out;
+  for (int32_t i : v) out += (out.empty() ? "" : ", ") + std::to_string(i);
+  return out;
+}
+
+}  // namespace
 
 Condition MakeCondition(const v1::MeshStorVolume& v, const Inventory& inv, const char* type,
                         ConditionStatus status, std::string reason, std::string message) {
@@ -121,6 +132,13 @@ v1::MeshStorVolumeStatus ComputeStatus(const v1::MeshStorVolume& v, const Invent
     common::api::SetCondition(
         s.conditions, MakeCondition(v, inv, kConditionReady, ConditionStatus::kFalse, "NotPlaced",
                                     "members are not placed yet"));
+  } else if (!v.status.start_blocked.empty() && !v.spec.consumer_node.empty() &&
+             v.status.node_name != v.spec.consumer_node) {
+    // The consumer may not start the array: a member that may hold acknowledged writes the
+    // others lack is missing (docs/design.md §6.1).
+    common::api::SetCondition(s.conditions,
+                              MakeCondition(v, inv, kConditionReady, ConditionStatus::kFalse,
+                                            kReasonWaitingForInSyncMember, v.status.start_blocked));
   } else if (!v.spec.consumer_node.empty() && v.status.node_name == v.spec.consumer_node &&
              !v.status.staged_path.empty() && all_stripes) {
     common::api::SetCondition(
@@ -161,6 +179,22 @@ v1::MeshStorVolumeStatus ComputeStatus(const v1::MeshStorVolume& v, const Invent
             present.empty() ? "no members" : "no member is missing, faulty or out of sync"));
   }
 
+  if (const auto& f = v.status.forced_start) {
+    common::api::SetCondition(
+        s.conditions,
+        MakeCondition(
+            v, inv, kConditionForcedStart, ConditionStatus::kTrue, "ForcedStart",
+            fmt::format(
+                "started by force ({}={}) on node {} at {} from member(s) {}; in-sync member(s) "
+                "{} were missing: acknowledged writes since {} may be lost; missing members "
+                "rejoin only by a full rebuild",
+                v1::kForceStartAnnotation, f->token, f->node.empty() ? "?" : f->node,
+                f->at ? common::time::FormatRfc3339(*f->at) : "?", JoinInts(f->from_members),
+                f->missing_members.empty() ? "none" : JoinInts(f->missing_members),
+                f->loss_window_since ? common::time::FormatRfc3339(*f->loss_window_since)
+                                     : "an unrecorded time")));
+  }
+
   bool needs_growth = std::any_of(present.begin(), present.end(),
                                   [&](const v1::Member* m) { return m->size_bytes < want_size; });
   if (needs_growth && v.spec.stripe_width > 1) {
@@ -191,15 +225,19 @@ void PhaseEvents(const v1::MeshStorVolume& v, const v1::MeshStorVolumeStatus& ne
          fmt::format("Phase {} -> {}", v.status.phase ? v1::Name(*v.status.phase) : "none",
                      v1::Name(*next.phase))});
   }
-  for (const char* type :
-       {kConditionReady, kConditionDegraded, kConditionPlaceable, kConditionResized}) {
+  for (const char* type : {kConditionReady, kConditionDegraded, kConditionPlaceable,
+                           kConditionResized, kConditionForcedStart}) {
     const Condition* before = common::api::FindCondition(v.status.conditions, type);
     const Condition* after = common::api::FindCondition(next.conditions, type);
     if (after == nullptr) continue;
-    if (before != nullptr && before->status == after->status && before->reason == after->reason) {
+    // A forced start is announced once per start (its message names the token).
+    const bool forced = std::string(type) == kConditionForcedStart;
+    if (before != nullptr && before->status == after->status && before->reason == after->reason &&
+        (!forced || before->message == after->message)) {
       continue;
     }
     bool warning =
+        forced ||
         (std::string(type) == kConditionDegraded && after->status == ConditionStatus::kTrue) ||
         (std::string(type) != kConditionDegraded && after->status == ConditionStatus::kFalse &&
          after->reason != "NotPlaced" && after->reason != "NotStaged" &&

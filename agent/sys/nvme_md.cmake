@@ -10,7 +10,8 @@ add_library(meshstor_agent_sys_nvme_md STATIC
   ${_nm}/fake/nvmet.cc
   ${_nm}/fake/nvme_host.cc
   ${_nm}/fake/md.cc
-  ${_nm}/fake/uevents.cc)
+  ${_nm}/fake/uevents.cc
+  ${_nm}/fake/md_events.cc)
 target_link_libraries(meshstor_agent_sys_nvme_md PUBLIC meshstor_status)
 
 # The Linux implementations: configfs, sysfs, /dev/nvme-fabrics, mdadm through Exec, netlink.
@@ -19,7 +20,8 @@ add_library(meshstor_agent_sys_linux_nvme_md STATIC
   ${_nm}/linux/nvmet.cc
   ${_nm}/linux/nvme_host.cc
   ${_nm}/linux/md.cc
-  ${_nm}/linux/uevents.cc)
+  ${_nm}/linux/uevents.cc
+  ${_nm}/linux/md_events.cc)
 target_link_libraries(meshstor_agent_sys_linux_nvme_md
   PUBLIC meshstor_status meshstor_agent_sys_nvme_md
   PRIVATE PkgConfig::LIBNL)
@@ -39,7 +41,8 @@ meshstor_test_sources(agent_tests
   ${_nm}/linux/nvmet_test.cc
   ${_nm}/linux/nvme_host_test.cc
   ${_nm}/linux/md_test.cc
-  ${_nm}/linux/uevents_test.cc)
+  ${_nm}/linux/uevents_test.cc
+  ${_nm}/linux/md_events_test.cc)
 meshstor_test_libraries(agent_tests meshstor_agent_sys_nvme_md meshstor_agent_sys_linux_nvme_md)
 
 # Lab tests (root, real nvmet/nvme-tcp/md in the lab VM): the same contracts against linux/.

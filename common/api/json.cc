@@ -186,6 +186,22 @@ Status FieldReader::StringList(const char* key, std::vector<std::string>* out) {
   return OkStatus();
 }
 
+Status FieldReader::Int32List(const char* key, std::vector<int32_t>* out) {
+  ASSIGN_OR_RETURN(const rapidjson::Value* v, Find(key, Presence::kOptional));
+  out->clear();
+  if (v == nullptr) return OkStatus();
+  if (!v->IsArray()) return WrongType(key, *v, "an array");
+  for (rapidjson::SizeType i = 0; i < v->Size(); ++i) {
+    const auto& item = (*v)[i];
+    if (!item.IsInt()) {
+      return InvalidArgumentError("{}[{}]: expected a 32-bit integer, got {}", JoinPath(path_, key),
+                                  i, TypeName(item));
+    }
+    out->push_back(item.GetInt());
+  }
+  return OkStatus();
+}
+
 Status FieldReader::Object(const char* key, const std::function<Status(FieldReader&)>& fn,
                            Presence p) {
   ASSIGN_OR_RETURN(const rapidjson::Value* v, Find(key, p));
@@ -248,6 +264,13 @@ void WriteStringListIfNotEmpty(JsonWriter& w, const char* key, const std::vector
   w.Key(key);
   w.StartArray();
   for (const auto& s : v) w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  w.EndArray();
+}
+
+void WriteInt32List(JsonWriter& w, const char* key, const std::vector<int32_t>& v) {
+  w.Key(key);
+  w.StartArray();
+  for (int32_t i : v) w.Int(i);
   w.EndArray();
 }
 

@@ -57,6 +57,7 @@ class FieldReader {
   Status OptionalTime(const char* key, std::optional<api::Time>* out);
   Status StringMap(const char* key, std::map<std::string, std::string>* out);
   Status StringList(const char* key, std::vector<std::string>* out);
+  Status Int32List(const char* key, std::vector<int32_t>* out);
 
   // Reads a string and maps it through `parse`; an unknown value names the allowed ones.
   template <typename E>
@@ -112,5 +113,7 @@ void WriteOptional(JsonWriter& w, const char* key, const std::optional<T>& v) {
 void WriteStringMapIfNotEmpty(JsonWriter& w, const char* key,
                               const std::map<std::string, std::string>& m);
 void WriteStringListIfNotEmpty(JsonWriter& w, const char* key, const std::vector<std::string>& v);
+// Writes the list even when empty ("key": []).
+void WriteInt32List(JsonWriter& w, const char* key, const std::vector<int32_t>& v);
 
 }  // namespace common::api::json

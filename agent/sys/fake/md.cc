@@ -53,6 +53,18 @@ void FakeMd::SetSuperblockEvents(const std::string& device, uint64_t events) {
   (*superblocks_)[KeyLocked(device)].sb.events = events;
 }
 
+std::optional<uint64_t> FakeMd::SuperblockEvents(const std::string& device) {
+  std::lock_guard lock(mu_);
+  auto it = superblocks_->find(KeyLocked(device));
+  if (it == superblocks_->end()) return std::nullopt;
+  return it->second.sb.events;
+}
+
+void FakeMd::PowerOff() {
+  std::lock_guard lock(mu_);
+  arrays_.clear();
+}
+
 void FakeMd::SetDeviceSizes(std::function<uint64_t(std::string_view)> size_of) {
   std::lock_guard lock(mu_);
   size_of_ = std::move(size_of);

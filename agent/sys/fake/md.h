@@ -40,6 +40,11 @@ class FakeMd final : public Md {
   void SetInUse(std::string_view name, bool in_use);
   // Overwrites the event count of a device's superblock (to model a member written elsewhere).
   void SetSuperblockEvents(const std::string& device, uint64_t events);
+  // The event count of a device's superblock; nullopt when it has none.
+  std::optional<uint64_t> SuperblockEvents(const std::string& device);
+  // Power loss of the host: every running array is gone without a superblock write (a clean
+  // Stop would bump the event count).
+  void PowerOff();
   // Failure injection: method names are the Md methods.
   void FailCall(std::string method, int nth, common::Status status);
 

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/sys/fake/md.h"
+#include "agent/sys/fake/md_events.h"
 #include "agent/sys/fake/nvme_host.h"
 #include "agent/sys/fake/nvmet.h"
 #include "agent/sys/fake/uevents.h"
@@ -199,6 +200,35 @@ TEST_CASE("FakeUeventSource delivers pushed events in order", "[unit][agent][uev
   CHECK_FALSE(interrupted->has_value());
   source.FailNext(common::InternalError("broken"));
   CHECK_FALSE(source.Next(std::chrono::milliseconds(0)).ok());
+}
+
+}  // namespace
+}  // namespace agent::sys
+
+namespace agent::sys {
+namespace {
+
+TEST_CASE("Fake md event source: notices coalesce, Interrupt and failures", "[unit][agent][md]") {
+  FakeMdEventSource events;
+  auto none = events.Wait(std::chrono::milliseconds(0));
+  REQUIRE(none.ok());
+  CHECK_FALSE(*none);
+  events.Notify();
+  events.Notify();  // two events before a Wait: one wake-up, as with POLLPRI
+  auto one = events.Wait(std::chrono::hours(1));
+  REQUIRE(one.ok());
+  CHECK(*one);
+  auto again = events.Wait(std::chrono::milliseconds(0));
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  events.Interrupt();
+  auto woken = events.Wait(std::chrono::hours(1));
+  REQUIRE(woken.ok());
+  CHECK_FALSE(*woken);
+  events.FailNext(common::InternalError("mdstat vanished"));
+  auto failed = events.Wait(std::chrono::hours(1));
+  CHECK(failed.status().code() == common::StatusCode::kInternal);
+  CHECK(events.waits() == 5);
 }
 
 }  // namespace

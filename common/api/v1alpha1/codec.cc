@@ -169,6 +169,36 @@ Status DecodeVolumeStatus(FieldReader& r, MeshStorVolumeStatus* s) {
     }));
     s->fenced_consumer = std::move(f);
   }
+  s->in_sync.reset();
+  RETURN_IF_ERROR(r.Object("inSync", [&](FieldReader& i) -> Status {
+    InSyncRecord rec;
+    RETURN_IF_ERROR(i.Int32List("members", &rec.members));
+    for (size_t n = 0; n < rec.members.size(); ++n) {
+      if (rec.members[n] < 0) {
+        return InvalidArgumentError("{}[{}]: member index {} is negative",
+                                    json::JoinPath(i.path(), "members"), n, rec.members[n]);
+      }
+    }
+    RETURN_IF_ERROR(i.String("node", &rec.node));
+    RETURN_IF_ERROR(i.OptionalTime("recordedAt", &rec.recorded_at));
+    RETURN_IF_ERROR(i.OptionalInt64("events", &rec.events));
+    s->in_sync = std::move(rec);
+    return OkStatus();
+  }));
+  s->forced_start.reset();
+  RETURN_IF_ERROR(r.Object("forcedStart", [&](FieldReader& f) -> Status {
+    ForcedStart fs;
+    RETURN_IF_ERROR(f.String("token", &fs.token, Presence::kRequired));
+    RETURN_IF_ERROR(f.OptionalTime("at", &fs.at));
+    RETURN_IF_ERROR(f.String("node", &fs.node));
+    RETURN_IF_ERROR(f.Int32List("fromMembers", &fs.from_members));
+    RETURN_IF_ERROR(f.Int32List("missingMembers", &fs.missing_members));
+    RETURN_IF_ERROR(f.OptionalTime("lossWindowSince", &fs.loss_window_since));
+    RETURN_IF_ERROR(f.Int32List("divergedMembers", &fs.diverged_members));
+    s->forced_start = std::move(fs);
+    return OkStatus();
+  }));
+  RETURN_IF_ERROR(r.String("startBlocked", &s->start_blocked));
   s->conditions.clear();
   return r.ObjectArray("conditions", [&](FieldReader& c) -> Status {
     Condition cond;
@@ -221,6 +251,29 @@ void EncodeVolumeStatus(JsonWriter& w, const MeshStorVolumeStatus& s) {
     json::WriteOptional(w, "at", s.fenced_consumer->at);
     w.EndObject();
   }
+  if (s.in_sync) {
+    w.Key("inSync");
+    w.StartObject();
+    json::WriteInt32List(w, "members", s.in_sync->members);
+    json::WriteStringIfNotEmpty(w, "node", s.in_sync->node);
+    json::WriteOptional(w, "recordedAt", s.in_sync->recorded_at);
+    json::WriteOptional(w, "events", s.in_sync->events);
+    w.EndObject();
+  }
+  if (s.forced_start) {
+    const ForcedStart& f = *s.forced_start;
+    w.Key("forcedStart");
+    w.StartObject();
+    json::WriteString(w, "token", f.token);
+    json::WriteOptional(w, "at", f.at);
+    json::WriteStringIfNotEmpty(w, "node", f.node);
+    json::WriteInt32List(w, "fromMembers", f.from_members);
+    json::WriteInt32List(w, "missingMembers", f.missing_members);
+    json::WriteOptional(w, "lossWindowSince", f.loss_window_since);
+    json::WriteInt32List(w, "divergedMembers", f.diverged_members);
+    w.EndObject();
+  }
+  json::WriteStringIfNotEmpty(w, "startBlocked", s.start_blocked);
   if (!s.conditions.empty()) {
     w.Key("conditions");
     w.StartArray();

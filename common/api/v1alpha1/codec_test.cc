@@ -130,6 +130,33 @@ TEST_CASE("Decoded example has the values of the YAML", "[unit][api]") {
         "/var/lib/kubelet/plugins/kubernetes.io/csi/io.meshstor.csi.mesh/3b9a/globalmount");
   CHECK(synced->spec.staging_path == synced->status.staged_path);
 
+  auto forced =
+      DecodeMeshStorVolume(ExampleJson(kExamples / "valid" / "volume-force-started.yaml"));
+  REQUIRE(forced.ok());
+  CHECK(forced->metadata.annotations.at(std::string(kForceStartAnnotation)) ==
+        "2026-11-21T10:02:00Z by admin");
+  REQUIRE(forced->status.in_sync.has_value());
+  CHECK(forced->status.in_sync->members == std::vector<int32_t>{1});
+  CHECK(forced->status.in_sync->node == "node-c");
+  CHECK(forced->status.in_sync->events == 412);
+  REQUIRE(forced->status.forced_start.has_value());
+  CHECK(forced->status.forced_start->token == "2026-11-21T10:02:00Z by admin");
+  CHECK(forced->status.forced_start->from_members == std::vector<int32_t>{1});
+  CHECK(forced->status.forced_start->missing_members == std::vector<int32_t>{0});
+  CHECK(forced->status.forced_start->diverged_members == std::vector<int32_t>{0});
+  REQUIRE(forced->status.forced_start->loss_window_since.has_value());
+  // 2026-11-21T09:40:12Z
+  CHECK(forced->status.forced_start->loss_window_since->time_since_epoch().count() == 1795254012);
+  CHECK(forced->status.start_blocked.empty());
+
+  // An empty in-sync set is kept (not dropped as absent): it is what the agent recorded.
+  MeshStorVolume empty_set = *forced;
+  empty_set.status.in_sync->members.clear();
+  empty_set.status.start_blocked = "member 0 on node-a was in sync";
+  auto again = DecodeMeshStorVolume(EncodeMeshStorVolume(empty_set));
+  REQUIRE(again.ok());
+  CHECK(*again == empty_set);
+
   auto d = DecodeMeshStorNodeDevice(ExampleJson(kExamples / "valid" / "nodedevice.yaml"));
   REQUIRE(d.ok());
   CHECK(d->spec.node_name == "node-a");
@@ -272,6 +299,13 @@ TEST_CASE("Malformed and wrong-typed JSON gives a clear error, never a default",
        "status.conditions[0].status: unsupported value \"Maybe\""},
       {base + R"(},"status":{"publishedTargets":["/a",1]}})",
        "status.publishedTargets[1]: expected a string, got an integer"},
+      {base + R"(},"status":{"inSync":{"members":[0,"1"]}}})",
+       "status.inSync.members[1]: expected a 32-bit integer, got a string"},
+      {base + R"(},"status":{"inSync":{"members":[-1]}}})",
+       "status.inSync.members[0]: member index -1 is negative"},
+      {base + R"(},"status":{"inSync":[0,1]}})", "status.inSync: expected an object, got an array"},
+      {base + R"(},"status":{"forcedStart":{"at":"2026-11-21T10:02:04Z"}}})",
+       "status.forcedStart.token: required field is missing"},
       {R"({"metadata":{"name":"v1","labels":{"a":1}},"spec":{}})",
        "metadata.labels.a: expected a string, got an integer"},
   }));

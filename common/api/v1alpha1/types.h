@@ -140,6 +140,42 @@ struct FencedConsumer {
   bool operator==(const FencedConsumer&) const = default;
 };
 
+// The members that hold every acknowledged write: MD's in-sync set of the running array, as
+// recorded by the consumer agent (docs/design.md §6.1). An array starts only when every member
+// listed here is present (or by force).
+struct InSyncRecord {
+  std::vector<int32_t> members;     // member indexes, ascending
+  std::string node;                 // the consumer node that recorded it
+  std::optional<Time> recorded_at;  // when `members` last changed
+  std::optional<int64_t> events;    // MD's event count of the array then
+
+  bool operator==(const InSyncRecord&) const = default;
+};
+
+// A start the administrator forced (annotation kForceStartAnnotation) although members of the
+// last in-sync set were missing: what may have been lost.
+struct ForcedStart {
+  std::string token;  // the annotation's value that was honoured
+  std::optional<Time> at;
+  std::string node;
+  std::vector<int32_t> from_members;     // the array was started from these
+  std::vector<int32_t> missing_members;  // in-sync members not among them
+  // The recordedAt of the in-sync set that listed the missing members: acknowledged writes
+  // since then may exist only on them.
+  std::optional<Time> loss_window_since;
+  // Members whose copy diverged from the running array (missing at this or an earlier forced
+  // start and not rebuilt since): they rejoin only by a full rebuild, never a bitmap re-add.
+  // A member leaves the list once it is in sync again.
+  std::vector<int32_t> diverged_members;
+
+  bool operator==(const ForcedStart&) const = default;
+};
+
+// Annotation on a MeshStorVolume: any non-empty value asks the consumer agent to start the array
+// from the best present copy although members of the last in-sync set are missing; honoured once
+// per distinct value (status.forcedStart.token).
+inline constexpr std::string_view kForceStartAnnotation = "csi.meshstor.io/force-start";
+
 struct MeshStorVolumeStatus {
   std::optional<int64_t> observed_generation;  // operator
   std::optional<VolumePhase> phase;            // operator
@@ -162,6 +198,11 @@ struct MeshStorVolumeStatus {
   // operator: set once spec.consumerNode was fenced and every reachable exporter confirmed;
   // the CSI shim lets another node take the volume over while it names spec.consumerNode.
   std::optional<FencedConsumer> fenced_consumer;
+  std::optional<InSyncRecord> in_sync;      // consumer agent
+  std::optional<ForcedStart> forced_start;  // consumer agent
+  // consumer agent: why the array may not start (the in-sync members it waits for); empty when
+  // not blocked.
+  std::string start_blocked;
 
   bool operator==(const MeshStorVolumeStatus&) const = default;
 };
