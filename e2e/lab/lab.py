@@ -1537,8 +1537,23 @@ class FaultRun:
                            node)
         acked, checked, verified, lost = (int(x) for x in m.groups())
         return {"acknowledged": acked, "checked": checked, "verified": verified, "lost": lost,
-                "errors": int(rec.get("errors", 0)),
+                "errors": int(rec.get("errors", 0)), "mismatches": self.md_check(node),
                 "max_latency_ms": int(rec.get("max-latency-ms", 0)), "detail": out.strip()}
+
+    def md_check(self, node):
+        """MD's `check` of the volume's array on `node` (the verifier reads one leg, the local
+        one; this compares every leg): its mismatch_cnt, or -1 when it could not run."""
+        rc, out = self.sh(node, "d=$(ls -d /sys/block/md*/md | head -n 1)\n"
+                          "[ -n \"$d\" ] || exit 3\n"
+                          "while [ \"$(cat $d/sync_action)\" != idle ]; do sleep 1; done\n"
+                          "echo check >$d/sync_action\nsleep 1\n"
+                          "while [ \"$(cat $d/sync_action)\" != idle ]; do sleep 1; done\n"
+                          "echo mismatch_cnt=$(cat $d/mismatch_cnt)", timeout=600, check=False)
+        m = re.search(r"mismatch_cnt=(\d+)", out)
+        if rc != 0 or not m:
+            say("faults/%s: md check on %s did not run (rc=%d): %s" % (self.case, node, rc, out[-500:]))
+            return -1
+        return int(m.group(1))
 
     def row(self, result, synced_s, note=""):
         r = dict(result, case=self.case, synced_s=None if synced_s is None else round(synced_s, 1),
@@ -1546,9 +1561,10 @@ class FaultRun:
         with open(os.path.join(self.lab.logdir, "fault-row.json"), "w") as f:
             json.dump(r, f, indent=1)
         say("FAULT-ROW | %s | acknowledged %d | verified %d of %d | lost %d | Synced again after %s"
-            " | max write latency %d ms | %s"
+            " | md check mismatches %d | max write latency %d ms | %s"
             % (self.case, r["acknowledged"], r["verified"], r["checked"], r["lost"],
-               "%.1f s" % synced_s if synced_s is not None else "n/a", r["max_latency_ms"], note))
+               "%.1f s" % synced_s if synced_s is not None else "n/a", r["mismatches"],
+               r["max_latency_ms"], note))
         if r["lost"]:
             raise LabError("faults/%s: %d acknowledged writes LOST:\n%s"
                            % (self.case, r["lost"], result["detail"]))
