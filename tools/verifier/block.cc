@@ -200,14 +200,15 @@ common::Result<Report> VerifyRing(uint64_t run_id, uint64_t acked, uint64_t slot
 }
 
 std::string FormatReport(const Report& report) {
-  std::string out = fmt::format(
-      "meshstor-verify: run={} acknowledged={} checked={} verified={} lost={}\n", report.run_id,
-      report.acknowledged, report.checked, report.verified, report.lost);
+  std::string out =
+      fmt::format("meshstor-verify: run={} acknowledged={} checked={} verified={} lost={}\n",
+                  report.run_id, report.acknowledged, report.checked, report.verified, report.lost);
   for (const LostBlock& l : report.first_lost) {
     out += fmt::format("lost slot={} expected-seq={} found={}\n", l.slot, l.expected_seq, l.reason);
   }
   if (report.lost > report.first_lost.size()) {
-    out += fmt::format("... {} more lost blocks not listed\n", report.lost - report.first_lost.size());
+    out +=
+        fmt::format("... {} more lost blocks not listed\n", report.lost - report.first_lost.size());
   }
   return out;
 }

@@ -102,8 +102,7 @@ TEST_CASE("VerifyRing: every acknowledged write present", "[verifier]") {
   CHECK(r->checked == 4);
   CHECK(r->verified == 4);
   CHECK(r->lost == 0);
-  CHECK(FormatReport(*r) ==
-        "meshstor-verify: run=7 acknowledged=10 checked=4 verified=4 lost=0\n");
+  CHECK(FormatReport(*r) == "meshstor-verify: run=7 acknowledged=10 checked=4 verified=4 lost=0\n");
 }
 
 TEST_CASE("VerifyRing: a later unacknowledged write on disk is not a loss", "[verifier]") {
@@ -159,8 +158,7 @@ TEST_CASE("VerifyRing: blocks of another run are losses", "[verifier]") {
   CHECK(r->first_lost[0].reason == "wrong-run");
 }
 
-TEST_CASE("VerifyRing: nothing acknowledged checks nothing; zero slots is an error",
-          "[verifier]") {
+TEST_CASE("VerifyRing: nothing acknowledged checks nothing; zero slots is an error", "[verifier]") {
   Ring ring;
   auto r = VerifyRing(7, 0, 4, ring.Reader());
   REQUIRE(r.ok());

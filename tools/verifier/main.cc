@@ -117,9 +117,10 @@ common::Status Post(const Url& url, const std::string& body) {
       return common::ErrnoToStatus(err, "connect");
     }
   }
-  std::string req = "POST " + url.path + " HTTP/1.0\r\nHost: " + url.host +
-                    "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string req =
+      "POST " + url.path + " HTTP/1.0\r\nHost: " + url.host +
+      "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
   size_t sent = 0;
   while (sent < req.size()) {
     ssize_t n = send(fd.get(), req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
@@ -256,8 +257,8 @@ int Write(const Options& o) {
       acks.Error();
       if (errors++ % 20 == 0) {
         std::fprintf(stderr, "meshstor-verify: write seq %llu at %llu: %s (retrying)\n",
-                     static_cast<unsigned long long>(seq),
-                     static_cast<unsigned long long>(offset), std::strerror(err));
+                     static_cast<unsigned long long>(seq), static_cast<unsigned long long>(offset),
+                     std::strerror(err));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
