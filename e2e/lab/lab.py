@@ -1555,7 +1555,7 @@ class FaultRun:
             return -1
         return int(m.group(1))
 
-    def row(self, result, synced_s, note=""):
+    def row(self, result, synced_s, note="", loss_expected=False):
         r = dict(result, case=self.case, synced_s=None if synced_s is None else round(synced_s, 1),
                  note=note, accel=self.lab.accel)
         with open(os.path.join(self.lab.logdir, "fault-row.json"), "w") as f:
@@ -1565,7 +1565,7 @@ class FaultRun:
             % (self.case, r["acknowledged"], r["verified"], r["checked"], r["lost"],
                "%.1f s" % synced_s if synced_s is not None else "n/a", r["mismatches"],
                r["max_latency_ms"], note))
-        if r["lost"]:
+        if r["lost"] and not loss_expected:
             raise LabError("faults/%s: %d acknowledged writes LOST:\n%s"
                            % (self.case, r["lost"], result["detail"]))
 
@@ -1688,7 +1688,7 @@ def _taint_dead(f, node):
         raise LabError("tainting node %s out-of-service: %s %s" % (node, code, out))
 
 
-def _consumer_dies(f, wait_for_missing):
+def _consumer_dies(f, wait_for_missing, force=False):
     needs_feature("startBlocked", "the stale-member guard")
     needs_feature("fencedConsumer", "the dead-consumer failover")
     f.setup()
@@ -1712,11 +1712,38 @@ def _consumer_dies(f, wait_for_missing):
     if (obj.get("status") or {}).get("stagedPath"):
         raise LabError("the volume staged from the stale copy: %s" % obj.get("status"))
     say("faults/%s: blocked as it must be: %s" % (f.case, obj["status"]["startBlocked"]))
+    consumer = "lab-" + f.other.lower()
     t = now()
+    if force:
+        # The administrator gives up on A: start from the best remaining (stale) copy.
+        def annotate():
+            for _ in range(20):
+                code, o = f.cp.get()
+                o["metadata"].setdefault("annotations", {})["csi.meshstor.io/force-start"] = "lab-1"
+                code, out = f.lab.api("PUT", f.cp.path(), o)
+                if code == 200:
+                    return
+                time.sleep(0.2)
+            raise LabError("could not set the force-start annotation: %s %s" % (code, out))
+        annotate()
+        obj = f.cp.wait_for("the forced start recorded (status.forcedStart)",
+                            lambda c, o: c == 200 and ((o.get("status") or {}).get("forcedStart")
+                                                       or {}).get("token") == "lab-1"
+                            and (o.get("status") or {}).get("nodeName") == consumer, 400)
+        fs = obj["status"]["forcedStart"]
+        synced = now() - t
+        f.row(f.verify(f.other), synced, "FORCED from members %s, missing %s, loss window since %s"
+              % (fs.get("fromMembers"), fs.get("missingMembers"), fs.get("lossWindowSince")),
+              loss_expected=True)
+        return
     f.lab.restart("A")
-    f.wait_synced("staged on lab-%s after A's member returned" % f.other.lower(),
-                  lambda o: (o.get("status") or {}).get("nodeName") == "lab-" + f.other.lower(), 400)
+    f.wait_synced("staged on %s after A's member returned" % consumer,
+                  lambda o: (o.get("status") or {}).get("nodeName") == consumer, 400)
     synced = now() - t
+    rc, out = f.sh("A", "cat /proc/mdstat; grep -q '^md' /proc/mdstat && exit 9; "
+                   "grep ' /var/lib/meshstor/staging/' /proc/mounts && exit 9; exit 0", check=False)
+    if rc != 0:
+        raise LabError("the fenced consumer A assembled or mounted the volume again:\n" + out, "A")
     f.row(f.verify(f.other), synced, "new consumer waited for the fresh member, then started")
 
 
@@ -1724,6 +1751,13 @@ def fault_stale_consumer(f):
     """(4) the consumer dies after a remote leg dropped out and writes continued; the pod moves
     to the third node while the stale node is back: it must wait for the fresher member."""
     _consumer_dies(f, wait_for_missing=True)
+
+
+def fault_stale_forced(f):
+    """(4, forced) as stale-consumer, but the administrator forces the start from the stale copy
+    (annotation csi.meshstor.io/force-start): the writes since the fresh member's exit are
+    lost by design, and the row must show them."""
+    _consumer_dies(f, wait_for_missing=True, force=True)
 
 
 def fault_consumer_dies(f):
@@ -1795,6 +1829,7 @@ FAULT_CASES = {
     "partition-to": fault_partition_to,
     "partition-from": fault_partition_from,
     "stale-consumer": fault_stale_consumer,
+    "stale-forced": fault_stale_forced,
     "consumer-dies": fault_consumer_dies,
     "operator-kill": fault_operator_kill,
     "apiserver-down": fault_apiserver_down,
