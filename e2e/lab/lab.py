@@ -1545,6 +1545,7 @@ class FaultRun:
         one; this compares every leg): its mismatch_cnt, or -1 when it could not run."""
         rc, out = self.sh(node, "d=$(ls -d /sys/block/md*/md | head -n 1)\n"
                           "[ -n \"$d\" ] || exit 3\n"
+                          "[ \"$(cat $d/degraded)\" = 0 ] || { echo degraded; exit 4; }\n"
                           "while [ \"$(cat $d/sync_action)\" != idle ]; do sleep 1; done\n"
                           "echo check >$d/sync_action\nsleep 1\n"
                           "while [ \"$(cat $d/sync_action)\" != idle ]; do sleep 1; done\n"
@@ -1578,7 +1579,24 @@ class FaultRun:
                                 lambda c, o: c == 200 and self.part_state(o, index) == "Missing",
                                 timeout)
 
-    def wait_synced(self, what, pred=None, timeout=300):
+    def wait_synced(self, what, pred=None, timeout=300, node=None):
+        """Waits until the CR says every present member is Synced (and pred), then until the
+        consumer's array in its kernel is not degraded and idle: the CR may still say Synced
+        when nobody could report the loss (API server down)."""
+        obj = self.cp.wait_for(what, lambda c, o: c == 200 and self.cp.all_synced(o)
+                               and (pred is None or pred(o)), timeout)
+        node = node or self.writer or "A"
+        limit = now() + timeout * timeout_scale()
+        while True:
+            rc, out = self.sh(node, "d=$(ls -d /sys/block/md*/md | head -n 1)\n"
+                              "echo degraded=$(cat $d/degraded) action=$(cat $d/sync_action)",
+                              check=False)
+            if "degraded=0 action=idle" in out:
+                break
+            if now() > limit:
+                raise LabError("%s: the CR says Synced but %s's array is not clean: %s"
+                               % (what, node, out.strip()), node)
+            time.sleep(1)
         return self.cp.wait_for(what, lambda c, o: c == 200 and self.cp.all_synced(o)
                                 and (pred is None or pred(o)), timeout)
 
@@ -1738,7 +1756,8 @@ def _consumer_dies(f, wait_for_missing, force=False):
         return
     f.lab.restart("A")
     f.wait_synced("staged on %s after A's member returned" % consumer,
-                  lambda o: (o.get("status") or {}).get("nodeName") == consumer, 400)
+                  lambda o: (o.get("status") or {}).get("nodeName") == consumer, 400,
+                  node=f.other)
     synced = now() - t
     rc, out = f.sh("A", "cat /proc/mdstat; grep -q '^md' /proc/mdstat && exit 9; "
                    "grep ' /var/lib/meshstor/staging/' /proc/mounts && exit 9; exit 0", check=False)
