@@ -203,13 +203,41 @@ class Events:
 
 class HostServer:
     """HTTP server bound to the bridge address inside the lab netns. Guests POST events
-    (/event/<node>/<name>) and poll flags the scenario raises (/flag/<name>: 200 or 404)."""
+    (/event/<node>/<name>) and poll flags the scenario raises (/flag/<name>: 200 or 404).
+
+    For the fault suite (guest/fault-node.sh, meshstor-verify): GET /cmd/<node> hands out the
+    next shell command queued for the node (body "<id>\n<script>", once; 404 when none) and POST
+    /result/<node>/<id> takes its "rc=<n>\n<output>"; POST /ack/<run> records a verifier's
+    acknowledged count ("run=.. acked=.. slots=.. ..."; the highest count wins, kept in
+    <workdir>/acks/<run>.txt) and GET /ack/<run> returns it. The host, not the VM under test,
+    is the record of which writes were acknowledged."""
 
     def __init__(self, lab):
         self.lab = lab
         self.flags = set()
         self.httpd = None
         self.thread = None
+        self.cmds = collections.defaultdict(collections.deque)  # node -> deque of (id, script)
+        self.results = {}  # (node, id) -> (rc, output)
+        self.acks = {}  # run id -> dict of the latest report with the highest acked count
+        self.lock = threading.Lock()
+
+    def record_ack(self, run, body):
+        fields = dict(kv.split("=", 1) for kv in body.split() if "=" in kv)
+        try:
+            acked = int(fields.get("acked", ""))
+        except ValueError:
+            return False
+        with self.lock:
+            old = self.acks.get(run)
+            if old is None or acked >= old["acked"]:
+                rec = dict(fields, acked=acked, at=round(now(), 2))
+                self.acks[run] = rec
+                d = os.path.join(self.lab.workdir, "acks")
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, run + ".txt"), "w") as f:
+                    f.write(" ".join("%s=%s" % kv for kv in rec.items()) + "\n")
+        return True
 
     def start(self, ns):
         lab = self
@@ -232,6 +260,19 @@ class HostServer:
                     return self.reply(200 if p[1] in lab.flags else 404, b"")
                 if len(p) == 3 and p[0] == "event":
                     return self.do_POST()
+                if len(p) == 2 and p[0] == "cmd":
+                    with lab.lock:
+                        q = lab.cmds.get(p[1])
+                        item = q.popleft() if q else None
+                    if item is None:
+                        return self.reply(404)
+                    return self.reply(200, ("%s\n%s\n" % item).encode())
+                if len(p) == 2 and p[0] == "ack":
+                    with lab.lock:
+                        rec = lab.acks.get(p[1])
+                    if rec is None:
+                        return self.reply(404)
+                    return self.reply(200, (" ".join("%s=%s" % kv for kv in rec.items()) + "\n").encode())
                 return self.reply(404)
 
             def do_POST(self):
@@ -242,6 +283,15 @@ class HostServer:
                     vm = lab.lab.vms.get(p[1])
                     lab.lab.events.add(p[1], p[2], body, vm.boot if vm else 0, "http")
                     return self.reply(200, b"ok\n")
+                if len(p) == 3 and p[0] == "result":
+                    head, _, out = body.partition("\n")
+                    rc = int(head[3:]) if head.startswith("rc=") and head[3:].isdigit() else -1
+                    with lab.lab.events.cond:
+                        lab.results[(p[1], p[2])] = (rc, out)
+                        lab.lab.events.cond.notify_all()
+                    return self.reply(200, b"ok\n")
+                if len(p) == 2 and p[0] == "ack":
+                    return self.reply(200 if lab.record_ack(p[1], body) else 400, b"")
                 return self.reply(404)
 
         def make():
@@ -1075,12 +1125,11 @@ class ControlPlane:
                 "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
             if code not in (200, 201):
                 raise LabError("creating node %s: %s %s" % (n, code, out))
-        if operator:
-            lab.host_process("operator", [os.path.abspath(args.operator), "--kubeconfig",
-                                          self.kubeconfig, "--lease-namespace", RBAC_NAMESPACE,
-                                          "--events-namespace", RBAC_NAMESPACE,
-                                          "--metrics-address", "%s:9811" % HOST_IP,
-                                          "--agent-staleness", "90s"])
+        self.operator_argv = [os.path.abspath(args.operator or "meshstor-operator"), "--kubeconfig",
+                              self.kubeconfig, "--lease-namespace", RBAC_NAMESPACE,
+                              "--events-namespace", RBAC_NAMESPACE,
+                              "--metrics-address", "%s:9811" % HOST_IP, "--agent-staleness", "90s"]
+        self.operator = lab.host_process("operator", self.operator_argv) if operator else None
 
     def start_agent_nodes(self, consumer_script="agent-node.sh", timeout=900):
         """Boots A, B, C (2 drives each) running the agent; A runs `consumer_script` and is the
@@ -1436,6 +1485,455 @@ def scenario_contract(lab, args):
         raise LabError("%s exited with %d" % (test, rc), "A")
 
 
+# ---- the fault suite (docs/faults.md) ------------------------------------------------------------
+
+class FaultRun:
+    """One fault case on the `system` control plane (API test server + operator on the host,
+    meshstor-agent on A, B, C running guest/fault-node.sh): a volume staged on A with a remote
+    copy, meshstor-verify writing on the consumer and reporting acknowledged writes to the host,
+    the fault, then every acknowledged block verified. Prints one FAULT-ROW line and fails on
+    any lost acknowledged write."""
+
+    VOL = "pvc-lab-faults"
+    SLOTS = 2048  # the verifier's ring: 8 MiB of 4 KiB blocks
+
+    def __init__(self, lab, args, case):
+        self.lab, self.args, self.case = lab, args, case
+        self.cmd_seq = 0
+        self.run_id = None
+        self.writer = None
+        self.ip = {}
+
+    # --- set-up
+    def setup(self, missing_timeout=60):
+        lab = self.lab
+        lab.network(["A", "B", "C"])
+        self.cp = ControlPlane(lab, self.args, self.VOL, nodes=("lab-a", "lab-b", "lab-c"),
+                               operator=True)
+        env = {"LAB_api_port": str(API_PORT), "LAB_volume": self.VOL,
+               "LAB_node_token": NODE_TOKEN, "LAB_controller_token": CONTROLLER_TOKEN}
+        for i, n in enumerate(("A", "B", "C")):
+            self.ip[n] = "%s.%d" % (NET_PREFIX, i + 1)
+            lab.node(n, drives=2, mem=768, ip=self.ip[n], script="fault-node.sh", env=env,
+                     timeout=lab.scenario_timeout)
+        t = now()
+        lab.start("A", "B", "C")
+        self.cp.wait_inventory(3, t)
+        t = now()
+        self.cp.create({"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
+                        "memberMissingTimeout": missing_timeout, "sectorSize": 4096})
+        self.cp.edit(lambda spec: spec.update({"consumerNode": "lab-a"}))
+        obj = self.cp.wait_for("placement, then the volume staged on lab-a and Synced",
+                               lambda c, o: c == 200 and (o.get("status") or {}).get("stagedPath")
+                               and self.cp.all_synced(o), 300)
+        lab.mark("volume placed and staged on lab-a", now() - t)
+        remote = [m for m in self.cp.present(obj) if m["node"] != "lab-a"]
+        if len(remote) != 1:
+            raise LabError("expected one remote member, got %s" % self.cp.present(obj))
+        self.member = remote[0]
+        self.victim = remote[0]["node"][-1].upper()
+        self.other = ({"B", "C"} - {self.victim}).pop()
+        say("faults/%s: the remote copy (member %d) is on %s" % (self.case, self.member["index"],
+                                                                 self.victim))
+
+    # --- the command channel (guest/fault-node.sh)
+    def sh(self, node, script, timeout=120, check=True):
+        """Runs `script` with sh on `node`; returns (rc, output)."""
+        self.cmd_seq += 1
+        cid = str(self.cmd_seq)
+        server = self.lab.server
+        with server.lock:
+            server.cmds[node].append((cid, "V=/var/lib/meshstor/staging/%s\n%s" % (self.VOL, script)))
+        limit = now() + timeout * timeout_scale()
+        while True:
+            with self.lab.events.cond:
+                res = server.results.get((node, cid))
+                if res is None:
+                    self.lab.events.cond.wait(0.5)
+            if res is not None:
+                break
+            self.lab._check("%s:command %s" % (node, cid))
+            if now() > limit:
+                raise LabError("command %s on %s: no result within %.0f s: %s"
+                               % (cid, node, timeout * timeout_scale(), script[:200]), node)
+        rc, out = res
+        if check and rc != 0:
+            raise LabError("command on %s failed (rc=%d): %s\n%s" % (node, rc, script[:200], out[-2000:]),
+                           node)
+        return rc, out
+
+    # --- the verifier
+    def acked(self):
+        with self.lab.server.lock:
+            rec = self.lab.server.acks.get(str(self.run_id))
+        return dict(rec) if rec else {"acked": 0}
+
+    def start_writer(self, node="A"):
+        self.run_id = int(time.time()) % 1000000 * 10 + 1
+        self.writer = node
+        self.sh(node, "meshstor-verify write --file $V/verify.dat --run %d --slots %d "
+                "--ack-url http://%s:%d/ack/%d --pause-ms 5 >/run/lab/verify.log 2>&1 &\n"
+                "echo $! >/run/lab/verify.pid" % (self.run_id, self.SLOTS, HOST_IP, HOST_PORT,
+                                                   self.run_id))
+        self.wait_acks(50, "the writer's first acknowledged writes")
+
+    def wait_acks(self, more, why, timeout=180):
+        """Waits until `more` further writes were acknowledged to the host."""
+        start = self.acked()["acked"]
+        limit = now() + timeout * timeout_scale()
+        while self.acked()["acked"] < start + more:
+            self.lab._check("acknowledged writes")
+            if now() > limit:
+                raise LabError("%s: only %d of %d more writes acknowledged in %.0f s"
+                               % (why, self.acked()["acked"] - start, more, timeout * timeout_scale()),
+                               self.writer)
+            time.sleep(0.3)
+        say("faults/%s: %s: %d writes acknowledged" % (self.case, why, self.acked()["acked"]))
+
+    def stop_writer(self):
+        rc, out = self.sh(self.writer, "p=$(cat /run/lab/verify.pid)\nkill -TERM $p\n"
+                          "while kill -0 $p 2>/dev/null; do sleep 0.2; done\ncat /run/lab/verify.log",
+                          timeout=180)
+        say("faults/%s: writer stopped: %s" % (self.case, out.strip().splitlines()[-1:]))
+
+    def verify(self, node="A"):
+        rec = self.acked()
+        rc, out = self.sh(node, "sync\necho 3 >/proc/sys/vm/drop_caches\n"
+                          "meshstor-verify verify --file $V/verify.dat --run %d --slots %d --acked %d"
+                          % (self.run_id, self.SLOTS, rec["acked"]), timeout=300, check=False)
+        m = re.search(r"acknowledged=(\d+) checked=(\d+) verified=(\d+) lost=(\d+)", out)
+        if not m or rc not in (0, 2):
+            raise LabError("meshstor-verify verify on %s failed (rc=%d): %s" % (node, rc, out[-2000:]),
+                           node)
+        acked, checked, verified, lost = (int(x) for x in m.groups())
+        return {"acknowledged": acked, "checked": checked, "verified": verified, "lost": lost,
+                "errors": int(rec.get("errors", 0)), "mismatches": self.md_check(node),
+                "max_latency_ms": int(rec.get("max-latency-ms", 0)), "detail": out.strip()}
+
+    def md_check(self, node):
+        """MD's `check` of the volume's array on `node` (the verifier reads one leg, the local
+        one; this compares every leg): its mismatch_cnt, or -1 when it could not run."""
+        rc, out = self.sh(node, "d=$(ls -d /sys/block/md*/md | head -n 1)\n"
+                          "[ -n \"$d\" ] || exit 3\n"
+                          "[ \"$(cat $d/degraded)\" = 0 ] || { echo degraded; exit 4; }\n"
+                          "while [ \"$(cat $d/sync_action)\" != idle ]; do sleep 1; done\n"
+                          "echo check >$d/sync_action\nsleep 1\n"
+                          "while [ \"$(cat $d/sync_action)\" != idle ]; do sleep 1; done\n"
+                          "echo mismatch_cnt=$(cat $d/mismatch_cnt)", timeout=600, check=False)
+        m = re.search(r"mismatch_cnt=(\d+)", out)
+        if rc != 0 or not m:
+            say("faults/%s: md check on %s did not run (rc=%d): %s" % (self.case, node, rc, out[-500:]))
+            return -1
+        return int(m.group(1))
+
+    def row(self, result, synced_s, note="", loss_expected=False):
+        r = dict(result, case=self.case, synced_s=None if synced_s is None else round(synced_s, 1),
+                 note=note, accel=self.lab.accel)
+        with open(os.path.join(self.lab.logdir, "fault-row.json"), "w") as f:
+            json.dump(r, f, indent=1)
+        say("FAULT-ROW | %s | acknowledged %d | verified %d of %d | lost %d | Synced again after %s"
+            " | md check mismatches %d | max write latency %d ms | %s"
+            % (self.case, r["acknowledged"], r["verified"], r["checked"], r["lost"],
+               "%.1f s" % synced_s if synced_s is not None else "n/a", r["mismatches"],
+               r["max_latency_ms"], note))
+        if r["lost"] and not loss_expected:
+            raise LabError("faults/%s: %d acknowledged writes LOST:\n%s"
+                           % (self.case, r["lost"], result["detail"]))
+
+    # --- faults and waits
+    def part_state(self, o, index):
+        return self.cp.parts(o).get(index, {}).get("state")
+
+    def wait_missing(self, index, timeout=120):
+        return self.cp.wait_for("member %d Missing" % index,
+                                lambda c, o: c == 200 and self.part_state(o, index) == "Missing",
+                                timeout)
+
+    def wait_synced(self, what, pred=None, timeout=300, node=None):
+        """Waits until the CR says every present member is Synced (and pred), then until the
+        consumer's array in its kernel is not degraded and idle: the CR may still say Synced
+        when nobody could report the loss (API server down)."""
+        obj = self.cp.wait_for(what, lambda c, o: c == 200 and self.cp.all_synced(o)
+                               and (pred is None or pred(o)), timeout)
+        node = node or self.writer or "A"
+        limit = now() + timeout * timeout_scale()
+        while True:
+            rc, out = self.sh(node, "d=$(ls -d /sys/block/md*/md | head -n 1)\n"
+                              "echo degraded=$(cat $d/degraded) action=$(cat $d/sync_action)",
+                              check=False)
+            if "degraded=0 action=idle" in out:
+                break
+            if now() > limit:
+                raise LabError("%s: the CR says Synced but %s's array is not clean: %s"
+                               % (what, node, out.strip()), node)
+            time.sleep(1)
+        return self.cp.wait_for(what, lambda c, o: c == 200 and self.cp.all_synced(o)
+                                and (pred is None or pred(o)), timeout)
+
+    def cut(self, src, dst, on):
+        """One-way partition: src's packets to dst go to a MAC address nobody has (a permanent
+        ARP entry on src for dst's IP; the bridge floods them and every NIC drops them), while
+        dst's packets to src and everybody's to and from the host still flow. (The host's
+        kernel here has no tc actions or netfilter for a filter on the bridge.)"""
+        if on:
+            self.sh(src, "arp -i eth0 -s %s 02:00:00:00:77:99" % self.ip[dst])
+        else:
+            self.sh(src, "arp -i eth0 -d %s" % self.ip[dst])
+        say("faults/%s: packets %s -> %s %s" % (self.case, src, dst, "dropped" if on else "flow again"))
+
+    def proc(self, name):
+        for n, p, _ in self.lab.procs:
+            if n == name:
+                return p
+        raise LabError("no host process %s" % name)
+
+
+def needs_feature(field, what):
+    """Skips a case whose product feature (issue 14) has not landed: its CRD field is absent."""
+    with open(os.path.join(REPO, "crds", "meshstorvolumes.yaml")) as f:
+        if field not in f.read():
+            raise Skip("needs %s (CRD field %s absent: issue 14 not merged yet)" % (what, field))
+
+
+def fault_catchup(f):
+    """(1) the remote member's node powered off mid-write, back within memberMissingTimeout
+    (300 s here): bitmap catch-up, no replacement."""
+    f.setup(missing_timeout=300)  # the node's reboot under TCG alone takes up to a minute
+    f.start_writer()
+    idx = f.member["index"]
+    f.lab.kill(f.victim)
+    f.wait_missing(idx)
+    f.wait_acks(100, "degraded writes")
+    t = now()
+    f.lab.restart(f.victim)
+    obj = f.wait_synced("%s back: its member caught up" % f.victim,
+                        lambda o: any(m["index"] == idx for m in f.cp.present(o)))
+    synced = now() - t
+    if len(f.cp.present(obj)) != 2:
+        raise LabError("a member was replaced although %s came back in time" % f.victim)
+    f.wait_acks(100, "writes after the catch-up")
+    f.stop_writer()
+    f.row(f.verify(), synced, "back within the timeout; bitmap catch-up")
+
+
+def fault_replace(f):
+    """(2) the remote member's node powered off past memberMissingTimeout: replaced on the third
+    node while writes go on; then the old node returns and its retired member is torn down."""
+    f.setup()
+    f.start_writer()
+    idx = f.member["index"]
+    t = now()
+    f.lab.kill(f.victim)
+    f.wait_missing(idx)
+    f.wait_synced("the replacement on the third node Synced",
+                  lambda o: all(m["node"] != f.member["node"] for m in f.cp.present(o)), 400)
+    synced = now() - t
+    f.lab.restart(f.victim)
+    f.cp.wait_for("%s's retired member torn down after its return" % f.victim,
+                  lambda c, o: c == 200 and idx not in f.cp.parts(o), 240)
+    f.wait_acks(100, "writes after the old node returned")
+    f.stop_writer()
+    f.row(f.verify(), synced, "replaced after 60 s (time from power-off); old node back, retired")
+
+
+def _partition(f, src, dst):
+    f.setup(missing_timeout=300)
+    f.start_writer()
+    idx = f.member["index"]
+    src = f.victim if src == "victim" else src
+    dst = f.victim if dst == "victim" else dst
+    f.cut(src, dst, True)
+    f.wait_missing(idx)
+    f.wait_acks(200, "writes while partitioned")
+    t = now()
+    f.cut(src, dst, False)
+    f.wait_synced("healed: member %d Synced" % idx,
+                  lambda o: any(m["index"] == idx for m in f.cp.present(o)))
+    synced = now() - t
+    f.wait_acks(100, "writes after healing")
+    f.stop_writer()
+    f.row(f.verify(), synced, "%s -> %s dropped, healed" % (src, dst))
+
+
+def fault_partition_to(f):
+    """(3a) packets consumer -> exporter dropped until the member is Missing, then healed."""
+    _partition(f, "A", "victim")
+
+
+def fault_partition_from(f):
+    """(3b) packets exporter -> consumer dropped until the member is Missing, then healed."""
+    _partition(f, "victim", "A")
+
+
+def _taint_dead(f, node):
+    code, obj = f.lab.api("GET", "/api/v1/nodes/" + node)
+    if code != 200:
+        raise LabError("GET node %s: %s %s" % (node, code, obj))
+    obj.setdefault("spec", {}).setdefault("taints", []).append(
+        {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"})
+    code, out = f.lab.api("PUT", "/api/v1/nodes/" + node, obj)
+    if code != 200:
+        raise LabError("tainting node %s out-of-service: %s %s" % (node, code, out))
+
+
+def _consumer_dies(f, wait_for_missing, force=False):
+    needs_feature("startBlocked", "the stale-member guard")
+    needs_feature("fencedConsumer", "the dead-consumer failover")
+    f.setup()
+    f.start_writer()
+    idx = f.member["index"]
+    f.lab.kill(f.victim)
+    if wait_for_missing:
+        f.wait_missing(idx)
+        f.wait_acks(200, "writes after the remote leg dropped out")
+    else:
+        f.wait_acks(20, "a few writes right after the remote leg dropped out", timeout=60)
+    f.lab.kill("A")  # the consumer dies holding the only fresh copy
+    f.lab.restart(f.victim)  # the stale copy is back
+    _taint_dead(f, "lab-a")
+    f.cp.wait_for("lab-a fenced (status.fencedConsumer)",
+                  lambda c, o: c == 200 and ((o.get("status") or {}).get("fencedConsumer") or {})
+                  .get("node") == "lab-a", 240)
+    f.cp.edit(lambda spec: spec.update({"consumerNode": "lab-" + f.other.lower()}))
+    obj = f.cp.wait_for("the new consumer waits for the fresher member (status.startBlocked)",
+                        lambda c, o: c == 200 and (o.get("status") or {}).get("startBlocked"), 240)
+    if (obj.get("status") or {}).get("stagedPath"):
+        raise LabError("the volume staged from the stale copy: %s" % obj.get("status"))
+    say("faults/%s: blocked as it must be: %s" % (f.case, obj["status"]["startBlocked"]))
+    consumer = "lab-" + f.other.lower()
+    t = now()
+    if force:
+        # The administrator gives up on A: start from the best remaining (stale) copy.
+        def annotate():
+            for _ in range(20):
+                code, o = f.cp.get()
+                o["metadata"].setdefault("annotations", {})["csi.meshstor.io/force-start"] = "lab-1"
+                code, out = f.lab.api("PUT", f.cp.path(), o)
+                if code == 200:
+                    return
+                time.sleep(0.2)
+            raise LabError("could not set the force-start annotation: %s %s" % (code, out))
+        annotate()
+        obj = f.cp.wait_for("the forced start recorded (status.forcedStart)",
+                            lambda c, o: c == 200 and ((o.get("status") or {}).get("forcedStart")
+                                                       or {}).get("token") == "lab-1"
+                            and (o.get("status") or {}).get("nodeName") == consumer, 400)
+        fs = obj["status"]["forcedStart"]
+        synced = now() - t
+        f.row(f.verify(f.other), synced, "FORCED from members %s, missing %s, loss window since %s"
+              % (fs.get("fromMembers"), fs.get("missingMembers"), fs.get("lossWindowSince")),
+              loss_expected=True)
+        return
+    f.lab.restart("A")
+    f.wait_synced("staged on %s after A's member returned" % consumer,
+                  lambda o: (o.get("status") or {}).get("nodeName") == consumer, 400,
+                  node=f.other)
+    synced = now() - t
+    rc, out = f.sh("A", "cat /proc/mdstat; grep -q '^md' /proc/mdstat && exit 9; "
+                   "grep ' /var/lib/meshstor/staging/' /proc/mounts && exit 9; exit 0", check=False)
+    if rc != 0:
+        raise LabError("the fenced consumer A assembled or mounted the volume again:\n" + out, "A")
+    f.row(f.verify(f.other), synced, "new consumer waited for the fresh member, then started")
+
+
+def fault_stale_consumer(f):
+    """(4) the consumer dies after a remote leg dropped out and writes continued; the pod moves
+    to the third node while the stale node is back: it must wait for the fresher member."""
+    _consumer_dies(f, wait_for_missing=True)
+
+
+def fault_stale_forced(f):
+    """(4, forced) as stale-consumer, but the administrator forces the start from the stale copy
+    (annotation csi.meshstor.io/force-start): the writes since the fresh member's exit are
+    lost by design, and the row must show them."""
+    _consumer_dies(f, wait_for_missing=True, force=True)
+
+
+def fault_consumer_dies(f):
+    """(5) the consumer powered off right after a member left the array (before its agent could
+    record it, possibly): the next consumer must not start from the stale member."""
+    _consumer_dies(f, wait_for_missing=False)
+
+
+def fault_operator_kill(f):
+    """(7) kill -9 of the operator during a replacement, restarted: the replacement completes."""
+    f.setup()
+    f.start_writer()
+    idx = f.member["index"]
+    t = now()
+    f.lab.kill(f.victim)
+    f.wait_missing(idx)
+    f.cp.wait_for("the operator added a replacement member",
+                  lambda c, o: c == 200 and any(m.get("replaces") == idx
+                                                for m in o["spec"].get("members") or []), 300)
+    op = f.proc("operator")
+    op.kill()  # SIGKILL, as kill -9
+    op.wait(timeout=10)
+    say("faults/%s: operator killed with SIGKILL during the replacement" % f.case)
+    f.wait_acks(50, "writes with no operator")
+    f.lab.host_process("operator-2", f.cp.operator_argv)
+    f.wait_synced("the replacement Synced after the operator's restart",
+                  lambda o: all(m["node"] != f.member["node"] for m in f.cp.present(o)), 400)
+    synced = now() - t
+    f.stop_writer()
+    f.row(f.verify(), synced, "operator SIGKILLed mid-replacement (time from power-off)")
+
+
+def fault_apiserver_down(f):
+    """(8) the API server unresponsive (SIGSTOP) for 60 s during I/O and a node loss: writes go
+    on; after it returns the node loss is reported and the member catches up."""
+    f.setup()
+    f.start_writer()
+    idx = f.member["index"]
+    api = f.proc("apiserver")
+    before = f.acked()["acked"]
+    os.kill(api.pid, signal.SIGSTOP)
+    say("faults/%s: API server stopped (SIGSTOP)" % f.case)
+    try:
+        time.sleep(10)
+        f.lab.kill(f.victim)
+        time.sleep(20)
+        f.lab.restart(f.victim)
+        time.sleep(30)
+        during = f.acked()["acked"] - before
+    finally:
+        os.kill(api.pid, signal.SIGCONT)
+    say("faults/%s: API server back (SIGCONT); %d writes acknowledged during the 60 s"
+        % (f.case, during))
+    if during < 100:
+        raise LabError("I/O stalled while the API server was down: %d writes in 60 s" % during, "A")
+    t = now()
+    f.wait_synced("converged after the API server's return: member %d Synced" % idx,
+                  lambda o: any(m["index"] == idx for m in f.cp.present(o)))
+    synced = now() - t
+    f.wait_acks(100, "writes after the API server's return")
+    f.stop_writer()
+    f.row(f.verify(), synced, "60 s API outage with a node lost and back; %d writes during it"
+          % during)
+
+
+FAULT_CASES = {
+    "catchup": fault_catchup,
+    "replace": fault_replace,
+    "partition-to": fault_partition_to,
+    "partition-from": fault_partition_from,
+    "stale-consumer": fault_stale_consumer,
+    "stale-forced": fault_stale_forced,
+    "consumer-dies": fault_consumer_dies,
+    "operator-kill": fault_operator_kill,
+    "apiserver-down": fault_apiserver_down,
+}
+
+
+def scenario_faults(lab, args):
+    """Fault suite: one case (--case) with meshstor-verify proving no acknowledged write is lost."""
+    need_binaries(args, "faults", ("meshstor-agent", "meshstor-sys", "meshstor-verify"),
+                  operator=True)
+    if args.case not in FAULT_CASES:
+        raise LabError("faults needs --case, one of: %s" % ", ".join(FAULT_CASES))
+    FAULT_CASES[args.case](FaultRun(lab, args, args.case))
+
+
 SCENARIOS = {
     # name: (function, default scenario timeout in seconds, needs network)
     "boot": (scenario_boot, 180),
@@ -1447,6 +1945,7 @@ SCENARIOS = {
     "agents": (scenario_agents, 900),
     "system": (scenario_system, 1200),
     "csi": (scenario_csi, 1500),
+    "faults": (scenario_faults, 1500),
 }
 
 
@@ -1472,6 +1971,7 @@ def main():
     r.add_argument("--test-bin", help="contract: the Catch2 test executable to run in the VM")
     r.add_argument("--apiserver", help="agents, system: the meshstor-test-apiserver binary (host)")
     r.add_argument("--operator", help="system: the meshstor-operator binary (runs on the host)")
+    r.add_argument("--case", help="faults: the fault case (docs/faults.md)")
     p.epilog = "contract: arguments after -- go to the test executable (default: [.privileged])"
     argv = sys.argv[1:]
     test_args = []

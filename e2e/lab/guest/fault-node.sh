@@ -1,0 +1,48 @@
+#!/bin/sh
+# Scenario "faults": a node running the real meshstor-agent against the API test server on the
+# host, plus a command channel: the host queues shell commands for this node (GET
+# /cmd/<node> hands out the next one, once) and this script runs each with sh, then POSTs its
+# exit code and output to /result/<node>/<id> (and prints LAB-EVENT cmd-<id>). The fault cases
+# (lab.py FAULT_CASES) use it to start and stop meshstor-verify, kill -9 the agent, and so on.
+#   LAB_api_port  the API server's port on the host bridge address
+#   LAB_volume    the volume name (staging mount /var/lib/meshstor/staging/<volume>)
+. /lab/lib.sh
+
+ME="lab-$(echo "$LAB_node" | tr 'A-Z' 'a-z')"
+write_kubeconfig /run/lab/kubeconfig
+mkdir -p /var/lib/meshstor/staging /run/lab/cmd
+start_agent() {
+  meshstor-agent --kubeconfig /run/lab/kubeconfig --node-name "$ME" --address "${LAB_ip%/*}" \
+    --metrics-address :9810 --resync 2s >>/run/lab/agent.log 2>&1 &
+  echo $! >/run/lab/agent.pid
+  log "agent started as $ME (pid $(cat /run/lab/agent.pid))"
+}
+export ME
+start_agent
+# The agent's output goes to the console too (the scenario's logs are the consoles).
+tail -f /run/lab/agent.log &
+lab_event agent-started
+
+base="http://$LAB_host:$LAB_port"
+while :; do
+  if ! timeout 5 wget -q -O /run/lab/cmd/next "$base/cmd/$LAB_node" 2>/dev/null; then
+    sleep 0.3
+    continue
+  fi
+  id="$(head -n 1 /run/lab/cmd/next)"
+  tail -n +2 /run/lab/cmd/next >"/run/lab/cmd/$id.sh"
+  log "command $id: $(head -c 300 "/run/lab/cmd/$id.sh")"
+  # Background jobs started by the command keep their own output files; ours is only its own.
+  sh "/run/lab/cmd/$id.sh" >"/run/lab/cmd/$id.out" 2>&1 </dev/null
+  rc=$?
+  log "command $id: rc=$rc"
+  sed "s/^/[$LAB_node cmd $id] /" "/run/lab/cmd/$id.out" | tail -n 40
+  i=0
+  until timeout 5 wget -q -O /dev/null --post-data "rc=$rc
+$(tail -c 6000 "/run/lab/cmd/$id.out")" "$base/result/$LAB_node/$id" 2>/dev/null; do
+    i=$((i + 1))
+    [ "$i" -lt 20 ] || break
+    sleep 0.5
+  done
+  echo "LAB-EVENT cmd-$id rc=$rc"
+done
