@@ -154,6 +154,8 @@ class Cluster:
                        "--client-ca-file=%s/ca.crt" % p,
                        "--kubelet-client-certificate=%s/apiserver-kubelet-client.crt" % p,
                        "--kubelet-client-key=%s/apiserver-kubelet-client.key" % p,
+                       # the nodes have no DNS names: logs and exec go to their InternalIP
+                       "--kubelet-preferred-address-types=InternalIP",
                        "--authorization-mode=Node,RBAC",
                        "--enable-admission-plugins=NodeRestriction",
                        "--audit-policy-file=%s/audit-policy.yaml" % w,
