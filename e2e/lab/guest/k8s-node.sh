@@ -62,6 +62,12 @@ EOT
 version = 2
 root = "/var/lib/containerd"
 state = "/run/containerd"
+# TCG guests on a busy host: the 2 s defaults made shims time out and containers fail to start
+[timeouts]
+  "io.containerd.timeout.shim.cleanup" = "60s"
+  "io.containerd.timeout.shim.load" = "60s"
+  "io.containerd.timeout.shim.shutdown" = "60s"
+  "io.containerd.timeout.task.state" = "60s"
 [grpc]
   address = "/run/containerd/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
@@ -117,6 +123,8 @@ imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 makeIPTablesUtilChains: false
 nodeStatusReportFrequency: 10s
+# TCG: a container start can take minutes on a busy host (the default 2m failed them in a loop)
+runtimeRequestTimeout: 15m
 EOT
   kubelet --config /var/lib/kubelet/config.yaml --kubeconfig /lab/k8s/kubelet.kubeconfig \
     --hostname-override "$ME" --node-ip "$IP" --v=1 >$LOGS/kubelet.log 2>&1 &
