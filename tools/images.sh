@@ -13,6 +13,8 @@
 #   --mirror URL     Debian mirror ending in /debian (default: the one this machine's apt uses,
 #                    from /etc/apt/sources.list[.d]): bookworm and bookworm-updates from URL,
 #                    bookworm-security from URL-security
+#   --sidecars-only  with --k8s-dir: only the sidecar images (no build tree, no Debian archive
+#                    needed; the CA bundle and its package version come from this host)
 #   --list           only print the image references it builds (the manifests use exactly
 #                    these) and exit; needs neither root nor a build
 #   --print-mirror   only print the Debian mirror it would use and exit
@@ -91,6 +93,7 @@ k8s_dir=
 mirror=
 list=0
 print_mirror=0
+sidecars_only=0
 while (($#)); do
   case $1 in
     --build-dir) build_dir=${2:?}; shift 2 ;;
@@ -98,6 +101,7 @@ while (($#)); do
     --k8s-dir) k8s_dir=${2:?}; shift 2 ;;
     --mirror) mirror=${2:?}; shift 2 ;;
     --list) list=1; shift ;;
+    --sidecars-only) sidecars_only=1; shift ;;
     --print-mirror) print_mirror=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "images.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -121,9 +125,15 @@ if ((list)); then
   exit 0
 fi
 
+if ((sidecars_only)) && [[ -z "$k8s_dir" ]]; then
+  echo "images.sh: --sidecars-only needs --k8s-dir" >&2
+  exit 2
+fi
 # The Debian mirror this machine's apt uses: the first one-line "deb URI" or deb822 "URIs:"
 # entry ending in /debian.
-if [[ -z "$mirror" ]]; then
+if ((sidecars_only)); then
+  mirror=none
+elif [[ -z "$mirror" ]]; then
   mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
     /etc/apt/sources.list.d/*.sources 2>/dev/null |
     awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }
@@ -177,6 +187,7 @@ declare -A bins=(
   [meshstor-agent]=agent/meshstor-agent
   [meshstor-sys]=agent/sys/meshstor-sys
 )
+((sidecars_only)) && bins=()
 for b in "${!bins[@]}"; do
   [[ -x "$build_dir/${bins[$b]}" ]] || { echo "images.sh: no $build_dir/${bins[$b]}" >&2; exit 1; }
 done
@@ -302,6 +313,11 @@ oci() {
 
 path_env=$(json_array 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
 
+if ((sidecars_only)); then
+  cp /etc/ssl/certs/ca-certificates.crt "$work/ca-certificates.crt"
+  dpkg-query -W -f='${Package}\t${Version}\t${Architecture}\n' ca-certificates \
+    >"$work/ca-certificates.packages.txt"
+else
 # ---- operator: meshstor-operator + meshstor-csi-shim (controller mode), uid 65532 ---------------
 op_bins=("$work/bin/meshstor-operator" "$work/bin/meshstor-csi-shim")
 op_pkgs=$(library_packages "${op_bins[@]}" | paste -sd, -)
@@ -349,6 +365,8 @@ scratch_tar "$work/pause.tar" "$work/pause"
 oci pause "$pause_tag" "$work/pause.tar" 65535:65535 \
   "$(json_array /usr/bin/catatonit -P)" '[]' "$path_env"
 rm -rf "$work/pause" "$work/pause.tar" "$work/catatonit.tar"
+grep '^ca-certificates' "$out/operator-$version.packages.txt" >"$work/ca-certificates.packages.txt"
+fi
 
 # ---- CSI sidecars: static Go binaries in a scratch-like tree, entrypoint /<binary> as upstream ---
 # Tag: the binary's own --version output, else DIR/VERSIONS ("<binary>\t<version>\t..."), else
@@ -375,13 +393,19 @@ if [[ -n "$k8s_dir" ]]; then
     scratch_tar "$work/$s.tar" "$work/$s"
     printf '# %s: static binary; its only Debian content is ca-certificates:\n' "$s" \
       >"$out/$s-$tag.packages.txt"
-    grep '^ca-certificates' "$out/operator-$version.packages.txt" >>"$out/$s-$tag.packages.txt"
+    cat "$work/ca-certificates.packages.txt" >>"$out/$s-$tag.packages.txt"
     oci "$s" "$tag" "$work/$s.tar" 0:0 "$(json_array "/$s")" '[]' "$path_env"
     rm -rf "${work:?}/$s" "$work/$s.tar"
   done
 fi
 
-printf '%s\n' "${refs[@]}" >"$out/images.txt.tmp"
+if ((sidecars_only)) && [[ -f "$out/images.txt" ]]; then
+  # keep the other images' references
+  { grep -v -e '/csi-' -e '/livenessprobe:' "$out/images.txt" || true; printf '%s\n' "${refs[@]}"; } \
+    >"$out/images.txt.tmp"
+else
+  printf '%s\n' "${refs[@]}" >"$out/images.txt.tmp"
+fi
 mv "$out/images.txt.tmp" "$out/images.txt"
 echo "images.sh: ${#refs[@]} images in $out (list: $out/images.txt):"
 printf '  %s\n' "${refs[@]}"

@@ -40,12 +40,15 @@ payload="${payload:-$img/payload.cpio.gz}"
 
 # Tools in the base image: required ones fail the build when missing, optional ones are skipped.
 required_tools=(mdadm nvme sgdisk mkfs.xfs xfs_repair xfs_db xfs_io blkid wipefs losetup kmod
-                lsblk partx blockdev)
-optional_tools=(sfdisk xfs_admin xfs_growfs findmnt mount umount)
+                lsblk partx blockdev mount umount)
+optional_tools=(sfdisk xfs_admin xfs_growfs findmnt)
 # Modules loaded at boot (with their dependencies); optional ones may be absent or built in.
 modules=(virtio_pci virtio_net virtio_rng nvme nvme-core nvme-fabrics nvme-tcp nvmet nvmet-tcp
-         configfs loop md_mod raid0 raid1 raid10 xfs crc32c_generic crc32c-intel libcrc32c)
-optional_modules=(virtio_blk nvme-loop dm_mod)
+         configfs loop md_mod raid0 raid1 raid10 xfs crc32c_generic crc32c-intel libcrc32c
+         virtio_blk ext4 overlay bridge veth)
+# (ext4: scenario k8s's read-only drive; overlay: containerd's snapshots; bridge, veth: the CNI
+# bridge plugin of the pod network; loaded by scenarios through LAB_extra_modules.)
+optional_modules=(nvme-loop dm_mod br_netfilter)
 
 # copies a file (following symlinks) to the same absolute path under a root
 put() { install -D -m "${3:-755}" "$(readlink -f "$1")" "$2$1"; }

@@ -333,6 +333,9 @@ class VM:
         self.tail = collections.deque(maxlen=400)
         self.log = None
         self.boot_times = []
+        self.virtio = []  # (path, serial, read-only) of extra virtio-blk drives (/dev/vdX)
+        self.append = ""  # extra kernel arguments
+        self.files = []  # (path, mode, bytes) added to the node's own cpio
 
     def qemu_cmd(self):
         accel = self.lab.accel
@@ -342,6 +345,8 @@ class VM:
         else:
             cmd += ["-accel", "tcg,tb-size=128", "-cpu", "max"]
         append = "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off lab.node=" + self.name
+        if self.append:
+            append += " " + self.append
         cmd += ["-machine", "pc", "-smp", "1", "-m", str(self.mem), "-nographic", "-no-reboot",
                 "-kernel", self.lab.vmlinux, "-initrd", self.initrd, "-append", append,
                 "-device", "virtio-rng-pci"]
@@ -349,6 +354,10 @@ class VM:
             cmd += ["-drive", "file=%s,if=none,id=d%d,format=raw,cache=unsafe,discard=unmap" % (d, i + 1),
                     "-device", "nvme,drive=d%d,serial=%s-%d,logical_block_size=4096,"
                     "physical_block_size=4096" % (i + 1, self.name, i + 1)]
+        for i, (path, serial, ro) in enumerate(self.virtio):
+            cmd += ["-drive", "file=%s,if=none,id=v%d,format=raw,cache=unsafe%s"
+                    % (path, i, ",readonly=on" if ro else ""),
+                    "-device", "virtio-blk-pci,drive=v%d,serial=%s" % (i, serial)]
         if self.ip:
             cmd += ["-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % self.tap,
                     "-device", "virtio-net-pci,romfile=,netdev=n0,mac=" + self.mac]
@@ -379,8 +388,10 @@ class VM:
             for part in (self.lab.base, self.lab.payload):
                 with open(part, "rb") as f:
                     shutil.copyfileobj(f, out)
-            out.write(cpio_newc_gz([("lab", 0o40755, b""),
-                                    ("lab/node.conf", 0o100644, text.encode())]))
+            dirs = sorted({os.path.dirname(p) for p, _, _ in self.files} - {"lab"})
+            out.write(cpio_newc_gz([("lab", 0o40755, b"")] + [(d, 0o40755, b"") for d in dirs]
+                                   + [("lab/node.conf", 0o100644, text.encode())]
+                                   + [(p, 0o100000 | m, d) for p, m, d in self.files]))
 
     def start(self):
         if self.alive():
@@ -497,6 +508,12 @@ class Lab:
         return False
 
     def cleanup(self):
+        if getattr(self, "k8s", None):
+            try:
+                self.k8s.stop()
+            except Exception as e:  # keep cleaning
+                say("cleanup: control plane: %s" % e)
+            self.k8s = None
         for name, proc, log in self.procs:
             try:
                 if proc.poll() is None:
@@ -585,7 +602,8 @@ class Lab:
 
         return in_netns(self.ns, call)
 
-    def node(self, name, drives=3, mem=256, ip=None, script=None, cmd=None, env=None, timeout=None):
+    def node(self, name, drives=3, mem=256, ip=None, script=None, cmd=None, env=None, timeout=None,
+             virtio=(), append="", files=()):
         conf = dict(env or {})
         if script:
             conf["LAB_script"] = script
@@ -593,6 +611,7 @@ class Lab:
             conf["LAB_cmd"] = cmd
         vm = VM(self, name, len(self.vms) + 1, drives, mem, ip, conf,
                 (timeout or self.scenario_timeout) * (timeout_scale() if timeout else 1))
+        vm.virtio, vm.append, vm.files = list(virtio), append, list(files)
         self.vms[name] = vm
         vm.prepare()
         return vm
@@ -1934,6 +1953,617 @@ def scenario_faults(lab, args):
     FAULT_CASES[args.case](FaultRun(lab, args, args.case))
 
 
+# ---- scenario k8s: a real Kubernetes cluster ----------------------------------------------------
+
+sys.path.insert(0, os.path.join(REPO, "e2e", "install"))
+import kube_cluster  # noqa: E402  (e2e/install: etcd + kube-apiserver + controllers)
+
+K8S_HOST_NAMES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+                  "kubelet")
+K8S_SIDECARS = ("csi-provisioner", "csi-resizer", "csi-node-driver-registrar", "livenessprobe")
+# Debian's containerd, runc and CNI plugins, copied from the host into the nodes' read-only drive
+K8S_NODE_TOOLS = {"containerd": "/usr/bin/containerd",
+                  "containerd-shim-runc-v2": "/usr/bin/containerd-shim-runc-v2",
+                  "ctr": "/usr/bin/ctr", "runc": "/usr/sbin/runc"}
+K8S_CNI = ("bridge", "host-local", "loopback")
+K8S_CNI_DIR = "/usr/lib/cni"
+
+
+def build_k8s_disk(cache, k8s_bin, images):
+    """The nodes' read-only drive (ext4, shared by every node): kubelet, containerd, runc, ctr
+    in bin/, the CNI plugins in cni/, their non-base libraries under root/, the OCI archives in
+    images/. Rebuilt only when an input changed. Returns its path."""
+    inputs = [(os.path.join(k8s_bin, "kubelet"), "bin/kubelet")]
+    inputs += [(p, "bin/" + n) for n, p in K8S_NODE_TOOLS.items()]
+    inputs += [(os.path.join(K8S_CNI_DIR, n), "cni/" + n) for n in K8S_CNI]
+    inputs += [(os.path.join(images, f), "images/" + f) for f in sorted(os.listdir(images))
+               if f.endswith(".oci.tar")]
+    for src, _ in inputs:
+        if not os.path.isfile(src):
+            raise LabError("k8s: %s is missing (e2e/lab/setup.sh installs containerd, runc and "
+                           "containernetworking-plugins)" % src)
+    h = hashlib.sha256()
+    for src, dst in inputs:
+        st = os.stat(src)
+        h.update(("%s %s %d %d\n" % (src, dst, st.st_size, int(st.st_mtime))).encode())
+    stamp = h.hexdigest()[:32]
+    d = os.path.join(cache, "k8s")
+    os.makedirs(d, exist_ok=True)
+    out = os.path.join(d, "k8s-ro.ext4")
+    try:
+        if open(out + ".stamp").read().strip() == stamp:
+            return out
+    except OSError:
+        pass
+    t = now()
+    stage = os.path.join(d, "stage")
+    shutil.rmtree(stage, ignore_errors=True)
+    size = 0
+    libs = set()
+    for src, dst in inputs:
+        os.makedirs(os.path.dirname(os.path.join(stage, dst)), exist_ok=True)
+        shutil.copy2(src, os.path.join(stage, dst))
+        size += os.path.getsize(src)
+        if dst.startswith(("bin/", "cni/")):
+            r = run(["ldd", src], check=False, quiet=True)
+            for m in re.finditer(r"=> (/\S+)", r.stdout):
+                if not re.search(r"/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so", m.group(1)):
+                    libs.add(m.group(1))
+    for lib in libs:
+        real = os.path.realpath(lib)
+        dst = os.path.join(stage, "root", lib.lstrip("/"))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(real, dst)
+        size += os.path.getsize(real)
+    os.makedirs(os.path.join(stage, "root"), exist_ok=True)
+    with open(os.path.join(stage, "stamp"), "w") as f:
+        f.write(stamp + "\n")
+    mib = int(size * 1.15 / (1 << 20)) + 64
+    if os.path.exists(out):
+        os.unlink(out)
+    run(["mkfs.ext4", "-q", "-F", "-L", "k8s-ro", "-m", "0", "-E", "root_owner=0:0", "-d", stage,
+         out, "%dM" % mib])
+    shutil.rmtree(stage, ignore_errors=True)
+    with open(out + ".stamp", "w") as f:
+        f.write(stamp + "\n")
+    say("k8s: read-only node drive %s (%d MiB, %d images) built in %.1f s"
+        % (out, mib, sum(1 for _, d in inputs if d.startswith("images/")), now() - t))
+    return out
+
+
+def build_k8s_scratch(cache, disk, size=4 << 30):
+    """A template of the nodes' scratch drive: XFS with the images of the read-only drive already
+    imported into containerd's k8s.io namespace (by the host's containerd: seconds, where 3
+    TCG guests take minutes). Each node gets a sparse copy; its k8s-node.sh finds the stamp
+    and skips the import. Rebuilt when the read-only drive changes. Returns its path."""
+    d = os.path.join(cache, "k8s")
+    out = os.path.join(d, "scratch-template.xfs")
+    stamp = open(disk + ".stamp").read().strip()
+    try:
+        if open(out + ".stamp").read().strip() == stamp:
+            return out
+    except OSError:
+        pass
+    t = now()
+    work = os.path.join(d, "import")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work + "/ro")
+    os.makedirs(work + "/var")
+    if os.path.exists(out):
+        os.unlink(out)
+    with open(out, "wb") as f:
+        f.truncate(size)
+    run(["mkfs.xfs", "-q", "-f", out])
+    mounted = []
+    proc = None
+    try:
+        run(["mount", "-o", "loop,ro", disk, work + "/ro"])
+        mounted.append(work + "/ro")
+        run(["mount", "-o", "loop", out, work + "/var"])
+        mounted.append(work + "/var")
+        os.makedirs(work + "/var/lib/containerd")
+        sock = work + "/containerd.sock"
+        with open(work + "/config.toml", "w") as f:
+            f.write('version = 2\nroot = "%s/var/lib/containerd"\nstate = "%s/state"\n'
+                    'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+                    '[grpc]\n  address = "%s"\n' % (work, work, sock))
+        log = open(work + "/containerd.log", "w")
+        proc = subprocess.Popen(["containerd", "--config", work + "/config.toml"], stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=set_pdeathsig)
+        limit = time.monotonic() + 60
+        while run(["ctr", "--address", sock, "version"], check=False, quiet=True).returncode:
+            if time.monotonic() > limit or proc.poll() is not None:
+                raise LabError("host containerd for the image import did not start: see %s"
+                               % (work + "/containerd.log"))
+            time.sleep(0.3)
+        for f in sorted(os.listdir(work + "/ro/images")):
+            run(["ctr", "--address", sock, "-n", "k8s.io", "images", "import", "--all-platforms",
+                 work + "/ro/images/" + f])
+        with open(work + "/var/lib/lab-images", "w") as f:
+            f.write(stamp + "\n")
+    finally:
+        if proc:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for m in reversed(mounted):
+            run(["umount", m], check=False)
+    shutil.rmtree(work, ignore_errors=True)
+    with open(out + ".stamp", "w") as f:
+        f.write(stamp + "\n")
+    say("k8s: scratch drive template with the images imported (host containerd) in %.1f s"
+        % (now() - t))
+    return out
+
+
+class K8s:
+    """The scenario's cluster: kube_cluster.Cluster on HOST_IP:API_PORT inside the lab netns
+    (etcd, kube-apiserver with Node,RBAC + NodeRestriction + audit log, controller-manager,
+    scheduler) and kubectl as admin."""
+
+    def __init__(self, lab, k8s_bin):
+        self.lab = lab
+        self.k8s_bin = k8s_bin
+        self.cluster = kube_cluster.Cluster(os.path.join(lab.workdir, "cluster"), k8s_bin,
+                                            log=lambda m: say("k8s: " + m), address=HOST_IP,
+                                            port=API_PORT, netns=lab.ns)
+        shutil.rmtree(self.cluster.workdir, ignore_errors=True)
+
+    def start(self):
+        t = now()
+        self.cluster.start(timeout=180 * timeout_scale())
+        # TCG nodes on a loaded host post their status late: 20 s made them flap NotReady
+        self.cluster.start_controller_manager(["--node-monitor-grace-period=60s"])
+        self.cluster.start_scheduler()
+        self.lab.mark("control plane up (etcd, apiserver, controller-manager, scheduler)", now() - t)
+
+    def stop(self):
+        self.cluster.stop()
+        for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            src = os.path.join(self.cluster.workdir, name + ".log")
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(self.lab.logdir, name + ".log"))
+
+    def kubectl(self, *args, **kw):
+        return self.cluster.kubectl(*args, **kw)
+
+    def json(self, *args):
+        return json.loads(self.kubectl(*(list(args) + ["-o", "json"])))
+
+    def wait(self, what, fn, timeout):
+        """Polls fn() (None/False: not yet) until it returns a value; fails after timeout s or
+        when a VM stopped without being killed."""
+        limit = now() + timeout * timeout_scale()
+        last = None
+        while True:
+            try:
+                v = fn()
+                if v:
+                    return v
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+                last = e
+            self.lab._check("k8s: " + what)
+            if now() > limit:
+                raise LabError("timed out after %.0f s waiting for %s%s"
+                               % (timeout * timeout_scale(), what,
+                                  " (last error: %s)" % last if last else ""))
+            time.sleep(1)
+
+    def node_ready(self, name):
+        try:
+            n = self.json("get", "node", name)
+        except RuntimeError:
+            return False
+        return any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in n["status"].get("conditions", []))
+
+    def check_forbidden(self):
+        refused = self.cluster.forbidden()
+        if refused:
+            raise LabError("%d requests refused by the API server (401/403), e.g.:\n  %s"
+                           % (len(refused), "\n  ".join(sorted(set(refused))[:15])))
+        say("RBAC: the audit log shows no refused request (401/403)")
+
+
+def fetch_node_logs(lab, names=("containerd", "kubelet", "import")):
+    for vm in lab.vms.values():
+        if not vm.ip or not vm.alive():
+            continue
+        for n in names:
+            try:
+                data = lab.http_get(vm.ip, "/logs/%s.log" % n, timeout=10)
+            except Exception:  # best effort
+                continue
+            with open(os.path.join(lab.logdir, "%s-%s.log" % (vm.name, n)), "w") as f:
+                f.write(data)
+
+
+def project_version():
+    with open(os.path.join(REPO, "CMakeLists.txt")) as f:
+        m = re.search(r"project\(meshstor VERSION ([0-9.]+)", f.read())
+    if not m:
+        raise LabError("no project(meshstor VERSION ...) in CMakeLists.txt")
+    return m.group(1)
+
+
+def prometheus_rules(out, for_overrides):
+    """The monitoring overlay's PrometheusRule .spec as a plain rule file (its `groups:` block,
+    dedented), with the `for:` of the alerts in for_overrides replaced (the lab cannot wait
+    10 minutes)."""
+    src = os.path.join(REPO, "manifests", "overlays", "monitoring", "prometheusrule.yaml")
+    lines = open(src).read().splitlines()
+    start = lines.index("spec:") + 1
+    text, alert = [], None
+    for line in lines[start:]:
+        if line and not line.startswith("  "):
+            break
+        line = line[2:]
+        m = re.match(r"\s*- alert: (\S+)", line)
+        if m:
+            alert = m.group(1)
+        m = re.match(r"(\s*)for: ", line)
+        if m and alert in for_overrides:
+            line = "%sfor: %s" % (m.group(1), for_overrides[alert])
+        text.append(line)
+    with open(out, "w") as f:
+        f.write("\n".join(text) + "\n")
+    r = run(["promtool", "check", "rules", out], check=False)
+    if r.returncode != 0:
+        raise LabError("promtool check rules %s: %s" % (out, r.stdout))
+
+
+class Prometheus:
+    """Debian's prometheus on the host in the lab netns (HOST_IP:9090), scraping the operator's
+    metrics on every node (its pods use the host network) and evaluating the monitoring
+    overlay's alert rules."""
+
+    def __init__(self, lab, targets, for_overrides):
+        d = os.path.join(lab.workdir, "prometheus")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        prometheus_rules(os.path.join(d, "rules.yaml"), for_overrides)
+        with open(os.path.join(d, "prometheus.yml"), "w") as f:
+            f.write("global: {scrape_interval: 5s, evaluation_interval: 5s}\n"
+                    "rule_files: [rules.yaml]\n"
+                    "scrape_configs:\n  - job_name: meshstor-operator\n"
+                    "    static_configs: [{targets: [%s]}]\n"
+                    % ", ".join('"%s"' % t for t in targets))
+        self.lab = lab
+        lab.host_process("prometheus", ["prometheus", "--config.file=" + d + "/prometheus.yml",
+                                        "--storage.tsdb.path=" + d + "/data",
+                                        "--web.listen-address=%s:9090" % HOST_IP])
+
+    def alerts(self):
+        """{alertname: state} of the active alerts (pending or firing)."""
+        def get():
+            with urllib.request.urlopen("http://%s:9090/api/v1/alerts" % HOST_IP, timeout=5) as r:
+                return json.loads(r.read())
+        try:
+            data = in_netns(self.lab.ns, get)
+        except (OSError, ValueError):
+            return {}
+        out = {}
+        for a in data.get("data", {}).get("alerts", []):
+            name = a["labels"].get("alertname")
+            if out.get(name) != "firing":
+                out[name] = a.get("state")
+        return out
+
+
+def ensure_images(build, images, k8s_bin, version):
+    """The OCI archives the nodes import: tools/images.sh's (ctest `images` builds them into
+    <build>/images). Missing or older than the binaries in the build tree: all are built
+    (minutes); only the sidecars missing: only those (seconds)."""
+    have = os.listdir(images) if os.path.isdir(images) else []
+    ours = ["operator-%s.oci.tar" % version, "agent-%s.oci.tar" % version, "pause-3.10.oci.tar"]
+    binaries = [os.path.join(build, p) for p in ("operator/meshstor-operator",
+                                                 "csi-shim/meshstor-csi-shim",
+                                                 "agent/meshstor-agent", "agent/sys/meshstor-sys")]
+    for b in binaries:
+        if not os.path.exists(b):
+            raise LabError("k8s: %s is missing (build meshstor-agent meshstor-operator "
+                           "meshstor-csi-shim meshstor-sys)" % b)
+    newest = max(os.path.getmtime(b) for b in binaries)
+    stale = [f for f in ours if f not in have or os.path.getmtime(os.path.join(images, f)) < newest]
+    sidecars = [s for s in K8S_SIDECARS
+                if not any(h.startswith(s + "-") and h.endswith(".oci.tar") for h in have)]
+    cmd = [os.path.join(REPO, "tools", "images.sh"), "--build-dir", build, "--out", images,
+           "--k8s-dir", k8s_bin]
+    if stale:
+        say("k8s: building the images (%s missing or older than the binaries): %s"
+            % (", ".join(stale), " ".join(cmd)))
+    elif sidecars:
+        cmd.append("--sidecars-only")
+        say("k8s: building the sidecar images (%s missing)" % ", ".join(sidecars))
+    else:
+        return
+    t = now()
+    r = subprocess.run(cmd)
+    if r.returncode != 0:
+        raise LabError("tools/images.sh failed (%d)" % r.returncode)
+    say("k8s: images built in %.1f s" % (now() - t))
+
+
+def scenario_k8s(lab, args):
+    """A real cluster: kubelet + containerd on 3 VMs, control plane and Prometheus on the host."""
+    build = os.path.abspath(args.build_dir or os.path.join(REPO, "build"))
+    try:
+        k8s_bin = kube_cluster.find_k8s_bin(build, K8S_HOST_NAMES + K8S_SIDECARS)
+    except SystemExit as e:
+        raise LabError(str(e))
+    if not k8s_bin:
+        raise Skip("no Kubernetes binaries: set MESHSTOR_K8S_BIN to a directory with %s "
+                   "(Kubernetes 1.28+ and the CSI sidecars; see e2e/lab/README.md)"
+                   % ", ".join(K8S_HOST_NAMES + K8S_SIDECARS))
+    images = os.path.abspath(args.images or os.path.join(build, "images"))
+    version = project_version()
+    if not args.k8s_spike:
+        ensure_images(build, images, k8s_bin, version)
+    disk = build_k8s_disk(lab.cache, k8s_bin, images)
+    template = build_k8s_scratch(lab.cache, disk)
+    lab.deadline = now() + lab.scenario_timeout  # images and drive built: the clock starts
+    lab.network(["A", "B", "C"])
+    k8s = K8s(lab, k8s_bin)
+    lab.k8s = k8s
+    k8s.start()
+    nodes = {}
+    for i, n in enumerate(("A", "B", "C")):
+        name = "lab-" + n.lower()
+        nodes[n] = name
+        os.makedirs(lab.diskdir, exist_ok=True)
+        scratch = os.path.join(lab.diskdir, "%s-scratch.img" % n)
+        run(["cp", "--sparse=always", template, scratch])
+        kc = k8s.cluster.node_kubeconfig(name)
+        lab.node(n, drives=2, mem=args.mem or 1536, ip="%s.%d" % (NET_PREFIX, i + 1),
+                 script="k8s-node.sh", timeout=lab.scenario_timeout,
+                 env={"LAB_k8s_name": name, "LAB_pod_cidr": "10.244.%d.0/24" % (i + 1),
+                      "LAB_switch_root": "1",
+                      "LAB_extra_modules": "overlay bridge veth br_netfilter ext4 virtio_blk"},
+                 virtio=[(disk, "k8s-ro", True), (scratch, "scratch", False)],
+                 append="apparmor=0",
+                 files=[("lab/k8s/ca.crt", 0o644, open(k8s.cluster.pki + "/ca.crt", "rb").read()),
+                        ("lab/k8s/kubelet.kubeconfig", 0o600, kc.encode())])
+    vm_of = {name: n for n, name in nodes.items()}
+    t = now()
+    lab.start("A", "B", "C")
+    try:
+        k8s_steps(lab, args, k8s, nodes, vm_of, version, t)
+    finally:
+        fetch_node_logs(lab)
+
+
+def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
+    kubectl = k8s.kubectl
+    for n in ("A", "B", "C"):
+        lab.wait_event(n, "kubelet-started", timeout=900)
+    lab.mark("3 nodes booted: containerd up, images imported, kubelet started", now() - t_boot)
+    for name in nodes.values():
+        k8s.wait("node %s Ready" % name, lambda: k8s.node_ready(name), 600)
+    lab.mark("3 nodes Ready (from boot)", now() - t_boot)
+    if args.k8s_spike:
+        t = now()
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "spike", "namespace": "default"},
+            "spec": {"containers": [{"name": "p", "image": "meshstor/pause:3.10",
+                                     "imagePullPolicy": "Never"}]}}))
+        k8s.wait("pod spike Running",
+                 lambda: k8s.json("get", "pod", "spike")["status"].get("phase") == "Running", 600)
+        lab.mark("pod Running", now() - t)
+        say(kubectl("get", "nodes,pods", "-A", "-o", "wide"))
+        k8s.check_forbidden()
+        return
+
+    # ---- 3. the manifests, as a user installs them
+    t = now()
+    kubectl("label", "node", *nodes.values(), "meshstor.io/storage-node=true")
+    kubectl("apply", "-k", os.path.join(REPO, "manifests", "overlays", "lab"), timeout=300)
+    prom = Prometheus(lab, ["%s.%d:9800" % (NET_PREFIX, i + 1) for i in range(3)],
+                      {"MeshStorVolumeDegraded": "15s"})
+
+    def installed():
+        d = k8s.json("-n", "meshstor-system", "get", "deployment", "meshstor-operator")
+        ds = k8s.json("-n", "meshstor-system", "get", "daemonset", "meshstor-agent")
+        if (d["status"].get("availableReplicas") or 0) < 2 or \
+                (ds["status"].get("numberReady") or 0) < 3:
+            return False
+        for name in nodes.values():
+            cn = k8s.json("get", "csinode", name)
+            if not any(x["name"] == "io.meshstor.csi.mesh" for x in cn["spec"].get("drivers") or []):
+                return False
+        return True
+
+    k8s.wait("operator (2) and agents (3) Running, the driver in every CSINode", installed, 900)
+    lab.mark("kubectl apply -k manifests/overlays/lab -> operator, agents Running, CSINode", now() - t)
+    say(kubectl("-n", "meshstor-system", "get", "pods", "-o", "wide"))
+
+    # ---- 4. StorageClass, PVC, a Deployment whose pod writes checksummed data
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "lab-r2"},
+        "provisioner": "io.meshstor.csi.mesh",
+        "parameters": {"replicaCount": "2", "stripeWidth": "1", "memberMissingTimeout": "60",
+                       "sectorSize": "4096"},
+        "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True}))
+    consumer_label = "lab.meshstor.io/consumer"
+
+    def set_consumers(names):
+        for name in nodes.values():
+            kubectl("label", "node", name, "--overwrite",
+                    consumer_label + ("=true" if name in names else "-"))
+
+    set_consumers(["lab-a"])
+    t_pvc = now()
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "default"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "lab-r2",
+                 "resources": {"requests": {"storage": "512Mi"}}}}))
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "writer", "namespace": "default"},
+        "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+                 "selector": {"matchLabels": {"app": "writer"}},
+                 "template": {"metadata": {"labels": {"app": "writer"}}, "spec": {
+                     "nodeSelector": {consumer_label: "true"},
+                     "terminationGracePeriodSeconds": 5,
+                     "containers": [{"name": "app", "image": "meshstor/agent:" + version,
+                                     "imagePullPolicy": "Never",
+                                     "command": ["/bin/sh", "-c",
+                                                 "trap 'exit 0' TERM; while :; do sleep 1; done"],
+                                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                     "volumes": [{"name": "data",
+                                  "persistentVolumeClaim": {"claimName": "data"}}]}}}}))
+
+    def writer_pod(not_on=None):
+        for p in k8s.json("get", "pods", "-l", "app=writer")["items"]:
+            if p["metadata"].get("deletionTimestamp") or p["status"].get("phase") != "Running":
+                continue
+            if not_on and p["spec"].get("nodeName") == not_on:
+                continue
+            if all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}]):
+                return p["metadata"]["name"], p["spec"]["nodeName"]
+        return None
+
+    pod, node = k8s.wait("the writer pod Running", writer_pod, 900)
+    lab.mark("PVC created -> pod Running on %s (WaitForFirstConsumer)" % node, now() - t_pvc)
+    pv = k8s.json("get", "pvc", "data")["spec"]["volumeName"]
+    say("PVC data bound to %s" % pv)
+
+    def pexec(pod, script, timeout=300):
+        return kubectl("exec", pod, "-c", "app", "--", "sh", "-c", script, timeout=timeout)
+
+    def msvol():
+        return k8s.json("get", "msvol", pv)
+
+    def settled(consumer):
+        o = msvol()
+        present = ControlPlane.present(o)
+        return o if ((o.get("status") or {}).get("nodeName") == consumer and len(present) == 2
+                     and ControlPlane.all_synced(o)
+                     and any(m["node"] == consumer for m in present)) else None
+
+    sums = pexec(pod, "dd if=/dev/urandom of=/data/a bs=1M count=32 conv=fsync 2>/dev/null && "
+                      "cd /data && sha256sum a")
+    obj = k8s.wait("volume Synced on 2 nodes, staged on %s" % node, lambda: settled(node), 300)
+    say("members: %s" % [(m["index"], m["node"]) for m in ControlPlane.present(obj)])
+
+    def verify(pod, sums):
+        pexec(pod, "cd /data && echo '%s' | sha256sum -c -" % sums.strip().replace("\n", "\\n")
+              if False else "cd /data && printf '%s\\n' | sha256sum -c -" % sums.strip()
+              .replace("\n", "\\n"))
+
+    # ---- 5. the pod re-created on the node without a member: the volume relocates
+    holders = {m["node"] for m in ControlPlane.present(obj)}
+    target = [n for n in nodes.values() if n not in holders][0]
+    t = now()
+    set_consumers([target])
+    kubectl("delete", "pod", pod, "--wait=false")
+    pod, node = k8s.wait("the writer pod Running on %s" % target,
+                         lambda: writer_pod(not_on=node), 900)
+    lab.mark("pod deleted -> re-created and Running on %s" % node, now() - t)
+    obj = k8s.wait("a member on %s Synced, 2 members" % node, lambda: settled(node), 600)
+    lab.mark("relocation: pod moved -> member on %s Synced, old one retired" % node, now() - t)
+    verify(pod, sums)
+    say("data verified on %s" % node)
+
+    # ---- 6. kubectl drain of the consumer node
+    drained = node
+    set_consumers(list(nodes.values()))
+    t = now()
+    kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=600s",
+            timeout=700)
+    pod, node = k8s.wait("the writer pod rescheduled off %s" % drained,
+                         lambda: writer_pod(not_on=drained), 900)
+    lab.mark("kubectl drain %s -> pod Running on %s" % (drained, node), now() - t)
+    obj = k8s.wait("volume staged on %s, Synced" % node, lambda: settled(node), 600)
+    lab.mark("drain: volume follows the pod to %s, Synced" % node, now() - t)
+    verify(pod, sums)
+    kubectl("uncordon", drained)
+    say("data verified on %s; %s uncordoned" % (node, drained))
+
+    # ---- 7. online expansion
+    t = now()
+    kubectl("patch", "pvc", "data", "-p", '{"spec":{"resources":{"requests":{"storage":"1Gi"}}}}')
+
+    def grown():
+        out = pexec(pod, "df -k /data | tail -1").split()
+        return int(out[1]) if int(out[1]) > 900 * 1024 else None
+
+    size = k8s.wait("the filesystem in the pod grown to 1 GiB", grown, 600)
+    lab.mark("PVC patched to 1Gi -> filesystem grown in the running pod (%d KiB)" % size, now() - t)
+    verify(pod, sums)
+
+    # ---- 8. the node holding the remote member powered off
+    remote = [m for m in ControlPlane.present(obj) if m["node"] != node][0]
+    victim = remote["node"]
+    t = now()
+    lab.kill(vm_of[victim])
+    seen = {}
+
+    def watch_alerts():
+        for name, state in prom.alerts().items():
+            if state == "firing" and name not in seen:
+                seen[name] = now() - t
+                say("alert %s firing (%.1f s after the power-off)" % (name, seen[name]))
+
+    def missing():
+        watch_alerts()
+        st = ControlPlane.parts(msvol()).get(remote["index"], {}).get("state")
+        return st in ("Missing", "Faulty")
+
+    k8s.wait("member %d on %s Missing" % (remote["index"], victim), missing, 300)
+    lab.mark("power-off %s -> member reported Missing (volume degraded)" % victim, now() - t)
+    sums += "\n" + pexec(pod, "dd if=/dev/urandom of=/data/b bs=1M count=8 conv=fsync "
+                              "2>/dev/null && cd /data && sha256sum b")
+    say("degraded write of 8 MiB done in the pod")
+
+    def replaced():
+        watch_alerts()
+        o = msvol()
+        present = ControlPlane.present(o)
+        return o if (len(present) == 2 and ControlPlane.all_synced(o)
+                     and all(m["node"] != victim for m in present)) else None
+
+    obj = k8s.wait("the replacement after memberMissingTimeout (60 s), Synced", replaced, 900)
+    lab.mark("power-off %s -> member replaced on another node and Synced" % victim, now() - t)
+    sums += "\n" + pexec(pod, "dd if=/dev/urandom of=/data/c bs=1M count=8 conv=fsync "
+                              "2>/dev/null && cd /data && sha256sum c")
+    if "MeshStorVolumeDegraded" not in seen:
+        k8s.wait("alert MeshStorVolumeDegraded fired",
+                 lambda: watch_alerts() or "MeshStorVolumeDegraded" in seen, 60)
+    k8s.wait("alert MeshStorVolumeDegraded cleared",
+             lambda: "MeshStorVolumeDegraded" not in prom.alerts(), 180)
+    lab.mark("alert MeshStorVolumeDegraded fired and cleared (from power-off)", now() - t)
+    say("alerts seen firing: %s" % ", ".join("%s after %.0f s" % kv for kv in sorted(seen.items())))
+    verify(pod, sums)
+    t_back = now()
+    lab.restart(vm_of[victim])
+
+    # ---- 9. delete the consumer and the PVC: PV and volume gone, nothing left on any node
+    t = now()
+    kubectl("delete", "deployment", "writer", "--wait=true", "--timeout=300s", timeout=330)
+    kubectl("delete", "pvc", "data", "--wait=false")
+
+    def gone():
+        pvs = k8s.json("get", "pv")["items"]
+        vols = k8s.json("get", "msvol")["items"]
+        return not pvs and not vols
+
+    lab.wait_event(vm_of[victim], "kubelet-started", timeout=900)
+    k8s.wait("node %s Ready again" % victim, lambda: k8s.node_ready(victim), 600)
+    lab.mark("%s powered on again -> Ready" % victim, now() - t_back)
+    k8s.wait("PV and MeshStorVolume gone", gone, 900)
+    lab.mark("PVC deleted -> PV and volume gone (every node tore down)", now() - t)
+    lab.flag("done")
+    for n in ("A", "B", "C"):
+        lab.wait_event(n, "clean", timeout=300)
+    say("no MeshStor partition, export, array or controller left on any node")
+    k8s.check_forbidden()
+
+
 SCENARIOS = {
     # name: (function, default scenario timeout in seconds, needs network)
     "boot": (scenario_boot, 180),
@@ -1946,6 +2576,7 @@ SCENARIOS = {
     "system": (scenario_system, 1200),
     "csi": (scenario_csi, 1500),
     "faults": (scenario_faults, 1500),
+    "k8s": (scenario_k8s, 1500),
 }
 
 
@@ -1972,6 +2603,10 @@ def main():
     r.add_argument("--apiserver", help="agents, system: the meshstor-test-apiserver binary (host)")
     r.add_argument("--operator", help="system: the meshstor-operator binary (runs on the host)")
     r.add_argument("--case", help="faults: the fault case (docs/faults.md)")
+    r.add_argument("--build-dir", help="k8s: build tree (Kubernetes binaries unpacked into "
+                   "<build>/k8s unless $MESHSTOR_K8S_BIN is set; images in <build>/images)")
+    r.add_argument("--images", help="k8s: directory with the OCI archives of tools/images.sh")
+    r.add_argument("--k8s-spike", action="store_true", help="k8s: only nodes Ready + one pod")
     p.epilog = "contract: arguments after -- go to the test executable (default: [.privileged])"
     argv = sys.argv[1:]
     test_args = []

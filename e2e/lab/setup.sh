@@ -30,8 +30,14 @@ die() { echo "lab-setup: ERROR: $*" >&2; exit 1; }
 skip() { echo "lab-setup: SKIP: $*" >&2; exit 77; }
 
 # ---- host packages -------------------------------------------------------------------------
+# mount: losetup, mount, umount (the base image copies them); e2fsprogs: mkfs.ext4 -d (scenario
+# k8s's read-only drive); openssl: its certificates; containerd, runc, containernetworking-plugins:
+# copied into the Kubernetes nodes; etcd-server, prometheus: run on the host (scenario k8s);
+# xz-utils: unpacks Kubernetes binaries; mmdebstrap, binutils: tools/images.sh.
 packages=(qemu-system-x86 busybox-static mdadm nvme-cli xfsprogs gdisk kmod cpio iproute2
-          util-linux fdisk python3 curl)
+          util-linux mount fdisk python3 curl e2fsprogs openssl xz-utils containerd runc
+          containernetworking-plugins etcd-server prometheus mmdebstrap binutils ca-certificates
+          gzip tar fio)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
