@@ -36,15 +36,8 @@ function(meshstor_finalize_tests)
     get_property(libs GLOBAL PROPERTY MESHSTOR_TEST_LIBS_${exe})
     add_executable(${exe} ${srcs} $<TARGET_OBJECTS:meshstor_catch_main>)
     target_link_libraries(${exe} PRIVATE ${libs} Catch2::Catch2)
-    # Tests read fixtures (crds/, examples) relative to the source tree. Only the files that use
-    # the path get it, so that every other object is the same in any clone (ccache hits).
-    foreach(src IN LISTS srcs)
-      file(STRINGS ${src} uses REGEX "MESHSTOR_SOURCE_DIR" LIMIT_COUNT 1)
-      if(uses)
-        set_property(SOURCE ${src} APPEND PROPERTY
-                     COMPILE_DEFINITIONS MESHSTOR_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-      endif()
-    endforeach()
+    # Tests read fixtures (crds/, examples) relative to the source tree.
+    target_compile_definitions(${exe} PRIVATE MESHSTOR_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
     get_property(label GLOBAL PROPERTY MESHSTOR_TEST_LABEL_${exe})
     if(NOT label)
       set(label unit)
