@@ -279,7 +279,7 @@ common::Status Agent::Pass() {
   // network (docs/design.md §6.1).
   for (const auto& v : volumes) {
     if (auto in_sync = reconciler_.ObserveInSync(v, peers)) {
-      note(WriteOutcome(v.metadata.name, *in_sync));
+      note(WriteOutcome(v, *in_sync));
     }
   }
   for (const auto& v : volumes) {
