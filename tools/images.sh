@@ -154,7 +154,7 @@ if ((EUID != 0)); then
 fi
 
 # ---- host tools: only missing packages, apt-get update first ----------------------------------
-host_packages=(mmdebstrap binutils ca-certificates gzip tar coreutils findutils libc-bin dpkg)
+host_packages=(mmdebstrap binutils ca-certificates gzip tar coreutils findutils libc-bin dpkg mount)
 missing=()
 for p in "${host_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
