@@ -343,7 +343,9 @@ class VM:
         if accel == "kvm":
             cmd += ["-accel", "kvm", "-cpu", "host"]
         else:
-            cmd += ["-accel", "tcg,tb-size=128", "-cpu", "max"]
+            # a 1 GiB translation cache (allocated as used): the k8s scenario runs large Go binaries
+            # (kubelet, containerd, the CSI sidecars); a full cache is flushed and retranslated
+            cmd += ["-accel", "tcg,tb-size=1024", "-cpu", "max"]
         append = "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off lab.node=" + self.name
         if self.append:
             append += " " + self.append
