@@ -1933,6 +1933,126 @@ def fault_apiserver_down(f):
           % during)
 
 
+def _lease(f):
+    code, o = f.lab.api("GET", "/apis/coordination.k8s.io/v1/namespaces/%s/leases/meshstor-operator"
+                        % RBAC_NAMESPACE)
+    return (o.get("spec") or {}) if code == 200 else {}
+
+
+def fault_operators_down(f):
+    """(7b) both operator replicas SIGKILLed (their Lease left to expire) for 2 minutes while the
+    remote copy's node is lost: writes go on degraded and nothing is replaced; a replica started
+    after the outage takes the expired Lease over and replaces the member."""
+    f.setup()
+    standby = f.lab.host_process("operator-standby",
+                                 f.cp.operator_argv + ["--identity", "lab-operator-standby"])
+    f.start_writer()
+    idx = f.member["index"]
+    leader = _lease(f).get("holderIdentity")
+    for p in (f.proc("operator"), standby):
+        p.kill()
+        p.wait(timeout=10)
+    t_down = now()
+    say("faults/%s: both operator replicas killed (SIGKILL); the Lease was held by %s"
+        % (f.case, leader))
+    f.lab.kill(f.victim)
+    f.wait_missing(idx)
+    while now() - t_down < 120:
+        f.lab._check("operators down")
+        time.sleep(1)
+    code, o = f.cp.get()
+    if any(m.get("replaces") == idx for m in (o.get("spec") or {}).get("members") or []):
+        raise LabError("a replacement was placed while no operator ran: %s" % o["spec"]["members"])
+    during = f.acked()["acked"]
+    f.wait_acks(100, "writes with no operator and a leg lost")
+    t = now()
+    f.lab.host_process("operator-new", f.cp.operator_argv + ["--identity", "lab-operator-new"])
+    f.cp.wait_for("the new replica holds the Lease",
+                  lambda c, o: _lease(f).get("holderIdentity") == "lab-operator-new", 120)
+    took = now() - t
+    lab_lease = _lease(f)
+    say("faults/%s: Lease taken over %.1f s after the new replica started (%s)"
+        % (f.case, took, lab_lease))
+    f.wait_synced("the replacement Synced after the operators' return",
+                  lambda o: all(m["node"] != f.member["node"] for m in f.cp.present(o)), 400)
+    synced = now() - t
+    f.stop_writer()
+    f.row(f.verify(), synced, "both operators down 120 s with a node lost (%d writes acknowledged "
+          "by then); a new replica took the expired Lease in %.1f s and replaced the member (time "
+          "from its start)" % (during, took))
+
+
+def fault_drive_removed(f):
+    """(9) the exporter's NVMe drive holding the remote copy disappears (PCI remove of the
+    emulated controller) mid-write: the consumer's MD fails the leg, the member is replaced on
+    another drive while writes go on, and the exporter's agent keeps serving its other drive."""
+    f.setup()
+    f.start_writer()
+    idx = f.member["index"]
+    drive = f.member["drive"]
+    rc, out = f.sh(f.victim, "d=$(readlink -f /sys/block/%s/device/device)\necho $d\n"
+                   "echo 1 >$d/remove\nsleep 1\n[ ! -e /sys/block/%s ] && echo removed"
+                   % (drive, drive))
+    if "removed" not in out:
+        raise LabError("PCI remove of %s on %s did not remove it: %s" % (drive, f.victim, out),
+                       f.victim)
+    say("faults/%s: %s's %s removed from the PCI bus (%s)"
+        % (f.case, f.victim, drive, out.strip().splitlines()[0]))
+    t = now()
+    f.cp.wait_for("member %d Faulty or Missing" % idx,
+                  lambda c, o: c == 200 and f.part_state(o, idx) in ("Faulty", "Missing"), 300)
+    f.wait_acks(100, "writes after the drive's removal")
+    gone = (f.member["node"], drive)
+    f.wait_synced("the replacement Synced, nothing left on the removed drive",
+                  lambda o: all((m["node"], m.get("drive")) != gone for m in f.cp.present(o)), 400)
+    synced = now() - t
+    f.wait_acks(100, "writes after the replacement")
+    f.stop_writer()
+    f.row(f.verify(), synced, "%s of %s removed (PCI); replaced (time from the removal)"
+          % (drive, f.member["node"]))
+
+
+def fault_all_reboot(f):
+    """(10) every node powered off, the stale copy's first: the remote copy's node goes off
+    mid-write (its member leaves the array), writes go on, then A and C go off too; the nodes
+    return stale first (the remote copy's node, the third node, A last): nothing may start from
+    the stale copy; when A returns it assembles from its fresh member and the stale one catches
+    up."""
+    needs_feature("startBlocked", "the stale-member guard")
+    f.setup(missing_timeout=900)  # no replacement: the nodes come back
+    f.start_writer()
+    idx = f.member["index"]
+    f.lab.kill(f.victim)
+    f.wait_missing(idx)
+    f.wait_acks(200, "writes after the remote leg dropped out")
+    f.lab.kill("A")
+    f.lab.kill(f.other)
+    say("faults/%s: every node is off (%s first)" % (f.case, f.victim))
+    f.lab.restart(f.victim)
+    f.lab.restart(f.other)
+    for n in (f.victim, f.other):
+        f.sh(n, "true", timeout=300)  # booted, command channel up
+    time.sleep(30)
+    for n in (f.victim, f.other):
+        rc, out = f.sh(n, "cat /proc/mdstat; grep -q '^md' /proc/mdstat && exit 9; exit 0",
+                       check=False)
+        if rc != 0:
+            raise LabError("%s assembled an array while A (the fresh copy) was off:\n%s"
+                           % (n, out), n)
+    code, o = f.cp.get()
+    if (o.get("status") or {}).get("nodeName") not in (None, "", "lab-a"):
+        raise LabError("the volume was staged elsewhere while A was off: %s" % o.get("status"))
+    t = now()
+    f.lab.restart("A")
+    f.wait_synced("A back: staged from its fresh member, the stale member caught up",
+                  lambda o: (o.get("status") or {}).get("nodeName") == "lab-a"
+                  and (o.get("status") or {}).get("stagedPath")
+                  and any(m["index"] == idx for m in f.cp.present(o)), 600, node="A")
+    synced = now() - t
+    f.row(f.verify("A"), synced, "all 3 nodes off, back stale first; A last (time from A's "
+          "restart)")
+
+
 FAULT_CASES = {
     "catchup": fault_catchup,
     "replace": fault_replace,
@@ -1943,6 +2063,9 @@ FAULT_CASES = {
     "consumer-dies": fault_consumer_dies,
     "operator-kill": fault_operator_kill,
     "apiserver-down": fault_apiserver_down,
+    "operators-down": fault_operators_down,
+    "drive-removed": fault_drive_removed,
+    "all-reboot": fault_all_reboot,
 }
 
 
