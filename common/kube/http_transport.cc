@@ -450,6 +450,7 @@ struct HttpTransport::Impl {
   // An idle pooled connection, or nullptr.
   std::unique_ptr<Connection> TakeIdle();
   void ReturnIdle(std::unique_ptr<Connection> conn);
+  void DropIdle();
 
   // Request line target: base path, escaped path and query.
   std::string Target(const HttpRequest& request) const;
@@ -562,6 +563,12 @@ std::unique_ptr<Connection> HttpTransport::Impl::TakeIdle() {
   return usable;
 }
 
+void HttpTransport::Impl::DropIdle() {
+  std::vector<std::unique_ptr<Connection>> dropped;  // closed outside the lock
+  std::lock_guard<std::mutex> lock(pool_mu);
+  dropped.swap(idle);
+}
+
 void HttpTransport::Impl::ReturnIdle(std::unique_ptr<Connection> conn) {
   conn->idle_since = SteadyClock::now();
   std::lock_guard<std::mutex> lock(pool_mu);
@@ -639,7 +646,8 @@ Result<HttpResponse> HttpTransport::Impl::DoOnce(const HttpRequest& request,
                                                  const std::string& token) {
   const milliseconds timeout = std::max(request.timeout, milliseconds(1));
   for (int attempt = 0;; ++attempt) {
-    std::unique_ptr<Connection> conn = TakeIdle();
+    // A repeat goes out on a new connection: the pooled ones are as old as the one that failed.
+    std::unique_ptr<Connection> conn = attempt == 0 ? TakeIdle() : nullptr;
     const bool reused = conn != nullptr && conn->client->is_socket_open() != 0;
     if (conn == nullptr) {
       ASSIGN_OR_RETURN(conn, NewConnection(/*keep_alive=*/true));
@@ -691,6 +699,7 @@ Result<HttpResponse> HttpTransport::Impl::DoOnce(const HttpRequest& request,
     // timeout is not that: repeating it would stretch the caller's bound.
     if (attempt == 0 && reused && !got_headers && !timed_out && IsReplayable(request.method) &&
         (error == httplib::Error::Read || error == httplib::Error::Write)) {
+      DropIdle();  // the server (or a proxy) is likely closing its other idle connections too
       continue;
     }
     return Failure(error, *conn, timed_out, timeout, openssl_errors);

@@ -1,7 +1,11 @@
 #include "common/kube/http_transport.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -517,6 +521,116 @@ TEST_CASE("HttpTransport is safe for concurrent requests and reuses connections"
   for (std::thread& t : threads) t.join();
   CHECK(good == 100);
   CHECK(served == 100);
+}
+
+// A plain HTTP/1.1 server on raw sockets that answers the first request of every connection
+// (keep-alive) and, once told to, closes a kept-alive connection when its next request arrives
+// without answering: the race of a server closing idle connections as a client reuses them.
+class ClosingServer {
+ public:
+  ClosingServer() {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(listen(listener_, 16) == 0);
+    socklen_t len = sizeof(addr);
+    REQUIRE(getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  ~ClosingServer() {
+    shutdown(listener_, SHUT_RDWR);
+    close(listener_);
+    acceptor_.join();
+    for (auto& t : connections_) t.join();
+  }
+  // Kept-alive connections are closed at their next request from now on.
+  void CloseReusedConnections() { closing_ = true; }
+  int connections() const { return accepted_; }
+  int answered() const { return answered_; }
+  RestConfig Config() const {
+    RestConfig c;
+    c.server = "http://127.0.0.1:" + std::to_string(port_);
+    return c;
+  }
+
+ private:
+  void Accept() {
+    while (true) {
+      int fd = accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      ++accepted_;
+      connections_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+  void Serve(int fd) {
+    std::string buffer;
+    for (int request = 0;; ++request) {
+      char chunk[1024];
+      while (buffer.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n <= 0) {
+          close(fd);
+          return;
+        }
+        buffer.append(chunk, n);
+      }
+      buffer.erase(0, buffer.find("\r\n\r\n") + 4);
+      if (request > 0 && closing_) break;
+      // The first answers wait for a second connection, so the client pools two.
+      const auto limit = SteadyClock::now() + 5s;
+      while (request == 0 && accepted_ < 2 && SteadyClock::now() < limit) {
+        std::this_thread::sleep_for(1ms);
+      }
+      const std::string response =
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+          "Connection: keep-alive\r\n\r\n{}";
+      if (write(fd, response.data(), response.size()) != static_cast<ssize_t>(response.size())) {
+        break;
+      }
+      ++answered_;
+    }
+    close(fd);
+  }
+
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> closing_{false};
+  std::atomic<int> accepted_{0};
+  std::atomic<int> answered_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> connections_;  // only the acceptor adds, joined after it ended
+};
+
+TEST_CASE("HttpTransport repeats a GET on a new connection when the server closed the pooled ones",
+          "[unit][kube]") {
+  ClosingServer server;
+  auto transport = MakeTransport(server.Config());
+  // Two requests at once: two kept-alive connections in the idle pool.
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] {
+      if (transport->Do(Get("/a")).ok()) ++good;
+    });
+  }
+  for (auto& t : threads) t.join();
+  REQUIRE(good == 2);
+  const int pooled = server.connections();
+  REQUIRE(pooled == 2);
+
+  // The server now drops every kept-alive connection as a request arrives on it (it looks
+  // alive until then). The GET is repeated once, on a new connection, not on the next pooled
+  // one (which the server dropped too).
+  server.CloseReusedConnections();
+  Result<HttpResponse> r = transport->Do(Get("/b"));
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
+  CHECK(server.connections() == pooled + 1);
 }
 
 TEST_CASE("HttpTransport accepts gzip-compressed responses", "[unit][kube]") {
