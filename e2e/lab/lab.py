@@ -2460,6 +2460,14 @@ def scenario_k8s(lab, args):
         fetch_node_logs(lab)
 
 
+# The writer pod: prints the checksum of each file it finds on the volume at start (the host
+# compares them with what it wrote: no exec needed after a move), then waits without spawning
+# a process per second (TCG nodes have little CPU to spare).
+WRITER_SCRIPT = ("trap 'exit 0' TERM; cd /data && for f in a b c; do [ -f $f ] && "
+                 "echo \"HAVE $(sha256sum $f)\"; done; echo STARTED; "
+                 "while :; do sleep 3600 & wait $!; done")
+
+
 def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
     kubectl = k8s.kubectl
     for n in ("A", "B", "C"):
@@ -2536,8 +2544,7 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
                      "terminationGracePeriodSeconds": 5,
                      "containers": [{"name": "app", "image": "meshstor/agent:" + version,
                                      "imagePullPolicy": "Never",
-                                     "command": ["/bin/sh", "-c",
-                                                 "trap 'exit 0' TERM; while :; do sleep 1; done"],
+                                     "command": ["/bin/sh", "-c", WRITER_SCRIPT],
                                      "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
                      "volumes": [{"name": "data",
                                   "persistentVolumeClaim": {"claimName": "data"}}]}}}}))
@@ -2570,15 +2577,31 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
                      and ControlPlane.all_synced(o)
                      and any(m["node"] == consumer for m in present)) else None
 
-    sums = pexec(pod, "dd if=/dev/urandom of=/data/a bs=1M count=32 conv=fsync 2>/dev/null && "
-                      "cd /data && sha256sum a")
+    sums = write(pod, "a", 32)
     obj = k8s.wait("volume Synced on 2 nodes, staged on %s" % node, lambda: settled(node), 300)
     say("members: %s" % [(m["index"], m["node"]) for m in ControlPlane.present(obj)])
 
-    def verify(pod, sums):
-        pexec(pod, "cd /data && echo '%s' | sha256sum -c -" % sums.strip().replace("\n", "\\n")
-              if False else "cd /data && printf '%s\\n' | sha256sum -c -" % sums.strip()
-              .replace("\n", "\\n"))
+    def verify(pod, sums, started=False):
+        """The files written so far hold what was written: from the pod's log when it has just
+        started (it prints the checksum of every file it finds, no exec into a slow TCG node),
+        else with one exec."""
+        if started:
+            out = k8s.wait("the writer pod's start-up checksums",
+                           lambda: (lambda l: l if "\nSTARTED" in "\n" + l else None)(
+                               kubectl("logs", pod, "-c", "app")), 300)
+            have = {l.split()[2]: l.split()[1] for l in out.splitlines()
+                    if l.startswith("HAVE ")}
+        else:
+            out = pexec(pod, "cd /data && sha256sum %s" % " ".join(sorted(sums)))
+            have = {l.split()[1]: l.split()[0] for l in out.splitlines() if len(l.split()) == 2}
+        bad = {f: (want, have.get(f)) for f, want in sums.items() if have.get(f) != want}
+        if bad:
+            raise LabError("data lost or changed in the volume: %s (file: (written, found))" % bad)
+
+    def write(pod, name, mib):
+        out = pexec(pod, "dd if=/dev/urandom of=/data/%s bs=1M count=%d conv=fsync 2>/dev/null && "
+                         "cd /data && sha256sum %s" % (name, mib, name))
+        return {out.split()[1]: out.split()[0]}
 
     # ---- 5. the pod re-created on the node without a member: the volume relocates
     holders = {m["node"] for m in ControlPlane.present(obj)}
@@ -2591,7 +2614,7 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
     lab.mark("pod deleted -> re-created and Running on %s" % node, now() - t)
     obj = k8s.wait("a member on %s Synced, 2 members" % node, lambda: settled(node), 600)
     lab.mark("relocation: pod moved -> member on %s Synced, old one retired" % node, now() - t)
-    verify(pod, sums)
+    verify(pod, sums, started=True)
     say("data verified on %s" % node)
 
     # ---- 6. kubectl drain of the consumer node
@@ -2605,7 +2628,7 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
     lab.mark("kubectl drain %s -> pod Running on %s" % (drained, node), now() - t)
     obj = k8s.wait("volume staged on %s, Synced" % node, lambda: settled(node), 600)
     lab.mark("drain: volume follows the pod to %s, Synced" % node, now() - t)
-    verify(pod, sums)
+    verify(pod, sums, started=True)
     kubectl("uncordon", drained)
     say("data verified on %s; %s uncordoned" % (node, drained))
 
@@ -2613,13 +2636,14 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
     t = now()
     kubectl("patch", "pvc", "data", "-p", '{"spec":{"resources":{"requests":{"storage":"1Gi"}}}}')
 
-    def grown():
-        out = pexec(pod, "df -k /data | tail -1").split()
-        return int(out[1]) if int(out[1]) > 900 * 1024 else None
-
-    size = k8s.wait("the filesystem in the pod grown to 1 GiB", grown, 600)
+    # the PVC's status shows 1Gi once kubelet's NodeExpandVolume succeeded; then one df
+    k8s.wait("the PVC's capacity 1Gi (node expansion done)",
+             lambda: (k8s.json("get", "pvc", "data").get("status") or {})
+             .get("capacity", {}).get("storage") == "1Gi", 600)
+    size = int(pexec(pod, "df -k /data | tail -1").split()[1])
+    if size < 900 * 1024:
+        raise LabError("the PVC says 1Gi but the filesystem in the pod has %d KiB" % size)
     lab.mark("PVC patched to 1Gi -> filesystem grown in the running pod (%d KiB)" % size, now() - t)
-    verify(pod, sums)
 
     # ---- 8. the node holding the remote member powered off
     remote = [m for m in ControlPlane.present(obj) if m["node"] != node][0]
@@ -2641,8 +2665,7 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
 
     k8s.wait("member %d on %s Missing" % (remote["index"], victim), missing, 300)
     lab.mark("power-off %s -> member reported Missing (volume degraded)" % victim, now() - t)
-    sums += "\n" + pexec(pod, "dd if=/dev/urandom of=/data/b bs=1M count=8 conv=fsync "
-                              "2>/dev/null && cd /data && sha256sum b")
+    sums.update(write(pod, "b", 8))
     say("degraded write of 8 MiB done in the pod")
 
     def replaced():
@@ -2654,8 +2677,7 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
 
     obj = k8s.wait("the replacement after memberMissingTimeout (60 s), Synced", replaced, 900)
     lab.mark("power-off %s -> member replaced on another node and Synced" % victim, now() - t)
-    sums += "\n" + pexec(pod, "dd if=/dev/urandom of=/data/c bs=1M count=8 conv=fsync "
-                              "2>/dev/null && cd /data && sha256sum c")
+    sums.update(write(pod, "c", 8))
     if "MeshStorVolumeDegraded" not in seen:
         k8s.wait("alert MeshStorVolumeDegraded fired",
                  lambda: watch_alerts() or "MeshStorVolumeDegraded" in seen, 60)

@@ -122,7 +122,8 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 makeIPTablesUtilChains: false
-nodeStatusReportFrequency: 10s
+# the Node Lease (every 10 s) tells the control plane a node lives; a full status once a minute
+nodeStatusReportFrequency: 1m
 # TCG: a container start can take minutes on a busy host (the default 2m failed them in a loop)
 runtimeRequestTimeout: 15m
 EOT
