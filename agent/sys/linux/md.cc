@@ -116,10 +116,8 @@ common::Result<std::string> LinuxMd::ResolveKernelName(std::string_view name) {
     return !state.empty() && state != "clear";
   };
   auto name_of = [this](const std::string& kname) -> std::string {
-    auto r = Mdadm({"--detail", "--export", paths_.dev + "/" + kname}, "reading " + kname);
-    if (!r.ok()) return {};
-    auto kv = ParseMdadmExport(r->stdout_text);
-    return StripHomehost(kv["MD_NAME"]);
+    auto id = ReadIdentity(kname);
+    return id.ok() ? id->name : std::string();
   };
   const std::string link = fmt::format("{}/md/{}", paths_.dev, name);
   if (fs::Exists(link)) {
@@ -202,13 +200,30 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
     }
     a.members.push_back(std::move(m));
   }
-  auto detail = Mdadm({"--detail", "--export", a.device}, "reading MD array " + kernel_name);
-  if (detail.ok()) {
-    auto kv = ParseMdadmExport(detail->stdout_text);
-    a.uuid = kv["MD_UUID"];
-    a.name = StripHomehost(kv["MD_NAME"]);
+  if (auto id = ReadIdentity(kernel_name); id.ok()) {
+    a.uuid = id->uuid;
+    a.name = id->name;
   }
   return a;
+}
+
+common::Result<LinuxMd::Identity> LinuxMd::ReadIdentity(const std::string& kernel_name) {
+  const std::string kernel_uuid =
+      fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/md/uuid", "");
+  if (!kernel_uuid.empty()) {
+    std::lock_guard lock(identities_mu_);
+    auto it = identities_.find(kernel_name);
+    if (it != identities_.end() && it->second.first == kernel_uuid) return it->second.second;
+  }
+  ASSIGN_OR_RETURN(auto detail, Mdadm({"--detail", "--export", paths_.dev + "/" + kernel_name},
+                                      "reading MD array " + kernel_name));
+  auto kv = ParseMdadmExport(detail.stdout_text);
+  Identity id{kv["MD_UUID"], StripHomehost(kv["MD_NAME"])};
+  if (!kernel_uuid.empty() && !id.uuid.empty()) {
+    std::lock_guard lock(identities_mu_);
+    identities_[kernel_name] = {kernel_uuid, id};
+  }
+  return id;
 }
 
 common::Result<MdArrayState> LinuxMd::GetArray(std::string_view name) {

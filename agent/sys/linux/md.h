@@ -11,7 +11,9 @@
 #pragma once
 
 #include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "agent/sys/exec.h"
 #include "agent/sys/md.h"
@@ -56,6 +58,14 @@ class LinuxMd final : public Md {
   // The array's kernel name ("md127"). NotFound when not running.
   common::Result<std::string> ResolveKernelName(std::string_view name);
   common::Result<MdArrayState> ReadArray(const std::string& kernel_name);
+  // The running array's UUID and name as mdadm --detail reports them. Cached per kernel name
+  // while the kernel's md/uuid (Linux 5.9+) stays the same: a pass reads every array several
+  // times, and each mdadm run is a process spawn. Without md/uuid, mdadm runs every time.
+  struct Identity {
+    std::string uuid;  // mdadm's form, "xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx"
+    std::string name;  // without the homehost prefix
+  };
+  common::Result<Identity> ReadIdentity(const std::string& kernel_name);
   const MdMemberState* FindMember(const MdArrayState& array, const std::string& device,
                                   std::string* kernel_name);
   // Sets write-mostly on a member through sysfs (idempotent).
@@ -64,6 +74,9 @@ class LinuxMd final : public Md {
 
   Exec& exec_;
   LinuxMdPaths paths_;
+  std::mutex identities_mu_;
+  // kernel name -> (its md/uuid when read, identity)
+  std::map<std::string, std::pair<std::string, Identity>> identities_;
 };
 
 }  // namespace agent::sys

@@ -168,6 +168,40 @@ TEST_CASE("LinuxMd reads array state from sysfs and mdadm --detail", "[unit][age
   CHECK(md.GetArray("other").status().code() == StatusCode::kNotFound);
 }
 
+TEST_CASE("LinuxMd runs mdadm --detail once per array identity, not on every read",
+          "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md127", "vol", "clean", 0, "idle", "none");
+  sys.Member("md127", "vda1", "in_sync", "0");
+  const stdfs::path uuid_attr = stdfs::path(sys.paths.sys_block) / "md127/md/uuid";
+  FakeSysfs::Write(uuid_attr, "11111111-2222-2222-3333-333344444444");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md127"), Ok(Detail("any:vol")));
+  LinuxMd md(exec, sys.paths);
+  for (int i = 0; i < 3; ++i) {
+    auto a = md.GetArray("vol");
+    REQUIRE(a.ok());
+    CHECK(a->uuid == kUuid);
+    auto all = md.ListArrays();
+    REQUIRE(all.ok());
+    REQUIRE(all->size() == 1);
+    CHECK((*all)[0].name == "vol");
+  }
+  // The kernel's md/uuid names the array: the name and UUID mdadm reported are reused.
+  CHECK(exec.calls.size() == 1);
+
+  // md127 now holds another array (stopped and a new one started under the same kernel name).
+  FakeSysfs::Write(uuid_attr, "55555555-6666-6666-7777-777788888888");
+  REQUIRE(md.GetArray("vol").ok());
+  CHECK(exec.calls.size() == 2);
+
+  // A kernel without md/uuid (before 5.9): mdadm on every read, as the name cannot be pinned.
+  stdfs::remove(uuid_attr);
+  REQUIRE(md.GetArray("vol").ok());
+  REQUIRE(md.GetArray("vol").ok());
+  CHECK(exec.calls.size() >= 4);
+}
+
 TEST_CASE("LinuxMd reads the array's size and I/O counters", "[unit][agent][md]") {
   FakeSysfs sys;
   sys.Array("md124", "vol", "clean", 0, "idle", "none");
