@@ -1526,7 +1526,7 @@ class FaultRun:
         self.ip = {}
 
     # --- set-up
-    def setup(self, missing_timeout=60):
+    def setup(self, missing_timeout=60, before_create=None):
         lab = self.lab
         lab.network(["A", "B", "C"])
         self.cp = ControlPlane(lab, self.args, self.VOL, nodes=("lab-a", "lab-b", "lab-c"),
@@ -1540,6 +1540,8 @@ class FaultRun:
         t = now()
         lab.start("A", "B", "C")
         self.cp.wait_inventory(3, t)
+        if before_create:
+            before_create()
         t = now()
         self.cp.create({"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
                         "memberMissingTimeout": missing_timeout, "sectorSize": 4096})
@@ -1933,6 +1935,81 @@ def fault_apiserver_down(f):
           % during)
 
 
+def fault_agent_kill(f):
+    """(6) the agents SIGKILLed again and again (every 4-12 s on every node, restarted at once)
+    through a volume's whole life: creation and staging, a catch-up re-add, online growth, a
+    replacement, deletion. Every step must finish despite the crashes (each is idempotent and
+    driven from the CR), no acknowledged write may be lost, and nothing may be left behind."""
+    chaos = ("rm -f /run/lab/chaos.stop\n"
+             "(while [ ! -e /run/lab/chaos.stop ]; do\n"
+             "  sleep $((4 + $(od -An -N1 -tu1 /dev/urandom) % 9))\n"
+             "  [ -e /run/lab/chaos.stop ] && break\n"
+             "  kill -9 $(cat /run/lab/agent.pid) 2>/dev/null\n"
+             "  echo \"$(date +%s) agent killed\" >>/run/lab/chaos.log\n"
+             "  sleep 0.2; /run/lab/start-agent.sh\n"
+             "done) >/dev/null 2>&1 &\n")
+
+    def start_chaos(nodes=("A", "B", "C")):
+        for n in nodes:
+            f.sh(n, chaos)
+        say("faults/%s: chaos on %s: the agent is SIGKILLed every 4-12 s" % (f.case, nodes))
+
+    def kills():
+        total = 0
+        for n in ("A", "B", "C"):
+            rc, out = f.sh(n, "wc -l </run/lab/chaos.log 2>/dev/null || echo 0", check=False)
+            total += int((out.strip().split() or ["0"])[-1])
+        return total
+
+    f.setup(before_create=start_chaos)
+    f.start_writer()
+    idx = f.member["index"]
+    # a catch-up re-add: the remote copy's node off until its member is Missing, then back
+    f.lab.kill(f.victim)
+    f.wait_missing(idx)
+    f.wait_acks(50, "writes with the remote leg out")
+    f.lab.restart(f.victim)
+    f.sh(f.victim, "true", timeout=300)
+    start_chaos((f.victim,))
+    f.wait_synced("%s back: member %d re-added and Synced" % (f.victim, idx),
+                  lambda o: any(m["index"] == idx for m in f.cp.present(o)), 600)
+    # online growth: 512 -> 768 MiB, the filesystem grown on the consumer
+    f.cp.edit(lambda spec: spec.update({"capacityBytes": 768 << 20}))
+    f.cp.wait_for("grown to 768 MiB (filesystem)",
+                  lambda c, o: c == 200 and ((o.get("status") or {}).get("filesystemBytes") or 0)
+                  >= 768 << 20, 600)
+    # a replacement: the remote copy's node off past memberMissingTimeout (60 s)
+    t = now()
+    f.lab.kill(f.victim)
+    f.wait_missing(idx)
+    f.wait_synced("the replacement Synced",
+                  lambda o: all(m["node"] != f.member["node"] for m in f.cp.present(o)), 600)
+    synced = now() - t
+    f.wait_acks(50, "writes after the replacement")
+    f.stop_writer()
+    result = f.verify()
+    # teardown: unstage, unexport, stop, wipe on every node, still under chaos
+    f.lab.restart(f.victim)
+    f.sh(f.victim, "true", timeout=300)
+    start_chaos((f.victim,))
+    f.cp.edit(lambda spec: spec.pop("consumerNode", None))  # as NodeUnstageVolume
+    f.cp.wait_for("unstaged from lab-a", lambda c, o: c == 200
+                  and not (o.get("status") or {}).get("nodeName"), 600)
+    f.cp.delete()
+    f.cp.wait_for("the volume deleted (every node tore it down)", lambda c, o: c == 404, 600)
+    n_kills = kills()
+    for n in ("A", "B", "C"):
+        f.sh(n, "touch /run/lab/chaos.stop")
+    time.sleep(15)  # a last restart settles
+    for n in ("A", "B", "C"):
+        f.sh(n, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
+             "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+    say("faults/%s: no MeshStor partition, export, array or controller left on any node"
+        % f.case)
+    f.row(result, synced, "%d agent SIGKILLs during create, re-add, grow, replace, delete; "
+          "nothing left (replacement time from power-off)" % n_kills)
+
+
 def _lease(f):
     code, o = f.lab.api("GET", "/apis/coordination.k8s.io/v1/namespaces/%s/leases/meshstor-operator"
                         % RBAC_NAMESPACE)
@@ -2066,6 +2143,7 @@ FAULT_CASES = {
     "operators-down": fault_operators_down,
     "drive-removed": fault_drive_removed,
     "all-reboot": fault_all_reboot,
+    "agent-kill": fault_agent_kill,
 }
 
 

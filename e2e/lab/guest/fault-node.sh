@@ -11,10 +11,16 @@
 ME="lab-$(echo "$LAB_node" | tr 'A-Z' 'a-z')"
 write_kubeconfig /run/lab/kubeconfig
 mkdir -p /var/lib/meshstor/staging /run/lab/cmd
+# /run/lab/start-agent.sh starts the agent (again: commands of the agent-kill case use it too)
+cat >/run/lab/start-agent.sh <<EOT
+#!/bin/sh
+meshstor-agent --kubeconfig /run/lab/kubeconfig --node-name "$ME" --address "${LAB_ip%/*}" \\
+  --metrics-address :9810 --resync 2s >>/run/lab/agent.log 2>&1 &
+echo \$! >/run/lab/agent.pid
+EOT
+chmod +x /run/lab/start-agent.sh
 start_agent() {
-  meshstor-agent --kubeconfig /run/lab/kubeconfig --node-name "$ME" --address "${LAB_ip%/*}" \
-    --metrics-address :9810 --resync 2s >>/run/lab/agent.log 2>&1 &
-  echo $! >/run/lab/agent.pid
+  /run/lab/start-agent.sh
   log "agent started as $ME (pid $(cat /run/lab/agent.pid))"
 }
 export ME
