@@ -1,6 +1,12 @@
 #include "agent/agent.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <set>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
 
 #include "common/api/v1alpha1/codec.h"
 #include "common/kube/resource.h"
@@ -28,6 +34,12 @@ bool Involves(const v1::MeshStorVolume& v, const std::string& node) {
   return false;
 }
 
+// The io_context the agent runs on: the caller's, or a new one of its own.
+std::unique_ptr<boost::asio::io_context> OwnIo(const AgentConfig& config) {
+  if (config.io != nullptr) return nullptr;
+  return std::make_unique<boost::asio::io_context>();
+}
+
 template <typename T>
 std::vector<T> Values(const std::vector<std::shared_ptr<const T>>& ptrs) {
   std::vector<T> out;
@@ -49,7 +61,14 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
       clock_(clock),
       reconciler_(kernel, config_.settings, clock),
       inventory_(client, config_.settings.node, config_.inventory_refresh),
+      own_io_(OwnIo(config_)),
+      io_(own_io_ ? own_io_.get() : config_.io),
+      pass_strand_(config_.pass_strand ? *config_.pass_strand : boost::asio::make_strand(*io_)),
+      events_strand_(boost::asio::make_strand(*io_)),
+      resync_timer_(pass_strand_),
       metrics_(metrics) {
+  // Our own io_context runs until RequestStop; a shared one is the caller's to keep running.
+  if (own_io_) work_.emplace(own_io_->get_executor());
   common::kube::InformerOptions options;
   volumes_ = std::make_unique<common::kube::Informer<v1::MeshStorVolume>>(
       client_, common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume, options, clock_);
@@ -122,82 +141,153 @@ bool Agent::WaitForSync(std::chrono::milliseconds timeout) {
 }
 
 void Agent::Run() {
-  loop_ = std::thread([this] { Loop(); });
-  if (uevents_ != nullptr) uevent_thread_ = std::thread([this] { UeventLoop(); });
-  if (md_events_ != nullptr) md_event_thread_ = std::thread([this] { MdEventLoop(); });
+  if (uevents_ != nullptr || md_events_ != nullptr) {
+    // The descriptors are made and used on events_strand_ only (RequestStop cancels them there).
+    boost::asio::post(events_strand_, [this] {
+      if (stopping_) return;
+      auto log = common::log::Root().WithValues({{"node", config_.settings.node}});
+      // A duplicate, so that the stream_descriptor closes its own copy only.
+      auto watch = [&](int fd, std::optional<boost::asio::posix::stream_descriptor>& out,
+                       const char* what) {
+        if (fd < 0) {
+          log.Info("This event source cannot be waited on; relying on the periodic pass",
+                   {{"source", what}});
+          return false;
+        }
+        int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (copy < 0) {
+          log.Error(common::ErrnoToStatus(errno, "duplicating the descriptor"),
+                    "Not waiting for events; relying on the periodic pass", {{"source", what}});
+          return false;
+        }
+        out.emplace(*io_);
+        boost::system::error_code ec;
+        out->assign(copy, ec);
+        if (ec) {
+          ::close(copy);
+          out.reset();
+          log.Error(common::Status(StatusCode::kInternal, ec.message()),
+                    "Not waiting for events; relying on the periodic pass", {{"source", what}});
+          return false;
+        }
+        return true;
+      };
+      if (uevents_ != nullptr && watch(uevents_->ReadyFd(), uevent_fd_, "uevents")) {
+        WatchUevents();
+      }
+      if (md_events_ != nullptr &&
+          watch(md_events_->ReadyDescriptor().fd, md_event_fd_, "md events")) {
+        WatchMdEvents();
+      }
+    });
+  }
+  Wake();  // the first pass
+  if (own_io_ && threads_.empty()) {
+    // Two threads: the events are taken while a pass runs.
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { own_io_->run(); });
+  }
 }
 
 void Agent::RequestStop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (uevents_ != nullptr) uevents_->Interrupt();
-  if (md_events_ != nullptr) md_events_->Interrupt();
+  if (stopping_.exchange(true)) return;
+  // After these, the agent's handlers arm nothing more: a shared io_context runs out of work.
+  boost::asio::post(pass_strand_, [this] { resync_timer_.cancel(); });
+  boost::asio::post(events_strand_, [this] {
+    if (uevent_fd_) uevent_fd_->cancel();
+    if (md_event_fd_) md_event_fd_->cancel();
+  });
+  work_.reset();
 }
 
 void Agent::Stop() {
   RequestStop();
-  if (loop_.joinable()) loop_.join();
-  if (uevent_thread_.joinable()) uevent_thread_.join();
-  if (md_event_thread_.joinable()) md_event_thread_.join();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
   if (volumes_) volumes_->Stop();
   if (devices_) devices_->Stop();
 }
 
 void Agent::Wake() {
-  {
-    std::lock_guard lock(mu_);
-    wake_ = true;
-  }
-  cv_.notify_all();
+  if (stopping_) return;
+  // One posted pass at a time: wake-ups until it begins are coalesced into it; one that comes
+  // while it runs posts the next.
+  if (wake_pending_.exchange(true)) return;
+  boost::asio::post(pass_strand_, [this] { RunPass(); });
 }
 
-void Agent::Loop() {
-  auto log = common::log::Root().WithValues(
-      {{"node", config_.settings.node}, {"simulated", config_.simulated}});
-  while (true) {
-    common::Status s = Pass();
-    if (!s.ok()) log.V(1).Info("Pass finished with errors", {{"first", s.ToString()}});
-    std::unique_lock lock(mu_);
-    clock_.WaitFor(lock, cv_, config_.resync, [this] { return wake_ || stopping_; });
-    if (stopping_) return;
-    wake_ = false;
+void Agent::RunPass() {
+  wake_pending_ = false;
+  if (stopping_) return;
+  resync_timer_.cancel();
+  common::Status s = Pass();
+  if (!s.ok()) {
+    common::log::Root()
+        .WithValues({{"node", config_.settings.node}, {"simulated", config_.simulated}})
+        .V(1)
+        .Info("Pass finished with errors", {{"first", s.ToString()}});
   }
+  if (stopping_) return;
+  resync_timer_.expires_after(config_.resync);
+  resync_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) Wake();
+  });
 }
 
-void Agent::UeventLoop() {
-  while (true) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-    }
-    auto event = uevents_->Next(std::chrono::seconds(1));
+void Agent::WatchUevents() {
+  if (stopping_) return;
+  // Armed before taking what is pending: the reactor is edge-triggered, so an event that comes
+  // after the last read must find the wait already queued.
+  uevent_fd_->async_wait(
+      boost::asio::posix::descriptor_base::wait_read,
+      boost::asio::bind_executor(events_strand_, [this](const boost::system::error_code& ec) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        if (ec) {
+          common::log::Root().Error(common::Status(StatusCode::kInternal, ec.message()),
+                                    "Uevents stopped; relying on the periodic pass");
+          return;
+        }
+        WatchUevents();
+      }));
+  bool any = false;
+  for (;;) {
+    auto event = uevents_->Next(std::chrono::milliseconds(0));
     if (!event.ok()) {
       common::log::Root().Error(event.status(), "Uevents stopped; relying on the periodic pass");
-      return;
+      uevent_fd_->cancel();
+      break;
     }
-    if (event->has_value()) Wake();
+    if (!event->has_value()) break;
+    any = true;
   }
+  if (any) Wake();
 }
 
 // An MD event (a member marked faulty or removed, above all) wakes the pass at once, so the
 // consumer records the member's exit from the in-sync set within moments (docs/design.md §6.1).
-void Agent::MdEventLoop() {
-  while (true) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-    }
-    auto event = md_events_->Wait(std::chrono::seconds(1));
-    if (!event.ok()) {
-      common::log::Root().Error(event.status(),
-                                "MD events stopped; relying on uevents and the periodic pass");
-      return;
-    }
-    if (*event) Wake();
+void Agent::WatchMdEvents() {
+  if (stopping_) return;
+  const auto wait =
+      md_events_->ReadyDescriptor().readiness == sys::MdEventSource::Readiness::kPriority
+          ? boost::asio::posix::descriptor_base::wait_error  // EPOLLPRI
+          : boost::asio::posix::descriptor_base::wait_read;
+  md_event_fd_->async_wait(
+      wait, boost::asio::bind_executor(events_strand_, [this](const boost::system::error_code& ec) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        if (ec) {
+          common::log::Root().Error(common::Status(StatusCode::kInternal, ec.message()),
+                                    "MD events stopped; relying on uevents and the periodic pass");
+          return;
+        }
+        WatchMdEvents();
+      }));
+  auto event = md_events_->Wait(std::chrono::milliseconds(0));
+  if (!event.ok()) {
+    common::log::Root().Error(event.status(),
+                              "MD events stopped; relying on uevents and the periodic pass");
+    md_event_fd_->cancel();
+    return;
   }
+  if (*event) Wake();
 }
 
 Peers Agent::PeersFromDevices(const std::vector<v1::MeshStorNodeDevice>& devices) {
@@ -218,13 +308,8 @@ Peers Agent::PeersFromDevices(const std::vector<v1::MeshStorNodeDevice>& devices
 }
 
 common::Status Agent::Pass() {
-  std::unique_lock<std::mutex> turn;
-  if (config_.pass_mutex != nullptr) turn = std::unique_lock(*config_.pass_mutex);
-  {
-    // Agents that share a pass mutex queue for it: one asked to stop meanwhile does no pass.
-    std::lock_guard lock(mu_);
-    if (stopping_) return common::OkStatus();
-  }
+  // Agents that share a pass strand queue on it: one asked to stop meanwhile does no pass.
+  if (stopping_) return common::OkStatus();
   const auto started = clock_.SteadyNow();
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});

@@ -2,20 +2,24 @@
 // objects (informers), and runs one pass — inventory, every volume that involves this node,
 // node-wide garbage collection — whenever a watched object, a kernel uevent or an MD event
 // (/proc/mdstat POLLPRI: a member failed, was removed or added) says something changed, and at
-// least every `resync` (10 s). Passes run one at a time on one thread: the
-// kernel layer's subsystems, controllers and arrays are shared between volumes.
+// least every `resync` (10 s). Passes run one at a time: the kernel layer's subsystems,
+// controllers and arrays are shared between volumes.
+//
+// The loop is a Boost.Asio io_context (one per process, AgentConfig::io): each pass is a handler
+// on the agent's pass strand, the resync is a steady_timer, the uevent socket and the MD event
+// descriptor are waited on as posix::stream_descriptors, and wake-ups (informer handlers, events)
+// are posts that coalesce: any number of them before a pass begins make one pass.
 //
 // Every write is a status (or, for formattedAt, spec) update of a freshly read object guarded
 // by its resourceVersion, retried on conflict, carrying only the fields this agent owns
 // (ApplyOutcome). Nothing is kept between passes except what the kernel and the API hold.
 //
-// Thread contract: Start/Stop from one thread; Pass() may be called directly (tests) when the
-// loop is not running; metrics are safe from any thread.
+// Thread contract: Start/Run/Stop from one thread; RequestStop and Wake from any thread; Pass()
+// may be called directly (tests) when the loop is not running; metrics are safe from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,6 +27,12 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "agent/inventory.h"
 #include "agent/sys/md_events.h"
@@ -37,13 +47,20 @@
 
 namespace agent {
 
+using PassStrand = boost::asio::strand<boost::asio::io_context::executor_type>;
+
 struct AgentConfig {
   AgentSettings settings;
+  // Steady time: the resync timer is an Asio steady_timer, not the agent's Clock.
   std::chrono::milliseconds resync{std::chrono::seconds(10)};
   std::chrono::seconds inventory_refresh{30};
   bool simulated = false;  // in-memory kernel layer: marked in logs and metrics
-  // Held during each pass when set: agents of one simulated cluster take turns.
-  std::mutex* pass_mutex = nullptr;
+  // The process's event loop, run by the caller (on two threads or more, so that events and
+  // signals are served while a pass runs). Null: the agent runs its own on two threads (Run()).
+  boost::asio::io_context* io = nullptr;
+  // A strand of `io` on which the passes run; agents given the same one take turns (the agents
+  // of one simulated cluster share their kernel model). Unset: a strand of the agent's own.
+  std::optional<PassStrand> pass_strand;
 };
 
 // The agent's metric families, registered once per process. Every series carries the agent's
@@ -81,13 +98,18 @@ class Agent {
   common::Status Start();
   // Waits up to `timeout` for the informers' first list.
   bool WaitForSync(std::chrono::milliseconds timeout);
-  // Starts the loop, the uevent thread and the MD event thread (after WaitForSync).
+  // Starts the loop (after WaitForSync): posts the first pass and waits for uevents and MD
+  // events; with its own io_context, starts the threads that run it.
   void Run();
+  // RequestStop, then waits for the agent's own io_context threads and stops the informers.
+  // With a shared io_context (AgentConfig::io), call it once the io_context's run() returned.
   void Stop();
-  // Asks for a pass as soon as possible (coalesced).
+  // Asks for a pass as soon as possible (coalesced: one pass for every wake-up before it begins).
   void Wake();
 
-  // Asks the loop to end without waiting for it; a pass that has not begun will not. Stop() waits.
+  // Asks the loop to end without waiting for it; a pass that has not begun will not. It cancels
+  // the agent's timer and waits, so a shared io_context runs out of work once every agent on it
+  // was asked and the passes under way ended. Stop() waits for the agent's own io_context.
   // With many agents in one process (--simulate), ask all of them first, then Stop() each.
   void RequestStop();
 
@@ -102,9 +124,11 @@ class Agent {
   common::Status WriteOutcome(const common::api::v1alpha1::MeshStorVolume& cached,
                               const VolumeOutcome& outcome);
   Peers PeersFromDevices(const std::vector<common::api::v1alpha1::MeshStorNodeDevice>& devices);
-  void Loop();
-  void UeventLoop();
-  void MdEventLoop();
+  // The pass handler (on pass_strand_): one pass, then the resync timer again.
+  void RunPass();
+  // Waits (on events_strand_) for the uevent / MD descriptor, then takes what is pending.
+  void WatchUevents();
+  void WatchMdEvents();
   void UpdateMetrics(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes,
                      const std::vector<DriveSnapshot>& drives);
   // Size and biggest free extent of each local drive (only after the drives were listed).
@@ -121,13 +145,18 @@ class Agent {
   std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> volumes_;
   std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> devices_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool wake_ = false;      // GUARDED_BY(mu_)
-  bool stopping_ = false;  // GUARDED_BY(mu_)
-  std::thread loop_;
-  std::thread uevent_thread_;
-  std::thread md_event_thread_;
+  // The loop. own_io_ only without AgentConfig::io; io_ is the one in use.
+  std::unique_ptr<boost::asio::io_context> own_io_;
+  boost::asio::io_context* io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<std::thread> threads_;  // running own_io_
+  PassStrand pass_strand_;
+  PassStrand events_strand_;                // the uevent and MD event handlers, one at a time
+  boost::asio::steady_timer resync_timer_;  // on pass_strand_
+  std::optional<boost::asio::posix::stream_descriptor> uevent_fd_;  // dup of ReadyFd()
+  std::optional<boost::asio::posix::stream_descriptor> md_event_fd_;
+  std::atomic<bool> wake_pending_{false};  // a pass is posted and has not begun
+  std::atomic<bool> stopping_{false};
   std::atomic<int64_t> passes_{0};
 
   AgentMetrics* metrics_;

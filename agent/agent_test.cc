@@ -5,10 +5,14 @@
 #include <filesystem>
 #include <thread>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 #include <catch2/catch.hpp>
 
 #include "agent/sim/sim_node.h"
 #include "agent/sys/fake/md_events.h"
+#include "agent/sys/fake/uevents.h"
+#include "agent/testing/world.h"
 #include "common/api/v1alpha1/codec.h"
 #include "common/kube/http_transport.h"
 #include "common/kube/resource.h"
@@ -21,41 +25,8 @@ namespace {
 
 namespace v1 = common::api::v1alpha1;
 using std::chrono::milliseconds;
-
-struct ApiFixture {
-  std::unique_ptr<tools::apiserver::TestApiServer> server;
-  std::unique_ptr<common::kube::HttpTransport> transport;
-  std::unique_ptr<common::kube::Client> client;
-  ApiFixture() {
-    auto s = tools::apiserver::TestApiServer::Start(
-        {.crd_dir = (std::filesystem::path(MESHSTOR_SOURCE_DIR) / "crds").string(),
-         .bookmark_interval = milliseconds(200)});
-    REQUIRE(s.ok());
-    server = std::move(s).value();
-    common::kube::RestConfig config;
-    config.server = server->url();
-    auto t = common::kube::HttpTransport::Create(config);
-    REQUIRE(t.ok());
-    transport = std::move(t).value();
-    client = std::make_unique<common::kube::Client>(*transport, std::chrono::seconds(10));
-  }
-  common::Result<v1::MeshStorVolume> Volume(const std::string& name) {
-    ASSIGN_OR_RETURN(auto raw, client->Get(common::kube::MeshStorVolumes(), {"", name}));
-    return v1::DecodeMeshStorVolume(raw);
-  }
-};
-
-v1::Member MakeMember(int32_t index, std::string node, v1::MemberRole role, int32_t nsid) {
-  v1::Member m;
-  m.index = index;
-  m.node = std::move(node);
-  m.drive = "nvme0n1";
-  m.size_bytes = 513 * v1::kMiB;
-  m.namespace_id = nsid;
-  m.role = role;
-  m.slot = index;
-  return m;
-}
+using testing::ApiFixture;
+using testing::MakeMember;
 
 TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   ApiFixture api;
@@ -241,6 +212,125 @@ TEST_CASE("An MD event wakes the agent's pass at once", "[unit][agent][api]") {
   CHECK(wait_for_passes(before + 1));
   agent.Stop();
   CHECK(md_events.waits() >= 1);
+}
+
+bool WaitForPasses(const Agent& agent, int64_t n) {
+  for (int i = 0; i < 200 && agent.passes() < n; ++i) std::this_thread::sleep_for(milliseconds(50));
+  return agent.passes() >= n;
+}
+
+TEST_CASE("A uevent wakes the agent's pass before the timer, and Stop ends the loop at once",
+          "[unit][agent][api]") {
+  ApiFixture api;
+  sim::SimCluster cluster;
+  cluster.AddNode("a").AddDrive("nvme0n1", 4ull << 30);
+  sys::FakeUeventSource uevents;
+  AgentConfig config;
+  config.settings.node = "a";
+  config.settings.address = cluster.PeersView().at("a").address;
+  config.simulated = true;
+  config.resync = std::chrono::hours(1);  // only a wake-up can start a pass
+  Agent agent(*api.client, cluster.node("a").Kernel(), &uevents, config,
+              common::time::RealClock::Get(), nullptr);
+  REQUIRE(agent.Start().ok());
+  REQUIRE(agent.WaitForSync(std::chrono::seconds(10)));
+  agent.Run();
+  REQUIRE(WaitForPasses(agent, 1));  // the first pass runs at start
+  std::this_thread::sleep_for(milliseconds(500));
+  const int64_t before = agent.passes();
+  uevents.Push({.action = "add", .devpath = "/devices/x/nvme1n1", .subsystem = "block"});
+  CHECK(WaitForPasses(agent, before + 1));
+  // The loop took the event (the source is empty again) and does not spin on it.
+  std::this_thread::sleep_for(milliseconds(500));
+  CHECK(agent.passes() <= before + 2);
+  CHECK(!uevents.Next(milliseconds(0)).value().has_value());
+
+  // Stop with the hour-long timer pending: the loop ends at once.
+  const auto started = std::chrono::steady_clock::now();
+  agent.Stop();
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+}
+
+TEST_CASE("Wake-ups before a pass begins make one pass", "[unit][agent][api]") {
+  ApiFixture api;
+  sim::SimCluster cluster;
+  cluster.AddNode("a").AddDrive("nvme0n1", 4ull << 30);
+  boost::asio::io_context io;
+  AgentConfig config;
+  config.settings.node = "a";
+  config.settings.address = cluster.PeersView().at("a").address;
+  config.simulated = true;
+  config.resync = std::chrono::hours(1);
+  config.io = &io;
+  Agent agent(*api.client, cluster.node("a").Kernel(), nullptr, config,
+              common::time::RealClock::Get(), nullptr);
+  REQUIRE(agent.Start().ok());
+  REQUIRE(agent.WaitForSync(std::chrono::seconds(10)));
+  agent.Run();  // posts the first pass; the io_context does not run yet
+  for (int i = 0; i < 100; ++i) agent.Wake();
+  io.run_for(milliseconds(1500));
+  CHECK(agent.passes() >= 1);
+  // Our own inventory write wakes nobody; the hundred wake-ups were folded into the first pass.
+  CHECK(agent.passes() <= 2);
+
+  // A wake-up while the loop is idle runs one more pass, before the hour-long timer.
+  const int64_t before = agent.passes();
+  agent.Wake();
+  agent.Wake();
+  io.run_for(milliseconds(1000));
+  CHECK(agent.passes() == before + 1);
+
+  // Asked to stop, the agent leaves the io_context without work: run() returns at once.
+  agent.RequestStop();
+  io.restart();
+  const auto started = std::chrono::steady_clock::now();
+  io.run_for(std::chrono::seconds(10));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+  agent.Stop();
+}
+
+TEST_CASE("Agents sharing one io_context and pass strand skip queued passes once stopped",
+          "[unit][agent][api]") {
+  ApiFixture api;
+  sim::SimCluster cluster;
+  for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4ull << 30);
+  const Peers addresses = cluster.PeersView();
+  boost::asio::io_context io;
+  const PassStrand strand = boost::asio::make_strand(io);
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (const char* n : {"a", "b", "c"}) {
+    AgentConfig config;
+    config.settings.node = n;
+    config.settings.address = addresses.at(n).address;
+    config.simulated = true;
+    config.resync = milliseconds(100);  // the timers are always armed
+    config.io = &io;
+    config.pass_strand = strand;
+    agents.push_back(std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
+                                             common::time::RealClock::Get(), nullptr));
+    REQUIRE(agents.back()->Start().ok());
+    REQUIRE(agents.back()->WaitForSync(std::chrono::seconds(10)));
+  }
+  for (auto& a : agents) a->Run();  // each posts its first pass on the shared strand
+  agents[1]->RequestStop();         // queued, not begun: skipped
+  std::thread second([&] { io.run_for(std::chrono::seconds(10)); });
+  io.run_for(milliseconds(800));
+  CHECK(agents[0]->passes() >= 2);  // the 100 ms timer keeps passing
+  CHECK(agents[1]->passes() == 0);
+  CHECK(agents[2]->passes() >= 2);
+
+  // Stopping the others ends the shared loop: both threads return promptly (the process exits
+  // within 2 s of SIGTERM).
+  const auto started = std::chrono::steady_clock::now();
+  agents[0]->RequestStop();
+  agents[2]->RequestStop();
+  second.join();
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+  const int64_t done = agents[0]->passes() + agents[2]->passes();
+  io.restart();
+  io.run_for(milliseconds(300));
+  CHECK(agents[0]->passes() + agents[2]->passes() == done);
+  for (auto& a : agents) a->Stop();
 }
 
 }  // namespace

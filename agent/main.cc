@@ -4,8 +4,16 @@
 // kernel layer (agent/sim) to exercise and benchmark the control plane.
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <memory>
+#include <thread>
 #include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "agent/agent.h"
 #include "agent/sim/sim_node.h"
@@ -102,7 +110,9 @@ int main(int argc, char** argv) {
     }
   }
 
-  common::app::BlockTerminationSignals();
+  // The process's event loop: every agent's passes, timers and kernel events, and the signals.
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   auto runtime =
       common::app::Runtime::Start("agent", common_options, common::kube::MeshStorNodeDevices());
   if (!runtime.ok()) {
@@ -144,6 +154,7 @@ int main(int argc, char** argv) {
     cfg.settings.kubelet_root = kubelet_dir;
     cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
     cfg.resync = resync;
+    cfg.io = &io;
     agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), linux_kernel->Kernel(),
                                                     uevents.get(), cfg, clock, metrics->get(),
                                                     md_events.get()));
@@ -158,7 +169,8 @@ int main(int argc, char** argv) {
       }
     }
     const agent::Peers addresses = cluster->PeersView();
-    static std::mutex pass_mutex;  // the simulated nodes share their storage model
+    // The simulated nodes share their storage model: their passes take turns on one strand.
+    const agent::PassStrand pass_strand = boost::asio::make_strand(io);
     for (const auto& name : names) {
       agent::AgentConfig cfg;
       cfg.settings.node = name;
@@ -168,29 +180,51 @@ int main(int argc, char** argv) {
       cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
       cfg.resync = resync;
       cfg.simulated = true;
-      cfg.pass_mutex = &pass_mutex;
+      cfg.io = &io;
+      cfg.pass_strand = pass_strand;
       agents.push_back(std::make_unique<agent::Agent>(
           (*runtime)->client(), cluster->node(name).Kernel(), nullptr, cfg, clock, metrics->get()));
     }
     Root().Info("SIMULATED kernel layer: no disk is touched",
                 {{"nodes", simulate}, {"drivesPerNode", simulate_drives}});
   }
+  // SIGTERM or SIGINT asks every agent to stop at once (passes not yet begun are skipped; the
+  // ones under way end), then the io_context runs out of work and the threads below return.
+  auto work = boost::asio::make_work_guard(io);
+  std::atomic<int> stop_signal{0};
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    stop_signal = sig;
+    Root().Info("Stopping", {{"signal", sig}});
+    for (auto& a : agents) a->RequestStop();
+    work.reset();
+  });
+  // Two threads: signals and kernel events are served while a pass runs.
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([&io] { io.run(); });
+  auto join = [&] {
+    for (auto& t : threads) t.join();
+    for (auto& a : agents) a->Stop();
+  };
+
   for (auto& a : agents) {
     if (auto s = a->Start(); !s.ok()) {
       Root().Error(s, "Could not start the informers");
+      io.stop();
+      join();
       return 1;
     }
   }
   for (auto& a : agents) {
-    while (!a->WaitForSync(std::chrono::seconds(5))) {
-      Root().Info("Waiting for the API server (informers not synced yet)");
+    for (int waited = 1; stop_signal == 0 && !a->WaitForSync(std::chrono::seconds(1)); ++waited) {
+      if (waited % 5 == 0) Root().Info("Waiting for the API server (informers not synced yet)");
     }
+    if (stop_signal != 0) break;
     a->Run();
   }
-  Root().Info("Started agent", {{"node", node_name}, {"simulated", simulate > 0}});
-  int sig = common::app::WaitForTerminationSignal();
-  Root().Info("Stopping", {{"signal", sig}});
-  for (auto& a : agents) a->RequestStop();  // all at once: they may be queued for one mutex
-  for (auto& a : agents) a->Stop();
+  if (stop_signal == 0) {
+    Root().Info("Started agent", {{"node", node_name}, {"simulated", simulate > 0}});
+  }
+  join();
   return 0;
 }

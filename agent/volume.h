@@ -178,6 +178,9 @@ class VolumeReconciler {
  private:
   struct MemberDevice;
   struct ConsumerPass;
+  // The state of a consumer pass over `v` at `now` (ReconcileConsumer, ObserveInSync).
+  ConsumerPass MakeConsumerPass(const common::api::v1alpha1::MeshStorVolume& v, const Peers& peers,
+                                VolumeOutcome& out, common::api::Time now) const;
 
   void ReconcileOwnedMember(const common::api::v1alpha1::MeshStorVolume& v,
                             const common::api::v1alpha1::Member& m, const Peers& peers,

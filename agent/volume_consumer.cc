@@ -113,16 +113,24 @@ struct VolumeReconciler::ConsumerPass {
   }
 };
 
+VolumeReconciler::ConsumerPass VolumeReconciler::MakeConsumerPass(const v1::MeshStorVolume& v,
+                                                                  const Peers& peers,
+                                                                  VolumeOutcome& out,
+                                                                  common::api::Time now) const {
+  return ConsumerPass{v,
+                      peers,
+                      out,
+                      sys::MdArrayName(v.metadata.name),
+                      sys::MdArrayUuid(v.metadata.name),
+                      fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
+                      now,
+                      ConsumerStagingPath(settings_, v)};
+}
+
 void VolumeReconciler::ReconcileConsumer(const v1::MeshStorVolume& v, const Peers& peers,
                                          VolumeOutcome& out) {
-  ConsumerPass pass{v,
-                    peers,
-                    out,
-                    sys::MdArrayName(v.metadata.name),
-                    sys::MdArrayUuid(v.metadata.name),
-                    fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
-                    std::chrono::floor<std::chrono::seconds>(clock_.Now()),
-                    ConsumerStagingPath(settings_, v)};
+  ConsumerPass pass =
+      MakeConsumerPass(v, peers, out, std::chrono::floor<std::chrono::seconds>(clock_.Now()));
   if (v.status.forced_start) {
     pass.diverged.insert(v.status.forced_start->diverged_members.begin(),
                          v.status.forced_start->diverged_members.end());
@@ -673,14 +681,7 @@ std::optional<VolumeOutcome> VolumeReconciler::ObserveInSync(const v1::MeshStorV
   if (!ConsumesHere(v)) return std::nullopt;
   VolumeOutcome out;
   out.observed_at = std::chrono::floor<std::chrono::seconds>(clock_.Now());
-  ConsumerPass pass{v,
-                    peers,
-                    out,
-                    sys::MdArrayName(v.metadata.name),
-                    sys::MdArrayUuid(v.metadata.name),
-                    fmt::format("volume {} on consumer {}", v.metadata.name, settings_.node),
-                    out.observed_at,
-                    ConsumerStagingPath(settings_, v)};
+  ConsumerPass pass = MakeConsumerPass(v, peers, out, out.observed_at);
   auto array = k_.md->GetArray(pass.name);
   if (!array.ok()) return std::nullopt;
   pass.array = std::move(*array);

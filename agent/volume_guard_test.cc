@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/sim/sim_node.h"
+#include "agent/testing/world.h"
 #include "agent/volume.h"
 #include "common/time/clock.h"
 #include "common/time/fake_clock.h"
@@ -21,21 +22,9 @@ namespace v1 = common::api::v1alpha1;
 using std::chrono::seconds;
 using v1::PartitionState;
 
-constexpr uint64_t kGiB = 1ull << 30;
+using testing::kGiB;
+using testing::MakeMember;
 const std::string kArray = sys::MdArrayName("pvc-1");
-
-v1::Member MakeMember(int32_t index, std::string node, v1::MemberRole role, int32_t nsid,
-                      int32_t slot) {
-  v1::Member m;
-  m.index = index;
-  m.node = std::move(node);
-  m.drive = "nvme0n1";
-  m.size_bytes = 513 * v1::kMiB;
-  m.namespace_id = nsid;
-  m.role = role;
-  m.slot = slot;
-  return m;
-}
 
 // RAID1: member 0 local on the consumer A, member 1 remote on B; C holds no member.
 v1::MeshStorVolume Raid1Volume() {
@@ -52,58 +41,9 @@ v1::MeshStorVolume Raid1Volume() {
   return v;
 }
 
-struct World {
-  sim::SimCluster cluster;
-  common::time::FakeClock clock;
-  Peers peers;
-  std::set<std::string> down;  // powered off: their agents do not run
-  std::vector<common::Status> errors;
-  std::vector<std::string> notices;
-
-  World() {
-    for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4 * kGiB);
-    peers = cluster.PeersView();
-  }
-  AgentSettings Settings(const std::string& node) {
-    AgentSettings s;
-    s.node = node;
-    s.address = peers.at(node).address;
-    return s;
-  }
-  // One pass of every running node's agent, each a fresh reconciler (as after a restart).
-  void Pass(v1::MeshStorVolume& v) {
-    for (const char* n : {"a", "b", "c"}) {
-      if (down.count(n)) continue;
-      VolumeReconciler r(cluster.node(n).Kernel(), Settings(n), clock);
-      VolumeOutcome out = r.Reconcile(v, peers);
-      ApplyOutcome(out, n, v.status);
-      if (out.set_formatted_at && !v.spec.formatted_at) v.spec.formatted_at = out.set_formatted_at;
-      // The simulated block layer keeps a filesystem per node's device, not on the members: an
-      // array assembled on another node from formatted members gets its XFS here (the agent
-      // mounts it on its next pass; that pass's "no filesystem" is the simulation's, not ours).
-      auto array = cluster.node(n).md.GetArray(kArray);
-      if (v.spec.formatted_at && array.ok()) (void)cluster.node(n).fs.EnsureXfs(array->device, {});
-      std::erase_if(out.errors, [](const common::Status& e) {
-        return e.message().find("holds no filesystem") != std::string::npos;
-      });
-      errors.insert(errors.end(), out.errors.begin(), out.errors.end());
-      notices.insert(notices.end(), out.notices.begin(), out.notices.end());
-    }
-  }
-  void Passes(v1::MeshStorVolume& v, int n) {
-    for (int i = 0; i < n; ++i) Pass(v);
-  }
-  const v1::PartitionStatus* Part(const v1::MeshStorVolume& v, int32_t index) {
-    for (const auto& p : v.status.partitions) {
-      if (p.index == index) return &p;
-    }
-    return nullptr;
-  }
-  std::string ErrorText() const {
-    std::string s;
-    for (const auto& e : errors) s += e.ToString() + "\n";
-    return s;
-  }
+// The shared fixture, with the XFS of an array assembled elsewhere and power cuts.
+struct World : testing::World {
+  World() { shared_fs_array = kArray; }
   // The node loses power: its target stops answering, its arrays and mounts are gone without a
   // superblock write, and its agent stops.
   void PowerOff(const std::string& n) {

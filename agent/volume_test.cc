@@ -12,6 +12,7 @@
 
 #include "agent/sim/crashing_kernel.h"
 #include "agent/sim/sim_node.h"
+#include "agent/testing/world.h"
 #include "common/api/v1alpha1/volume_id.h"
 #include "common/time/fake_clock.h"
 
@@ -21,21 +22,9 @@ namespace {
 namespace v1 = common::api::v1alpha1;
 using v1::PartitionState;
 
-constexpr uint64_t kGiB = 1ull << 30;
+using testing::kGiB;
+using testing::MakeMember;
 constexpr int64_t kMemberBytes = 513 * v1::kMiB;
-
-v1::Member MakeMember(int32_t index, std::string node, v1::MemberRole role, int32_t nsid,
-                      int32_t slot) {
-  v1::Member m;
-  m.index = index;
-  m.node = std::move(node);
-  m.drive = "nvme0n1";
-  m.size_bytes = kMemberBytes;
-  m.namespace_id = nsid;
-  m.role = role;
-  m.slot = slot;
-  return m;
-}
 
 v1::MeshStorVolume Raid1Volume() {
   v1::MeshStorVolume v;
@@ -51,55 +40,7 @@ v1::MeshStorVolume Raid1Volume() {
   return v;
 }
 
-struct World {
-  sim::SimCluster cluster;
-  common::time::FakeClock clock;
-  Peers peers;
-  std::vector<common::Status> errors;
-
-  World() {
-    for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4 * kGiB);
-    peers = cluster.PeersView();
-  }
-  AgentSettings Settings(const std::string& node) {
-    AgentSettings s;
-    s.node = node;
-    s.address = peers.at(node).address;
-    s.staging_root = "/var/lib/meshstor/staging";
-    return s;
-  }
-  // Kernels used instead of the node's own (a crashing agent).
-  std::map<std::string, NodeKernel> kernel_override;
-
-  // One pass of every node's agent, each a fresh reconciler (as after a restart).
-  void Pass(v1::MeshStorVolume& v) { PassOn(v, {"a", "b", "c"}); }
-  // One pass of the agents of `nodes` only (the others are down or not looked at).
-  void PassOn(v1::MeshStorVolume& v, std::initializer_list<const char*> nodes) {
-    for (const char* n : nodes) {
-      auto o = kernel_override.find(n);
-      VolumeReconciler r(o != kernel_override.end() ? o->second : cluster.node(n).Kernel(),
-                         Settings(n), clock);
-      VolumeOutcome out = r.Reconcile(v, peers);
-      ApplyOutcome(out, n, v.status);
-      if (out.set_formatted_at && !v.spec.formatted_at) v.spec.formatted_at = out.set_formatted_at;
-      errors.insert(errors.end(), out.errors.begin(), out.errors.end());
-    }
-  }
-  void Passes(v1::MeshStorVolume& v, int n) {
-    for (int i = 0; i < n; ++i) Pass(v);
-  }
-  const v1::PartitionStatus* Part(const v1::MeshStorVolume& v, int32_t index) {
-    for (const auto& p : v.status.partitions) {
-      if (p.index == index) return &p;
-    }
-    return nullptr;
-  }
-  std::string ErrorText() const {
-    std::string s;
-    for (const auto& e : errors) s += e.ToString() + "\n";
-    return s;
-  }
-};
+using testing::World;
 
 TEST_CASE("A new RAID1 volume comes up on its consumer", "[unit][agent][volume]") {
   World w;

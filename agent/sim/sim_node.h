@@ -7,7 +7,7 @@
 //
 // Thread contract: adding nodes is not thread-safe (set up first). The nodes share one store of
 // MD superblocks (they live on the storage, which several nodes see), so agents of one
-// SimCluster must not run their passes concurrently (AgentConfig::pass_mutex).
+// SimCluster must not run their passes concurrently (AgentConfig::pass_strand).
 #pragma once
 
 #include <functional>

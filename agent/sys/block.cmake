@@ -26,11 +26,12 @@ target_link_libraries(meshstor_agent_sys_linux_block
   PRIVATE PkgConfig::FDISK PkgConfig::BLKID PkgConfig::MOUNT OpenSSL::Crypto)
 
 # Unit tests: contracts against the fakes, plus Linux pieces that need neither root nor devices
-# (LinuxExec with /bin/sh, LinuxDrives over a fake sysfs tree, naming and mountinfo parsing).
+# (LinuxExec with /bin/sh, LinuxDrives over a fake sysfs tree, naming, the mount table).
 meshstor_test_sources(agent_tests
   ${_blk}/contract/fake_contract_test.cc
   ${_blk}/block_helpers_test.cc
   ${_blk}/linux/exec_test.cc
+  ${_blk}/linux/filesystem_test.cc
   ${_blk}/linux/modules_test.cc)
 meshstor_test_libraries(agent_tests meshstor_agent_sys_block meshstor_agent_sys_linux_block)
 

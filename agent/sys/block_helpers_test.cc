@@ -1,5 +1,5 @@
 // Unit tests of the interfaces' helpers: member naming and UUIDs, geometry decisions,
-// mountinfo parsing, RunChecked, and the fault injection of the fakes.
+// RunChecked, and the fault injection of the fakes.
 #include <catch2/catch.hpp>
 
 #include "agent/sys/exec.h"
@@ -81,30 +81,6 @@ TEST_CASE("Geometry: blank drive extent and alignment", "[unit][agent][sys]") {
   REQUIRE(f.extents.size() == 1);
   CHECK(f.extents[0] == FreeExtent{6 * kMiB, 2 * kMiB});
   CHECK(f.biggest_bytes == 2 * kMiB);
-}
-
-TEST_CASE("ParseMountInfo unescapes and splits optional fields", "[unit][agent][sys]") {
-  const char* text =
-      "22 1 259:3 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p3 rw\n"
-      "36 22 9:127 /sub\\040dir /var/lib/kubelet/pods/x/volumes/my\\040vol ro,noatime shared:5 "
-      "master:2 - xfs /dev/md127 rw,attr2\n"
-      "40 22 0:50 / /tmp\\134odd rw - tmpfs tmpfs rw\n";
-  common::Result<std::vector<MountEntry>> m = ParseMountInfo(text);
-  REQUIRE(m.ok());
-  REQUIRE(m->size() == 3);
-  CHECK((*m)[1].mount_id == 36);
-  CHECK((*m)[1].major == 9);
-  CHECK((*m)[1].minor == 127);
-  CHECK((*m)[1].root == "/sub dir");
-  CHECK((*m)[1].target == "/var/lib/kubelet/pods/x/volumes/my vol");
-  CHECK((*m)[1].fstype == "xfs");
-  CHECK((*m)[1].source == "/dev/md127");
-  CHECK((*m)[1].super_options == "rw,attr2");
-  CHECK((*m)[1].read_only());
-  CHECK((*m)[1].HasOption("noatime"));
-  CHECK_FALSE((*m)[0].read_only());
-  CHECK((*m)[2].target == "/tmp\\odd");
-  CHECK(ParseMountInfo("garbage line\n").status().code() == common::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("RunChecked reports timeouts, signals and exit codes", "[unit][agent][sys]") {

@@ -17,7 +17,7 @@
 
 namespace agent::sys {
 
-// One line of /proc/self/mountinfo, unescaped.
+// One line of /proc/self/mountinfo, unescaped (LinuxFilesystem reads it with libmount).
 struct MountEntry {
   uint32_t mount_id = 0;
   uint32_t major = 0;
@@ -101,9 +101,5 @@ class Filesystem {
   // Usage of the filesystem holding `path` (statvfs), for NodeGetVolumeStats.
   virtual common::Result<FsStats> Stats(std::string_view path) = 0;
 };
-
-// Parses /proc/self/mountinfo text; lines that do not parse are an InvalidArgument naming the
-// line. Escapes (\040 space, \011 tab, \012 newline, \134 backslash) are undone.
-common::Result<std::vector<MountEntry>> ParseMountInfo(std::string_view text);
 
 }  // namespace agent::sys

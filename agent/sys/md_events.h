@@ -5,6 +5,7 @@
 // uevent. A notice is a hint: the agent still re-checks every 10 s.
 //
 // Thread contract: Wait() is called from one thread; Interrupt() may be called from any thread.
+// ReadyDescriptor() is constant.
 #pragma once
 
 #include <chrono>
@@ -23,6 +24,17 @@ class MdEventSource {
 
   // Makes a blocked or the next Wait() return false at once.
   virtual void Interrupt() = 0;
+
+  // How the source's descriptor reports a pending event: readable, or POLLPRI/POLLERR (epoll's
+  // EPOLLPRI, Asio's wait_error: /proc/mdstat, which is always readable).
+  enum class Readiness { kReadable, kPriority };
+  struct Descriptor {
+    int fd = -1;  // -1: none (Wait only)
+    Readiness readiness = Readiness::kReadable;
+  };
+  // For an event loop: it waits for `readiness` on the descriptor, then calls Wait(0), which
+  // takes the event (and re-arms the source). The descriptor stays the source's.
+  virtual Descriptor ReadyDescriptor() const { return {}; }
 };
 
 }  // namespace agent::sys

@@ -1,5 +1,6 @@
 #include "agent/sys/nvmet.h"
 
+#include <cctype>
 #include <cstdint>
 #include <string>
 
@@ -7,6 +8,15 @@
 
 namespace agent::sys {
 namespace {
+
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
 
 // A Kubernetes node name: a DNS subdomain (RFC 1123), at most 253 characters.
 bool IsValidNodeName(std::string_view name) {
@@ -77,6 +87,29 @@ std::string SubsystemSerial(std::string_view nqn) {
   uint64_t a = common::text::Fnv1a64(nqn);
   uint64_t b = common::text::Fnv1a64(nqn, 0x84222325cbf29ce4ULL);
   return fmt::format("{:016x}{:04x}", a, b & 0xffff);
+}
+
+common::Status ValidateNamespaceSpec(std::string_view what, const NvmetNamespaceSpec& spec) {
+  if (spec.nsid == 0 || spec.device_path.empty() || !IsUuid(spec.device_uuid)) {
+    return common::InvalidArgumentError(
+        "{}: nsid >= 1, a device path and a UUID device_uuid are required (got \"{}\")", what,
+        spec.device_uuid);
+  }
+  return common::OkStatus();
+}
+
+std::string LowerUuid(std::string_view uuid) {
+  std::string out(uuid);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+common::Status CheckNamespaceReplace(std::string_view what, bool enabled, bool same,
+                                     const NvmetNamespaceSpec& want) {
+  if (!enabled || same) return common::OkStatus();
+  return common::FailedPreconditionError(
+      "{}: enabled with another device or uuid; remove it before changing it to {} ({})", what,
+      want.device_path, want.device_uuid);
 }
 
 }  // namespace agent::sys

@@ -75,6 +75,18 @@ struct NvmetNamespaceSpec {
   friend bool operator==(const NvmetNamespaceSpec&, const NvmetNamespaceSpec&) = default;
 };
 
+// The rules of NvmetTarget::EnsureNamespace shared by every implementation. `what` names the
+// namespace in errors ("nvmet namespace <nsid> of <nqn>").
+// InvalidArgument unless nsid >= 1, device_path is set and device_uuid is a UUID (8-4-4-4-12 hex
+// digits, either case).
+common::Status ValidateNamespaceSpec(std::string_view what, const NvmetNamespaceSpec& spec);
+// The lower-case form of a UUID (nvmet shows device_uuid in lower case).
+std::string LowerUuid(std::string_view uuid);
+// FailedPrecondition when an enabled namespace holds another device or uuid than `want` (whose
+// device_uuid is lower-case): it is not changed while enabled.
+common::Status CheckNamespaceReplace(std::string_view what, bool enabled, bool same,
+                                     const NvmetNamespaceSpec& want);
+
 struct NvmetSubsystemInfo {
   std::string nqn;
   std::string serial;

@@ -228,6 +228,17 @@ common::Result<std::optional<PartitionInfo>> FindMember(
   return std::optional<PartitionInfo>();
 }
 
+common::Status CheckExistingMember(const PartitionInfo& existing, const PartitionSpec& spec) {
+  if (existing.size_bytes == spec.size_bytes &&
+      (!spec.start_bytes || *spec.start_bytes == existing.start_bytes)) {
+    return common::OkStatus();
+  }
+  return common::FailedPreconditionError(
+      "{} already holds member {}/{} at offset {} with {} bytes, not the {} bytes asked",
+      existing.device_path, spec.member.volume, spec.member.index, existing.start_bytes,
+      existing.size_bytes, spec.size_bytes);
+}
+
 common::Result<uint64_t> PlacePartition(const FreeSpace& free, const PartitionSpec& spec,
                                         std::string_view drive) {
   if (spec.size_bytes == 0 || spec.size_bytes % kAlignment != 0) {

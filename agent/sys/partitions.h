@@ -165,6 +165,11 @@ FreeSpace AlignFreeSpace(const std::vector<FreeExtent>& raw_gaps);
 common::Result<std::optional<PartitionInfo>> FindMember(
     const std::vector<PartitionInfo>& partitions, const MemberRef& member, std::string_view drive);
 
+// Partitions::Ensure's rule for a member that has a partition already: OK when it has the size
+// asked and, when spec.start_bytes is set, that start; FailedPrecondition otherwise (it is never
+// resized or moved by Ensure).
+common::Status CheckExistingMember(const PartitionInfo& existing, const PartitionSpec& spec);
+
 // Where a new partition for `spec` goes: spec.start_bytes when it lies in a free extent with
 // room, else the first extent that fits. InvalidArgument for unaligned input, ResourceExhausted
 // when nothing fits.

@@ -4,6 +4,7 @@
 // (the kernel drops them when the socket buffer is full).
 //
 // Thread contract: Next() is called from one thread; Interrupt() may be called from any thread.
+// ReadyFd() is constant.
 #pragma once
 
 #include <chrono>
@@ -43,6 +44,11 @@ class UeventSource {
 
   // Makes a blocked or the next Next() return nullopt at once.
   virtual void Interrupt() = 0;
+
+  // A descriptor that becomes readable when Next() may have an event, for an event loop: it waits
+  // for readability, then calls Next(0) until that returns nullopt. -1: none (Next only). The
+  // descriptor stays the source's; it is valid while the source is.
+  virtual int ReadyFd() const { return -1; }
 };
 
 // Subsystems the agent listens to.

@@ -142,7 +142,9 @@ std::string FieldError::CauseType() const {
   return "FieldValueInvalid";
 }
 
-std::string ApiError::ToJson() const {
+std::string ApiError::ToJson() const { return StatusJson("Failure", *this); }
+
+std::string StatusJson(std::string_view status, const ApiError& e) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   w.StartObject();
@@ -152,42 +154,44 @@ std::string ApiError::ToJson() const {
   w.String("v1");
   w.Key("metadata");
   w.StartObject();
-  if (!continue_token.empty()) {
+  if (!e.continue_token.empty()) {
     w.Key("continue");
-    w.String(continue_token);
+    w.String(e.continue_token);
   }
   w.EndObject();
   w.Key("status");
-  w.String("Failure");
-  w.Key("message");
-  w.String(message);
-  if (!reason.empty()) {
-    w.Key("reason");
-    w.String(reason);
+  w.String(status.data(), static_cast<rapidjson::SizeType>(status.size()));
+  if (status == "Failure" || !e.message.empty()) {
+    w.Key("message");
+    w.String(e.message);
   }
-  if (has_details || !causes.empty() || retry_after_seconds > 0) {
+  if (!e.reason.empty()) {
+    w.Key("reason");
+    w.String(e.reason);
+  }
+  if (e.has_details || !e.causes.empty() || e.retry_after_seconds > 0) {
     w.Key("details");
     w.StartObject();
-    if (!name.empty()) {
+    if (!e.name.empty()) {
       w.Key("name");
-      w.String(name);
+      w.String(e.name);
     }
-    if (!group.empty()) {
+    if (!e.group.empty()) {
       w.Key("group");
-      w.String(group);
+      w.String(e.group);
     }
-    if (!kind.empty()) {
+    if (!e.kind.empty()) {
       w.Key("kind");
-      w.String(kind);
+      w.String(e.kind);
     }
-    if (!uid.empty()) {
+    if (!e.uid.empty()) {
       w.Key("uid");
-      w.String(uid);
+      w.String(e.uid);
     }
-    if (!causes.empty()) {
+    if (!e.causes.empty()) {
       w.Key("causes");
       w.StartArray();
-      for (const StatusCause& c : causes) {
+      for (const StatusCause& c : e.causes) {
         w.StartObject();
         if (!c.reason.empty()) {
           w.Key("reason");
@@ -205,14 +209,16 @@ std::string ApiError::ToJson() const {
       }
       w.EndArray();
     }
-    if (retry_after_seconds > 0) {
+    if (e.retry_after_seconds > 0) {
       w.Key("retryAfterSeconds");
-      w.Int(retry_after_seconds);
+      w.Int(e.retry_after_seconds);
     }
     w.EndObject();
   }
-  w.Key("code");
-  w.Int(code);
+  if (e.code != 0) {
+    w.Key("code");
+    w.Int(e.code);
+  }
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }

@@ -75,6 +75,11 @@ struct ApiError {
   std::string ToJson() const;
 };
 
+// Every metav1.Status body the server sends: "status" is "Failure" (ApiError::ToJson) or
+// "Success" (the fields of `e` that are set: a Success carries no message unless given, and no
+// "code" when e.code is 0).
+std::string StatusJson(std::string_view status, const ApiError& e);
+
 namespace errors {
 
 // `resource` is the plural; `group` "" for the core group.

@@ -155,33 +155,14 @@ std::optional<std::string> DecodeContinue(std::string_view token, int64_t* rv, s
 
 std::string SuccessStatus(const ResourceInfo& info, const std::string& name,
                           const std::string& uid) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.StartObject();
-  w.Key("kind");
-  w.String("Status");
-  w.Key("apiVersion");
-  w.String("v1");
-  w.Key("metadata");
-  w.StartObject();
-  w.EndObject();
-  w.Key("status");
-  w.String("Success");
-  w.Key("details");
-  w.StartObject();
-  w.Key("name");
-  w.String(name);
-  if (!info.group.empty()) {
-    w.Key("group");
-    w.String(info.group);
-  }
-  w.Key("kind");
-  w.String(info.plural);
-  w.Key("uid");
-  w.String(uid);
-  w.EndObject();
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  ApiError details;
+  details.code = 0;
+  details.has_details = true;
+  details.name = name;
+  details.group = info.group;
+  details.kind = info.plural;
+  details.uid = uid;
+  return StatusJson("Success", details);
 }
 
 ApiError DecodeError(std::string_view what) {

@@ -2,6 +2,7 @@
 // itself; tests notify where the kernel would).
 //
 // Thread contract: safe for concurrent use; Wait() blocks up to its timeout for a Notify().
+// ReadyDescriptor() is an eventfd that each Notify() makes readable (cleared when Wait takes it).
 #pragma once
 
 #include <condition_variable>
@@ -13,6 +14,11 @@ namespace agent::sys {
 
 class FakeMdEventSource final : public MdEventSource {
  public:
+  FakeMdEventSource();
+  ~FakeMdEventSource() override;
+  FakeMdEventSource(const FakeMdEventSource&) = delete;
+  FakeMdEventSource& operator=(const FakeMdEventSource&) = delete;
+
   // One MD event: the current or next Wait() returns true (events coalesce, as POLLPRI does).
   void Notify();
   // Makes the next Wait() fail with `status`.
@@ -22,8 +28,10 @@ class FakeMdEventSource final : public MdEventSource {
 
   common::Result<bool> Wait(std::chrono::milliseconds timeout) override;
   void Interrupt() override;
+  Descriptor ReadyDescriptor() const override { return {ready_, Readiness::kReadable}; }
 
  private:
+  const int ready_;  // eventfd
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool pending_ = false;

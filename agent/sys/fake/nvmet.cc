@@ -3,24 +3,6 @@
 #include <algorithm>
 
 namespace agent::sys {
-namespace {
-
-bool IsUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-}  // namespace
 
 // ---- FakeFabric ----
 
@@ -210,23 +192,18 @@ common::Status FakeNvmetTarget::EnsureNamespace(std::string_view nqn,
   std::lock_guard lock(fabric_.mu_);
   RETURN_IF_ERROR(fabric_.target_faults_.Check("EnsureNamespace"));
   std::string what = fmt::format("nvmet namespace {} of {}", spec.nsid, nqn);
-  if (spec.nsid == 0 || spec.device_path.empty() || !IsUuid(spec.device_uuid)) {
-    return common::InvalidArgumentError(
-        "{}: nsid >= 1, a device path and a UUID device_uuid are required (got \"{}\")", what,
-        spec.device_uuid);
-  }
+  RETURN_IF_ERROR(ValidateNamespaceSpec(what, spec));
   auto& t = fabric_.targets_[node_];
   auto it = t.subsystems.find(nqn);
   if (it == t.subsystems.end()) return common::NotFoundError("{}: no such subsystem", what);
   NvmetNamespaceSpec want = spec;
-  want.device_uuid = Lower(spec.device_uuid);
+  want.device_uuid = LowerUuid(spec.device_uuid);
   auto nit = it->second.namespaces.find(spec.nsid);
-  if (nit != it->second.namespaces.end() && nit->second.enabled &&
-      (nit->second.device_path != want.device_path ||
-       nit->second.device_uuid != want.device_uuid)) {
-    return common::FailedPreconditionError(
-        "{}: enabled with another device or uuid; remove it before changing it to {} ({})", what,
-        want.device_path, want.device_uuid);
+  if (nit != it->second.namespaces.end()) {
+    RETURN_IF_ERROR(CheckNamespaceReplace(
+        what, nit->second.enabled,
+        nit->second.device_path == want.device_path && nit->second.device_uuid == want.device_uuid,
+        want));
   }
   if (want.enabled && !t.devices.count(want.device_path)) {
     // What the kernel answers when enabling a namespace on a missing device.

@@ -105,13 +105,7 @@ common::Result<PartitionInfo> FakePartitions::Ensure(std::string_view drive,
     std::vector<PartitionInfo> parts = ListLocked(*d, dev);
     ASSIGN_OR_RETURN(std::optional<PartitionInfo> existing, FindMember(parts, spec.member, drive));
     if (existing) {
-      if (existing->size_bytes != spec.size_bytes ||
-          (spec.start_bytes && *spec.start_bytes != existing->start_bytes)) {
-        return common::FailedPreconditionError(
-            "{} already holds member {}/{} at offset {} with {} bytes, not the {} bytes asked",
-            existing->device_path, spec.member.volume, spec.member.index, existing->start_bytes,
-            existing->size_bytes, spec.size_bytes);
-      }
+      RETURN_IF_ERROR(CheckExistingMember(*existing, spec));
       return *existing;
     }
     ASSIGN_OR_RETURN(uint64_t start, PlacePartition(FreeLocked(*d, dev), spec, drive));

@@ -1,7 +1,8 @@
 // FakeUeventSource: a UeventSource that tests feed with Push() (parsed events or raw kernel
 // datagrams).
 //
-// Thread contract: safe for concurrent use; Next() blocks up to its timeout for a Push().
+// Thread contract: safe for concurrent use; Next() blocks up to its timeout for a Push(). ReadyFd()
+// is an eventfd that each Push() makes readable (cleared when the queue is emptied).
 #pragma once
 
 #include <condition_variable>
@@ -14,6 +15,11 @@ namespace agent::sys {
 
 class FakeUeventSource final : public UeventSource {
  public:
+  FakeUeventSource();
+  ~FakeUeventSource() override;
+  FakeUeventSource(const FakeUeventSource&) = delete;
+  FakeUeventSource& operator=(const FakeUeventSource&) = delete;
+
   void Push(Uevent event);
   // Parses a raw datagram (see ParseUevent) and queues it; the parse error otherwise.
   common::Status PushRaw(std::string_view datagram);
@@ -22,8 +28,10 @@ class FakeUeventSource final : public UeventSource {
 
   common::Result<std::optional<Uevent>> Next(std::chrono::milliseconds timeout) override;
   void Interrupt() override;
+  int ReadyFd() const override { return ready_; }
 
  private:
+  const int ready_;  // eventfd
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Uevent> queue_;

@@ -13,8 +13,9 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <memory>
+
+#include <libmount/libmount.h>
 
 #include "agent/sys/linux/partitions.h"
 #include "agent/sys/linux/unique_fd.h"
@@ -49,13 +50,43 @@ common::Result<std::string> Canonical(std::string_view path) {
 }  // namespace
 
 common::Result<std::vector<MountEntry>> LinuxFilesystem::ListMounts() {
-  std::ifstream in(options_.mountinfo);
-  if (!in) return common::ErrnoToStatus(errno, fmt::format("reading {}", options_.mountinfo));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  common::Result<std::vector<MountEntry>> parsed = ParseMountInfo(ss.str());
-  if (!parsed.ok()) return parsed.status().WithContext(options_.mountinfo);
-  return parsed;
+  std::unique_ptr<libmnt_table, decltype(&mnt_unref_table)> table(mnt_new_table(),
+                                                                  &mnt_unref_table);
+  std::unique_ptr<libmnt_iter, decltype(&mnt_free_iter)> iter(mnt_new_iter(MNT_ITER_FORWARD),
+                                                              &mnt_free_iter);
+  if (!table || !iter) return common::InternalError("libmount: out of memory");
+  // A line that does not parse fails the whole listing (it is never skipped).
+  int bad_line = 0;
+  mnt_table_set_userdata(table.get(), &bad_line);
+  mnt_table_set_parser_errcb(table.get(), [](libmnt_table* tb, const char*, int line) {
+    *static_cast<int*>(mnt_table_get_userdata(tb)) = line;
+    return -EINVAL;
+  });
+  if (int rc = mnt_table_parse_file(table.get(), options_.mountinfo.c_str()); rc < 0) {
+    if (bad_line > 0) {
+      return common::InvalidArgumentError("{}: malformed mountinfo line {}", options_.mountinfo,
+                                          bad_line);
+    }
+    return common::ErrnoToStatus(-rc, fmt::format("reading {}", options_.mountinfo));
+  }
+  auto str = [](const char* s) { return std::string(s != nullptr ? s : ""); };
+  std::vector<MountEntry> out;
+  libmnt_fs* fs = nullptr;
+  while (mnt_table_next_fs(table.get(), iter.get(), &fs) == 0) {
+    MountEntry e;
+    e.mount_id = static_cast<uint32_t>(mnt_fs_get_id(fs));
+    const dev_t dev = mnt_fs_get_devno(fs);
+    e.major = major(dev);
+    e.minor = minor(dev);
+    e.root = str(mnt_fs_get_root(fs));
+    e.target = str(mnt_fs_get_target(fs));
+    e.mount_options = str(mnt_fs_get_vfs_options(fs));
+    e.fstype = str(mnt_fs_get_fstype(fs));
+    e.source = str(mnt_fs_get_source(fs));
+    e.super_options = str(mnt_fs_get_fs_options(fs));
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 common::Result<std::optional<MountEntry>> LinuxFilesystem::GetMount(std::string_view target) {

@@ -23,6 +23,8 @@ class LinuxMdStatWatcher final : public MdEventSource {
 
   common::Result<bool> Wait(std::chrono::milliseconds timeout) override;
   void Interrupt() override;
+  // The file itself: POLLPRI (with POLLERR) at the next md event.
+  Descriptor ReadyDescriptor() const override { return {file_.get(), Readiness::kPriority}; }
 
  private:
   LinuxMdStatWatcher(std::string path, UniqueFd file, UniqueFd wake)

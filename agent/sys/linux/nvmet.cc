@@ -11,21 +11,6 @@ namespace {
 
 namespace fs = fsutil;
 
-bool IsUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 template <typename T>
 bool ParseInt(std::string_view s, T& out) {
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -134,24 +119,18 @@ common::Status LinuxNvmetTarget::SetAllowedHosts(std::string_view nqn,
 common::Status LinuxNvmetTarget::EnsureNamespace(std::string_view nqn,
                                                  const NvmetNamespaceSpec& spec) {
   std::string what = fmt::format("nvmet namespace {} of {}", spec.nsid, nqn);
-  if (spec.nsid == 0 || spec.device_path.empty() || !IsUuid(spec.device_uuid)) {
-    return common::InvalidArgumentError(
-        "{}: nsid >= 1, a device path and a UUID device_uuid are required (got \"{}\")", what,
-        spec.device_uuid);
-  }
+  RETURN_IF_ERROR(ValidateNamespaceSpec(what, spec));
   const std::string subsys = SubsysDir(nqn);
   if (!fs::Exists(subsys)) return common::NotFoundError("{}: no such subsystem", what);
   const std::string dir = fmt::format("{}/namespaces/{}", subsys, spec.nsid);
-  const std::string uuid = Lower(spec.device_uuid);
+  NvmetNamespaceSpec want = spec;
+  want.device_uuid = LowerUuid(spec.device_uuid);
+  const std::string& uuid = want.device_uuid;
   RETURN_IF_ERROR(fs::EnsureDir(dir).WithContext(what));
   bool enabled = fs::ReadAttrOr(dir + "/enable", "0") == "1";
   bool same = fs::ReadAttrOr(dir + "/device_path", "") == spec.device_path &&
-              Lower(fs::ReadAttrOr(dir + "/device_uuid", "")) == uuid;
-  if (enabled && !same) {
-    return common::FailedPreconditionError(
-        "{}: enabled with another device or uuid; remove it before changing it to {} ({})", what,
-        spec.device_path, uuid);
-  }
+              LowerUuid(fs::ReadAttrOr(dir + "/device_uuid", "")) == uuid;
+  RETURN_IF_ERROR(CheckNamespaceReplace(what, enabled, same, want));
   if (enabled && spec.enabled) {
     // The backing partition may have grown (expansion): nvmet compares the size and, when it
     // changed, tells the connected hosts (namespace-changed event), which then rescan. Cheap
@@ -271,7 +250,7 @@ common::Result<NvmetSubsystemInfo> LinuxNvmetTarget::GetSubsystem(std::string_vi
       if (!ParseInt(ns, spec.nsid)) continue;
       std::string ns_dir = dir + "/namespaces/" + ns;
       spec.device_path = fs::ReadAttrOr(ns_dir + "/device_path", "");
-      spec.device_uuid = Lower(fs::ReadAttrOr(ns_dir + "/device_uuid", ""));
+      spec.device_uuid = LowerUuid(fs::ReadAttrOr(ns_dir + "/device_uuid", ""));
       spec.enabled = fs::ReadAttrOr(ns_dir + "/enable", "0") == "1";
       info.namespaces.push_back(std::move(spec));
     }

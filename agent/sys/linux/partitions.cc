@@ -288,13 +288,7 @@ common::Result<PartitionInfo> LinuxPartitions::Ensure(std::string_view drive,
   ASSIGN_OR_RETURN(std::vector<PartitionInfo> parts, ListFromContext(ctx.get(), drive));
   ASSIGN_OR_RETURN(std::optional<PartitionInfo> existing, FindMember(parts, spec.member, drive));
   if (existing) {
-    if (existing->size_bytes != spec.size_bytes ||
-        (spec.start_bytes && *spec.start_bytes != existing->start_bytes)) {
-      return common::FailedPreconditionError(
-          "{} already holds member {}/{} at offset {} with {} bytes, not the {} bytes asked",
-          existing->device_path, spec.member.volume, spec.member.index, existing->start_bytes,
-          existing->size_bytes, spec.size_bytes);
-    }
+    RETURN_IF_ERROR(CheckExistingMember(*existing, spec));
     ctx.reset();
     RETURN_IF_ERROR(WaitForPartition(*existing));
     return *existing;

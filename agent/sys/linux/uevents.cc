@@ -79,6 +79,8 @@ void LinuxUeventListener::Interrupt() {
   (void)n;  // EAGAIN means a wake-up is already pending
 }
 
+int LinuxUeventListener::ReadyFd() const { return nl_socket_get_fd(sock_); }
+
 common::Result<std::optional<Uevent>> LinuxUeventListener::Next(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   const int fd = nl_socket_get_fd(sock_);

@@ -28,6 +28,7 @@ class LinuxUeventListener final : public UeventSource {
 
   common::Result<std::optional<Uevent>> Next(std::chrono::milliseconds timeout) override;
   void Interrupt() override;
+  int ReadyFd() const override;  // the netlink socket
 
  private:
   LinuxUeventListener(nl_sock* sock, int wake, std::set<std::string> subsystems);
