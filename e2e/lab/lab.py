@@ -2655,10 +2655,6 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
                      and ControlPlane.all_synced(o)
                      and any(m["node"] == consumer for m in present)) else None
 
-    sums = write(pod, "a", 32)
-    obj = k8s.wait("volume Synced on 2 nodes, staged on %s" % node, lambda: settled(node), 300)
-    say("members: %s" % [(m["index"], m["node"]) for m in ControlPlane.present(obj)])
-
     def verify(pod, sums, started=False):
         """The files written so far hold what was written: from the pod's log when it has just
         started (it prints the checksum of every file it finds, no exec into a slow TCG node),
@@ -2680,6 +2676,11 @@ def k8s_steps(lab, args, k8s, nodes, vm_of, version, t_boot):
         out = pexec(pod, "dd if=/dev/urandom of=/data/%s bs=1M count=%d conv=fsync 2>/dev/null && "
                          "cd /data && sha256sum %s" % (name, mib, name))
         return {out.split()[1]: out.split()[0]}
+
+    sums = write(pod, "a", 32)
+    obj = k8s.wait("volume Synced on 2 nodes, staged on %s" % node, lambda: settled(node), 300)
+    say("members: %s" % [(m["index"], m["node"]) for m in ControlPlane.present(obj)])
+
 
     # ---- 5. the pod re-created on the node without a member: the volume relocates
     holders = {m["node"] for m in ControlPlane.present(obj)}
