@@ -197,7 +197,13 @@ common::Result<Controller::PassResult> Controller::ReconcileOnce(const std::stri
   }
   inv->now = clock_.Now();
   inv->staleness = limits_.agent_staleness;
+  const auto decide_started = clock_.SteadyNow();
   Decision d = Decide(volume, *inv, limits_);
+  if (metrics_ != nullptr &&
+      (d.placement_failed || (d.write == Decision::Write::kSpec &&
+                              d.object.spec.members.size() > volume.spec.members.size()))) {
+    metrics_->PlacementDone(clock_.SteadyNow() - decide_started);
+  }
   result.requeue_after = d.requeue_after;
   result.write = d.write;
   if (d.write != Decision::Write::kNone) {

@@ -135,6 +135,8 @@ TEST_CASE("Controller drives a volume to Synced through the API server", "[unit]
   CHECK_THAT(text, Catch::Contains("meshstor_operator_reconcile_duration_seconds_count"));
   CHECK_THAT(text, Catch::Contains(
                        "meshstor_operator_api_request_duration_seconds_count{verb=\"update\"}"));
+  // One pass placed the members.
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_duration_seconds_count 1\n"));
 
   // Events were posted for the transitions.
   recorder.Stop();
