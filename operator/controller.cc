@@ -133,7 +133,11 @@ common::Result<std::shared_ptr<const v1::MeshStorVolume>> InformerSource::GetVol
 
 common::Result<Inventory> InformerSource::Snapshot() {
   Inventory inv;
-  inv.volumes = volumes_.List();
+  if (index_ != nullptr) {
+    inv.index = index_;
+  } else {
+    inv.volumes = volumes_.List();
+  }
   inv.devices = devices_.List();
   inv.nodes = nodes_.List();
   return inv;
@@ -259,10 +263,12 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
                kube::InformerOptions{.resync_period = options.resync_period}, clock),
       devices_(client, kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, {}, clock),
       nodes_(client, kube::Nodes(), common::api::DecodeNode, {}, clock),
-      source_(volumes_, devices_, nodes_),
+      source_(volumes_, devices_, nodes_, &index_),
       controller_(client, clock, source_, events, metrics, options.limits),
       queue_(clock) {
   volumes_.AddHandler([this](const VolumeInformer::Change& c) {
+    // The index first: a pass that waited for its own write in AwaitCache must find it there.
+    if (c.old_obj != c.new_obj || c.new_obj == nullptr) index_.Apply(c.key.name, c.new_obj.get());
     { std::lock_guard<std::mutex> lock(cache_mu_); }
     cache_cv_.notify_all();
     queue_.Add(c.key.ToString());
@@ -332,9 +338,9 @@ void ControllerRunner::Stop() {
 void ControllerRunner::AwaitCache(const std::string& name, const std::string& read_rv) {
   std::unique_lock<std::mutex> lock(cache_mu_);
   clock_.WaitFor(lock, cache_cv_, std::chrono::seconds(5), [&] {
-    if (stopping_) return true;
-    auto v = volumes_.Get({"", name});
-    return !v.ok() || (*v)->metadata.resource_version != read_rv;
+    // The index is updated after the cache, so it is the one to wait for: the next pass reads
+    // namespace IDs and reservations from it.
+    return stopping_ || index_.ResourceVersion(name) != read_rv;
   });
 }
 
