@@ -273,7 +273,10 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
     cache_cv_.notify_all();
     queue_.Add(c.key.ToString());
   });
-  // Inventory changes can unblock placement or replacement of any volume.
+  // An inventory change can unblock the volumes waiting for placement, and matters to those
+  // with a member, the consumer or a fence on that node (VolumeIndex::VolumesConcerning); the
+  // others are not looked at again (with every volume requeued on each change, converging took
+  // O(volumes²) passes).
   devices_.AddHandler([this](const DeviceInformer::Change& c) {
     if (metrics_ != nullptr) metrics_->NodeDeviceChanged(c.old_obj.get(), c.new_obj.get());
     if (c.old_obj && c.new_obj &&
@@ -283,7 +286,7 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
         !AgentReturned(*c.old_obj, *c.new_obj, options_.limits.agent_staleness)) {
       return;  // a heartbeat (updatedAt) only
     }
-    EnqueueAllVolumes();
+    EnqueueVolumesConcerning(c.new_obj ? c.new_obj->spec.node_name : c.old_obj->spec.node_name);
   });
   nodes_.AddHandler([this](const NodeInformer::Change& c) {
     auto ready = [](const common::api::Node& n) {
@@ -294,7 +297,7 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
         ready(*c.old_obj) == ready(*c.new_obj) && c.old_obj->taints == c.new_obj->taints) {
       return;  // nothing placement or fencing looks at
     }
-    EnqueueAllVolumes();
+    EnqueueVolumesConcerning(c.key.name);
   });
 }
 
@@ -302,6 +305,10 @@ ControllerRunner::~ControllerRunner() { Stop(); }
 
 void ControllerRunner::EnqueueAllVolumes() {
   for (const auto& key : volumes_.Keys()) queue_.Add(key.ToString());
+}
+
+void ControllerRunner::EnqueueVolumesConcerning(const std::string& node) {
+  for (const std::string& name : index_.VolumesConcerning(node)) queue_.Add(name);
 }
 
 common::Status ControllerRunner::Start() {

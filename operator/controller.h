@@ -137,6 +137,7 @@ class ControllerRunner {
  private:
   void Work();
   void EnqueueAllVolumes();
+  void EnqueueVolumesConcerning(const std::string& node);
   // Waits until the volume index (so the cache too) no longer shows `read_rv` for `name`
   // (bounded).
   void AwaitCache(const std::string& name, const std::string& read_rv);

@@ -42,6 +42,7 @@ VolumeIndex::Contribution VolumeIndex::Of(const v1::MeshStorVolume& v) {
   const common::api::Condition* placeable =
       common::api::FindCondition(v.status.conditions, kConditionPlaceable);
   c.waiting = !v.metadata.deletion_timestamp &&
+              (!v.spec.consumer_node.empty() || !v.spec.members.empty()) &&
               (placeable == nullptr || placeable->status != common::api::ConditionStatus::kTrue);
   return c;
 }

@@ -40,7 +40,8 @@ class VolumeIndex {
   // Volumes that a change of `node` (its drives' free space or sector size, its agent returning,
   // its Node's schedulability, readiness or taints) may let move on: those with a member on the
   // node, consumed on it or fencing it, and every volume waiting for placement (condition
-  // Placeable not True, not being deleted). Sorted by name.
+  // Placeable not True, not being deleted, with a consumer or members: without either nothing
+  // is placed). Sorted by name.
   std::vector<std::string> VolumesConcerning(const std::string& node) const;
   // metadata.resourceVersion of the version applied last; empty when the volume is not indexed.
   std::string ResourceVersion(const std::string& name) const;

@@ -92,6 +92,7 @@ void RequireAgreesWithScan(const VolumeIndex& index,
     for (const auto& [name, v] : volumes) {
       const auto* placeable = common::api::FindCondition(v.status.conditions, kConditionPlaceable);
       bool waiting = !v.metadata.deletion_timestamp &&
+                     (!v.spec.consumer_node.empty() || !v.spec.members.empty()) &&
                      (placeable == nullptr || placeable->status != ConditionStatus::kTrue);
       bool on_node = v.spec.consumer_node == node;
       for (const auto& m : v.spec.members) on_node = on_node || m.node == node;
