@@ -268,7 +268,10 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
       queue_(clock) {
   volumes_.AddHandler([this](const VolumeInformer::Change& c) {
     // The index first: a pass that waited for its own write in AwaitCache must find it there.
-    if (c.old_obj != c.new_obj || c.new_obj == nullptr) index_.Apply(c.key.name, c.new_obj.get());
+    if (c.old_obj != c.new_obj || c.new_obj == nullptr) {
+      index_.Apply(c.key.name, c.new_obj.get());
+      metrics_dirty_ = true;
+    }
     { std::lock_guard<std::mutex> lock(cache_mu_); }
     cache_cv_.notify_all();
     queue_.Add(c.key.ToString());
@@ -326,6 +329,7 @@ common::Status ControllerRunner::Start() {
   }
   EnqueueAllVolumes();
   worker_ = std::thread([this] { Work(); });
+  if (metrics_ != nullptr) metrics_thread_ = std::thread([this] { RefreshMetrics(); });
   return common::OkStatus();
 }
 
@@ -337,6 +341,7 @@ void ControllerRunner::Stop() {
   queue_.ShutDown();
   cache_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  if (metrics_thread_.joinable()) metrics_thread_.join();
   volumes_.Stop();
   devices_.Stop();
   nodes_.Stop();
@@ -374,8 +379,24 @@ void ControllerRunner::Work() {
       if (r->wrote) AwaitCache(*key, r->read_resource_version);
       if (r->requeue_after) queue_.AddAfter(*key, *r->requeue_after);
     }
-    if (metrics_ != nullptr) metrics_->Refresh(volumes_.List(), clock_.Now());
     queue_.Done(*key);
+  }
+}
+
+void ControllerRunner::RefreshMetrics() {
+  bool time_dependent = false;
+  auto last = clock_.SteadyNow();
+  std::unique_lock<std::mutex> lock(cache_mu_);
+  while (!stopping_) {
+    clock_.WaitFor(lock, cache_cv_, options_.metrics_refresh_period, [&] { return !!stopping_; });
+    if (stopping_) break;
+    const auto now = clock_.SteadyNow();
+    if (!metrics_dirty_ && !(time_dependent && now - last >= options_.metrics_max_age)) continue;
+    metrics_dirty_ = false;
+    last = now;
+    lock.unlock();
+    time_dependent = metrics_->Refresh(volumes_.List(), clock_.Now());
+    lock.lock();
   }
 }
 

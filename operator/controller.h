@@ -119,6 +119,11 @@ class ControllerRunner {
     Limits limits;
     std::chrono::milliseconds resync_period{std::chrono::minutes(10)};
     std::chrono::milliseconds cache_sync_timeout{std::chrono::seconds(60)};
+    // The volume gauges (OperatorMetrics::Refresh) are recomputed at most this often after a
+    // volume changed, and at least every `metrics_max_age` while one depends on the time (a
+    // member missing).
+    std::chrono::milliseconds metrics_refresh_period{std::chrono::seconds(1)};
+    std::chrono::milliseconds metrics_max_age{std::chrono::seconds(10)};
   };
 
   // Every reference must outlive the runner; `events` and `metrics` may be null.
@@ -136,6 +141,8 @@ class ControllerRunner {
 
  private:
   void Work();
+  // Refreshes the volume gauges on a timer (Options::metrics_refresh_period).
+  void RefreshMetrics();
   void EnqueueAllVolumes();
   void EnqueueVolumesConcerning(const std::string& node);
   // Waits until the volume index (so the cache too) no longer shows `read_rv` for `name`
@@ -156,7 +163,9 @@ class ControllerRunner {
   std::mutex cache_mu_;
   std::condition_variable cache_cv_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> metrics_dirty_{true};  // a volume changed since the last refresh
   std::thread worker_;
+  std::thread metrics_thread_;
   bool started_ = false;
 };
 

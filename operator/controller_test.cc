@@ -510,5 +510,68 @@ TEST_CASE("A drive's free-space change requeues only the volumes it concerns",
   runner.Stop();
 }
 
+// meshstor_operator_member_missing_seconds of pvc-missing's member 1 on node-b; -1 without it.
+double MissingSeconds(common::metrics::Registry& registry) {
+  const std::string text = registry.Expose();
+  const std::string key =
+      "meshstor_operator_member_missing_seconds{volume=\"pvc-missing\",index=\"1\","
+      "node=\"node-b\"} ";
+  auto at = text.find(key);
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + key.size()));
+}
+
+TEST_CASE("The volume gauges are refreshed on a timer, also while no volume changes",
+          "[unit][controller]") {
+  ApiFixture api;
+  auto& clock = common::time::RealClock::Get();
+  for (const char* n : {"node-a", "node-b"}) api.AddNode(n, clock.Now());
+  auto v = Consumed("pvc-missing", "node-a");
+  v.metadata.finalizers = {kFinalizer};
+  for (int i = 0; i < 2; ++i) {
+    v1::Member m;
+    m.index = i;
+    m.node = i == 0 ? "node-a" : "node-b";
+    m.drive = "nvme0n1";
+    m.size_bytes = v1::MemberSizeBytes(v.spec);
+    m.namespace_id = 1;
+    m.role = i == 0 ? v1::MemberRole::kLocal : v1::MemberRole::kRemote;
+    m.slot = i;
+    v.spec.members.push_back(m);
+  }
+  api.CreateVolume(v);
+  auto stored = api.GetVolume("pvc-missing");
+  REQUIRE(stored);
+  const auto since =
+      std::chrono::time_point_cast<std::chrono::seconds>(clock.Now() - std::chrono::seconds(100));
+  for (int i = 0; i < 2; ++i) {
+    v1::PartitionStatus p;
+    p.index = i;
+    p.node_id = v.spec.members[i].node;
+    p.drive = "nvme0n1";
+    p.state = i == 0 ? v1::PartitionState::kSynced : v1::PartitionState::kMissing;
+    p.updated_at = since;
+    if (i == 1) p.missing_since = since;
+    stored->status.partitions.push_back(p);
+  }
+  REQUIRE(api.client()
+              .UpdateStatus(common::kube::MeshStorVolumes(), {"", "pvc-missing"},
+                            v1::EncodeMeshStorVolume(*stored))
+              .ok());
+  common::metrics::Registry registry;
+  auto metrics = OperatorMetrics::Create(registry);
+  REQUIRE(metrics.ok());
+  ControllerRunner::Options options;
+  options.metrics_refresh_period = std::chrono::milliseconds(100);
+  options.metrics_max_age = std::chrono::milliseconds(200);
+  ControllerRunner runner(api.client(), clock, nullptr, metrics->get(), options);
+  REQUIRE(runner.Start().ok());
+  SettledReconciles(registry);  // the replacement is 800 s away: nothing queued after this
+  const double first = MissingSeconds(registry);
+  CHECK(first >= 100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(MissingSeconds(registry) >= first + 1);
+  runner.Stop();
+}
+
 }  // namespace
 }  // namespace meshstor_operator

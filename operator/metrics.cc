@@ -105,7 +105,7 @@ void OperatorMetrics::ApiRequest(const std::string& verb, std::chrono::duration<
   api_latency_->WithLabels({verb}).Observe(took.count());
 }
 
-void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshStorVolume>>& volumes,
+bool OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshStorVolume>>& volumes,
                               std::chrono::system_clock::time_point now) {
   std::map<std::string, int> phases;
   std::map<std::string, int> states;
@@ -178,6 +178,7 @@ void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
     missing_timeout_->WithLabels(l).Set(value);
     timeout_series_.insert(l);
   }
+  return !missing_values.empty();
 }
 
 void OperatorMetrics::NodeDeviceChanged(const v1::MeshStorNodeDevice* old_obj,

@@ -48,8 +48,10 @@ class OperatorMetrics {
   void ExpansionStarted() { expansions_->Inc(); }
   void ApiRequest(const std::string& verb, std::chrono::duration<double> took);
 
-  // Recomputes the per-volume gauges from the whole set of volumes.
-  void Refresh(
+  // Recomputes the per-volume gauges from the whole set of volumes (O(volumes): the runner calls
+  // it on a timer, not per pass). True when a gauge depends on `now` (a member missing), so a
+  // later refresh changes it even if no volume changes.
+  bool Refresh(
       const std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>>& volumes,
       std::chrono::system_clock::time_point now);
 
