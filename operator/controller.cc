@@ -133,7 +133,11 @@ common::Result<std::shared_ptr<const v1::MeshStorVolume>> InformerSource::GetVol
 
 common::Result<Inventory> InformerSource::Snapshot() {
   Inventory inv;
-  inv.volumes = volumes_.List();
+  if (index_ != nullptr) {
+    inv.index = index_;
+  } else {
+    inv.volumes = volumes_.List();
+  }
   inv.devices = devices_.List();
   inv.nodes = nodes_.List();
   return inv;
@@ -197,7 +201,13 @@ common::Result<Controller::PassResult> Controller::ReconcileOnce(const std::stri
   }
   inv->now = clock_.Now();
   inv->staleness = limits_.agent_staleness;
+  const auto decide_started = clock_.SteadyNow();
   Decision d = Decide(volume, *inv, limits_);
+  if (metrics_ != nullptr &&
+      (d.placement_failed || (d.write == Decision::Write::kSpec &&
+                              d.object.spec.members.size() > volume.spec.members.size()))) {
+    metrics_->PlacementDone(clock_.SteadyNow() - decide_started);
+  }
   result.requeue_after = d.requeue_after;
   result.write = d.write;
   if (d.write != Decision::Write::kNone) {
@@ -253,15 +263,23 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
                kube::InformerOptions{.resync_period = options.resync_period}, clock),
       devices_(client, kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, {}, clock),
       nodes_(client, kube::Nodes(), common::api::DecodeNode, {}, clock),
-      source_(volumes_, devices_, nodes_),
+      source_(volumes_, devices_, nodes_, &index_),
       controller_(client, clock, source_, events, metrics, options.limits),
       queue_(clock) {
   volumes_.AddHandler([this](const VolumeInformer::Change& c) {
+    // The index first: a pass that waited for its own write in AwaitCache must find it there.
+    if (c.old_obj != c.new_obj || c.new_obj == nullptr) {
+      index_.Apply(c.key.name, c.new_obj.get());
+      metrics_dirty_ = true;
+    }
     { std::lock_guard<std::mutex> lock(cache_mu_); }
     cache_cv_.notify_all();
     queue_.Add(c.key.ToString());
   });
-  // Inventory changes can unblock placement or replacement of any volume.
+  // An inventory change can unblock the volumes waiting for placement, and matters to those
+  // with a member, the consumer or a fence on that node (VolumeIndex::VolumesConcerning); the
+  // others are not looked at again (with every volume requeued on each change, converging took
+  // O(volumes²) passes).
   devices_.AddHandler([this](const DeviceInformer::Change& c) {
     if (metrics_ != nullptr) metrics_->NodeDeviceChanged(c.old_obj.get(), c.new_obj.get());
     if (c.old_obj && c.new_obj &&
@@ -271,7 +289,7 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
         !AgentReturned(*c.old_obj, *c.new_obj, options_.limits.agent_staleness)) {
       return;  // a heartbeat (updatedAt) only
     }
-    EnqueueAllVolumes();
+    EnqueueVolumesConcerning(c.new_obj ? c.new_obj->spec.node_name : c.old_obj->spec.node_name);
   });
   nodes_.AddHandler([this](const NodeInformer::Change& c) {
     auto ready = [](const common::api::Node& n) {
@@ -282,7 +300,7 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
         ready(*c.old_obj) == ready(*c.new_obj) && c.old_obj->taints == c.new_obj->taints) {
       return;  // nothing placement or fencing looks at
     }
-    EnqueueAllVolumes();
+    EnqueueVolumesConcerning(c.key.name);
   });
 }
 
@@ -290,6 +308,10 @@ ControllerRunner::~ControllerRunner() { Stop(); }
 
 void ControllerRunner::EnqueueAllVolumes() {
   for (const auto& key : volumes_.Keys()) queue_.Add(key.ToString());
+}
+
+void ControllerRunner::EnqueueVolumesConcerning(const std::string& node) {
+  for (const std::string& name : index_.VolumesConcerning(node)) queue_.Add(name);
 }
 
 common::Status ControllerRunner::Start() {
@@ -307,6 +329,7 @@ common::Status ControllerRunner::Start() {
   }
   EnqueueAllVolumes();
   worker_ = std::thread([this] { Work(); });
+  if (metrics_ != nullptr) metrics_thread_ = std::thread([this] { RefreshMetrics(); });
   return common::OkStatus();
 }
 
@@ -318,6 +341,7 @@ void ControllerRunner::Stop() {
   queue_.ShutDown();
   cache_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+  if (metrics_thread_.joinable()) metrics_thread_.join();
   volumes_.Stop();
   devices_.Stop();
   nodes_.Stop();
@@ -326,9 +350,9 @@ void ControllerRunner::Stop() {
 void ControllerRunner::AwaitCache(const std::string& name, const std::string& read_rv) {
   std::unique_lock<std::mutex> lock(cache_mu_);
   clock_.WaitFor(lock, cache_cv_, std::chrono::seconds(5), [&] {
-    if (stopping_) return true;
-    auto v = volumes_.Get({"", name});
-    return !v.ok() || (*v)->metadata.resource_version != read_rv;
+    // The index is updated after the cache, so it is the one to wait for: the next pass reads
+    // namespace IDs and reservations from it.
+    return stopping_ || index_.ResourceVersion(name) != read_rv;
   });
 }
 
@@ -355,8 +379,24 @@ void ControllerRunner::Work() {
       if (r->wrote) AwaitCache(*key, r->read_resource_version);
       if (r->requeue_after) queue_.AddAfter(*key, *r->requeue_after);
     }
-    if (metrics_ != nullptr) metrics_->Refresh(volumes_.List(), clock_.Now());
     queue_.Done(*key);
+  }
+}
+
+void ControllerRunner::RefreshMetrics() {
+  bool time_dependent = false;
+  auto last = clock_.SteadyNow();
+  std::unique_lock<std::mutex> lock(cache_mu_);
+  while (!stopping_) {
+    clock_.WaitFor(lock, cache_cv_, options_.metrics_refresh_period, [&] { return !!stopping_; });
+    if (stopping_) break;
+    const auto now = clock_.SteadyNow();
+    if (!metrics_dirty_ && !(time_dependent && now - last >= options_.metrics_max_age)) continue;
+    metrics_dirty_ = false;
+    last = now;
+    lock.unlock();
+    time_dependent = metrics_->Refresh(volumes_.List(), clock_.Now());
+    lock.lock();
   }
 }
 

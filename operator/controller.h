@@ -28,6 +28,7 @@
 #include "operator/metrics.h"
 #include "operator/placement.h"
 #include "operator/reconcile.h"
+#include "operator/volume_index.h"
 
 namespace meshstor_operator {
 
@@ -59,11 +60,14 @@ using VolumeInformer = common::kube::Informer<common::api::v1alpha1::MeshStorVol
 using DeviceInformer = common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>;
 using NodeInformer = common::kube::Informer<common::api::Node>;
 
-// Reads the informer caches. The informers must outlive this source.
+// Reads the informer caches. The informers must outlive this source. With an `index` (kept
+// from the volume informer's events, see ControllerRunner) the snapshot carries it instead of
+// a copy of every volume.
 class InformerSource final : public ClusterSource {
  public:
-  InformerSource(VolumeInformer& volumes, DeviceInformer& devices, NodeInformer& nodes)
-      : volumes_(volumes), devices_(devices), nodes_(nodes) {}
+  InformerSource(VolumeInformer& volumes, DeviceInformer& devices, NodeInformer& nodes,
+                 const VolumeIndex* index = nullptr)
+      : volumes_(volumes), devices_(devices), nodes_(nodes), index_(index) {}
   common::Result<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> GetVolume(
       const std::string& name) override;
   common::Result<Inventory> Snapshot() override;
@@ -72,6 +76,7 @@ class InformerSource final : public ClusterSource {
   VolumeInformer& volumes_;
   DeviceInformer& devices_;
   NodeInformer& nodes_;
+  const VolumeIndex* index_;
 };
 
 class Controller {
@@ -114,6 +119,11 @@ class ControllerRunner {
     Limits limits;
     std::chrono::milliseconds resync_period{std::chrono::minutes(10)};
     std::chrono::milliseconds cache_sync_timeout{std::chrono::seconds(60)};
+    // The volume gauges (OperatorMetrics::Refresh) are recomputed at most this often after a
+    // volume changed, and at least every `metrics_max_age` while one depends on the time (a
+    // member missing).
+    std::chrono::milliseconds metrics_refresh_period{std::chrono::seconds(1)};
+    std::chrono::milliseconds metrics_max_age{std::chrono::seconds(10)};
   };
 
   // Every reference must outlive the runner; `events` and `metrics` may be null.
@@ -131,8 +141,12 @@ class ControllerRunner {
 
  private:
   void Work();
+  // Refreshes the volume gauges on a timer (Options::metrics_refresh_period).
+  void RefreshMetrics();
   void EnqueueAllVolumes();
-  // Waits until the volume cache no longer shows `read_rv` for `name` (bounded).
+  void EnqueueVolumesConcerning(const std::string& node);
+  // Waits until the volume index (so the cache too) no longer shows `read_rv` for `name`
+  // (bounded).
   void AwaitCache(const std::string& name, const std::string& read_rv);
 
   common::kube::Client& client_;
@@ -142,13 +156,16 @@ class ControllerRunner {
   VolumeInformer volumes_;
   DeviceInformer devices_;
   NodeInformer nodes_;
+  VolumeIndex index_;  // follows volumes_, updated before AwaitCache wakes up
   InformerSource source_;
   Controller controller_;
   common::kube::WorkQueue queue_;
   std::mutex cache_mu_;
   std::condition_variable cache_cv_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> metrics_dirty_{true};  // a volume changed since the last refresh
   std::thread worker_;
+  std::thread metrics_thread_;
   bool started_ = false;
 };
 

@@ -1,5 +1,7 @@
 #include "operator/controller.h"
 
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "common/api/core_codec.h"
@@ -135,6 +137,8 @@ TEST_CASE("Controller drives a volume to Synced through the API server", "[unit]
   CHECK_THAT(text, Catch::Contains("meshstor_operator_reconcile_duration_seconds_count"));
   CHECK_THAT(text, Catch::Contains(
                        "meshstor_operator_api_request_duration_seconds_count{verb=\"update\"}"));
+  // One pass placed the members.
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_duration_seconds_count 1\n"));
 
   // Events were posted for the transitions.
   recorder.Stop();
@@ -433,6 +437,140 @@ TEST_CASE("A missing volume is not an error", "[unit][controller]") {
   auto r = c.ReconcileOnce("absent");
   REQUIRE(r.ok());
   CHECK_FALSE(r->wrote);
+}
+
+// The runner's reconcile count (meshstor_operator_reconcile_duration_seconds_count) once it
+// stopped changing for a second: the work queue has drained.
+int SettledReconciles(common::metrics::Registry& registry) {
+  auto count = [&] {
+    const std::string text = registry.Expose();
+    const std::string key = "meshstor_operator_reconcile_duration_seconds_count ";
+    auto at = text.find(key);
+    return at == std::string::npos ? -1 : std::stoi(text.substr(at + key.size()));
+  };
+  int last = count();
+  for (int quiet = 0, i = 0; quiet < 10 && i < 300; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    int now = count();
+    quiet = now == last ? quiet + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+void SetFree(ApiFixture& api, const std::string& node, int64_t free) {
+  const std::string name = v1::NodeDeviceName(node, "nvme0n1");
+  auto got = api.client().Get(common::kube::MeshStorNodeDevices(), {"", name});
+  REQUIRE(got.ok());
+  auto d = v1::DecodeMeshStorNodeDevice(*got);
+  REQUIRE(d.ok());
+  d->status.biggest_free_extent_bytes = free;
+  REQUIRE(api.client()
+              .UpdateStatus(common::kube::MeshStorNodeDevices(), {"", name},
+                            v1::EncodeMeshStorNodeDevice(*d))
+              .ok());
+}
+
+TEST_CASE("A drive's free-space change requeues only the volumes it concerns",
+          "[unit][controller]") {
+  ApiFixture api;
+  auto& clock = common::time::RealClock::Get();
+  for (const char* n : {"node-a", "node-b", "node-c"}) api.AddNode(n, clock.Now());
+  api.AddNode("node-x", clock.Now(), 1, v1::kMiB);  // too small for any member
+  common::metrics::Registry registry;
+  auto metrics = OperatorMetrics::Create(registry);
+  REQUIRE(metrics.ok());
+  ControllerRunner runner(api.client(), clock, nullptr, metrics->get(), {});
+  REQUIRE(runner.Start().ok());
+  for (int i = 0; i < 6; ++i) api.CreateVolume(Consumed(fmt::format("pvc-{}", i), "node-a"));
+  api.CreateVolume(Consumed("pvc-waiting", "node-z"));  // no such node: Placeable=False
+  int before = SettledReconciles(registry);
+  for (int i = 0; i < 6; ++i) {
+    auto v = api.GetVolume(fmt::format("pvc-{}", i));
+    REQUIRE(v);
+    REQUIRE(v->spec.members.size() == 2);
+  }
+  auto waiting = api.GetVolume("pvc-waiting");
+  REQUIRE(waiting);
+  REQUIRE(ConditionIs(*waiting, kConditionPlaceable) == ConditionStatus::kFalse);
+
+  // node-x holds nothing: only the volume waiting for placement is looked at again.
+  SetFree(api, "node-x", 2 * v1::kMiB);
+  int after = SettledReconciles(registry);
+  CHECK(after - before == 1);
+
+  // node-b: the volumes with a member there, and the waiting one.
+  int on_b = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto v = api.GetVolume(fmt::format("pvc-{}", i));
+    for (const auto& m : v->spec.members) on_b += m.node == "node-b" ? 1 : 0;
+  }
+  SetFree(api, "node-b", 90 * 1024 * v1::kMiB);
+  CHECK(SettledReconciles(registry) - after == on_b + 1);
+  runner.Stop();
+}
+
+// meshstor_operator_member_missing_seconds of pvc-missing's member 1 on node-b; -1 without it.
+double MissingSeconds(common::metrics::Registry& registry) {
+  const std::string text = registry.Expose();
+  const std::string key =
+      "meshstor_operator_member_missing_seconds{volume=\"pvc-missing\",index=\"1\","
+      "node=\"node-b\"} ";
+  auto at = text.find(key);
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + key.size()));
+}
+
+TEST_CASE("The volume gauges are refreshed on a timer, also while no volume changes",
+          "[unit][controller]") {
+  ApiFixture api;
+  auto& clock = common::time::RealClock::Get();
+  for (const char* n : {"node-a", "node-b"}) api.AddNode(n, clock.Now());
+  auto v = Consumed("pvc-missing", "node-a");
+  v.metadata.finalizers = {kFinalizer};
+  for (int i = 0; i < 2; ++i) {
+    v1::Member m;
+    m.index = i;
+    m.node = i == 0 ? "node-a" : "node-b";
+    m.drive = "nvme0n1";
+    m.size_bytes = v1::MemberSizeBytes(v.spec);
+    m.namespace_id = 1;
+    m.role = i == 0 ? v1::MemberRole::kLocal : v1::MemberRole::kRemote;
+    m.slot = i;
+    v.spec.members.push_back(m);
+  }
+  api.CreateVolume(v);
+  auto stored = api.GetVolume("pvc-missing");
+  REQUIRE(stored);
+  const auto since =
+      std::chrono::time_point_cast<std::chrono::seconds>(clock.Now() - std::chrono::seconds(100));
+  for (int i = 0; i < 2; ++i) {
+    v1::PartitionStatus p;
+    p.index = i;
+    p.node_id = v.spec.members[i].node;
+    p.drive = "nvme0n1";
+    p.state = i == 0 ? v1::PartitionState::kSynced : v1::PartitionState::kMissing;
+    p.updated_at = since;
+    if (i == 1) p.missing_since = since;
+    stored->status.partitions.push_back(p);
+  }
+  REQUIRE(api.client()
+              .UpdateStatus(common::kube::MeshStorVolumes(), {"", "pvc-missing"},
+                            v1::EncodeMeshStorVolume(*stored))
+              .ok());
+  common::metrics::Registry registry;
+  auto metrics = OperatorMetrics::Create(registry);
+  REQUIRE(metrics.ok());
+  ControllerRunner::Options options;
+  options.metrics_refresh_period = std::chrono::milliseconds(100);
+  options.metrics_max_age = std::chrono::milliseconds(200);
+  ControllerRunner runner(api.client(), clock, nullptr, metrics->get(), options);
+  REQUIRE(runner.Start().ok());
+  SettledReconciles(registry);  // the replacement is 800 s away: nothing queued after this
+  const double first = MissingSeconds(registry);
+  CHECK(first >= 100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(MissingSeconds(registry) >= first + 1);
+  runner.Stop();
 }
 
 }  // namespace

@@ -82,6 +82,14 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
       m->reconcile_duration_,
       r.AddHistogram("meshstor_operator_reconcile_duration_seconds",
                      "Duration of one reconcile pass", common::metrics::DefaultBuckets()));
+  ASSIGN_OR_RETURN(
+      m->placement_duration_,
+      r.AddHistogram(
+          "meshstor_operator_placement_duration_seconds",
+          "Duration of the decision of a reconcile pass that placed members or failed to "
+          "place them (in-process, without API requests)",
+          {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+           1}));
   ASSIGN_OR_RETURN(m->api_latency_, r.AddHistogram("meshstor_operator_api_request_duration_seconds",
                                                    "Latency of the operator's API writes",
                                                    common::metrics::DefaultBuckets(), {"verb"}));
@@ -97,7 +105,7 @@ void OperatorMetrics::ApiRequest(const std::string& verb, std::chrono::duration<
   api_latency_->WithLabels({verb}).Observe(took.count());
 }
 
-void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshStorVolume>>& volumes,
+bool OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshStorVolume>>& volumes,
                               std::chrono::system_clock::time_point now) {
   std::map<std::string, int> phases;
   std::map<std::string, int> states;
@@ -170,6 +178,7 @@ void OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
     missing_timeout_->WithLabels(l).Set(value);
     timeout_series_.insert(l);
   }
+  return !missing_values.empty();
 }
 
 void OperatorMetrics::NodeDeviceChanged(const v1::MeshStorNodeDevice* old_obj,

@@ -2,7 +2,8 @@
 // volumes by phase, members by state, degraded volumes, volumes whose array waits for an in-sync
 // member (status.startBlocked), seconds each member has been missing (to
 // alert before the replacement timeout) and each volume's memberMissingTimeout, sync ratio,
-// replacement/relocation/expansion counters, reconcile durations and errors, placement failures,
+// replacement/relocation/expansion counters, reconcile durations and errors, placement failures
+// and durations (the decision of a pass that placed members, in-process, without API writes),
 // API write latency and, per node, when its agent last reported (the newest status.updatedAt of
 // the node's MeshStorNodeDevices). The leader gauge is registered by main.
 //
@@ -37,14 +38,20 @@ class OperatorMetrics {
       common::metrics::Registry& registry);
 
   void ReconcileDone(std::chrono::duration<double> took, bool failed);
+  // One decision that ran placement (members placed, or placement failed): how long Decide took.
+  void PlacementDone(std::chrono::duration<double> took) {
+    placement_duration_->Observe(took.count());
+  }
   void PlacementFailed() { placement_failures_->Inc(); }
   void ReplacementStarted() { replacements_->Inc(); }
   void RelocationStarted() { relocations_->Inc(); }
   void ExpansionStarted() { expansions_->Inc(); }
   void ApiRequest(const std::string& verb, std::chrono::duration<double> took);
 
-  // Recomputes the per-volume gauges from the whole set of volumes.
-  void Refresh(
+  // Recomputes the per-volume gauges from the whole set of volumes (O(volumes): the runner calls
+  // it on a timer, not per pass). True when a gauge depends on `now` (a member missing), so a
+  // later refresh changes it even if no volume changes.
+  bool Refresh(
       const std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>>& volumes,
       std::chrono::system_clock::time_point now);
 
@@ -69,6 +76,7 @@ class OperatorMetrics {
   common::metrics::Counter* placement_failures_ = nullptr;
   common::metrics::Counter* reconcile_errors_ = nullptr;
   common::metrics::Histogram* reconcile_duration_ = nullptr;
+  common::metrics::Histogram* placement_duration_ = nullptr;
   common::metrics::HistogramFamily* api_latency_ = nullptr;
 
   std::mutex mu_;

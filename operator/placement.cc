@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/text/hash.h"
+#include "operator/volume_index.h"
 
 namespace meshstor_operator {
 namespace {
@@ -72,6 +73,7 @@ std::map<std::string, int> MemberCounts(const Inventory& inventory) {
 }
 
 std::set<int32_t> UsedNamespaceIds(const Inventory& inventory, const std::string& node) {
+  if (inventory.index != nullptr) return inventory.index->UsedNamespaceIds(node);
   std::set<int32_t> used;
   for (const auto& vol : inventory.volumes) {
     for (const v1::Member& m : vol->spec.members) {
@@ -106,8 +108,22 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     return common::InvalidArgumentError("member size must be positive, got {}",
                                         request.member_size_bytes);
   }
-  const auto pending = PendingReservations(inventory);
-  const auto member_counts = MemberCounts(inventory);
+  // Without an index: one scan of every volume for both terms.
+  const auto pending = inventory.index != nullptr
+                           ? std::map<std::pair<std::string, std::string>, int64_t>()
+                           : PendingReservations(inventory);
+  const auto member_counts =
+      inventory.index != nullptr ? std::map<std::string, int>() : MemberCounts(inventory);
+  auto pending_bytes = [&](const std::string& node, const std::string& drive) -> int64_t {
+    if (inventory.index != nullptr) return inventory.index->PendingBytes(node, drive);
+    auto it = pending.find({node, drive});
+    return it == pending.end() ? 0 : it->second;
+  };
+  auto members_on = [&](const std::string& node) {
+    if (inventory.index != nullptr) return inventory.index->MemberCount(node);
+    auto it = member_counts.find(node);
+    return it == member_counts.end() ? 0 : it->second;
+  };
 
   std::map<std::string, const common::api::Node*> nodes;
   for (const auto& n : inventory.nodes) nodes[n->metadata.name] = n.get();
@@ -127,9 +143,8 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     if (!d->status.updated_at || inventory.now - *d->status.updated_at > inventory.staleness) {
       continue;
     }
-    int64_t free = d->status.biggest_free_extent_bytes.value_or(0);
-    auto it = pending.find({node, d->spec.device});
-    if (it != pending.end()) free -= it->second;
+    int64_t free =
+        d->status.biggest_free_extent_bytes.value_or(0) - pending_bytes(node, d->spec.device);
     if (free < request.member_size_bytes) continue;
     c.drives.emplace_back(free, d->spec.device);
   }
@@ -160,14 +175,30 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     eligible.push_back(c);
   }
 
-  auto key = [&](const Candidate& c) {
-    auto mc = member_counts.find(c.node);
-    int members = mc == member_counts.end() ? 0 : mc->second;
-    return std::make_tuple(c.node == request.consumer_node ? 0 : 1, consumer_rdma && c.rdma ? 0 : 1,
-                           -c.free, members, StableHash(request.volume, c.node), c.node);
+  // The score of each candidate, computed once (not per comparison); only the best node_count
+  // are needed, and the node name makes the order total, so a partial sort gives the same head.
+  using Key = std::tuple<int, int, int64_t, int, uint64_t, const std::string*>;
+  std::vector<std::pair<Key, size_t>> order;
+  order.reserve(eligible.size());
+  for (size_t i = 0; i < eligible.size(); ++i) {
+    const Candidate& c = eligible[i];
+    order.emplace_back(
+        Key(c.node == request.consumer_node ? 0 : 1, consumer_rdma && c.rdma ? 0 : 1, -c.free,
+            members_on(c.node), StableHash(request.volume, c.node), &c.node),
+        i);
+  }
+  auto better = [](const std::pair<Key, size_t>& a, const std::pair<Key, size_t>& b) {
+    const auto& [a0, a1, a2, a3, a4, a5] = a.first;
+    const auto& [b0, b1, b2, b3, b4, b5] = b.first;
+    return std::tie(a0, a1, a2, a3, a4, *a5) < std::tie(b0, b1, b2, b3, b4, *b5);
   };
-  std::sort(eligible.begin(), eligible.end(),
-            [&](const Candidate& a, const Candidate& b) { return key(a) < key(b); });
+  const size_t head = std::min(order.size(), static_cast<size_t>(request.node_count));
+  std::partial_sort(order.begin(), order.begin() + head, order.end(), better);
+  std::vector<Candidate> best;
+  best.reserve(head);
+  for (size_t i = 0; i < head; ++i) best.push_back(std::move(eligible[order[i].second]));
+  const size_t qualified = eligible.size();
+  eligible = std::move(best);
 
   auto reasons = [&] {
     std::string s;
@@ -183,11 +214,11 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
         "consumer node {} cannot hold a member: {}", request.consumer_node,
         it == rejected.end() ? std::string("no MeshStorNodeDevice reported") : it->second);
   }
-  if (static_cast<int32_t>(eligible.size()) < request.node_count) {
+  if (static_cast<int32_t>(qualified) < request.node_count) {
     return common::FailedPreconditionError(
         "not enough nodes: {} needed, {} qualified ({} drive(s) of {} bytes with {}-byte sectors "
         "each){}{}",
-        request.node_count, eligible.size(), request.drives_per_node, request.member_size_bytes,
+        request.node_count, qualified, request.drives_per_node, request.member_size_bytes,
         request.sector_size, rejected.empty() ? "" : "; rejected: ", reasons());
   }
   std::vector<NodePlacement> out;

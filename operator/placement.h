@@ -25,11 +25,17 @@
 
 namespace meshstor_operator {
 
+class VolumeIndex;  // volume_index.h
+
 // What the placement reads about the cluster.
 struct Inventory {
   std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorNodeDevice>> devices;
   std::vector<std::shared_ptr<const common::api::Node>> nodes;
+  // Every volume; may stay empty when `index` is set (the index then stands for them).
   std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> volumes;
+  // When set, member counts, pending reservations, namespace IDs and rebuilds are read from it
+  // instead of scanning `volumes` (the controller keeps it from the informer's events).
+  const VolumeIndex* index = nullptr;
   std::chrono::system_clock::time_point now;
   // A drive whose status.updatedAt is older than this is not used (its agent may be gone).
   std::chrono::seconds staleness{120};
@@ -59,14 +65,15 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
                                                  const Inventory& inventory);
 
 // Namespace IDs in use on `node` (members of every volume exported from that node, any state,
-// and IDs agents report in status.partitions).
+// and IDs agents report in status.partitions), from the index when the inventory has one.
 std::set<int32_t> UsedNamespaceIds(const Inventory& inventory, const std::string& node);
 
 // The lowest ID in 1..8192 that is neither in `used` nor taken on the node. ResourceExhausted
 // when every ID is taken.
 common::Result<int32_t> AllocateNamespaceId(const std::set<int32_t>& used);
 
-// Present MeshStor members per node across all volumes (the spread term of the score).
+// Present MeshStor members per node across all volumes (the spread term of the score), always
+// by a full scan of `inventory.volumes`.
 std::map<std::string, int> MemberCounts(const Inventory& inventory);
 
 // FNV-1a 64 of "volume/node": the stable tie-break.

@@ -15,6 +15,7 @@
 #include "operator/fencing.h"
 #include "operator/members.h"
 #include "operator/status.h"
+#include "operator/volume_index.h"
 
 namespace meshstor_operator {
 namespace {
@@ -47,6 +48,7 @@ bool SafeToRetire(const v1::MeshStorVolume& v, const v1::Member& retiring) {
 // Rebuilds in flight: present members that replace another one and are not Synced yet, by the
 // node they sync onto.
 std::map<std::string, int> RebuildsByNode(const Inventory& inv) {
+  if (inv.index != nullptr) return inv.index->RebuildsByNode();
   std::map<std::string, int> out;
   for (const auto& vol : inv.volumes) {
     for (const v1::Member& m : vol->spec.members) {

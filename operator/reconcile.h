@@ -85,7 +85,8 @@ struct Decision {
 common::Status ValidateSpec(const common::api::v1alpha1::MeshStorVolumeSpec& spec);
 
 // The next step for `volume`. `inventory.volumes` holds every volume (including this one, in
-// any version) for namespace IDs, spread and the cluster-wide rebuild cap.
+// any version) for namespace IDs, spread and the cluster-wide rebuild cap, or `inventory.index`
+// summarizes them (volume_index.h).
 Decision Decide(const common::api::v1alpha1::MeshStorVolume& volume, const Inventory& inventory,
                 const Limits& limits);
 

@@ -44,6 +44,32 @@ World SyncedWorld(int nodes = 4, v1::MeshStorVolume v = Volume("pvc-1")) {
   return w;
 }
 
+TEST_CASE("A phase change is one Event, with the Normal condition changes it brought",
+          "[unit][reconcile]") {
+  World w = SyncedWorld();
+  int events = 0;
+  for (const auto& d : w.history) {
+    bool phase = false;
+    int normal = 0;
+    for (const auto& e : d.events) {
+      ++events;
+      phase = phase || e.reason == "PhaseChanged";
+      normal += e.type == "Normal" ? 1 : 0;
+    }
+    if (phase) CHECK(normal == 1);
+  }
+  // Placed, then one per phase (Requested, Syncing, Synced).
+  CHECK(events <= 4);
+  CHECK_FALSE(HasEvent(w, "Staged"));
+  bool staged_in_note = false;
+  for (const auto& d : w.history) {
+    for (const auto& e : d.events) {
+      staged_in_note = staged_in_note || e.note.find("Ready=True") != std::string::npos;
+    }
+  }
+  CHECK(staged_in_note);
+}
+
 TEST_CASE("A new volume waits for its consumer, then goes New → Synced", "[unit][reconcile]") {
   World w(Cluster(3));
   w.Put(Volume("pvc-1"));

@@ -219,12 +219,7 @@ v1::MeshStorVolumeStatus ComputeStatus(const v1::MeshStorVolume& v, const Invent
 }
 
 void PhaseEvents(const v1::MeshStorVolume& v, const v1::MeshStorVolumeStatus& next, Decision* d) {
-  if (next.phase != v.status.phase && next.phase) {
-    d->events.push_back(
-        {"Normal", "PhaseChanged",
-         fmt::format("Phase {} -> {}", v.status.phase ? v1::Name(*v.status.phase) : "none",
-                     v1::Name(*next.phase))});
-  }
+  std::vector<EventNote> changes;
   for (const char* type : {kConditionReady, kConditionDegraded, kConditionPlaceable,
                            kConditionResized, kConditionForcedStart}) {
     const Condition* before = common::api::FindCondition(v.status.conditions, type);
@@ -242,11 +237,24 @@ void PhaseEvents(const v1::MeshStorVolume& v, const v1::MeshStorVolumeStatus& ne
         (std::string(type) != kConditionDegraded && after->status == ConditionStatus::kFalse &&
          after->reason != "NotPlaced" && after->reason != "NotStaged" &&
          after->reason != "Expanding");
-    d->events.push_back(
+    changes.push_back(
         {warning ? "Warning" : "Normal", after->reason,
          fmt::format("{}={}: {}", type, common::api::ConditionStatusName(after->status),
                      after->message)});
   }
+  if (next.phase != v.status.phase && next.phase) {
+    // One Event for the phase change and the Normal condition changes that came with it (they
+    // used to be an Event each: ~8 per volume on its way to Synced); Warnings stay on their own.
+    std::string note =
+        fmt::format("Phase {} -> {}", v.status.phase ? v1::Name(*v.status.phase) : "none",
+                    v1::Name(*next.phase));
+    for (const EventNote& c : changes) {
+      if (c.type == "Normal") note += fmt::format("; {} ({})", c.note, c.reason);
+    }
+    d->events.push_back({"Normal", "PhaseChanged", std::move(note)});
+    std::erase_if(changes, [](const EventNote& c) { return c.type == "Normal"; });
+  }
+  for (EventNote& c : changes) d->events.push_back(std::move(c));
 }
 
 }  // namespace meshstor_operator

@@ -31,7 +31,8 @@ common::api::Condition MakeCondition(const common::api::v1alpha1::MeshStorVolume
 common::api::v1alpha1::MeshStorVolumeStatus ComputeStatus(
     const common::api::v1alpha1::MeshStorVolume& v, const Inventory& inv, const StatusInputs& in);
 
-// Events for a phase change and for each condition whose status or reason changed.
+// Events for a phase change and for each condition whose status or reason changed; with a phase
+// change, the Normal condition changes are folded into its one PhaseChanged Event.
 void PhaseEvents(const common::api::v1alpha1::MeshStorVolume& v,
                  const common::api::v1alpha1::MeshStorVolumeStatus& next, Decision* d);
 

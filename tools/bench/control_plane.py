@@ -446,6 +446,19 @@ current-context: bench
     return res
 
 
+def hist_quantile(metrics, name, q):
+    """Upper bound (le, seconds) of the bucket holding quantile q of histogram `name`, or None."""
+    buckets = sorted((float(labels["le"]), v) for labels, v in metrics.get(name + "_bucket", [])
+                     if labels.get("le") not in (None, "+Inf"))
+    count = metric_sum(metrics, name + "_count")
+    if not count:
+        return None
+    for le, cumulative in buckets:
+        if cumulative >= q * count:
+            return le
+    return float("inf")
+
+
 def scrape(op_port, agent_port):
     out = {}
     try:
@@ -464,6 +477,14 @@ def scrape(op_port, agent_port):
     out["operator_reconcile_errors"] = metric_sum(op, "meshstor_operator_reconcile_errors_total")
     out["operator_placement_failures"] = metric_sum(
         op, "meshstor_operator_placement_failures_total")
+    out["operator_reconcile_p99_le_s"] = hist_quantile(
+        op, "meshstor_operator_reconcile_duration_seconds", 0.99)
+    out["operator_placement_count"] = metric_sum(
+        op, "meshstor_operator_placement_duration_seconds_count")
+    out["operator_placement_sum_s"] = round(
+        metric_sum(op, "meshstor_operator_placement_duration_seconds_sum"), 4)
+    out["operator_placement_p99_le_s"] = hist_quantile(
+        op, "meshstor_operator_placement_duration_seconds", 0.99)
     writes = {}
     for labels, v in op.get("meshstor_operator_api_request_duration_seconds_count", []):
         verb = labels.get("verb", "")
@@ -510,6 +531,11 @@ def print_report(results):
                   f"reconciles {int(m['operator_reconcile_count'])}, mean "
                   f"{mean_ms(m['operator_reconcile_sum_s'], m['operator_reconcile_count'])} ms;"
                   f" writes {writes or '-'}")
+            if m.get("operator_placement_count"):
+                print(f"  {title}: placement passes {int(m['operator_placement_count'])}, mean "
+                      f"{mean_ms(m['operator_placement_sum_s'], m['operator_placement_count'])} ms,"
+                      f" p99 <= {1000 * m['operator_placement_p99_le_s']:g} ms; reconcile p99 <= "
+                      f"{1000 * (m['operator_reconcile_p99_le_s'] or 0):g} ms")
         for window in ("burst", "idle"):
             w = r[window]
             total = sum(n for _, _, n in w["requests"])

@@ -1,0 +1,167 @@
+#include "operator/volume_index.h"
+
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "operator/members.h"
+#include "operator/reconcile.h"
+#include "operator/testing/builders.h"
+
+namespace meshstor_operator {
+namespace {
+
+using namespace testing;  // NOLINT(build/namespaces): test builders
+using common::api::ConditionStatus;
+
+const std::vector<std::string> kNodes = {"n1", "n2", "n3", "n4", "n5"};
+const std::vector<std::string> kDrives = {"nvme0n1", "nvme1n1"};
+
+// A volume with random members (present or retired, some replacing others), partitions reported
+// for some of them (with or without namespace IDs, states Synced or Syncing), a consumer, fenced
+// nodes and a Placeable condition of any status.
+v1::MeshStorVolume RandomVolume(const std::string& name, std::mt19937& rng) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  v1::MeshStorVolume v = Volume(name);
+  const int members = pick(4);
+  for (int i = 0; i < members; ++i) {
+    v1::Member m;
+    m.index = i;
+    m.node = kNodes[pick(kNodes.size())];
+    m.drive = kDrives[pick(kDrives.size())];
+    m.size_bytes = (1 + pick(3)) * v1::kMiB;
+    m.namespace_id = 1 + pick(6);
+    m.state = pick(4) == 0 ? v1::MemberState::kRetired : v1::MemberState::kPresent;
+    if (i > 0 && pick(3) == 0) m.replaces = i - 1;
+    if (pick(2) == 0) {
+      v1::PartitionStatus p;
+      p.index = i;
+      p.node_id = pick(5) == 0 ? kNodes[pick(kNodes.size())] : m.node;
+      p.drive = m.drive;
+      if (pick(2) == 0) p.nvmeof_namespace_id = 1 + pick(8);
+      p.state = pick(2) == 0 ? v1::PartitionState::kSynced : v1::PartitionState::kSyncing;
+      v.status.partitions.push_back(p);
+    }
+    v.spec.members.push_back(m);
+  }
+  if (pick(2) == 0) v.spec.consumer_node = kNodes[pick(kNodes.size())];
+  if (pick(4) == 0) v.spec.fenced_nodes.push_back(kNodes[pick(kNodes.size())]);
+  if (pick(3) != 0) {
+    common::api::Condition c;
+    c.type = kConditionPlaceable;
+    c.status = pick(2) == 0 ? ConditionStatus::kTrue : ConditionStatus::kFalse;
+    v.status.conditions.push_back(c);
+  }
+  if (pick(6) == 0)
+    v.metadata.deletion_timestamp = std::chrono::time_point_cast<std::chrono::seconds>(T0());
+  return v;
+}
+
+// What the index must agree with: full scans of `volumes`.
+void RequireAgreesWithScan(const VolumeIndex& index,
+                           const std::map<std::string, v1::MeshStorVolume>& volumes) {
+  Inventory inv;
+  for (const auto& [name, v] : volumes) {
+    inv.volumes.push_back(std::make_shared<const v1::MeshStorVolume>(v));
+  }
+  REQUIRE(index.size() == volumes.size());
+  const auto counts = MemberCounts(inv);
+  std::map<std::string, int> rebuilds;
+  std::map<std::pair<std::string, std::string>, int64_t> pending;
+  for (const auto& [name, v] : volumes) {
+    for (const v1::Member& m : v.spec.members) {
+      if (m.state != v1::MemberState::kPresent) continue;
+      if (m.replaces && !IsSynced(v, m)) ++rebuilds[m.node];
+      bool reported = false;
+      for (const auto& p : v.status.partitions) {
+        reported = reported || (p.index == m.index && p.node_id == m.node);
+      }
+      if (!reported) pending[{m.node, m.drive}] += m.size_bytes;
+    }
+  }
+  CHECK(index.RebuildsByNode() == rebuilds);
+  for (const std::string& node : kNodes) {
+    INFO("node " << node);
+    CHECK(index.MemberCount(node) == (counts.count(node) ? counts.at(node) : 0));
+    CHECK(index.UsedNamespaceIds(node) == UsedNamespaceIds(inv, node));
+    for (const std::string& drive : kDrives) {
+      auto it = pending.find({node, drive});
+      CHECK(index.PendingBytes(node, drive) == (it == pending.end() ? 0 : it->second));
+    }
+    std::vector<std::string> concerning;
+    for (const auto& [name, v] : volumes) {
+      const auto* placeable = common::api::FindCondition(v.status.conditions, kConditionPlaceable);
+      bool waiting = !v.metadata.deletion_timestamp &&
+                     (!v.spec.consumer_node.empty() || !v.spec.members.empty()) &&
+                     (placeable == nullptr || placeable->status != ConditionStatus::kTrue);
+      bool on_node = v.spec.consumer_node == node;
+      for (const auto& m : v.spec.members) on_node = on_node || m.node == node;
+      for (const auto& f : v.spec.fenced_nodes) on_node = on_node || f == node;
+      if (waiting || on_node) concerning.push_back(name);
+    }
+    CHECK(index.VolumesConcerning(node) == concerning);
+  }
+}
+
+TEST_CASE("The volume index agrees with a full scan after random adds, updates and deletes",
+          "[unit][volume_index]") {
+  std::mt19937 rng(42);
+  VolumeIndex index;
+  std::map<std::string, v1::MeshStorVolume> volumes;
+  for (int step = 0; step < 2000; ++step) {
+    const std::string name = "pvc-" + std::to_string(rng() % 40);
+    if (rng() % 4 == 0) {
+      volumes.erase(name);
+      index.Apply(name, nullptr);
+    } else {
+      auto v = RandomVolume(name, rng);
+      volumes[name] = v;
+      index.Apply(name, &v);
+    }
+    if (step % 50 == 49) {
+      INFO("step " << step);
+      RequireAgreesWithScan(index, volumes);
+    }
+  }
+  for (auto it = volumes.begin(); it != volumes.end();) {
+    index.Apply(it->first, nullptr);
+    it = volumes.erase(it);
+  }
+  RequireAgreesWithScan(index, volumes);
+  CHECK(index.UsedNamespaceIds("n1").empty());
+  CHECK(index.VolumesConcerning("n1").empty());
+}
+
+TEST_CASE("Placement with the index decides as placement with a full scan",
+          "[unit][volume_index]") {
+  std::mt19937 rng(7);
+  Inventory inv = Cluster(5, 2);
+  VolumeIndex index;
+  for (int i = 0; i < 30; ++i) {
+    auto v = Volume("pvc-" + std::to_string(i));
+    v1::Member m;
+    m.index = 0;
+    m.node = std::string("node-") + static_cast<char>('a' + rng() % 5);
+    m.drive = "nvme" + std::to_string(rng() % 2) + "n1";
+    m.size_bytes = static_cast<int64_t>(1 + rng() % 20) * 1024 * v1::kMiB;
+    m.namespace_id = i + 1;
+    v.spec.members.push_back(m);
+    inv.volumes.push_back(std::make_shared<const v1::MeshStorVolume>(v));
+    index.Apply(v.metadata.name, &v);
+  }
+  Inventory indexed = inv;
+  indexed.volumes.clear();
+  indexed.index = &index;
+  for (int n = 1; n <= 4; ++n) {
+    for (const char* consumer : {"", "node-c"}) {
+      PlacementRequest req{"pvc-new", 30 * 1024 * v1::kMiB, 4096, 1, n, consumer, {}};
+      auto scanned = Place(req, inv);
+      auto fast = Place(req, indexed);
+      REQUIRE(scanned.ok() == fast.ok());
+      if (scanned.ok()) CHECK(*scanned == *fast);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace meshstor_operator
