@@ -1,36 +1,12 @@
 #include "agent/sys/fake/md_events.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 namespace agent::sys {
-namespace {
-
-// eventfd signalling: Signal makes it readable, Clear makes it not.
-void Signal(int fd) {
-  uint64_t one = 1;
-  ssize_t n = ::write(fd, &one, sizeof(one));
-  (void)n;  // EAGAIN: the counter is full, i.e. readable anyway
-}
-void Clear(int fd) {
-  uint64_t value;
-  ssize_t n = ::read(fd, &value, sizeof(value));
-  (void)n;  // EAGAIN: not readable
-}
-
-}  // namespace
-
-FakeMdEventSource::FakeMdEventSource() : ready_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-
-FakeMdEventSource::~FakeMdEventSource() {
-  if (ready_ >= 0) ::close(ready_);
-}
 
 void FakeMdEventSource::Notify() {
   {
     std::lock_guard lock(mu_);
     pending_ = true;
-    Signal(ready_);
+    ready_.Signal();
   }
   cv_.notify_all();
 }
@@ -54,7 +30,7 @@ common::Result<bool> FakeMdEventSource::Wait(std::chrono::milliseconds timeout) 
     interrupted_ = false;
     return false;
   }
-  Clear(ready_);
+  ready_.Clear();
   return std::exchange(pending_, false);
 }
 

@@ -8,14 +8,15 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "agent/sys/fake/event_fd.h"
 #include "agent/sys/md_events.h"
 
 namespace agent::sys {
 
 class FakeMdEventSource final : public MdEventSource {
  public:
-  FakeMdEventSource();
-  ~FakeMdEventSource() override;
+  FakeMdEventSource() = default;
+  ~FakeMdEventSource() override = default;
   FakeMdEventSource(const FakeMdEventSource&) = delete;
   FakeMdEventSource& operator=(const FakeMdEventSource&) = delete;
 
@@ -28,10 +29,10 @@ class FakeMdEventSource final : public MdEventSource {
 
   common::Result<bool> Wait(std::chrono::milliseconds timeout) override;
   void Interrupt() override;
-  Descriptor ReadyDescriptor() const override { return {ready_, Readiness::kReadable}; }
+  Descriptor ReadyDescriptor() const override { return {ready_.fd(), Readiness::kReadable}; }
 
  private:
-  const int ready_;  // eventfd
+  EventFd ready_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool pending_ = false;

@@ -1,36 +1,12 @@
 #include "agent/sys/fake/uevents.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 namespace agent::sys {
-namespace {
-
-// eventfd signalling: Signal makes it readable, Clear makes it not.
-void Signal(int fd) {
-  uint64_t one = 1;
-  ssize_t n = ::write(fd, &one, sizeof(one));
-  (void)n;  // EAGAIN: the counter is full, i.e. readable anyway
-}
-void Clear(int fd) {
-  uint64_t value;
-  ssize_t n = ::read(fd, &value, sizeof(value));
-  (void)n;  // EAGAIN: not readable
-}
-
-}  // namespace
-
-FakeUeventSource::FakeUeventSource() : ready_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
-
-FakeUeventSource::~FakeUeventSource() {
-  if (ready_ >= 0) ::close(ready_);
-}
 
 void FakeUeventSource::Push(Uevent event) {
   {
     std::lock_guard lock(mu_);
     queue_.push_back(std::move(event));
-    Signal(ready_);
+    ready_.Signal();
   }
   cv_.notify_all();
 }
@@ -69,7 +45,7 @@ common::Result<std::optional<Uevent>> FakeUeventSource::Next(std::chrono::millis
   if (queue_.empty()) return std::optional<Uevent>();
   Uevent event = std::move(queue_.front());
   queue_.pop_front();
-  if (queue_.empty()) Clear(ready_);
+  if (queue_.empty()) ready_.Clear();
   return std::optional<Uevent>(std::move(event));
 }
 

@@ -9,14 +9,15 @@
 #include <deque>
 #include <mutex>
 
+#include "agent/sys/fake/event_fd.h"
 #include "agent/sys/uevents.h"
 
 namespace agent::sys {
 
 class FakeUeventSource final : public UeventSource {
  public:
-  FakeUeventSource();
-  ~FakeUeventSource() override;
+  FakeUeventSource() = default;
+  ~FakeUeventSource() override = default;
   FakeUeventSource(const FakeUeventSource&) = delete;
   FakeUeventSource& operator=(const FakeUeventSource&) = delete;
 
@@ -28,10 +29,10 @@ class FakeUeventSource final : public UeventSource {
 
   common::Result<std::optional<Uevent>> Next(std::chrono::milliseconds timeout) override;
   void Interrupt() override;
-  int ReadyFd() const override { return ready_; }
+  int ReadyFd() const override { return ready_.fd(); }
 
  private:
-  const int ready_;  // eventfd
+  EventFd ready_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Uevent> queue_;
