@@ -184,39 +184,40 @@ TEST_CASE("Agents bring a volume up by CR edits alone", "[unit][agent][api]") {
   for (auto& a : agents) a->Stop();
 }
 
+bool WaitForPasses(const Agent& agent, int64_t n) {
+  for (int i = 0; i < 200 && agent.passes() < n; ++i) std::this_thread::sleep_for(milliseconds(50));
+  return agent.passes() >= n;
+}
+
+// Node "a" of `cluster`, simulated, with a pass timer so long that only a wake-up starts a pass.
+AgentConfig WakeOnlyConfig(sim::SimCluster& cluster) {
+  AgentConfig config;
+  config.settings.node = "a";
+  config.settings.address = cluster.PeersView().at("a").address;
+  config.simulated = true;
+  config.resync = std::chrono::hours(1);
+  return config;
+}
+
 TEST_CASE("An MD event wakes the agent's pass at once", "[unit][agent][api]") {
   ApiFixture api;
   sim::SimCluster cluster;
   cluster.AddNode("a").AddDrive("nvme0n1", 4ull << 30);
   sys::FakeMdEventSource md_events;
-  AgentConfig config;
-  config.settings.node = "a";
-  config.settings.address = cluster.PeersView().at("a").address;
-  config.simulated = true;
-  config.resync = std::chrono::hours(1);  // only a wake-up can start a pass
+  AgentConfig config = WakeOnlyConfig(cluster);
   Agent agent(*api.client, cluster.node("a").Kernel(), nullptr, config,
               common::time::RealClock::Get(), nullptr, &md_events);
   REQUIRE(agent.Start().ok());
   REQUIRE(agent.WaitForSync(std::chrono::seconds(10)));
   agent.Run();
-  auto wait_for_passes = [&](int64_t n) {
-    for (int i = 0; i < 200 && agent.passes() < n; ++i)
-      std::this_thread::sleep_for(milliseconds(50));
-    return agent.passes() >= n;
-  };
-  REQUIRE(wait_for_passes(1));  // the first pass runs at start
+  REQUIRE(WaitForPasses(agent, 1));  // the first pass runs at start
   // Let the wake-ups of the first pass's own writes settle, then an MD event.
   std::this_thread::sleep_for(milliseconds(500));
   const int64_t before = agent.passes();
   md_events.Notify();
-  CHECK(wait_for_passes(before + 1));
+  CHECK(WaitForPasses(agent, before + 1));
   agent.Stop();
   CHECK(md_events.waits() >= 1);
-}
-
-bool WaitForPasses(const Agent& agent, int64_t n) {
-  for (int i = 0; i < 200 && agent.passes() < n; ++i) std::this_thread::sleep_for(milliseconds(50));
-  return agent.passes() >= n;
 }
 
 TEST_CASE("A uevent wakes the agent's pass before the timer, and Stop ends the loop at once",
@@ -225,11 +226,7 @@ TEST_CASE("A uevent wakes the agent's pass before the timer, and Stop ends the l
   sim::SimCluster cluster;
   cluster.AddNode("a").AddDrive("nvme0n1", 4ull << 30);
   sys::FakeUeventSource uevents;
-  AgentConfig config;
-  config.settings.node = "a";
-  config.settings.address = cluster.PeersView().at("a").address;
-  config.simulated = true;
-  config.resync = std::chrono::hours(1);  // only a wake-up can start a pass
+  AgentConfig config = WakeOnlyConfig(cluster);
   Agent agent(*api.client, cluster.node("a").Kernel(), &uevents, config,
               common::time::RealClock::Get(), nullptr);
   REQUIRE(agent.Start().ok());
