@@ -2504,7 +2504,7 @@ def scenario_k8s(lab, args):
     images = os.path.abspath(args.images or os.path.join(build, "images"))
     version = project_version()
     if not args.k8s_spike:
-        ensure_images(build, images, k8s_bin, version)
+        ensure_images(os.path.abspath(args.image_build_dir or build), images, k8s_bin, version)
     disk = build_k8s_disk(lab.cache, k8s_bin, images)
     template = build_k8s_scratch(lab.cache, disk)
     lab.deadline = now() + lab.scenario_timeout  # images and drive built: the clock starts
@@ -2832,6 +2832,8 @@ def main():
     r.add_argument("--build-dir", help="k8s: build tree (Kubernetes binaries unpacked into "
                    "<build>/k8s unless $MESHSTOR_K8S_BIN is set; images in <build>/images)")
     r.add_argument("--images", help="k8s: directory with the OCI archives of tools/images.sh")
+    r.add_argument("--image-build-dir", help="k8s: build tree whose binaries go into the images "
+                   "when they are (re)built (default: --build-dir)")
     r.add_argument("--k8s-spike", action="store_true", help="k8s: only nodes Ready + one pod")
     p.epilog = "contract: arguments after -- go to the test executable (default: [.privileged])"
     argv = sys.argv[1:]
