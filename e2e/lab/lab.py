@@ -1788,6 +1788,33 @@ def fault_partition_from(f):
     _partition(f, "victim", "A")
 
 
+def fault_partition_replace(f):
+    """(3c) packets consumer -> exporter dropped past memberMissingTimeout (60 s): the member is
+    replaced on the third node while the cut-off exporter keeps running; after healing, the
+    exporter's retired member is torn down and never re-added, and nothing is left on it."""
+    f.setup()
+    f.start_writer()
+    idx = f.member["index"]
+    t = now()
+    f.cut("A", f.victim, True)
+    f.wait_missing(idx)
+    f.wait_synced("the replacement on the third node Synced while %s is cut off" % f.victim,
+                  lambda o: all(m["node"] != f.member["node"] for m in f.cp.present(o)), 400)
+    synced = now() - t
+    f.cut("A", f.victim, False)
+    f.cp.wait_for("%s's retired member torn down after healing" % f.victim,
+                  lambda c, o: c == 200 and idx not in f.cp.parts(o), 240)
+    rc, out = f.sh("A", "cat /proc/mdstat", check=False)
+    say("faults/%s: the consumer's array after healing:\n%s" % (f.case, out.strip()))
+    f.sh(f.victim, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
+         "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+    f.wait_acks(100, "writes after healing")
+    f.stop_writer()
+    f.row(f.verify(), synced, "A -> %s dropped past the timeout: replaced while partitioned (time "
+          "from the cut); healed: retired member torn down, nothing left on %s"
+          % (f.victim, f.victim))
+
+
 def _taint_dead(f, node):
     code, obj = f.lab.api("GET", "/api/v1/nodes/" + node)
     if code != 200:
@@ -2135,6 +2162,7 @@ FAULT_CASES = {
     "replace": fault_replace,
     "partition-to": fault_partition_to,
     "partition-from": fault_partition_from,
+    "partition-replace": fault_partition_replace,
     "stale-consumer": fault_stale_consumer,
     "stale-forced": fault_stale_forced,
     "consumer-dies": fault_consumer_dies,
