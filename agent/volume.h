@@ -234,6 +234,8 @@ class VolumeReconciler {
   bool EnsureMembersAdded(ConsumerPass& pass);
   // One member not in the array joins: add, hot replace, re-add or add as new.
   common::Status JoinArray(ConsumerPass& pass, const MemberDevice& d);
+  std::optional<std::string> ReplacedDevice(ConsumerPass& pass, const MemberDevice& d);
+  common::Result<bool> ResumeReplacement(ConsumerPass& pass, const MemberDevice& d);
   // Retired members leave the array, never the last in-sync copy. True if changed.
   bool EnsureRetiredRemoved(ConsumerPass& pass);
   // A faulty member whose device is gone leaves the array. True if changed.

@@ -439,6 +439,14 @@ bool VolumeReconciler::EnsureMembersAdded(ConsumerPass& pass) {
   for (const auto& d : pass.devices) {
     if (!d.device) continue;
     const sys::MdMemberState* in = ArrayMember(pass.array, *d.device);
+    if (in != nullptr && sys::IsPlainSpare(*in) && d.member->replaces) {
+      // A replacement that joined as a plain spare (the member it replaces was re-added in
+      // the same pass, or the agent died between the add and the replace) would stay idle.
+      auto resumed = ResumeReplacement(pass, d);
+      if (!resumed.ok()) Fail(pass.out, resumed.status().WithContext(pass.what));
+      if (resumed.ok() && *resumed) changed = true;
+      continue;
+    }
     if (in != nullptr && !in->faulty) continue;
     if (in != nullptr && in->faulty) {
       // A member that failed but whose device is back: take it out, re-add it below next pass.
@@ -454,23 +462,42 @@ bool VolumeReconciler::EnsureMembersAdded(ConsumerPass& pass) {
   return changed;
 }
 
+// The device of the member `d` replaces while it is an in-sync member of the array that nothing
+// replaces yet; nullopt otherwise.
+std::optional<std::string> VolumeReconciler::ReplacedDevice(ConsumerPass& pass,
+                                                            const MemberDevice& d) {
+  if (!d.member->replaces) return std::nullopt;
+  for (const v1::Member& old : pass.v.spec.members) {
+    if (old.index != *d.member->replaces) continue;
+    auto path = MemberDevicePath(pass.v, old, pass.peers, /*connect=*/false);
+    if (!path.ok() || !*path) return std::nullopt;
+    const sys::MdMemberState* om = ArrayMember(pass.array, **path);
+    if (om == nullptr || om->faulty) return std::nullopt;
+    return **path;
+  }
+  return std::nullopt;
+}
+
+common::Result<bool> VolumeReconciler::ResumeReplacement(ConsumerPass& pass,
+                                                         const MemberDevice& d) {
+  // Only while the array is whole: a degraded array takes the spare into its free slot itself.
+  if (pass.array.degraded > 0) return false;
+  auto old_device = ReplacedDevice(pass, d);
+  if (!old_device) return false;
+  const sys::MdMemberState* om = ArrayMember(pass.array, *old_device);
+  if (om == nullptr || !om->in_sync || om->want_replacement) return false;
+  RETURN_IF_ERROR(k_.md->Replace(pass.name, *old_device,
+                                 {*d.device, d.member->role == v1::MemberRole::kRemote}));
+  return true;
+}
+
 common::Status VolumeReconciler::JoinArray(ConsumerPass& pass, const MemberDevice& d) {
   sys::MdMember member{*d.device, d.member->role == v1::MemberRole::kRemote};
   auto sb = k_.md->Examine(*d.device);
   if (!sb.ok() && sb.status().code() == StatusCode::kNotFound) {
     // A new member: full sync. A replacement of a member still in service is a hot replace
     // (redundancy kept while it copies); otherwise it fills a free slot.
-    std::optional<std::string> old_device;
-    if (d.member->replaces) {
-      for (const v1::Member& old : pass.v.spec.members) {
-        if (old.index != *d.member->replaces) continue;
-        auto path = MemberDevicePath(pass.v, old, pass.peers, /*connect=*/false);
-        if (path.ok() && *path) {
-          const sys::MdMemberState* om = ArrayMember(pass.array, **path);
-          if (om != nullptr && !om->faulty) old_device = **path;
-        }
-      }
-    }
+    std::optional<std::string> old_device = ReplacedDevice(pass, d);
     return old_device ? k_.md->Replace(pass.name, *old_device, member)
                       : k_.md->Add(pass.name, member);
   }

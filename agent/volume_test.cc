@@ -448,6 +448,64 @@ TEST_CASE("A replacement member joins and the retired one leaves", "[unit][agent
   CHECK(w.cluster.node("b").nvmet.ListPorts()->empty());
 }
 
+TEST_CASE(
+    "A replacement that joined as a plain spare (the member it replaces came back in the same "
+    "pass) is turned into a hot replace",
+    "[unit][agent][volume]") {
+  // Found in the real-cluster lab: the consumer re-added the returning member 1 and, deciding on
+  // the array as read before that, added its replacement with a plain add; with both slots
+  // filled it stayed a spare forever and the volume never left phase Replacing.
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  w.cluster.SetOnline("b", false);
+  w.cluster.ExpireControllers();
+  w.Passes(v, 2);
+  // The operator places a replacement for member 1 on C; C exports it before B returns.
+  v1::Member c = MakeMember(2, "c", v1::MemberRole::kRemote, 1, 1);
+  c.replaces = 1;
+  v.spec.members.push_back(c);
+  w.PassOn(v, {"c"});
+  w.cluster.SetOnline("b", true);
+  w.Passes(v, 4);
+  INFO(w.ErrorText());
+  REQUIRE(w.Part(v, 2) != nullptr);
+  CHECK(w.Part(v, 2)->state == PartitionState::kSynced);
+  // Retiring member 1 then leaves two in-sync members.
+  v.spec.members[1].state = v1::MemberState::kRetired;
+  w.Passes(v, 3);
+  auto array = w.cluster.node("a").md.GetArray(sys::MdArrayName("pvc-1"));
+  REQUIRE(array.ok());
+  CHECK(array->members.size() == 2);
+  CHECK(v.status.active_devices == 2);
+}
+
+TEST_CASE("A replacement left a plain spare by a crash between the add and the replace is resumed",
+          "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  v1::Member c = MakeMember(2, "c", v1::MemberRole::kRemote, 1, 1);
+  c.replaces = 1;
+  v.spec.members.push_back(c);
+  // The consumer's first attempt dies inside the replace; what it left: C's namespace connected
+  // on A and added to the array as a plain spare.
+  w.cluster.node("a").fake_md.FailCall("Replace", 1, common::UnavailableError("killed"));
+  w.PassOn(v, {"c"});
+  w.PassOn(v, {"a"});
+  auto device = w.cluster.node("a").host.FindNamespaceDevice(*sys::SubsystemNqn("c", "a"), {1, ""});
+  REQUIRE(device.ok());
+  const std::string name = sys::MdArrayName("pvc-1");
+  REQUIRE(w.cluster.node("a").md.Add(name, {*device, true}).ok());
+  auto array = w.cluster.node("a").md.GetArray(name);
+  REQUIRE(array.ok());
+  REQUIRE(array->members.size() == 3);
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  REQUIRE(w.Part(v, 2) != nullptr);
+  CHECK(w.Part(v, 2)->state == PartitionState::kSynced);
+}
+
 TEST_CASE("The last in-sync copy is never retired", "[unit][agent][volume]") {
   World w;
   v1::MeshStorVolume v = Raid1Volume();

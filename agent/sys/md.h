@@ -95,6 +95,12 @@ struct MdMemberState {
   std::string raw_state;  // dev-*/state as read, e.g. "in_sync,write_mostly"
 };
 
+// A spare that holds no slot and replaces nothing: the array uses it only when a slot falls
+// free or it is named a member's replacement.
+inline bool IsPlainSpare(const MdMemberState& m) {
+  return !m.faulty && !m.in_sync && !m.replacement && m.slot < 0;
+}
+
 struct MdArrayState {
   std::string name;
   std::string device;  // "/dev/md127"
@@ -155,7 +161,10 @@ class Md {
   virtual common::Status ReAdd(std::string_view name, std::string_view device) = 0;
 
   // Rebuilds `new_member` as the replacement of `old_device` while the old one stays in
-  // service (--add + --replace --with). OK when `new_member` is already in the array.
+  // service (--add + --replace --with). When `new_member` is already in the array as a plain
+  // spare (no slot: added earlier by a plain Add, or the agent died between the add and the
+  // replace) it becomes the replacement (--replace --with); OK when it already is one, or holds
+  // a slot of its own.
   virtual common::Status Replace(std::string_view name, std::string_view old_device,
                                  const MdMember& new_member) = 0;
 

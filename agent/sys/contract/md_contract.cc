@@ -225,6 +225,49 @@ void MdContractRaid10(const MdContractEnv& env) {
   REQUIRE_OK(md.Stop(name));
 }
 
+void MdContractHotReplace(const MdContractEnv& env) {
+  REQUIRE(env.devices.size() >= 4);
+  Md& md = *env.md;
+  const std::string name = env.tag + "-repl";
+  const auto& d = env.devices;
+  MdCreateSpec spec{name, MdLevel::kRaid1, {{d[0], false}, {d[1], true}}, MdArrayUuid(name)};
+  spec.members_zeroed = true;
+  REQUIRE_OK(md.Create(spec));
+  REQUIRE(Settled(md, name, 0, env.patience));
+  // Done: the new member in sync in the old one's place, the old one faulty (or gone).
+  auto replaced = [&](const std::string& old_device, const std::string& new_device) {
+    return WaitFor(
+        [&] {
+          auto a = md.GetArray(name);
+          if (!a.ok() || a->sync_action != "idle" || a->degraded != 0) return false;
+          const MdMemberState* n = Member(*a, new_device);
+          const MdMemberState* o = Member(*a, old_device);
+          return n != nullptr && n->in_sync && !n->replacement && (o == nullptr || o->faulty);
+        },
+        env.patience);
+  };
+  // Not in the array yet: added and rebuilt while the old member stays in service.
+  REQUIRE_OK(md.Replace(name, d[1], {d[2], true}));
+  REQUIRE(replaced(d[1], d[2]));
+  REQUIRE_OK(md.Replace(name, d[1], {d[2], true}));  // idempotent: it holds the slot now
+  REQUIRE_OK(md.Remove(name, d[1]));
+  // Already in the array as a plain spare (an Add into a whole array): it becomes the
+  // replacement without a second add.
+  REQUIRE_OK(md.Add(name, {d[3], true}));
+  auto a = md.GetArray(name);
+  REQUIRE(a.ok());
+  REQUIRE(Member(*a, d[3]) != nullptr);
+  CHECK(IsPlainSpare(*Member(*a, d[3])));
+  REQUIRE_OK(md.Replace(name, d[2], {d[3], true}));
+  REQUIRE(replaced(d[2], d[3]));
+  a = md.GetArray(name);
+  REQUIRE(a.ok());
+  CHECK(Member(*a, d[3])->write_mostly);
+  REQUIRE(Member(*a, d[0]) != nullptr);
+  CHECK(Member(*a, d[0])->in_sync);
+  REQUIRE_OK(md.Stop(name));
+}
+
 void MdContractDiverged(const MdContractEnv& env) {
   REQUIRE(env.devices.size() >= 3);
   Md& md = *env.md;

@@ -29,6 +29,10 @@ void MdContractMissingSlot(const MdContractEnv& env);
 void MdContractVolumeIdName(const MdContractEnv& env);
 // RAID10 near-2 on four members; an active member cannot be removed; Replace.
 void MdContractRaid10(const MdContractEnv& env);
+// RAID1 hot replace: of a member by a device not in the array, then by a plain spare already in
+// it (no slot, added into the whole array); each time the old member stays in service until the
+// new one is in sync, then is faulty.
+void MdContractHotReplace(const MdContractEnv& env);
 // A member that ran ahead elsewhere (diverged): ReAdd refuses it; ZeroSuperblock erases only
 // this array's superblock of an unused device; Add brings it back with a full resync.
 void MdContractDiverged(const MdContractEnv& env);

@@ -90,6 +90,11 @@ TEST_CASE("FakeMd contract: RAID10", "[unit][agent][md]") {
   contract::MdContractRaid10(FakeMdEnv(md));
 }
 
+TEST_CASE("FakeMd contract: hot replace, also of a plain spare", "[unit][agent][md]") {
+  FakeMd md;
+  contract::MdContractHotReplace(FakeMdEnv(md));
+}
+
 TEST_CASE("FakeMd contract: a diverged member comes back as a new member", "[unit][agent][md]") {
   FakeMd md;
   contract::MdContractDiverged(FakeMdEnv(md));

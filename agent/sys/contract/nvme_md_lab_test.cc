@@ -156,6 +156,14 @@ TEST_CASE("LinuxMd contract: RAID10", "[.privileged][lab]") {
   contract::MdContractRaid10(lab.Env());
 }
 
+// A replacement that joined as a plain spare stayed idle in the real-cluster lab (2026-12-06):
+// Replace now names such a spare with --replace --with, no second --add.
+TEST_CASE("LinuxMd contract: hot replace, also of a plain spare", "[.privileged][lab]") {
+  LAB_REQUIRE(false, true, 4);
+  LabMd lab;
+  contract::MdContractHotReplace(lab.Env());
+}
+
 TEST_CASE("LinuxMd contract: a diverged member comes back as a new member", "[.privileged][lab]") {
   LAB_REQUIRE(false, true, 4);
   LabMd lab;

@@ -449,14 +449,24 @@ common::Status FakeMd::Replace(std::string_view name, std::string_view old_devic
   std::string what =
       fmt::format("replacing {} with {} in MD array {}", old_device, new_member.device, name);
   ASSIGN_OR_RETURN(Array * a, FindLocked(name));
-  if (Member* m = MemberLocked(*a, new_member.device)) {
-    if (!m->faulty) return common::OkStatus();
+  Member* spare = MemberLocked(*a, new_member.device);
+  if (spare != nullptr && spare->faulty) {
     return common::FailedPreconditionError("{}: the new member is faulty", what);
   }
+  if (spare != nullptr && (spare->slot >= 0 || spare->replacement)) return common::OkStatus();
   Member* old = MemberLocked(*a, old_device);
   if (old == nullptr) return common::NotFoundError("{}: {} is not a member", what, old_device);
   if (old->faulty || old->slot < 0) {
     return common::FailedPreconditionError("{}: {} is not an active member", what, old_device);
+  }
+  if (spare != nullptr) {  // a plain spare of this array: mdadm --replace --with, no --add
+    old->want_replacement = true;
+    spare->slot = old->slot;
+    spare->replacement = true;
+    WriteSuperblockLocked(*a, *spare);
+    BumpLocked(*a);
+    if (instant_sync_) FinishSyncLocked(*a);
+    return common::OkStatus();
   }
   if (!PresentLocked(new_member.device) || InAnyArrayLocked(new_member.device)) {
     return common::InternalError("{}: mdadm: cannot use {}", what, new_member.device);

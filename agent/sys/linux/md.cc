@@ -381,19 +381,21 @@ common::Status LinuxMd::Replace(std::string_view name, std::string_view old_devi
       fmt::format("replacing {} with {} in MD array {}", old_device, new_member.device, name);
   ASSIGN_OR_RETURN(auto array, GetArray(name));
   std::string kname;
-  if (const MdMemberState* m = FindMember(array, new_member.device, &kname)) {
-    if (!m->faulty) return common::OkStatus();
+  const MdMemberState* in = FindMember(array, new_member.device, &kname);
+  if (in != nullptr && in->faulty) {
     return common::FailedPreconditionError("{}: the new member is faulty", what);
   }
+  if (in != nullptr && !IsPlainSpare(*in)) return common::OkStatus();
   std::string old_kname;
   if (FindMember(array, std::string(old_device), &old_kname) == nullptr) {
     return common::NotFoundError("{}: {} is not a member", what, old_device);
   }
-  // --write-mostly is set through sysfs afterwards, as in Add.
-  RETURN_IF_ERROR(Mdadm({array.device, "--add", "--failfast", new_member.device, "--replace",
-                         std::string(old_device), "--with", new_member.device},
-                        what)
-                      .status());
+  // --write-mostly is set through sysfs afterwards, as in Add. A spare already in the array
+  // needs no --add (mdadm's --with takes spares of the array).
+  std::vector<std::string> args{array.device};
+  if (in == nullptr) args.insert(args.end(), {"--add", "--failfast", new_member.device});
+  args.insert(args.end(), {"--replace", std::string(old_device), "--with", new_member.device});
+  RETURN_IF_ERROR(Mdadm(args, what).status());
   if (!new_member.write_mostly) return common::OkStatus();
   return SetWriteMostly(array.device, new_member.device, what);
 }

@@ -464,5 +464,44 @@ TEST_CASE("LinuxMd Add sets write-mostly through sysfs, not mdadm", "[unit][agen
   }
 }
 
+TEST_CASE("LinuxMd Replace takes a plain spare already in the array without a second --add",
+          "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md124", "vol", "clean", 0, "idle", "none");
+  sys.Member("md124", "vda1", "in_sync", "0");
+  sys.Member("md124", "nvme1n1", "in_sync,write_mostly", "1");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md124"), Ok(Detail("vol")));
+  exec.On(sys.Dev("md124") + " --replace", Ok());
+  exec.On(sys.Dev("md124") + " --add", Ok());
+  LinuxMd md(exec, sys.paths);
+  auto mdadm_calls = [&](const std::string& flag) {
+    return std::count_if(exec.calls.begin(), exec.calls.end(),
+                         [&](const std::string& c) { return c.find(flag) != std::string::npos; });
+  };
+
+  SECTION("a plain spare (no slot): --replace --with only") {
+    sys.Member("md124", "nvme0n1", "spare", "none");
+    REQUIRE(md.Replace("vol", "/dev/nvme1n1", {"/dev/nvme0n1", false}).ok());
+    CHECK(mdadm_calls("--add") == 0);
+    REQUIRE(mdadm_calls("--replace /dev/nvme1n1 --with /dev/nvme0n1") == 1);
+  }
+  SECTION("not in the array: --add, then --replace --with in the same call") {
+    REQUIRE(md.Replace("vol", "/dev/nvme1n1", {"/dev/nvme0n1", false}).ok());
+    CHECK(mdadm_calls("--add --failfast /dev/nvme0n1 --replace /dev/nvme1n1 --with") == 1);
+  }
+  SECTION("already the replacement, or holding a slot: nothing to do") {
+    sys.Member("md124", "nvme0n1", "spare,replacement", "1");
+    REQUIRE(md.Replace("vol", "/dev/nvme1n1", {"/dev/nvme0n1", false}).ok());
+    CHECK(mdadm_calls("--replace") == 0);
+  }
+  SECTION("a faulty new member is refused") {
+    sys.Member("md124", "nvme0n1", "faulty", "none");
+    CHECK(md.Replace("vol", "/dev/nvme1n1", {"/dev/nvme0n1", false}).code() ==
+          StatusCode::kFailedPrecondition);
+    CHECK(mdadm_calls("--replace") == 0);
+  }
+}
+
 }  // namespace
 }  // namespace agent::sys
