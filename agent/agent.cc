@@ -34,6 +34,28 @@ bool Involves(const v1::MeshStorVolume& v, const std::string& node) {
   return false;
 }
 
+bool WakesForVolume(const v1::MeshStorVolume* old_obj, const v1::MeshStorVolume* new_obj,
+                    const std::string& node) {
+  // A pass only acts on volumes that involve this node (before or after the change: a member
+  // moved away still has a partition here to remove); the others' changes are not ours.
+  return (old_obj != nullptr && Involves(*old_obj, node)) ||
+         (new_obj != nullptr && Involves(*new_obj, node));
+}
+
+bool WakesForDevice(const v1::MeshStorNodeDevice* old_obj, const v1::MeshStorNodeDevice* new_obj,
+                    const std::string& node) {
+  const v1::MeshStorNodeDevice* obj = new_obj != nullptr ? new_obj : old_obj;
+  // Our own objects are written by our passes: they would wake us after every inventory update.
+  if (obj == nullptr || obj->spec.node_name == node) return false;
+  // A pass reads other nodes' objects for their host NQN and address only (PeersFromDevices).
+  // Their heartbeat (updatedAt) and free space change all the time and must not wake every
+  // agent of the cluster.
+  if (old_obj == nullptr || new_obj == nullptr) return true;
+  return old_obj->status.host_nqn != new_obj->status.host_nqn ||
+         old_obj->status.transport_addresses != new_obj->status.transport_addresses ||
+         old_obj->spec.node_name != new_obj->spec.node_name;
+}
+
 // The io_context the agent runs on: the caller's, or a new one of its own.
 std::unique_ptr<boost::asio::io_context> OwnIo(const AgentConfig& config) {
   if (config.io != nullptr) return nullptr;
@@ -74,12 +96,11 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
       client_, common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume, options, clock_);
   devices_ = std::make_unique<common::kube::Informer<v1::MeshStorNodeDevice>>(
       client_, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options, clock_);
-  volumes_->AddHandler([this](const auto&) { Wake(); });
+  volumes_->AddHandler([this](const auto& change) {
+    if (WakesForVolume(change.old_obj.get(), change.new_obj.get(), config_.settings.node)) Wake();
+  });
   devices_->AddHandler([this](const auto& change) {
-    // Only other nodes' objects matter here (their host NQN and address); our own writes
-    // would otherwise wake us after every inventory update.
-    auto obj = change.new_obj ? change.new_obj : change.old_obj;
-    if (obj && obj->spec.node_name != config_.settings.node) Wake();
+    if (WakesForDevice(change.old_obj.get(), change.new_obj.get(), config_.settings.node)) Wake();
   });
 }
 

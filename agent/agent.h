@@ -1,9 +1,10 @@
 // Agent: the node agent's control loop. It watches MeshStorVolume and MeshStorNodeDevice
 // objects (informers), and runs one pass — inventory, every volume that involves this node,
-// node-wide garbage collection — whenever a watched object, a kernel uevent or an MD event
-// (/proc/mdstat POLLPRI: a member failed, was removed or added) says something changed, and at
-// least every `resync` (10 s). Passes run one at a time: the kernel layer's subsystems,
-// controllers and arrays are shared between volumes.
+// node-wide garbage collection — whenever a watched object says something changed that a pass
+// of this node uses (a volume that involves it; another node's host NQN or address, not its
+// heartbeat), a kernel uevent or an MD event (/proc/mdstat POLLPRI: a member failed, was
+// removed or added) says so, and at least every `resync` (10 s). Passes run one at a time: the
+// kernel layer's subsystems, controllers and arrays are shared between volumes.
 //
 // The loop is a Boost.Asio io_context (one per process, AgentConfig::io): each pass is a handler
 // on the agent's pass strand, the resync is a steady_timer, the uevent socket and the MD event
