@@ -124,7 +124,6 @@ class Agent {
   // informer's copy; re-reads the object only after a conflict.
   common::Status WriteOutcome(const common::api::v1alpha1::MeshStorVolume& cached,
                               const VolumeOutcome& outcome);
-  Peers PeersFromDevices(const std::vector<common::api::v1alpha1::MeshStorNodeDevice>& devices);
   // The pass handler (on pass_strand_): one pass, then the resync timer again.
   void RunPass();
   // Waits (on events_strand_) for the uevent / MD descriptor, then takes what is pending.
