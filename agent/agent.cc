@@ -105,11 +105,18 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
       metrics_(metrics) {
   // Our own io_context runs until RequestStop; a shared one is the caller's to keep running.
   if (own_io_) work_.emplace(own_io_->get_executor());
-  common::kube::InformerOptions options;
-  volumes_ = std::make_unique<common::kube::Informer<v1::MeshStorVolume>>(
-      client_, common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume, options, clock_);
-  devices_ = std::make_unique<common::kube::Informer<v1::MeshStorNodeDevice>>(
-      client_, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options, clock_);
+  volumes_ = config_.shared_volumes;
+  devices_ = config_.shared_devices;
+  if (volumes_ == nullptr || devices_ == nullptr) {
+    common::kube::InformerOptions options;
+    own_volumes_ = std::make_unique<common::kube::Informer<v1::MeshStorVolume>>(
+        client_, common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume, options, clock_);
+    own_devices_ = std::make_unique<common::kube::Informer<v1::MeshStorNodeDevice>>(
+        client_, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options,
+        clock_);
+    volumes_ = own_volumes_.get();
+    devices_ = own_devices_.get();
+  }
   volumes_->AddHandler([this](const auto& change) {
     if (WakesForVolume(change.old_obj.get(), change.new_obj.get(), config_.settings.node)) Wake();
   });
@@ -166,8 +173,8 @@ common::Result<std::unique_ptr<AgentMetrics>> AgentMetrics::Register(common::met
 Agent::~Agent() { Stop(); }
 
 common::Status Agent::Start() {
-  volumes_->Start();
-  devices_->Start();
+  if (own_volumes_) own_volumes_->Start();
+  if (own_devices_) own_devices_->Start();
   return common::OkStatus();
 }
 
@@ -238,8 +245,8 @@ void Agent::Stop() {
   RequestStop();
   for (auto& t : threads_) t.join();
   threads_.clear();
-  if (volumes_) volumes_->Stop();
-  if (devices_) devices_->Stop();
+  if (own_volumes_) own_volumes_->Stop();
+  if (own_devices_) own_devices_->Stop();
 }
 
 void Agent::Wake() {

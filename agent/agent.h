@@ -62,6 +62,12 @@ struct AgentConfig {
   // A strand of `io` on which the passes run; agents given the same one take turns (the agents
   // of one simulated cluster share their kernel model). Unset: a strand of the agent's own.
   std::optional<PassStrand> pass_strand;
+  // Informers shared by the agents of one process (--simulate N: one list and one watch per
+  // resource instead of N, one cached copy of each object instead of N). Both or neither. The
+  // caller starts them after constructing the agents (each adds its handler) and stops them
+  // after stopping every agent, before destroying any. Null: the agent runs its own.
+  common::kube::Informer<common::api::v1alpha1::MeshStorVolume>* shared_volumes = nullptr;
+  common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>* shared_devices = nullptr;
 };
 
 // The agent's metric families, registered once per process. Every series carries the agent's
@@ -95,14 +101,15 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Starts the informers; the loop starts once they have synced (Run waits for it).
+  // Starts the agent's own informers (not shared ones); the loop starts once they have synced
+  // (Run waits for it).
   common::Status Start();
   // Waits up to `timeout` for the informers' first list.
   bool WaitForSync(std::chrono::milliseconds timeout);
   // Starts the loop (after WaitForSync): posts the first pass and waits for uevents and MD
   // events; with its own io_context, starts the threads that run it.
   void Run();
-  // RequestStop, then waits for the agent's own io_context threads and stops the informers.
+  // RequestStop, then waits for the agent's own io_context threads and stops its own informers.
   // With a shared io_context (AgentConfig::io), call it once the io_context's run() returned.
   void Stop();
   // Asks for a pass as soon as possible (coalesced: one pass for every wake-up before it begins).
@@ -142,8 +149,11 @@ class Agent {
   common::time::Clock& clock_;
   VolumeReconciler reconciler_;
   Inventory inventory_;
-  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> volumes_;
-  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> devices_;
+  // The informers in use: the shared ones (AgentConfig) or the agent's own.
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> own_volumes_;
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> own_devices_;
+  common::kube::Informer<common::api::v1alpha1::MeshStorVolume>* volumes_ = nullptr;
+  common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>* devices_ = nullptr;
 
   // The loop. own_io_ only without AgentConfig::io; io_ is the one in use.
   std::unique_ptr<boost::asio::io_context> own_io_;

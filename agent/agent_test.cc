@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <string_view>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -16,6 +18,7 @@
 #include "agent/testing/world.h"
 #include "common/api/v1alpha1/codec.h"
 #include "common/kube/http_transport.h"
+#include "common/kube/informer.h"
 #include "common/kube/resource.h"
 #include "common/metrics/metrics.h"
 #include "common/time/clock.h"
@@ -418,6 +421,85 @@ TEST_CASE("A volume that does not involve the node does not wake its agent", "[u
               .ok());
   CHECK(WaitForPasses(agent, involved + 1));
   agent.Stop();
+}
+
+// --simulate N: the agents of one process share one informer per resource (one list and watch
+// each instead of N, one cached copy of each object); each still wakes for its own node only.
+TEST_CASE("Agents sharing informers watch once and each wakes for its own volumes",
+          "[unit][agent][api]") {
+  ApiFixture api;
+  sim::SimCluster cluster;
+  for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4ull << 30);
+  const Peers addresses = cluster.PeersView();
+  common::kube::InformerOptions options;
+  common::kube::Informer<v1::MeshStorVolume> volumes(*api.client, common::kube::MeshStorVolumes(),
+                                                     v1::DecodeMeshStorVolume, options,
+                                                     common::time::RealClock::Get());
+  common::kube::Informer<v1::MeshStorNodeDevice> devices(
+      *api.client, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options,
+      common::time::RealClock::Get());
+  api.server->faults().ClearRequests();
+  std::map<std::string, std::unique_ptr<Agent>> agents;
+  for (const char* n : {"a", "b", "c"}) {
+    AgentConfig config;
+    config.settings.node = n;
+    config.settings.address = addresses.at(n).address;
+    config.simulated = true;
+    config.resync = std::chrono::hours(1);
+    config.shared_volumes = &volumes;
+    config.shared_devices = &devices;
+    agents[n] = std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
+                                        common::time::RealClock::Get(), nullptr);
+  }
+  volumes.Start();
+  devices.Start();
+  for (auto& [n, a] : agents) {
+    REQUIRE(a->Start().ok());
+    REQUIRE(a->WaitForSync(std::chrono::seconds(10)));
+    a->Run();
+  }
+  // Every agent publishes its drive through the shared cache.
+  for (int i = 0; i < 100 && devices.List().size() < 3; ++i) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  CHECK(devices.List().size() == 3);
+  std::this_thread::sleep_for(milliseconds(500));
+  auto watches = [&](std::string_view resource) {
+    size_t n = 0;
+    for (const auto& r : api.server->faults().Requests()) {
+      if (r.method == "GET" && r.path.ends_with(resource) &&
+          r.query.find("watch=") != std::string::npos) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  CHECK(watches("/meshstorvolumes") == 1);
+  CHECK(watches("/meshstornodedevices") == 1);
+
+  // A volume of b and c wakes their agents, not a's.
+  std::map<std::string, int64_t> before;
+  for (auto& [n, a] : agents) before[n] = a->passes();
+  v1::MeshStorVolume v;
+  v.metadata.name = "pvc-bc";
+  v.spec.capacity_bytes = 512 * v1::kMiB;
+  v.spec.replica_count = 2;
+  v.spec.stripe_width = 1;
+  v.spec.member_missing_timeout = 900;
+  v.spec.sector_size = 4096;
+  v.spec.consumer_node = "b";
+  v.spec.members = {MakeMember(0, "b", v1::MemberRole::kLocal, 1),
+                    MakeMember(1, "c", v1::MemberRole::kRemote, 1)};
+  REQUIRE(
+      api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v)).ok());
+  CHECK(WaitForPasses(*agents["b"], before["b"] + 1));
+  CHECK(WaitForPasses(*agents["c"], before["c"] + 1));
+  std::this_thread::sleep_for(milliseconds(500));
+  CHECK(agents["a"]->passes() == before["a"]);
+
+  for (auto& [n, a] : agents) a->Stop();
+  volumes.Stop();
+  devices.Stop();
 }
 
 TEST_CASE("Agents sharing one io_context and pass strand skip queued passes once stopped",
