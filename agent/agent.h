@@ -1,9 +1,10 @@
 // Agent: the node agent's control loop. It watches MeshStorVolume and MeshStorNodeDevice
 // objects (informers), and runs one pass — inventory, every volume that involves this node,
-// node-wide garbage collection — whenever a watched object, a kernel uevent or an MD event
-// (/proc/mdstat POLLPRI: a member failed, was removed or added) says something changed, and at
-// least every `resync` (10 s). Passes run one at a time: the kernel layer's subsystems,
-// controllers and arrays are shared between volumes.
+// node-wide garbage collection — whenever a watched object says something changed that a pass
+// of this node uses (a volume that involves it; another node's host NQN or address, not its
+// heartbeat), a kernel uevent or an MD event (/proc/mdstat POLLPRI: a member failed, was
+// removed or added) says so, and at least every `resync` (10 s). Passes run one at a time: the
+// kernel layer's subsystems, controllers and arrays are shared between volumes.
 //
 // The loop is a Boost.Asio io_context (one per process, AgentConfig::io): each pass is a handler
 // on the agent's pass strand, the resync is a steady_timer, the uevent socket and the MD event
@@ -61,6 +62,12 @@ struct AgentConfig {
   // A strand of `io` on which the passes run; agents given the same one take turns (the agents
   // of one simulated cluster share their kernel model). Unset: a strand of the agent's own.
   std::optional<PassStrand> pass_strand;
+  // Informers shared by the agents of one process (--simulate N: one list and one watch per
+  // resource instead of N, one cached copy of each object instead of N). Both or neither. The
+  // caller starts them after constructing the agents (each adds its handler) and stops them
+  // after stopping every agent, before destroying any. Null: the agent runs its own.
+  common::kube::Informer<common::api::v1alpha1::MeshStorVolume>* shared_volumes = nullptr;
+  common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>* shared_devices = nullptr;
 };
 
 // The agent's metric families, registered once per process. Every series carries the agent's
@@ -94,14 +101,15 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Starts the informers; the loop starts once they have synced (Run waits for it).
+  // Starts the agent's own informers (not shared ones); the loop starts once they have synced
+  // (Run waits for it).
   common::Status Start();
   // Waits up to `timeout` for the informers' first list.
   bool WaitForSync(std::chrono::milliseconds timeout);
   // Starts the loop (after WaitForSync): posts the first pass and waits for uevents and MD
   // events; with its own io_context, starts the threads that run it.
   void Run();
-  // RequestStop, then waits for the agent's own io_context threads and stops the informers.
+  // RequestStop, then waits for the agent's own io_context threads and stops its own informers.
   // With a shared io_context (AgentConfig::io), call it once the io_context's run() returned.
   void Stop();
   // Asks for a pass as soon as possible (coalesced: one pass for every wake-up before it begins).
@@ -123,7 +131,6 @@ class Agent {
   // informer's copy; re-reads the object only after a conflict.
   common::Status WriteOutcome(const common::api::v1alpha1::MeshStorVolume& cached,
                               const VolumeOutcome& outcome);
-  Peers PeersFromDevices(const std::vector<common::api::v1alpha1::MeshStorNodeDevice>& devices);
   // The pass handler (on pass_strand_): one pass, then the resync timer again.
   void RunPass();
   // Waits (on events_strand_) for the uevent / MD descriptor, then takes what is pending.
@@ -142,8 +149,11 @@ class Agent {
   common::time::Clock& clock_;
   VolumeReconciler reconciler_;
   Inventory inventory_;
-  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> volumes_;
-  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> devices_;
+  // The informers in use: the shared ones (AgentConfig) or the agent's own.
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> own_volumes_;
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> own_devices_;
+  common::kube::Informer<common::api::v1alpha1::MeshStorVolume>* volumes_ = nullptr;
+  common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>* devices_ = nullptr;
 
   // The loop. own_io_ only without AgentConfig::io; io_ is the one in use.
   std::unique_ptr<boost::asio::io_context> own_io_;

@@ -27,8 +27,11 @@
 #include "agent/sys/linux/nvmet.h"
 #include "agent/sys/linux/partitions.h"
 #include "agent/sys/linux/uevents.h"
+#include "common/api/v1alpha1/codec.h"
 #include "common/app/app.h"
 #include "common/app/runtime.h"
+#include "common/kube/informer.h"
+#include "common/kube/resource.h"
 #include "common/log/log.h"
 #include "common/time/clock.h"
 
@@ -129,6 +132,9 @@ int main(int argc, char** argv) {
     Root().Error(metrics.status(), "Could not register the metrics");
     return 1;
   }
+  // Declared before the agents: stopped after them (join), destroyed after them.
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> shared_volumes;
+  std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> shared_devices;
   std::vector<std::unique_ptr<agent::Agent>> agents;
 
   if (simulate == 0) {
@@ -171,6 +177,17 @@ int main(int argc, char** argv) {
     const agent::Peers addresses = cluster->PeersView();
     // The simulated nodes share their storage model: their passes take turns on one strand.
     const agent::PassStrand pass_strand = boost::asio::make_strand(io);
+    // And one list and watch per resource: each agent's own would cost N watches, every event
+    // decoded N times and N copies of every object.
+    common::kube::InformerOptions options;
+    shared_volumes =
+        std::make_unique<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>>(
+            (*runtime)->client(), common::kube::MeshStorVolumes(),
+            common::api::v1alpha1::DecodeMeshStorVolume, options, clock);
+    shared_devices =
+        std::make_unique<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>>(
+            (*runtime)->client(), common::kube::MeshStorNodeDevices(),
+            common::api::v1alpha1::DecodeMeshStorNodeDevice, options, clock);
     for (const auto& name : names) {
       agent::AgentConfig cfg;
       cfg.settings.node = name;
@@ -182,6 +199,8 @@ int main(int argc, char** argv) {
       cfg.simulated = true;
       cfg.io = &io;
       cfg.pass_strand = pass_strand;
+      cfg.shared_volumes = shared_volumes.get();
+      cfg.shared_devices = shared_devices.get();
       agents.push_back(std::make_unique<agent::Agent>(
           (*runtime)->client(), cluster->node(name).Kernel(), nullptr, cfg, clock, metrics->get()));
     }
@@ -205,8 +224,13 @@ int main(int argc, char** argv) {
   auto join = [&] {
     for (auto& t : threads) t.join();
     for (auto& a : agents) a->Stop();
+    if (shared_volumes) shared_volumes->Stop();
+    if (shared_devices) shared_devices->Stop();
   };
 
+  // Shared informers start once every agent has added its handler.
+  if (shared_volumes) shared_volumes->Start();
+  if (shared_devices) shared_devices->Start();
   for (auto& a : agents) {
     if (auto s = a->Start(); !s.ok()) {
       Root().Error(s, "Could not start the informers");

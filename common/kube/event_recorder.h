@@ -11,10 +11,12 @@
 // each request's timeout) and joins.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -51,6 +53,9 @@ class EventRecorder {
   void Stop();
   uint64_t dropped() const;
   uint64_t sent() const;
+  // Series entries looked at to drop the expired ones, since start (for tests: sending an event
+  // costs O(1) amortized, not a scan of every series of the last 10 minutes).
+  uint64_t series_examined() const { return series_examined_.load(); }
 
  private:
   struct Pending {
@@ -62,6 +67,7 @@ class EventRecorder {
     std::string ns, name;  // the Event object
     int32_t count = 1;
     std::chrono::steady_clock::time_point last;
+    std::list<std::string>::iterator order;  // its key in series_order_
   };
 
   void Loop();
@@ -76,7 +82,11 @@ class EventRecorder {
   bool stop_ = false;
   uint64_t dropped_ = 0;
   uint64_t sent_ = 0;
-  std::map<std::string, SeriesState> series_;  // touched only by the sender thread
+  // Touched only by the sender thread: the series by key, and their keys from the least to the
+  // most recently continued, so expired ones are dropped from the front.
+  std::map<std::string, SeriesState> series_;
+  std::list<std::string> series_order_;
+  std::atomic<uint64_t> series_examined_{0};
   std::thread thread_;
 };
 

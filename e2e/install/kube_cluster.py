@@ -67,9 +67,12 @@ class Cluster:
     (and `port`), it serves there with a certificate of its own CA (<workdir>/pki/ca.crt, also
     the client CA: node_kubeconfig() issues kubelet certificates), authorizes Node,RBAC with
     NodeRestriction, and writes an audit log (<workdir>/audit.log, forbidden()). With `netns`
-    every process (and kubectl) runs in that network namespace."""
+    every process (and kubectl) runs in that network namespace. `audit=True` writes the audit
+    log (Metadata level, one line per request stage after RequestReceived) on 127.0.0.1 too;
+    `tokens` adds static tokens: [(token, user, [groups])]."""
 
-    def __init__(self, workdir, k8s_bin, log=print, address=None, port=None, netns=None):
+    def __init__(self, workdir, k8s_bin, log=print, address=None, port=None, netns=None,
+                 audit=False, tokens=()):
         self.workdir = os.path.abspath(workdir)
         self.k8s_bin = k8s_bin
         self.log = log
@@ -78,6 +81,9 @@ class Cluster:
         self.address = address
         self.netns = netns
         self.pki = os.path.join(self.workdir, "pki")
+        self.audit = audit or bool(address)
+        self.tokens = list(tokens)
+        self.audit_log = os.path.join(self.workdir, "audit.log")
 
     def _prefix(self):
         return ["ip", "netns", "exec", self.netns] if self.netns else []
@@ -140,13 +146,19 @@ class Cluster:
                        check=True, stderr=subprocess.DEVNULL)
         with open(w + "/tokens.csv", "w") as f:
             f.write('%s,meshstor-admin,meshstor-admin,"system:masters"\n' % ADMIN_TOKEN)
+            for token, user, groups in self.tokens:
+                f.write('%s,%s,%s,"%s"\n' % (token, user, user, ",".join(groups)))
         etcd_port, peer_port = free_port(), free_port()
         self.port = self.port or free_port()
-        if self.address:
-            self._make_pki()
+        audit = []
+        if self.audit:
             with open(w + "/audit-policy.yaml", "w") as f:
                 f.write("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
                         "rules:\n  - level: Metadata\n")
+            audit = ["--audit-policy-file=%s/audit-policy.yaml" % w,
+                     "--audit-log-path=" + self.audit_log, "--audit-log-format=json"]
+        if self.address:
+            self._make_pki()
             p = self.pki
             serving = ["--bind-address=0.0.0.0", "--advertise-address=" + self.address,
                        "--tls-cert-file=%s/apiserver.crt" % p,
@@ -157,9 +169,7 @@ class Cluster:
                        # the nodes have no DNS names: logs and exec go to their InternalIP
                        "--kubelet-preferred-address-types=InternalIP",
                        "--authorization-mode=Node,RBAC",
-                       "--enable-admission-plugins=NodeRestriction",
-                       "--audit-policy-file=%s/audit-policy.yaml" % w,
-                       "--audit-log-path=%s/audit.log" % w, "--audit-log-format=json"]
+                       "--enable-admission-plugins=NodeRestriction"]
         else:
             serving = ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
                        "--cert-dir=" + w + "/certs", "--endpoint-reconciler-type=none",
@@ -180,7 +190,7 @@ class Cluster:
             "--service-account-signing-key-file=" + w + "/sa.key",
             "--token-auth-file=" + w + "/tokens.csv", "--allow-privileged=true",
             "--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false",
-        ])
+        ] + audit)
         self.write_kubeconfig(w + "/admin.kubeconfig", ADMIN_TOKEN)
         deadline = time.time() + timeout
         while True:

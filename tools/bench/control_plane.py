@@ -17,13 +17,20 @@ measures:
   - SIGTERM-to-exit time of each process.
 Prints a table and writes everything as JSON with --out. Python 3 standard library only.
 
+--apiserver-kind real runs the same against a real control plane instead: Debian's etcd and
+kube-apiserver (--k8s-bin, or e2e/install's find_k8s_bin), the CRDs from crds/ applied with
+kubectl, every client authenticated by a token of its own; request counts come from
+kube-apiserver's audit log (Metadata level), counting the operator's and the agent's requests
+only (by user), each once (watches when they start, the others when they complete).
+
 This is a benchmark, not a timed test: missed targets never fail it. It exits non-zero only
 when setup fails or a process crashes (exits on its own, or non-zero / by a signal after
 SIGTERM).
 
 Usage:
   tools/bench/control_plane.py [--build-dir build/release] [--sizes 10x100,100x1000]
-      [--timeout 600] [--idle 60] [--out FILE] [--quick]
+      [--timeout 600] [--idle 60] [--out FILE] [--quick] [--apiserver-kind test|real]
+      [--k8s-bin DIR]
 """
 
 import argparse
@@ -35,6 +42,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,6 +50,15 @@ import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "e2e", "install"))
+import kube_cluster  # noqa: E402  (etcd + kube-apiserver for --apiserver-kind real)
+
+# Static tokens of the real API server's clients (all system:masters): the audit log tells them
+# apart by user.
+BENCH_USER, OPERATOR_USER, AGENT_USER = "bench-client", "meshstor-operator", "meshstor-agent"
+TOKENS = [("bench-client-token", BENCH_USER, ["system:masters"]),
+          ("bench-operator-token", OPERATOR_USER, ["system:masters"]),
+          ("bench-agent-token", AGENT_USER, ["system:masters"])]
 VOLUMES = "/apis/csi.meshstor.io/v1alpha1/meshstorvolumes"
 DEVICES = "/apis/csi.meshstor.io/v1alpha1/meshstornodedevices"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -58,16 +75,24 @@ class Crash(Exception):
 
 class Api:
     """A small JSON client on one keep-alive connection per thread (TCP_NODELAY on our side, so
-    the client never adds Nagle delays of its own)."""
+    the client never adds Nagle delays of its own). With `token`: HTTPS (certificate not
+    checked) and a bearer token, for kube-apiserver."""
 
-    def __init__(self, port):
+    def __init__(self, port, token=None):
         self.port = port
+        self.token = token
         self.local = threading.local()
 
     def _conn(self):
         c = getattr(self.local, "conn", None)
         if c is None:
-            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            if self.token:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=120, context=ctx)
+            else:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
             c.connect()
             c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.local.conn = c
@@ -76,6 +101,8 @@ class Api:
     def request(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
         for attempt in range(2):
             c = self._conn()
             try:
@@ -185,13 +212,20 @@ def percentile(values, p):
 
 
 class Proc:
-    def __init__(self, name, argv, log_path):
+    def __init__(self, name, argv, log_path, popen=None):
+        """Starts `argv`, or adopts `popen` (a process started elsewhere, logging to log_path)."""
         self.name = name
         self.argv = argv
-        self.log = open(log_path, "wb")
         self.log_path = log_path
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE if name == "apiserver" else self.log,
-                                  stderr=self.log)
+        # etcd re-raises SIGTERM after a clean stop: ended by our SIGTERM is not a crash there.
+        self.sigterm_ok = popen is not None
+        if popen is not None:
+            self.log = None
+            self.p = popen
+        else:
+            self.log = open(log_path, "wb")
+            self.p = subprocess.Popen(argv, stdout=subprocess.PIPE if name == "apiserver"
+                                      else self.log, stderr=self.log)
         self.exit_s = None
         self.returncode = None
 
@@ -213,7 +247,8 @@ class Proc:
             self.p.kill()
             self.p.wait()
         self.returncode = self.p.returncode
-        self.log.close()
+        if self.log:
+            self.log.close()
 
 
 def wait_until(what, fn, timeout, procs, interval=0.2):
@@ -273,6 +308,117 @@ class RequestLog:
         return counts, full
 
 
+class AuditLog:
+    """Counts the operator's and the agent's requests by (verb, resource) from kube-apiserver's
+    audit log (JSON lines at Metadata level), reading on from where the last drain stopped. Each
+    request is counted once: when its response starts (watches and other long-running requests)
+    or, if it never started one, when it completes. Other users (the benchmark's own client,
+    kube-apiserver's loopback requests) are left out."""
+
+    USERS = (OPERATOR_USER, AGENT_USER)
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+        self.started = set()  # auditIDs counted at ResponseStarted, not yet complete
+        self.counts = {}
+        self.by_user = {}
+        self.full = False  # the file never wraps
+
+    def clear(self):
+        self.drain()
+        self.counts = {}
+        self.by_user = {}
+
+    def drain(self):
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        for line in lines:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            user = (e.get("user") or {}).get("username")
+            if user not in self.USERS:
+                continue
+            stage, audit_id = e.get("stage"), e.get("auditID")
+            if stage == "ResponseStarted":
+                self.started.add(audit_id)
+            elif stage in ("ResponseComplete", "Panic"):
+                if audit_id in self.started:
+                    self.started.discard(audit_id)
+                    continue
+            else:
+                continue
+            ref = e.get("objectRef") or {}
+            resource = ref.get("resource")
+            if resource and ref.get("subresource"):
+                resource += "/" + ref["subresource"]
+            if not resource:
+                resource = (e.get("requestURI") or "").split("?", 1)[0]
+            key = (e.get("verb", ""), resource)
+            self.counts[key] = self.counts.get(key, 0) + 1
+            self.by_user[user] = self.by_user.get(user, 0) + 1
+
+    def take(self, own):
+        """Counts so far (the benchmark's own requests are not in them); resets."""
+        self.drain()
+        counts, self.counts = self.counts, {}
+        self.last_by_user, self.by_user = self.by_user, {}
+        return counts, False
+
+
+def write_kubeconfig(path, server, token):
+    tls = ", insecure-skip-tls-verify: true" if server.startswith("https:") else ""
+    with open(path, "w") as f:
+        f.write(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: bench, cluster: {{server: "{server}"{tls}}}}}]
+users: [{{name: bench, user: {{token: {token}}}}}]
+contexts: [{{name: bench, context: {{cluster: bench, user: bench}}}}]
+current-context: bench
+""")
+    return path
+
+
+def start_real_apiserver(args, workdir, procs):
+    """etcd + kube-apiserver (audit log on), the CRDs applied; returns (port, AuditLog)."""
+    if not args.k8s_bin:
+        raise SetupError("no kube-apiserver: pass --k8s-bin DIR (kube-apiserver, kubectl) or "
+                         "set MESHSTOR_K8S_BIN")
+    cluster = kube_cluster.Cluster(os.path.join(workdir, "cluster"), args.k8s_bin,
+                                   log=lambda m: print("  " + m, flush=True), audit=True,
+                                   tokens=TOKENS)
+    try:
+        cluster.start()
+    except (RuntimeError, SystemExit) as e:
+        raise SetupError(f"starting etcd and kube-apiserver: {e}")
+    finally:
+        # Adopted: sampled like the others, SIGTERM-timed, stopped last (etcd after the server).
+        for name, p in cluster.procs:
+            procs.append(Proc("apiserver" if name == "kube-apiserver" else name, p.args,
+                              os.path.join(cluster.workdir, name + ".log"), popen=p))
+    try:
+        crds = [os.path.join(ROOT, "crds", f)
+                for f in ("meshstorvolumes.yaml", "meshstornodedevices.yaml")]
+        cluster.kubectl("apply", "-f", crds[0], "-f", crds[1])
+        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                        "crd/meshstorvolumes.csi.meshstor.io",
+                        "crd/meshstornodedevices.csi.meshstor.io")
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        raise SetupError(f"applying the CRDs: {e}")
+    return cluster.port, AuditLog(cluster.audit_log)
+
+
 def volume_body(name, node):
     return {
         "apiVersion": "csi.meshstor.io/v1alpha1",
@@ -288,10 +434,11 @@ def run_size(args, nodes, volumes, workdir):
     apiserver_bin = args.apiserver or os.path.join(bindir, "tools/apiserver/meshstor-test-apiserver")
     operator_bin = args.operator or os.path.join(bindir, "operator/meshstor-operator")
     agent_bin = args.agent or os.path.join(bindir, "agent/meshstor-agent")
-    for b in (apiserver_bin, operator_bin, agent_bin):
+    real = args.apiserver_kind == "real"
+    for b in ((operator_bin, agent_bin) if real else (apiserver_bin, operator_bin, agent_bin)):
         if not os.access(b, os.X_OK):
             raise SetupError(f"{b} is not built")
-    res = {"nodes": nodes, "volumes": volumes}
+    res = {"nodes": nodes, "volumes": volumes, "apiserver_kind": args.apiserver_kind}
     procs = []
     own = {}
 
@@ -299,24 +446,29 @@ def run_size(args, nodes, volumes, workdir):
         own[(verb, resource)] = own.get((verb, resource), 0) + n
 
     try:
-        apiserver = Proc("apiserver", [apiserver_bin, "--port", "0", "--crd-dir",
-                                       os.path.join(ROOT, "crds"), "--print-port"],
-                         os.path.join(workdir, "apiserver.log"))
-        procs.append(apiserver)
-        line = apiserver.p.stdout.readline().decode().strip()
-        if not line.isdigit():
-            raise SetupError(f"meshstor-test-apiserver printed no port ({line!r})")
-        port = int(line)
-        api = Api(port)
-        kubeconfig = os.path.join(workdir, "kubeconfig")
-        with open(kubeconfig, "w") as f:
-            f.write(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: bench, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
-users: [{{name: bench, user: {{token: bench}}}}]
-contexts: [{{name: bench, context: {{cluster: bench, user: bench}}}}]
-current-context: bench
-""")
+        t_start = time.monotonic()
+        if real:
+            port, log = start_real_apiserver(args, workdir, procs)
+            api = Api(port, token=TOKENS[0][0])
+            server = f"https://127.0.0.1:{port}"
+            op_kubeconfig = write_kubeconfig(os.path.join(workdir, "operator.kubeconfig"), server,
+                                             TOKENS[1][0])
+            agent_kubeconfig = write_kubeconfig(os.path.join(workdir, "agent.kubeconfig"), server,
+                                                TOKENS[2][0])
+            res["apiserver_start_s"] = round(time.monotonic() - t_start, 2)
+        else:
+            apiserver = Proc("apiserver", [apiserver_bin, "--port", "0", "--crd-dir",
+                                           os.path.join(ROOT, "crds"), "--print-port"],
+                             os.path.join(workdir, "apiserver.log"))
+            procs.append(apiserver)
+            line = apiserver.p.stdout.readline().decode().strip()
+            if not line.isdigit():
+                raise SetupError(f"meshstor-test-apiserver printed no port ({line!r})")
+            port = int(line)
+            api = Api(port)
+            log = RequestLog(api)
+            op_kubeconfig = agent_kubeconfig = write_kubeconfig(
+                os.path.join(workdir, "kubeconfig"), f"http://127.0.0.1:{port}", "bench")
         t_setup = time.monotonic()
         for i in range(1, nodes + 1):
             status, doc = api.request("POST", "/api/v1/nodes", {
@@ -325,12 +477,12 @@ current-context: bench
             if status != 201:
                 raise SetupError(f"creating Node bench-{i}: {status} {doc}")
         op_port, agent_port = free_port(), free_port()
-        operator = Proc("operator", [operator_bin, "--kubeconfig", kubeconfig, "--leader-elect",
+        operator = Proc("operator", [operator_bin, "--kubeconfig", op_kubeconfig, "--leader-elect",
                                      "--lease-namespace", "default", "--identity", "bench",
                                      "--metrics-address", f"127.0.0.1:{op_port}"],
                         os.path.join(workdir, "operator.log"))
         procs.append(operator)
-        agent = Proc("agent", [agent_bin, "--kubeconfig", kubeconfig, "--simulate", str(nodes),
+        agent = Proc("agent", [agent_bin, "--kubeconfig", agent_kubeconfig, "--simulate", str(nodes),
                                "--node-name", "bench", "--metrics-address",
                                f"127.0.0.1:{agent_port}",
                                "--staging-dir", os.path.join(workdir, "staging"),
@@ -355,7 +507,6 @@ current-context: bench
         res["setup_s"] = round(time.monotonic() - t_setup, 2)
 
         # The burst: every volume created as fast as 16 clients can, as the CSI shim would.
-        log = RequestLog(api)
         log.clear()
         own.clear()
         cpu0 = {p.name: proc_sample(p.p.pid) for p in procs}
@@ -378,6 +529,10 @@ current-context: bench
 
         synced_at = {}
         deadline = t0 + args.timeout
+        # A list of every volume per poll: ~4 KB of JSON per volume to serve and to parse, so
+        # big sizes poll less often (the resolution of time-to-Synced is the interval).
+        poll = args.poll or max(1.0, volumes / 2500.0)
+        res["poll_s"] = poll
         while True:
             for p in procs:
                 p.check_alive()
@@ -393,7 +548,7 @@ current-context: bench
             if len(synced_at) >= volumes or now >= deadline:
                 break
             log.drain()  # keeps the 100000-entry log from wrapping
-            time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
+            time.sleep(max(0.0, poll - (time.monotonic() - now)))
         burst_s = time.monotonic() - t0
         res["synced"] = len(synced_at)
         res["all_synced_s"] = round(burst_s, 1) if len(synced_at) >= volumes else None
@@ -405,6 +560,8 @@ current-context: bench
         res["burst"] = {"seconds": round(burst_s, 1), "log_wrapped": burst_full,
                         "requests": sorted(([v, r, n] for (v, r), n in burst_counts.items()),
                                            key=lambda x: -x[2])}
+        if real:
+            res["burst"]["by_user"] = log.last_by_user
         res["end_of_burst"] = {p.name: proc_sample(p.p.pid) for p in procs}
         for name, s in res["end_of_burst"].items():
             s["cpu_s_burst"] = round(s["cpu_s"] - cpu0[name]["cpu_s"], 2)
@@ -422,6 +579,8 @@ current-context: bench
         res["idle"] = {"seconds": round(idle_s, 1), "log_wrapped": idle_full,
                        "requests": sorted(([v, r, n] for (v, r), n in idle_counts.items()),
                                           key=lambda x: -x[2])}
+        if real:
+            res["idle"]["by_user"] = log.last_by_user
         res["after_idle"] = {p.name: proc_sample(p.p.pid) for p in procs}
         for name, s in res["after_idle"].items():
             s["cpu_s_idle"] = round(s["cpu_s"] - res["end_of_burst"][name]["cpu_s"], 2)
@@ -440,7 +599,8 @@ current-context: bench
     if slow:
         res["no_exit_after_sigterm"] = slow
     bad = [f"{p.name} ({p.returncode})" for p in procs
-           if p.returncode != 0 and p.name not in slow]
+           if p.returncode != 0 and p.name not in slow and
+           not (p.sigterm_ok and p.exit_s is not None and p.returncode == -signal.SIGTERM)]
     if bad:
         res["crashed"] = bad
     return res
@@ -504,7 +664,8 @@ def fmt(v, unit=""):
 
 def print_report(results):
     for r in results:
-        print(f"\n=== {r['nodes']} nodes x {r['volumes']} volumes")
+        print(f"\n=== {r['nodes']} nodes x {r['volumes']} volumes"
+              f" ({'kube-apiserver + etcd' if r.get('apiserver_kind') == 'real' else 'test server'})")
         if "error" in r:
             print(f"  FAILED: {r['error']}")
             continue
@@ -512,10 +673,12 @@ def print_report(results):
               f" {r['volumes']} creates took {r['create_s']} s")
         print(f"  Synced: {r['synced']}/{r['volumes']}; all Synced after "
               f"{fmt(r['all_synced_s'], ' s')}; per volume p50 {fmt(r['time_to_synced_p50_s'])} s,"
-              f" p99 {fmt(r['time_to_synced_p99_s'])} s")
+              f" p99 {fmt(r['time_to_synced_p99_s'])} s (polled every {r.get('poll_s', 1.0):g} s)")
         print(f"  {'process':<10} {'RSS end':>9} {'RSS idle':>9} {'CPU burst':>10} "
               f"{'CPU idle':>9} {'SIGTERM->exit':>14}")
-        for name in ("operator", "agent", "apiserver"):
+        for name in ("operator", "agent", "apiserver", "etcd"):
+            if name not in r["end_of_burst"]:
+                continue
             e, i = r["end_of_burst"][name], r["after_idle"][name]
             print(f"  {name:<10} {e['rss_mib']:>6} MiB {i['rss_mib']:>5} MiB {e['cpu_s_burst']:>8} s"
                   f" {i['cpu_s_idle']:>7} s {fmt(r['exit_s'].get(name), ' s'):>14}")
@@ -543,8 +706,16 @@ def print_report(results):
             note = " (log wrapped: lower bounds)" if w["log_wrapped"] else ""
             print(f"  API requests in the {window} ({w['seconds']} s): {total}, "
                   f"{total / secs:.1f}/s{note}")
+            if w.get("by_user"):
+                print("    by user: " + ", ".join(f"{u} {n}" for u, n in sorted(w["by_user"].items())))
             for verb, resource, n in w["requests"][:12]:
                 print(f"    {verb:<7} {resource:<32} {n:>8} {n / secs:>9.1f}/s")
+            if window == "idle":
+                rest = sum(n for v, res, n in w["requests"]
+                           if res != "leases" and (v, res) != ("update", "meshstornodedevices/status"))
+                per = 60.0 / secs / r["nodes"]
+                print(f"    per node per minute: {total * per:.2f}; without the Lease and the drive"
+                      f" heartbeats (update meshstornodedevices/status): {rest * per:.2f}")
         if r.get("no_exit_after_sigterm"):
             print(f"  no exit within {r['stop_timeout_s']} s of SIGTERM (killed): "
                   f"{', '.join(r['no_exit_after_sigterm'])}")
@@ -558,10 +729,17 @@ def main():
     ap.add_argument("--apiserver", help="meshstor-test-apiserver binary (default: in --build-dir)")
     ap.add_argument("--operator", help="meshstor-operator binary (default: in --build-dir)")
     ap.add_argument("--agent", help="meshstor-agent binary (default: in --build-dir)")
+    ap.add_argument("--apiserver-kind", choices=("test", "real"), default="test",
+                    help="test: meshstor-test-apiserver; real: etcd + kube-apiserver (audit log)")
+    ap.add_argument("--k8s-bin", help="directory with kube-apiserver and kubectl for "
+                    "--apiserver-kind real (default: $MESHSTOR_K8S_BIN, or unpacked from "
+                    "../shared/k8s into <build-dir>/k8s)")
     ap.add_argument("--sizes", default="10x100,100x1000",
                     help="NODESxVOLUMES,... (e.g. 10x100,100x1000,1000x10000)")
     ap.add_argument("--timeout", type=float, help="seconds to wait for Synced (default 600)")
     ap.add_argument("--idle", type=float, help="idle window in seconds (default 60)")
+    ap.add_argument("--poll", type=float, help="seconds between lists of the volumes while "
+                    "waiting for Synced (default 1, VOLUMES/2500 above 2500 volumes)")
     ap.add_argument("--out", help="write the results as JSON to this file")
     ap.add_argument("--workdir", help="keep the logs here (default: a temporary directory)")
     ap.add_argument("--quick", action="store_true",
@@ -574,6 +752,8 @@ def main():
     args.setup_timeout = 60 if args.quick else 300  # readiness, leadership, devices
     args.stop_timeout = 10 if args.quick else 30  # SIGTERM -> exit before SIGKILL
     args.idle = 60 if args.idle is None else args.idle
+    if args.apiserver_kind == "real" and not args.k8s_bin:
+        args.k8s_bin = kube_cluster.find_k8s_bin(args.build_dir)
     args.timeout = 600 if args.timeout is None else args.timeout
     sizes = []
     for s in args.sizes.split(","):
