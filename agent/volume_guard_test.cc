@@ -462,8 +462,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "A returning member whose count ran past its recorded exit was written elsewhere: it is "
-    "rebuilt in full, although MD would re-add it",
+    "A returning member whose count ran past its recorded exit was written elsewhere, so it is "
+    "rebuilt in full although MD would re-add it",
     "[unit][agent][volume][guard]") {
   World w;
   v1::MeshStorVolume v = Raid1Volume();
@@ -501,7 +501,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "A recorded in-sync member present with a count below the record's is an older copy: the "
+    "A recorded in-sync member present with a count below the record's is an older copy, and the "
     "start waits for it",
     "[unit][agent][volume][guard]") {
   World w;
