@@ -2,6 +2,10 @@
 // FailpointKernel on simulated nodes with an action that records instead of SIGKILLing.
 #include "agent/failpoints.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <map>
 #include <string>
 #include <vector>
@@ -217,6 +221,29 @@ TEST_CASE("A failpoint fires once, before or after its kernel step, and nowhere 
     CHECK(w.cluster.node("a").md.GetArray(array).ok());
     CHECK(v.status.staged_path != "");
   }
+}
+
+TEST_CASE("KillSelf reports the failpoint on stderr and dies of SIGKILL",
+          "[unit][agent][failpoints]") {
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::dup2(pipe_fds[1], STDERR_FILENO);
+    ::close(pipe_fds[0]);
+    KillSelf({"md-create", FailpointPhase::kAfter});
+  }
+  ::close(pipe_fds[1]);
+  std::string err;
+  char buf[256];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) err.append(buf, n);
+  ::close(pipe_fds[0]);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+  CHECK(err == "meshstor-agent: failpoint md-create:after fired: SIGKILL\n");
 }
 
 }  // namespace
