@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "agent/agent.h"
+#include "agent/failpoints.h"
 #include "agent/sim/sim_node.h"
 #include "agent/sys/linux/drives.h"
 #include "agent/sys/linux/exec.h"
@@ -100,6 +102,22 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Deterministic crashes at a kernel step for the fault suite (agent/failpoints.h): only with
+  // MESHSTOR_FAILPOINTS_ENABLED=1; a bad MESHSTOR_CRASH_AT then stops the agent here.
+  std::string failpoints_ignored;
+  auto failpoints = agent::FailpointsFromEnvironment(
+      [](const char* name) { return std::getenv(name); }, &failpoints_ignored);
+  if (!failpoints.ok()) {
+    Root().Error(failpoints.status(), "Bad failpoint settings");
+    return 2;
+  }
+  if (!failpoints_ignored.empty()) Root().Info(failpoints_ignored);
+  if (!failpoints->empty() && simulate > 0) {
+    std::fprintf(stderr, "%s cannot be used with --simulate\n",
+                 std::string(agent::kCrashAtEnv).c_str());
+    return 2;
+  }
+
   if (simulate == 0) {
     // Refuse to start, with one message naming what the kernel lacks, rather than fail later.
     agent::sys::LinuxExec exec;
@@ -124,6 +142,7 @@ int main(int argc, char** argv) {
   }
   auto& clock = common::time::RealClock::Get();
   std::unique_ptr<LinuxKernel> linux_kernel;
+  std::unique_ptr<agent::FailpointKernel> failpoint_kernel;
   std::unique_ptr<agent::sys::LinuxUeventListener> uevents;
   std::unique_ptr<agent::sys::LinuxMdStatWatcher> md_events;
   std::unique_ptr<agent::sim::SimCluster> cluster;
@@ -161,9 +180,18 @@ int main(int argc, char** argv) {
     cfg.settings.rebuild_kib_per_s = static_cast<uint64_t>(rebuild_mib) * 1024;
     cfg.resync = resync;
     cfg.io = &io;
-    agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), linux_kernel->Kernel(),
-                                                    uevents.get(), cfg, clock, metrics->get(),
-                                                    md_events.get()));
+    agent::NodeKernel kernel = linux_kernel->Kernel();
+    if (!failpoints->empty()) {
+      std::string armed;
+      for (const auto& f : *failpoints) armed += (armed.empty() ? "" : ",") + agent::Describe(f);
+      Root().Info("FAILPOINTS ARMED: the agent SIGKILLs itself at the first call of each",
+                  {{"failpoints", armed}});
+      failpoint_kernel =
+          std::make_unique<agent::FailpointKernel>(kernel, *failpoints, &agent::KillSelf);
+      kernel = failpoint_kernel->Kernel();
+    }
+    agents.push_back(std::make_unique<agent::Agent>((*runtime)->client(), kernel, uevents.get(),
+                                                    cfg, clock, metrics->get(), md_events.get()));
   } else {
     cluster = std::make_unique<agent::sim::SimCluster>();
     std::vector<std::string> names;

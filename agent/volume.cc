@@ -106,6 +106,19 @@ bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
     if (c.forced_start) status.forced_start = *c.forced_start;
     if (c.in_sync && !c.in_sync->empty()) {
       if (!status.in_sync || status.in_sync->members != *c.in_sync) {
+        // The members this record leaves out: their own copies cannot carry a higher count than
+        // the array's now (MD bumped the survivors' count when it failed them) unless an array
+        // is run from them elsewhere later (docs/design.md §6.1, "Rejoining").
+        if (status.in_sync && c.in_sync_events) {
+          for (int32_t index : status.in_sync->members) {
+            if (std::find(c.in_sync->begin(), c.in_sync->end(), index) != c.in_sync->end()) {
+              continue;
+            }
+            for (auto& p : status.partitions) {
+              if (p.index == index && !p.left_at_events) p.left_at_events = c.in_sync_events;
+            }
+          }
+        }
         v1::InSyncRecord rec;
         rec.members = *c.in_sync;
         rec.node = std::string(node);
@@ -135,7 +148,16 @@ bool ApplyOutcome(const VolumeOutcome& outcome, std::string_view node,
         } else {
           p.missing_since.reset();
         }
+        // A working member of the running array again: MD keeps its superblock in step.
+        if (o.state == v1::PartitionState::kSynced || o.state == v1::PartitionState::kSyncing ||
+            o.state == v1::PartitionState::kSpare) {
+          p.left_at_events.reset();
+        }
         p.message = o.message;
+      }
+      for (auto& p : status.partitions) {
+        auto events = c.member_events.find(p.index);
+        if (events != c.member_events.end()) p.md_events = events->second;
       }
     }
   }

@@ -130,6 +130,9 @@ struct ConsumerReport {
   // leaves the record as it is. Never empty.
   std::optional<std::vector<int32_t>> in_sync;
   std::optional<int64_t> in_sync_events;  // the array's MD event count, when read
+  // MD event counts read from members' own superblocks in this pass, by member index
+  // (status.partitions[].mdEvents).
+  std::map<int32_t, int64_t> member_events;
   // status.startBlocked: the reason the array may not start ("" clears it); nullopt leaves it.
   std::optional<std::string> start_blocked;
   // A start forced in this pass (status.forcedStart replaces the previous one).

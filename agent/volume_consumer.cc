@@ -248,6 +248,7 @@ bool VolumeReconciler::StartArray(ConsumerPass& pass) {
     auto sb = k_.md->Examine(*d.device);
     if (sb.ok() && sb->array_uuid == pass.uuid) {
       carriers.push_back({&d, sb->events});
+      pass.rep.member_events[d.member->index] = static_cast<int64_t>(sb->events);
     } else if (sb.ok()) {
       foreign = true;
       pass.rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
@@ -282,6 +283,17 @@ bool VolumeReconciler::StartGuarded(ConsumerPass& pass, const std::vector<Carrie
   for (int32_t index : required) {
     auto c = std::find_if(carriers.begin(), carriers.end(),
                           [&](const Carrier& k) { return k.d->member->index == index; });
+    // Every member in sync when the record was made carried at least the array's count then
+    // (less one: MD steps back a clean/dirty transition); a lower count is an older copy than
+    // the one that was in sync (restored, or not the copy the record saw).
+    if (c != carriers.end() && rec.events &&
+        c->events + sys::kMdEventMargin < static_cast<uint64_t>(*rec.events)) {
+      waiting.push_back(fmt::format(
+          "member {} on node {} was in sync at {} with MD event count {}, but the copy present "
+          "carries only {}: it is an older copy and may lack acknowledged writes",
+          index, c->d->member->node, TimeText(rec.recorded_at), *rec.events, c->events));
+      continue;
+    }
     if (c != carriers.end()) {
       from.push_back(*c);
       continue;
@@ -509,6 +521,20 @@ common::Status VolumeReconciler::JoinArray(ConsumerPass& pass, const MemberDevic
         pass.array, *d.device, member,
         fmt::format("its copy diverged: it was missing when the array was started by force at {}",
                     TimeText(forced ? forced->at : std::nullopt)),
+        pass.rep.members[d.member->index], pass.out);
+  }
+  const v1::PartitionStatus* ps = FindPartition(pass.v.status, d.member->index);
+  if (sb.ok() && sb->array_uuid == pass.uuid && ps != nullptr && ps->left_at_events &&
+      sb->events > static_cast<uint64_t>(*ps->left_at_events)) {
+    // Its copy counted past the array's count at its recorded exit: an array was run from it
+    // elsewhere after it left, so it holds writes this array never saw (docs/design.md §6.1).
+    // MD's own test (not ahead of the array's count) misses that whenever this array counted
+    // further; a bitmap catch-up would leave the mirrors different.
+    return AddAsNewMember(
+        pass.array, *d.device, member,
+        fmt::format("its copy diverged: its MD event count {} is above {}, the array's when its "
+                    "exit was recorded, so it was written after it left the array",
+                    sb->events, *ps->left_at_events),
         pass.rep.members[d.member->index], pass.out);
   }
   if (sb.ok() && sb->array_uuid == pass.uuid) {
@@ -742,9 +768,23 @@ void VolumeReconciler::RecordInSync(ConsumerPass& pass) {
   if (in_sync.empty()) return;
   std::sort(in_sync.begin(), in_sync.end());
   const auto& recorded = pass.v.status.in_sync;
-  if (!recorded || recorded->members != in_sync) {
-    auto sb = k_.md->Examine(*first_device);
-    if (sb.ok()) pass.rep.in_sync_events = static_cast<int64_t>(sb->events);
+  bool unread = false;  // an in-sync member without a reported count (new, or an older agent's)
+  for (int32_t index : in_sync) {
+    const v1::PartitionStatus* p = FindPartition(pass.v.status, index);
+    if (p == nullptr || !p->md_events) unread = true;
+  }
+  if (!recorded || recorded->members != in_sync || unread) {
+    // Each in-sync member's own count (they carry the same, give or take MD's clean/dirty step);
+    // the first one's is the array's count for the record.
+    for (const auto& d : pass.devices) {
+      if (!d.device || !Contains(in_sync, d.member->index)) continue;
+      auto sb = k_.md->Examine(*d.device);
+      if (!sb.ok()) continue;
+      pass.rep.member_events[d.member->index] = static_cast<int64_t>(sb->events);
+      if (&*d.device == first_device) {
+        pass.rep.in_sync_events = static_cast<int64_t>(sb->events);
+      }
+    }
   }
   pass.rep.in_sync = std::move(in_sync);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "agent/sim/sim_node.h"
 #include "agent/testing/world.h"
@@ -407,6 +408,147 @@ TEST_CASE("startBlocked is cleared when no node consumes the volume any more",
   v.spec.consumer_node.clear();
   w.Passes(v, 1);
   CHECK(v.status.start_blocked.empty());
+}
+
+TEST_CASE(
+    "Per-member MD event counts are reported; a member's recorded exit bounds its count until it "
+    "is a working member again",
+    "[unit][agent][volume][guard]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  REQUIRE(v.status.in_sync.has_value());
+  const std::string a_dev = w.LocalDevice("a", 0);
+  const std::string b_dev = w.LocalDevice("b", 1);
+  // Each member's own superblock count, as the consumer read it when the set was recorded.
+  REQUIRE(w.Part(v, 0)->md_events.has_value());
+  REQUIRE(w.Part(v, 1)->md_events.has_value());
+  CHECK(*w.Part(v, 0)->md_events == v.status.in_sync->events);
+  CHECK(*w.Part(v, 1)->md_events ==
+        static_cast<int64_t>(*w.cluster.node("b").fake_md.SuperblockEvents(b_dev)));
+  CHECK_FALSE(w.Part(v, 0)->left_at_events.has_value());
+  CHECK_FALSE(w.Part(v, 1)->left_at_events.has_value());
+
+  // B drops out: the record that leaves it out bounds the count its copy can carry.
+  w.LoseRemote(v, "b");
+  REQUIRE(InSync(v) == std::vector<int32_t>{0});
+  REQUIRE(w.Part(v, 1)->left_at_events.has_value());
+  CHECK(w.Part(v, 1)->left_at_events == v.status.in_sync->events);
+  CHECK(static_cast<int64_t>(*w.cluster.node("b").fake_md.SuperblockEvents(b_dev)) <=
+        *w.Part(v, 1)->left_at_events);
+  CHECK(*w.Part(v, 0)->md_events ==
+        static_cast<int64_t>(*w.cluster.node("a").fake_md.SuperblockEvents(a_dev)));
+  CHECK_FALSE(w.Part(v, 0)->left_at_events.has_value());
+  // Further exits of others do not move it (the first record that left it out counts).
+  const auto bound = w.Part(v, 1)->left_at_events;
+  w.Passes(v, 2);
+  CHECK(w.Part(v, 1)->left_at_events == bound);
+
+  // B returns with its own copy (within the bound): a bitmap re-add, and the bound is gone.
+  w.cluster.node("a").fake_md.SetInstantSync(false);
+  w.PowerOn("b");
+  w.errors.clear();
+  w.Pass(v);
+  INFO(w.ErrorText());
+  CHECK(w.Part(v, 1)->state == PartitionState::kSyncing);
+  CHECK(w.Part(v, 1)->message.find("diverged") == std::string::npos);
+  CHECK_FALSE(w.Part(v, 1)->left_at_events.has_value());
+  w.cluster.node("a").fake_md.FinishSync(kArray);
+  w.Passes(v, 2);
+  CHECK(InSync(v) == std::vector<int32_t>{0, 1});
+  CHECK(*w.Part(v, 1)->md_events ==
+        static_cast<int64_t>(*w.cluster.node("b").fake_md.SuperblockEvents(b_dev)));
+}
+
+TEST_CASE(
+    "A returning member whose count ran past its recorded exit was written elsewhere, so it is "
+    "rebuilt in full although MD would re-add it",
+    "[unit][agent][volume][guard]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  w.LoseRemote(v, "b");
+  REQUIRE(w.Part(v, 1)->left_at_events.has_value());
+  const auto bound = static_cast<uint64_t>(*w.Part(v, 1)->left_at_events);
+  // The running array counts on (here: growths) ...
+  for (int i = 0; i < 3; ++i) REQUIRE(w.cluster.node("a").md.Grow(kArray).ok());
+  // ... and an array was run from B's copy on its own after it left (one event past its exit):
+  // still below the running array's count, so MD's test (not ahead of the array) would take it
+  // back by bitmap.
+  const std::string b_dev = w.LocalDevice("b", 1);
+  w.cluster.node("b").fake_md.SetSuperblockEvents(b_dev, bound + 1);
+  w.cluster.node("a").fake_md.FailCall("ReAdd", 1,
+                                       common::InternalError("a bitmap re-add was attempted"));
+  w.cluster.node("a").fake_md.SetInstantSync(false);
+  w.PowerOn("b");
+  w.errors.clear();
+  w.Pass(v);
+  INFO(w.ErrorText());
+  CHECK(w.errors.empty());
+  CHECK(w.Part(v, 1)->state == PartitionState::kSyncing);
+  const std::string& why = w.Part(v, 1)->message;
+  CHECK(why.find(fmt::format("its MD event count {} is above {}", bound + 1, bound)) !=
+        std::string::npos);
+  CHECK(why.find("full resync") != std::string::npos);
+  auto array = w.cluster.node("a").md.GetArray(kArray);
+  REQUIRE(array.ok());
+  CHECK(array->sync_action == "recover");
+  w.cluster.node("a").fake_md.FinishSync(kArray);
+  w.Passes(v, 2);
+  CHECK(InSync(v) == std::vector<int32_t>{0, 1});
+  CHECK_FALSE(w.Part(v, 1)->left_at_events.has_value());
+}
+
+TEST_CASE(
+    "A recorded in-sync member present with a count below the record's is an older copy, and the "
+    "start waits for it",
+    "[unit][agent][volume][guard]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  // A record with a count of some height: B out and back.
+  w.LoseRemote(v, "b");
+  w.PowerOn("b");
+  w.Passes(v, 3);
+  REQUIRE(InSync(v) == std::vector<int32_t>{0, 1});
+  REQUIRE(v.status.in_sync->events.has_value());
+  const auto recorded = static_cast<uint64_t>(*v.status.in_sync->events);
+  REQUIRE(recorded >= 2);
+  // The consumer A dies and comes back; the pod moves to C. Both members are reachable.
+  w.PowerOff("a");
+  w.PowerOn("a");
+  MoveConsumer(v, "c");
+  const std::string b_dev = w.LocalDevice("b", 1);
+
+  SECTION("below the record by more than MD's clean/dirty step: blocked, naming the counts") {
+    w.cluster.node("b").fake_md.SetSuperblockEvents(b_dev, recorded - 2);
+    w.errors.clear();
+    w.Passes(v, 3);
+    w.clock.Advance(seconds(600));
+    w.Passes(v, 2);
+    INFO(w.ErrorText());
+    CHECK_FALSE(w.Running("c"));
+    const std::string& why = v.status.start_blocked;
+    CHECK(why.find(fmt::format("member 1 on node b was in sync at {} with MD event count {}, but "
+                               "the copy present carries only {}",
+                               common::time::FormatRfc3339(*v.status.in_sync->recorded_at),
+                               recorded, recorded - 2)) != std::string::npos);
+    CHECK(why.find("older copy") != std::string::npos);
+    // The counts the consumer read are in the status for the administrator.
+    CHECK(w.Part(v, 1)->md_events == static_cast<int64_t>(recorded - 2));
+    REQUIRE(w.Part(v, 0)->md_events.has_value());
+    CHECK(*w.Part(v, 0)->md_events >= static_cast<int64_t>(recorded));
+  }
+  SECTION("one below the record (MD's clean/dirty step): it starts") {
+    w.cluster.node("b").fake_md.SetSuperblockEvents(b_dev, recorded - 1);
+    w.errors.clear();
+    w.Passes(v, 3);
+    INFO(w.ErrorText());
+    INFO("startBlocked: " << v.status.start_blocked);
+    CHECK(w.Running("c"));
+    CHECK(v.status.start_blocked.empty());
+  }
 }
 
 }  // namespace

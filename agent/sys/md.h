@@ -38,6 +38,11 @@ inline constexpr size_t kMaxMdNameBytes = 31;
 // leave an array smaller than the capacity. Members added later inherit the array's offset.
 inline constexpr uint64_t kMdDataOffsetBytes =
     static_cast<uint64_t>(common::api::v1alpha1::kMdDataOffsetBytes);
+// How far a member's MD event count may fall behind the array's without the member being an
+// older copy: MD steps a clean->dirty transition's increment back when the array turns clean
+// again (md_update_sb), so a count read while dirty may be one above the members' later one.
+// mdadm --assemble allows the same margin.
+inline constexpr uint64_t kMdEventMargin = 1;
 // A member keyword of mdadm --create: an empty slot.
 inline constexpr std::string_view kMdMissing = "missing";
 

@@ -2037,6 +2037,216 @@ def fault_agent_kill(f):
           "nothing left (replacement time from power-off)" % n_kills)
 
 
+class Failpoints:
+    """The agent's failpoints on the lab nodes (agent/failpoints.h, guest/fault-node.sh): arm()
+    restarts a node's agent with MESHSTOR_CRASH_AT, the node's watcher restarts it without the
+    failpoint once it died, and state() reports "armed ...", "fired ..." or "died without
+    firing"."""
+
+    def __init__(self, f, phase):
+        self.f, self.phase = f, phase
+        self.armed = {}  # node -> crash-at spec
+        self.rows = []   # (stage, node, spec, outcome, seconds until the stage converged)
+
+    def spec(self, steps):
+        return ",".join("%s:%s" % (s, self.phase) for s in steps)
+
+    def arm(self, node, steps):
+        spec = self.spec(steps)
+        self.f.sh(node, "/run/lab/arm-failpoint.sh '%s'" % spec)
+        self.armed[node] = spec
+        say("faults/%s: %s's agent armed: MESHSTOR_CRASH_AT=%s" % (self.f.case, node, spec))
+
+    def state(self, node):
+        rc, out = self.f.sh(node, "cat /run/lab/failpoint.state 2>/dev/null || true", check=False)
+        return out.strip()
+
+    def wait_fired(self, stage, nodes, timeout=300):
+        """Waits until the agent of each of `nodes` died at its failpoint (for a tuple of nodes:
+        of any one of them) and was restarted without it."""
+        limit = now() + timeout * timeout_scale()
+        pending = list(nodes)
+        while pending:
+            for n in list(pending):
+                group = n if isinstance(n, tuple) else (n,)
+                for g in group:
+                    st = self.state(g)
+                    if st.startswith("fired"):
+                        say("faults/%s: %s: %s's agent died at %s and was restarted without it"
+                            % (self.f.case, stage, g, st[len("fired "):]))
+                        self.rows.append([stage, g, self.armed.pop(g, "?"), "fired", None])
+                        pending.remove(n)
+                        break
+                    if st.startswith("died"):
+                        raise LabError("%s: %s's agent died, but not at its failpoint %s"
+                                       % (stage, g, self.armed.get(g)), g)
+            if pending and now() > limit:
+                raise LabError("%s: the failpoints of %s did not fire within %.0f s: %s"
+                               % (stage, pending, timeout * timeout_scale(),
+                                  {n: self.armed.get(n) for n in self.armed}))
+            if pending:
+                self.f.lab._check("failpoints")
+                time.sleep(1)
+
+    def disarm_all(self, stage):
+        """Agents still armed (their failpoint was not reached in this stage) lose it."""
+        for n in list(self.armed):
+            rc, out = self.f.sh(n, "/run/lab/disarm-failpoint.sh", check=False)
+            say("faults/%s: %s: %s's failpoint %s not reached; disarmed (%s)"
+                % (self.f.case, stage, n, self.armed.pop(n), out.strip()))
+
+    def converged(self, stage, t):
+        for r in self.rows:
+            if r[0] == stage and r[4] is None:
+                r[4] = round(now() - t, 1)
+
+
+# The matrix of the agent-kill-<phase> cases: each stage of a volume's life with the kernel
+# steps the consumer (A) and an exporter take in it, armed just before the stage is driven.
+AGENT_KILL_STEPS = (
+    ("create", "md-create", "partition-create"),
+    ("re-add", "md-re-add", None),
+    ("grow", "md-grow", "partition-grow"),
+    ("replace", ("md-add", "md-replace"), "partition-create"),
+    ("unstage", "md-stop", "nvmet-unexport"),
+    ("delete", "partition-delete", "partition-delete"),
+)
+
+
+def _agent_kill_steps(f, phase):
+    """(6, deterministic) the agent SIGKILLs itself at one named kernel step (agent/failpoints.h:
+    MESHSTOR_FAILPOINTS_ENABLED=1 MESHSTOR_CRASH_AT=<step>:<phase>) on the consumer and on an
+    exporter in each stage of a volume's life (AGENT_KILL_STEPS), and is restarted at once
+    without the failpoint: each stage must converge, no acknowledged write may be lost, and
+    nothing may be left behind. --steps limits the run to some stages."""
+    only = set((getattr(f.args, "steps", None) or "").replace(" ", "").split(",")) - {""}
+    unknown = only - {s[0] for s in AGENT_KILL_STEPS}
+    if unknown:
+        raise LabError("--steps: unknown stage(s) %s; stages: %s"
+                       % (", ".join(sorted(unknown)), ", ".join(s[0] for s in AGENT_KILL_STEPS)))
+    fp = Failpoints(f, phase)
+    steps = {s[0]: s[1:] for s in AGENT_KILL_STEPS}
+
+    def stage_on(name):
+        return not only or name in only
+
+    def listed(x):
+        return list(x) if isinstance(x, tuple) else [x]
+
+    # create: A dies at md-create, the exporter of the remote copy at partition-create
+    def before_create():
+        if stage_on("create"):
+            fp.arm("A", listed(steps["create"][0]))
+            for n in ("B", "C"):
+                fp.arm(n, listed(steps["create"][1]))
+    t = now()
+    f.setup(before_create=before_create)
+    if stage_on("create"):
+        fp.wait_fired("create", ["A", ("B", "C")])
+        fp.disarm_all("create")
+        fp.converged("create", t)
+    f.start_writer()
+    idx = f.member["index"]
+
+    if stage_on("re-add"):
+        # a catch-up: packets A -> the remote copy dropped until it is Missing, then healed
+        fp.arm("A", listed(steps["re-add"][0]))
+        f.cut("A", f.victim, True)
+        f.wait_missing(idx)
+        f.wait_acks(50, "writes with the remote leg out")
+        t = now()
+        f.cut("A", f.victim, False)
+        fp.wait_fired("re-add", ["A"])
+        f.wait_synced("re-add: member %d back and Synced" % idx,
+                      lambda o: any(m["index"] == idx for m in f.cp.present(o)), 600)
+        fp.converged("re-add", t)
+        fp.disarm_all("re-add")
+
+    if stage_on("grow"):
+        fp.arm("A", listed(steps["grow"][0]))
+        fp.arm(f.victim, listed(steps["grow"][1]))
+        t = now()
+        f.cp.edit(lambda spec: spec.update({"capacityBytes": 768 << 20}))
+        fp.wait_fired("grow", ["A", f.victim])
+        f.cp.wait_for("grow: 768 MiB (filesystem)",
+                      lambda c, o: c == 200 and ((o.get("status") or {}).get("filesystemBytes")
+                                                 or 0) >= 768 << 20, 600)
+        fp.converged("grow", t)
+        fp.disarm_all("grow")
+
+    synced = None
+    exporter = f.victim
+    if stage_on("replace"):
+        # the remote copy's node off past memberMissingTimeout: a replacement on the third node
+        fp.arm("A", listed(steps["replace"][0]))
+        fp.arm(f.other, listed(steps["replace"][1]))
+        t = now()
+        f.lab.kill(f.victim)
+        f.wait_missing(idx)
+        fp.wait_fired("replace", ["A", f.other], timeout=600)
+        f.wait_synced("replace: the replacement Synced",
+                      lambda o: all(m["node"] != f.member["node"] for m in f.cp.present(o)), 600)
+        synced = now() - t
+        fp.converged("replace", t)
+        fp.disarm_all("replace")
+        exporter = f.other
+    f.wait_acks(50, "writes before the teardown")
+    f.stop_writer()
+    result = f.verify()
+    if stage_on("replace"):
+        f.lab.restart(f.victim)  # its retired member is torn down by its (unarmed) agent
+        f.sh(f.victim, "true", timeout=300)
+
+    if stage_on("unstage"):
+        fp.arm("A", listed(steps["unstage"][0]))
+        fp.arm(exporter, listed(steps["unstage"][1]))
+    t = now()
+    f.cp.edit(lambda spec: spec.pop("consumerNode", None))  # as NodeUnstageVolume
+    if stage_on("unstage"):
+        fp.wait_fired("unstage", ["A", exporter])
+    f.cp.wait_for("unstaged from lab-a", lambda c, o: c == 200
+                  and not (o.get("status") or {}).get("nodeName"), 600)
+    if stage_on("unstage"):
+        fp.converged("unstage", t)
+        fp.disarm_all("unstage")
+
+    if stage_on("delete"):
+        fp.arm("A", listed(steps["delete"][0]))
+        fp.arm(exporter, listed(steps["delete"][1]))
+    t = now()
+    f.cp.delete()
+    if stage_on("delete"):
+        fp.wait_fired("delete", ["A", exporter])
+    f.cp.wait_for("the volume deleted (every node tore it down)", lambda c, o: c == 404, 600)
+    if stage_on("delete"):
+        fp.converged("delete", t)
+        fp.disarm_all("delete")
+    time.sleep(5)
+    for n in ("A", "B", "C"):
+        f.sh(n, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
+             "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+    say("faults/%s: no MeshStor partition, export, array or controller left on any node" % f.case)
+    for stage, node, spec, outcome, secs in fp.rows:
+        say("FAILPOINT-ROW | %s | %s | %s | %s | converged after %s s"
+            % (stage, node, spec, outcome, secs))
+    with open(os.path.join(f.lab.logdir, "failpoint-rows.json"), "w") as out:
+        json.dump([dict(zip(("stage", "node", "crash_at", "outcome", "converged_s"), r))
+                   for r in fp.rows], out, indent=1)
+    f.row(result, synced, "agent SIGKILLed by failpoints (%s) at %s; restarted without; nothing "
+          "left (replacement time from power-off)"
+          % (phase, ", ".join("%s@%s" % (r[2], r[1]) for r in fp.rows)))
+
+
+def fault_agent_kill_before(f):
+    """(6) deterministic: the agent dies right before each stage's kernel step."""
+    _agent_kill_steps(f, "before")
+
+
+def fault_agent_kill_after(f):
+    """(6) deterministic: the agent dies right after each stage's kernel step succeeded."""
+    _agent_kill_steps(f, "after")
+
+
 def _lease(f):
     code, o = f.lab.api("GET", "/apis/coordination.k8s.io/v1/namespaces/%s/leases/meshstor-operator"
                         % RBAC_NAMESPACE)
@@ -2172,6 +2382,8 @@ FAULT_CASES = {
     "drive-removed": fault_drive_removed,
     "all-reboot": fault_all_reboot,
     "agent-kill": fault_agent_kill,
+    "agent-kill-before": fault_agent_kill_before,
+    "agent-kill-after": fault_agent_kill_after,
 }
 
 
@@ -2857,6 +3069,8 @@ def main():
     r.add_argument("--apiserver", help="agents, system: the meshstor-test-apiserver binary (host)")
     r.add_argument("--operator", help="system: the meshstor-operator binary (runs on the host)")
     r.add_argument("--case", help="faults: the fault case (docs/faults.md)")
+    r.add_argument("--steps", help="faults, agent-kill-before/-after: only these stages "
+                   "(comma-separated: create, re-add, grow, replace, unstage, delete)")
     r.add_argument("--build-dir", help="k8s: build tree (Kubernetes binaries unpacked into "
                    "<build>/k8s unless $MESHSTOR_K8S_BIN is set; images in <build>/images)")
     r.add_argument("--images", help="k8s: directory with the OCI archives of tools/images.sh")

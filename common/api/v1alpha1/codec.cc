@@ -154,6 +154,14 @@ Status DecodeVolumeStatus(FieldReader& r, MeshStorVolumeStatus* s) {
     RETURN_IF_ERROR(p.OptionalTime("missingSince", &part.missing_since));
     RETURN_IF_ERROR(p.String("message", &part.message));
     RETURN_IF_ERROR(p.StringList("fencedNodes", &part.fenced_nodes));
+    RETURN_IF_ERROR(p.OptionalInt64("mdEvents", &part.md_events));
+    RETURN_IF_ERROR(p.OptionalInt64("leftAtEvents", &part.left_at_events));
+    if (part.md_events) {
+      RETURN_IF_ERROR(CheckRange(p, "mdEvents", *part.md_events, 0, INT64_MAX));
+    }
+    if (part.left_at_events) {
+      RETURN_IF_ERROR(CheckRange(p, "leftAtEvents", *part.left_at_events, 0, INT64_MAX));
+    }
     s->partitions.push_back(std::move(part));
     return OkStatus();
   }));
@@ -237,6 +245,8 @@ void EncodeVolumeStatus(JsonWriter& w, const MeshStorVolumeStatus& s) {
       json::WriteOptional(w, "missingSince", p.missing_since);
       json::WriteStringIfNotEmpty(w, "message", p.message);
       json::WriteStringListIfNotEmpty(w, "fencedNodes", p.fenced_nodes);
+      json::WriteOptional(w, "mdEvents", p.md_events);
+      json::WriteOptional(w, "leftAtEvents", p.left_at_events);
       w.EndObject();
     }
     w.EndArray();

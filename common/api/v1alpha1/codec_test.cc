@@ -139,6 +139,11 @@ TEST_CASE("Decoded example has the values of the YAML", "[unit][api]") {
   CHECK(forced->status.in_sync->members == std::vector<int32_t>{1});
   CHECK(forced->status.in_sync->node == "node-c");
   CHECK(forced->status.in_sync->events == 412);
+  REQUIRE(forced->status.partitions.size() == 2);
+  CHECK(forced->status.partitions[0].md_events == 97);
+  CHECK(forced->status.partitions[0].left_at_events == 98);
+  CHECK(forced->status.partitions[1].md_events == 412);
+  CHECK_FALSE(forced->status.partitions[1].left_at_events.has_value());
   REQUIRE(forced->status.forced_start.has_value());
   CHECK(forced->status.forced_start->token == "2026-11-21T10:02:00Z by admin");
   CHECK(forced->status.forced_start->from_members == std::vector<int32_t>{1});
@@ -303,6 +308,12 @@ TEST_CASE("Malformed and wrong-typed JSON gives a clear error, never a default",
        "status.inSync.members[1]: expected a 32-bit integer, got a string"},
       {base + R"(},"status":{"inSync":{"members":[-1]}}})",
        "status.inSync.members[0]: member index -1 is negative"},
+      {base + R"(},"status":{"partitions":[{"index":0,"nodeID":"a","state":"Synced",)"
+              R"("mdEvents":-3}]}})",
+       "status.partitions[0].mdEvents: -3 is out of range"},
+      {base + R"(},"status":{"partitions":[{"index":0,"nodeID":"a","state":"Synced",)"
+              R"("leftAtEvents":"7"}]}})",
+       "status.partitions[0].leftAtEvents: expected an integer, got a string"},
       {base + R"(},"status":{"inSync":[0,1]}})", "status.inSync: expected an object, got an array"},
       {base + R"(},"status":{"forcedStart":{"at":"2026-11-21T10:02:04Z"}}})",
        "status.forcedStart.token: required field is missing"},

@@ -128,6 +128,13 @@ struct PartitionStatus {
   // The exporter agent: the spec.fencedNodes it has cut off from this partition (confirmed
   // after applying).
   std::vector<std::string> fenced_nodes;
+  // The consumer agent: the MD event count in this member's own superblock, as last read (at a
+  // start, and whenever the in-sync set changes) (docs/design.md §6.1).
+  std::optional<int64_t> md_events;
+  // The consumer agent: the array's MD event count in the in-sync record that first left this
+  // member out (its exit), an upper bound of the count its own copy can carry unless it was run
+  // elsewhere afterwards; cleared once it is a working member of the array again.
+  std::optional<int64_t> left_at_events;
 
   bool operator==(const PartitionStatus&) const = default;
 };

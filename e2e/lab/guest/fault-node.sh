@@ -19,6 +19,55 @@ meshstor-agent --kubeconfig /run/lab/kubeconfig --node-name "$ME" --address "${L
 echo \$! >/run/lab/agent.pid
 EOT
 chmod +x /run/lab/start-agent.sh
+# /run/lab/arm-failpoint.sh <crash-at> (the agent-kill-<phase> cases, docs/faults.md): restarts the
+# agent with MESHSTOR_FAILPOINTS_ENABLED=1 MESHSTOR_CRASH_AT=<crash-at>, so that it SIGKILLs itself
+# at that kernel step (agent/failpoints.h); a watcher restarts it WITHOUT the failpoint as soon as
+# it died, and writes to /run/lab/failpoint.state what happened: "armed <crash-at>", then
+# "fired <the agent's failpoint line>" or "died without firing" (disarmed by a kill -9).
+# A process is alive while /proc has it and it is no zombie (PID 1 may not reap at once).
+cat >/run/lab/alive.sh <<'EOT'
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+EOT
+cat >/run/lab/arm-failpoint.sh <<'EOT'
+#!/bin/sh
+. /run/lab/alive.sh
+old="$(cat /run/lab/agent.pid 2>/dev/null)"
+if [ -n "$old" ]; then
+  kill -9 "$old" 2>/dev/null
+  while alive "$old"; do sleep 0.1; done
+fi
+echo "LAB-ARM $1" >>/run/lab/agent.log
+echo "armed $1" >/run/lab/failpoint.state
+MESHSTOR_FAILPOINTS_ENABLED=1 MESHSTOR_CRASH_AT="$1" /run/lab/start-agent.sh
+pid="$(cat /run/lab/agent.pid)"
+(
+  while alive "$pid"; do sleep 0.1; done
+  line="$(sed -n '/^LAB-ARM /h; /^LAB-ARM /!H; ${x;p}' /run/lab/agent.log |
+    grep -o 'failpoint [^ ]* fired: SIGKILL' | tail -n 1)"
+  /run/lab/start-agent.sh
+  if [ -n "$line" ]; then
+    echo "fired $line" >/run/lab/failpoint.state
+  else
+    echo "died without firing" >/run/lab/failpoint.state
+  fi
+  echo "$(date +%s) $line" >>/run/lab/failpoint.log
+) >/dev/null 2>&1 </dev/null &
+EOT
+# /run/lab/disarm-failpoint.sh: an armed agent that has not fired yet is killed (the watcher
+# restarts it without the failpoint).
+cat >/run/lab/disarm-failpoint.sh <<'EOT'
+#!/bin/sh
+. /run/lab/alive.sh
+case "$(cat /run/lab/failpoint.state 2>/dev/null)" in
+  armed*)
+    pid="$(cat /run/lab/agent.pid)"
+    kill -9 "$pid" 2>/dev/null
+    while alive "$pid"; do sleep 0.1; done
+    while grep -q '^armed' /run/lab/failpoint.state; do sleep 0.1; done ;;
+esac
+cat /run/lab/failpoint.state 2>/dev/null
+EOT
+chmod +x /run/lab/arm-failpoint.sh /run/lab/disarm-failpoint.sh
 start_agent() {
   /run/lab/start-agent.sh
   log "agent started as $ME (pid $(cat /run/lab/agent.pid))"
