@@ -20,26 +20,13 @@ namespace {
 
 namespace v1 = common::api::v1alpha1;
 using testing::MakeMember;
+using testing::Raid1Volume;
 
 std::function<const char*(const char*)> Env(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](const char* name) -> const char* {
     auto it = vars.find(name);
     return it == vars.end() ? nullptr : it->second.c_str();
   };
-}
-
-v1::MeshStorVolume Raid1Volume() {
-  v1::MeshStorVolume v;
-  v.metadata.name = "pvc-1";
-  v.spec.capacity_bytes = 512 * v1::kMiB;
-  v.spec.replica_count = 2;
-  v.spec.stripe_width = 1;
-  v.spec.member_missing_timeout = 900;
-  v.spec.sector_size = 4096;
-  v.spec.consumer_node = "a";
-  v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, 1, 0),
-                    MakeMember(1, "b", v1::MemberRole::kRemote, 1, 1)};
-  return v;
 }
 
 TEST_CASE("MESHSTOR_CRASH_AT: steps, phases, defaults", "[unit][agent][failpoints]") {

@@ -24,21 +24,8 @@ using v1::PartitionState;
 
 using testing::kGiB;
 using testing::MakeMember;
+using testing::Raid1Volume;
 constexpr int64_t kMemberBytes = 513 * v1::kMiB;
-
-v1::MeshStorVolume Raid1Volume() {
-  v1::MeshStorVolume v;
-  v.metadata.name = "pvc-1";
-  v.spec.capacity_bytes = 512 * v1::kMiB;
-  v.spec.replica_count = 2;
-  v.spec.stripe_width = 1;
-  v.spec.member_missing_timeout = 900;
-  v.spec.sector_size = 4096;
-  v.spec.consumer_node = "a";
-  v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, 0, 0),
-                    MakeMember(1, "b", v1::MemberRole::kRemote, 1, 1)};
-  return v;
-}
 
 using testing::World;
 

@@ -43,6 +43,23 @@ inline common::api::v1alpha1::Member MakeMember(int32_t index, std::string node,
   return m;
 }
 
+// RAID1 "pvc-1" of 512 MiB: member 0 local on the consumer A, member 1 remote on B; C holds no
+// member.
+inline common::api::v1alpha1::MeshStorVolume Raid1Volume() {
+  namespace v1 = common::api::v1alpha1;
+  v1::MeshStorVolume v;
+  v.metadata.name = "pvc-1";
+  v.spec.capacity_bytes = 512 * v1::kMiB;
+  v.spec.replica_count = 2;
+  v.spec.stripe_width = 1;
+  v.spec.member_missing_timeout = 900;
+  v.spec.sector_size = 4096;
+  v.spec.consumer_node = "a";
+  v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, 1, 0),
+                    MakeMember(1, "b", v1::MemberRole::kRemote, 1, 1)};
+  return v;
+}
+
 struct World {
   sim::SimCluster cluster;
   common::time::FakeClock clock;

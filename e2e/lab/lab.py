@@ -3042,7 +3042,7 @@ SCENARIOS = {
     "system": (scenario_system, 1200),
     "csi": (scenario_csi, 1500),
     "faults": (scenario_faults, 1500),
-    "k8s": (scenario_k8s, 1500),
+    "k8s": (scenario_k8s, 2400),
 }
 
 
