@@ -385,13 +385,8 @@ TEST_CASE("A volume that does not involve the node does not wake its agent", "[u
   std::this_thread::sleep_for(milliseconds(500));
   const int64_t before = agent.passes();
 
-  v1::MeshStorVolume v;
+  v1::MeshStorVolume v = testing::Raid1Volume();
   v.metadata.name = "pvc-elsewhere";
-  v.spec.capacity_bytes = 512 * v1::kMiB;
-  v.spec.replica_count = 2;
-  v.spec.stripe_width = 1;
-  v.spec.member_missing_timeout = 900;
-  v.spec.sector_size = 4096;
   v.spec.consumer_node = "b";
   v.spec.members = {MakeMember(0, "b", v1::MemberRole::kLocal, 1),
                     MakeMember(1, "c", v1::MemberRole::kRemote, 1)};
@@ -480,13 +475,8 @@ TEST_CASE("Agents sharing informers watch once and each wakes for its own volume
   // A volume of b and c wakes their agents, not a's.
   std::map<std::string, int64_t> before;
   for (auto& [n, a] : agents) before[n] = a->passes();
-  v1::MeshStorVolume v;
+  v1::MeshStorVolume v = testing::Raid1Volume();
   v.metadata.name = "pvc-bc";
-  v.spec.capacity_bytes = 512 * v1::kMiB;
-  v.spec.replica_count = 2;
-  v.spec.stripe_width = 1;
-  v.spec.member_missing_timeout = 900;
-  v.spec.sector_size = 4096;
   v.spec.consumer_node = "b";
   v.spec.members = {MakeMember(0, "b", v1::MemberRole::kLocal, 1),
                     MakeMember(1, "c", v1::MemberRole::kRemote, 1)};
