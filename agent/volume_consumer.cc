@@ -468,7 +468,14 @@ bool VolumeReconciler::EnsureMembersAdded(ConsumerPass& pass) {
       changed = true;
       continue;
     }
-    if (auto s = JoinArray(pass, d); !s.ok()) Fail(pass.out, s.WithContext(pass.what));
+    if (auto s = JoinArray(pass, d); !s.ok()) {
+      // Reachable but it cannot rejoin (e.g. the exporter's drive died under a live NVMe/TCP
+      // path: every write to it fails). Reported Faulty so that the operator replaces it after
+      // memberMissingTimeout; otherwise its last state (Synced) would stand. Retried each pass.
+      pass.rep.members[d.member->index] = {v1::PartitionState::kFaulty, std::nullopt,
+                                           "cannot rejoin the array: " + s.message()};
+      Fail(pass.out, s.WithContext(pass.what));
+    }
     changed = true;
   }
   return changed;

@@ -194,6 +194,50 @@ TEST_CASE("A remote member that goes away is Missing, then caught up when it ret
   CHECK(v.status.md_state != "degraded");
 }
 
+TEST_CASE("A reachable member MD failed and that cannot rejoin is reported Faulty",
+          "[unit][agent][volume]") {
+  // The exporter's drive died under its namespace: the NVMe/TCP path stays up, every I/O to the
+  // namespace fails, MD fails the leg and mdadm cannot write a superblock to re-add it. Until the
+  // consumer reports it, the CR keeps saying Synced and the operator never replaces it.
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  REQUIRE(w.Part(v, 1)->state == PartitionState::kSynced);
+  auto& md = w.cluster.node("a").fake_md;
+  const std::string array = sys::MdArrayName("pvc-1");
+  auto a = w.cluster.node("a").md.GetArray(array);
+  REQUIRE(a.ok());
+  std::string remote;
+  for (const auto& m : a->members) {
+    if (m.write_mostly) remote = "/dev/" + m.kernel_name;
+  }
+  REQUIRE_FALSE(remote.empty());
+  REQUIRE(md.Fail(array, remote).ok());
+  const auto failed_at = std::chrono::floor<std::chrono::seconds>(w.clock.Now());
+  for (int call = 1; call <= 6; ++call) {
+    md.FailCall("ReAdd", call,
+                common::InternalError("mdadm: Failed to write metadata to {}", remote));
+  }
+  w.Passes(v, 3);
+  CHECK(w.Part(v, 1)->state == PartitionState::kFaulty);
+  CHECK(w.Part(v, 1)->message.find("Failed to write metadata") != std::string::npos);
+  CHECK(w.Part(v, 1)->updated_at == failed_at);
+  CHECK(v.status.md_state == "degraded");
+  // Still failing later: the state and its time stand (the operator times the replacement from
+  // the first report).
+  w.clock.Advance(std::chrono::seconds(30));
+  w.Passes(v, 2);
+  CHECK(w.Part(v, 1)->state == PartitionState::kFaulty);
+  CHECK(w.Part(v, 1)->updated_at == failed_at);
+
+  // The drive works again (the injected failures are used up): re-added, Synced.
+  w.errors.clear();
+  w.Passes(v, 4);
+  INFO(w.ErrorText());
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+  CHECK(v.status.active_devices == 2);
+}
+
 // B away while its copy was written elsewhere: its event count ran ahead of the array's.
 void DivergeMemberB(World& w, v1::MeshStorVolume& v) {
   w.Passes(v, 3);
