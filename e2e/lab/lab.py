@@ -1098,6 +1098,78 @@ def scenario_datapath(lab, args):
     say("results written to %s" % out)
 
 
+# scenario "resync": (volume, A's local drive, B's nsid and drive, member MiB); B's member is
+# index 1 on the same-numbered drive. Three sizes two orders of magnitude apart.
+RESYNC_ARRAYS = (("rs-512m", 1, 1, 512), ("rs-4g", 1, 2, 4096), ("rs-16g", 2, 3, 16384))
+
+
+def scenario_resync(lab, args):
+    """2 VMs: the bitmap catch-up after a short outage of the remote leg, at three array sizes."""
+    if not [b for b in args.bin if os.path.basename(b) == "meshstor-sys"]:
+        raise LabError("resync needs --bin PATH/meshstor-sys (the kernel layer's command line)")
+    write_mib = int(os.environ.get("MESHSTOR_BENCH_RESYNC_MIB", "32"))
+    # the 16 GiB member needs a drive of its own (sparse: only what is written takes space)
+    lab.disk_size = max(lab.disk_size, 20 << 30)
+    lab.network(["A", "B"])
+    _, nqn_a = host_identity("A")
+    lab.node("B", drives=2, ip=NET_PREFIX + ".2", script="mesh-target.sh", timeout=900,
+             env={"LAB_consumer": "lab-a", "LAB_consumer_nqn": nqn_a,
+                  "LAB_members": " ".join("%s:1:%d:%d:%d" % (v, d, n, m)
+                                          for v, d, n, m in RESYNC_ARRAYS)})
+    lab.node("A", drives=2, mem=768, ip=NET_PREFIX + ".1", script="resync.sh", timeout=900,
+             env={"LAB_write_mib": str(write_mib),
+                  "LAB_arrays": " ".join("%s:%d:%d:%d" % (v, d, n, m)
+                                         for v, d, n, m in RESYNC_ARRAYS)})
+    lab.start("B", "A")
+    lab.wait_event("B", "exported", timeout=300)
+    lab.flag("exported")
+    lab.wait_event("A", "ready", timeout=400)
+    lab.kill("B")
+    lab.flag("b-killed")
+    lab.wait_event("A", "degraded", timeout=180)
+    lab.restart("B")
+    lab.wait_event("B", "exported", timeout=300, boot=2)
+    lab.flag("b-back")
+    rc = lab.wait_exit("A", timeout=600)
+    if rc != 0:
+        raise LabError("A's script failed (rc=%d)" % rc, "A")
+    lab.flag("done")
+    lab.wait_event("B", "clean", timeout=180, boot=2)
+    if lab.wait_exit("B", timeout=60) != 0:
+        raise LabError("B's script failed", "B")
+
+    by_volume = {}  # an event arrives twice (console line and POST)
+    for e in list(lab.events.items):
+        if e[1] == "A" and e[2] == "resync":
+            kv = dict(f.split("=", 1) for f in e[3].split() if "=" in f)
+            by_volume[kv["volume"]] = {"volume": kv["volume"], "size_mib": int(kv["size_mib"]),
+                         "written_kib": int(kv["written_kib"]),
+                         "resync_kib": int(kv["resync_kib"]),
+                         "chunk_kib": int(kv["chunk_bytes"]) // 1024,
+                         "seconds": float(kv["seconds"])}
+    rows = [by_volume[v] for v, _, _, _ in RESYNC_ARRAYS if v in by_volume]
+    if len(rows) != len(RESYNC_ARRAYS):
+        raise LabError("%d catch-up results for %d arrays" % (len(rows), len(RESYNC_ARRAYS)), "A")
+    say("bitmap catch-up after %d MiB written (fsync) while B was off, accelerator %s:"
+        % (write_mib, lab.accel))
+    say("%-8s %9s %10s %11s %11s %7s %9s" % ("array", "size MiB", "chunk KiB", "written KiB",
+                                             "resync KiB", "ratio", "seconds"))
+    over = []
+    for r in rows:
+        r["ratio"] = r["resync_kib"] / r["written_kib"]
+        say("%-8s %9d %10d %11d %11d %7.2f %9.1f" % (r["volume"], r["size_mib"], r["chunk_kib"],
+                                                     r["written_kib"], r["resync_kib"],
+                                                     r["ratio"], r["seconds"]))
+        if not 0 < r["ratio"] <= 2.0:
+            over.append("%s: %.2fx" % (r["volume"], r["ratio"]))
+    out = os.path.join(args.workdir, "resync.json")
+    with open(out, "w") as f:
+        json.dump({"accelerator": lab.accel, "write_mib": write_mib, "arrays": rows}, f, indent=2)
+    say("results written to %s" % out)
+    if over:
+        raise LabError("catch-up wrote more than twice what was written: " + ", ".join(over), "A")
+
+
 class ControlPlane:
     """The host side of the scenarios whose agents run in VMs: the API test server on
     HOST_IP:API_PORT (in the lab netns), optionally the Node objects and the operator, and the
@@ -3038,6 +3110,7 @@ SCENARIOS = {
     "contract": (scenario_contract, 1200),
     "mesh": (scenario_mesh, 720),
     "datapath": (scenario_datapath, 1500),
+    "resync": (scenario_resync, 1500),
     "agents": (scenario_agents, 900),
     "system": (scenario_system, 1200),
     "csi": (scenario_csi, 1500),
