@@ -1598,7 +1598,9 @@ class FaultRun:
         self.ip = {}
 
     # --- set-up
-    def setup(self, missing_timeout=60, before_create=None):
+    def boot(self, mem=None):
+        """The control plane on the host and A, B, C running the agent; returns when the three
+        agents published their drives. `mem`: MiB per VM by node name (default 768)."""
         lab = self.lab
         lab.network(["A", "B", "C"])
         self.cp = ControlPlane(lab, self.args, self.VOL, nodes=("lab-a", "lab-b", "lab-c"),
@@ -1607,11 +1609,15 @@ class FaultRun:
                "LAB_node_token": NODE_TOKEN, "LAB_controller_token": CONTROLLER_TOKEN}
         for i, n in enumerate(("A", "B", "C")):
             self.ip[n] = "%s.%d" % (NET_PREFIX, i + 1)
-            lab.node(n, drives=2, mem=768, ip=self.ip[n], script="fault-node.sh", env=env,
-                     timeout=lab.scenario_timeout)
+            lab.node(n, drives=2, mem=(mem or {}).get(n, 768), ip=self.ip[n],
+                     script="fault-node.sh", env=env, timeout=lab.scenario_timeout)
         t = now()
         lab.start("A", "B", "C")
         self.cp.wait_inventory(3, t)
+
+    def setup(self, missing_timeout=60, before_create=None):
+        lab = self.lab
+        self.boot()
         if before_create:
             before_create()
         t = now()
@@ -2468,6 +2474,108 @@ def scenario_faults(lab, args):
     FAULT_CASES[args.case](FaultRun(lab, args, args.case))
 
 
+# ---- scenario agent-rss: the real agent's memory with 100 volumes ----------------------------
+
+AGENT_RSS_VOLUMES = 100
+
+
+def scenario_agent_rss(lab, args):
+    """The `faults` control plane (API test server + operator on the host, meshstor-agent on
+    A, B, C) with 100 volumes of 2 replicas, all staged on A (the heaviest role: A's agent runs
+    100 arrays and mounts, B's and C's export about 50 each). Prints each agent's resident
+    memory (VmRSS, peak VmHWM) and CPU with no volume, with the 100 settled, after an idle
+    minute, and after they were unstaged and deleted; writes agent-rss.json."""
+    need_binaries(args, "agent-rss", ("meshstor-agent", "meshstor-sys"), operator=True)
+    count = int(os.environ.get("MESHSTOR_BENCH_AGENT_VOLUMES", str(AGENT_RSS_VOLUMES)))
+    # 100 members of 512 MiB (the CRD's minimum; +1 MiB of MD metadata) on A's two sparse
+    # drives: zeroed with write-zeroes, so the images stay small
+    lab.disk_size = max(lab.disk_size, 28 << 30)
+    f = FaultRun(lab, args, "agent-rss")
+    f.boot(mem={"A": 2048})  # 100 XFS mounts
+    nodes = ("A", "B", "C")
+    names = ["rss-%03d" % i for i in range(count)]
+    path = lambda name: ControlPlane.BASE + "/meshstorvolumes/" + name  # noqa: E731
+
+    def sample(what):
+        out = {}
+        for n in nodes:
+            _, text = f.sh(n, "p=$(cat /run/lab/agent.pid)\n"
+                           "awk '/^(VmRSS|VmHWM):/ { print $1, $2 }' /proc/$p/status\n"
+                           "awk '{ print \"ticks:\", $14 + $15 }' /proc/$p/stat")
+            kv = dict(l.split(":", 1) for l in text.strip().splitlines() if ":" in l)
+            out[n] = {"rss_kib": int(kv["VmRSS"].split()[0]), "hwm_kib": int(kv["VmHWM"].split()[0]),
+                      "cpu_s": int(kv["ticks"].split()[0]) / 100.0}
+        say("agent-rss: %-26s %s" % (what, "  ".join(
+            "%s %.1f MiB (peak %.1f), %.1f CPU-s" % (n, v["rss_kib"] / 1024, v["hwm_kib"] / 1024,
+                                                     v["cpu_s"]) for n, v in out.items())))
+        return out
+
+    def volumes():
+        code, out = lab.api("GET", ControlPlane.BASE + "/meshstorvolumes", timeout=30)
+        if code != 200:
+            raise LabError("listing volumes: %s %s" % (code, out))
+        return [o for o in out.get("items", []) if o["metadata"]["name"] in names]
+
+    def wait_all(what, pred, timeout=1800):  # pred None: until none is left
+        t0, limit = now(), now() + timeout * timeout_scale()
+        while True:
+            vs = volumes()
+            done = sum(1 for o in vs if pred and pred(o))
+            if (vs and done == len(vs)) or (not vs and pred is None):
+                return now() - t0
+            lab._check(what)
+            if now() > limit:
+                raise LabError("%s: %d of %d after %.0f s" % (what, done, len(vs), now() - t0))
+            time.sleep(3)
+
+    rows = {"empty": sample("no volume")}
+    for name in names:
+        code, out = lab.api("POST", ControlPlane.BASE + "/meshstorvolumes", {
+            "apiVersion": "csi.meshstor.io/v1alpha1", "kind": "MeshStorVolume",
+            "metadata": {"name": name},
+            "spec": {"capacityBytes": 512 << 20, "replicaCount": 2, "stripeWidth": 1,
+                     "memberMissingTimeout": 900, "sectorSize": 4096, "consumerNode": "lab-a"}})
+        if code != 201:
+            raise LabError("creating %s: %s %s" % (name, code, out))
+    took = wait_all("%d volumes staged on lab-a and Synced" % count,
+                    lambda o: (o.get("status") or {}).get("stagedPath")
+                    and ControlPlane.all_synced(o))
+    lab.mark("%d volumes placed, staged on lab-a and Synced" % count, took)
+    time.sleep(20)  # a few resync passes (2 s here) over the settled volumes
+    rows["settled"] = sample("%d volumes settled" % count)
+    time.sleep(60)
+    rows["idle"] = sample("after an idle minute")
+    idle_cpu = {n: round(rows["idle"][n]["cpu_s"] - rows["settled"][n]["cpu_s"], 2) for n in nodes}
+    say("agent-rss: idle CPU over 60 s: %s" % ", ".join(
+        "%s %.2f s (%.1f %%)" % (n, c, c / 60 * 100) for n, c in idle_cpu.items()))
+
+    for name in names:  # unstage (as the CSI shim does), then delete
+        code, obj = lab.api("GET", path(name))
+        obj["spec"].pop("consumerNode", None)
+        code, out = lab.api("PUT", path(name), obj)
+        if code != 200:
+            raise LabError("unstaging %s: %s %s" % (name, code, out))
+    took = wait_all("%d volumes unstaged" % count,
+                    lambda o: not (o.get("status") or {}).get("stagedPath"))
+    lab.mark("%d volumes unstaged" % count, took)
+    for name in names:
+        code, out = lab.api("DELETE", path(name))
+        if code not in (200, 202):
+            raise LabError("deleting %s: %s %s" % (name, code, out))
+    took = wait_all("%d volumes deleted" % count, None)
+    lab.mark("%d volumes deleted, members torn down" % count, took)
+    rows["deleted"] = sample("all deleted")
+    for n in nodes:
+        f.sh(n, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
+             "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+    say("agent-rss: nothing left on any node (meshstor-sys leftovers)")
+    out = os.path.join(args.workdir, "agent-rss.json")
+    with open(out, "w") as fh:
+        json.dump({"accelerator": lab.accel, "volumes": count, "samples": rows,
+                   "idle_cpu_s_per_min": idle_cpu}, fh, indent=2)
+    say("results written to %s" % out)
+
+
 # ---- scenario k8s: a real Kubernetes cluster ----------------------------------------------------
 
 sys.path.insert(0, os.path.join(REPO, "e2e", "install"))
@@ -3111,6 +3219,7 @@ SCENARIOS = {
     "mesh": (scenario_mesh, 720),
     "datapath": (scenario_datapath, 1500),
     "resync": (scenario_resync, 1500),
+    "agent-rss": (scenario_agent_rss, 2400),
     "agents": (scenario_agents, 900),
     "system": (scenario_system, 1200),
     "csi": (scenario_csi, 1500),
