@@ -18,6 +18,11 @@ namespace {
 namespace v1 = common::api::v1alpha1;
 using common::StatusCode;
 
+NodeKernel WithPartitions(NodeKernel kernel, sys::Partitions* partitions) {
+  if (partitions != nullptr) kernel.partitions = partitions;
+  return kernel;
+}
+
 bool Involves(const v1::MeshStorVolume& v, const std::string& node) {
   if (v.spec.consumer_node == node || v.status.node_name == node) return true;
   // A fenced node tears down whatever of the volume it still runs, even once nothing else names
@@ -90,12 +95,14 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
              AgentConfig config, common::time::Clock& clock, AgentMetrics* metrics,
              sys::MdEventSource* md_events)
     : client_(client),
-      kernel_(kernel),
+      partitions_(kernel.partitions ? std::make_unique<PassCachedPartitions>(*kernel.partitions)
+                                    : nullptr),
+      kernel_(WithPartitions(kernel, partitions_.get())),
       uevents_(uevents),
       md_events_(md_events),
       config_(std::move(config)),
       clock_(clock),
-      reconciler_(kernel, config_.settings, clock),
+      reconciler_(kernel_, config_.settings, clock),
       inventory_(client, config_.settings.node, config_.inventory_refresh),
       own_io_(OwnIo(config_)),
       io_(own_io_ ? own_io_.get() : config_.io),
@@ -336,6 +343,7 @@ common::Status Agent::Pass() {
   // Agents that share a pass strand queue on it: one asked to stop meanwhile does no pass.
   if (stopping_) return common::OkStatus();
   const auto started = clock_.SteadyNow();
+  if (partitions_) partitions_->BeginPass();
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});
   common::Status first;

@@ -36,6 +36,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "agent/inventory.h"
+#include "agent/partition_cache.h"
 #include "agent/sys/md_events.h"
 #include "agent/sys/uevents.h"
 #include "agent/volume.h"
@@ -142,6 +143,9 @@ class Agent {
   void UpdateDriveMetrics(const std::vector<DriveSnapshot>& drives);
 
   common::kube::Client& client_;
+  // The kernel's partition layer with each drive's table read once per pass (BeginPass at the
+  // start of Pass); kernel_.partitions points at it.
+  std::unique_ptr<PassCachedPartitions> partitions_;
   NodeKernel kernel_;
   sys::UeventSource* uevents_;
   sys::MdEventSource* md_events_;

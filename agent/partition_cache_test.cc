@@ -1,0 +1,74 @@
+#include "agent/partition_cache.h"
+
+#include <catch2/catch.hpp>
+
+#include "agent/sim/sim_node.h"
+
+namespace agent {
+namespace {
+
+bool Has(const std::vector<sys::PartitionInfo>& parts, const sys::MemberRef& ref) {
+  for (const auto& p : parts) {
+    if (p.member && *p.member == ref) return true;
+  }
+  return false;
+}
+
+TEST_CASE("PassCachedPartitions reads a drive's table once per pass and again after a change",
+          "[unit][agent][partitions]") {
+  sim::SimCluster cluster;
+  sim::SimNode& node = cluster.AddNode("a");
+  node.AddDrive("nvme0n1", 4ull << 30);
+  PassCachedPartitions cache(node.partitions);
+  const std::string drive = "/dev/nvme0n1";
+  auto reads = [&] { return node.block.CallCount("Partitions.List"); };
+  const sys::MemberRef ref{"pvc-1", 0};
+
+  // Whether a List through the cache read the drive's table (the inner layer's own reads inside
+  // Ensure, Grow or Delete do not count here).
+  auto list_reads = [&](std::vector<sys::PartitionInfo>* out = nullptr) {
+    const int before = reads();
+    auto listed = cache.List(drive);
+    REQUIRE(listed.ok());
+    if (out != nullptr) *out = *listed;
+    return reads() - before;
+  };
+
+  CHECK(list_reads() == 1);
+  CHECK(list_reads() == 0);
+
+  // A change made through the cache is seen at once.
+  REQUIRE(cache.Ensure(drive, {ref, 64ull << 20, std::nullopt}).ok());
+  std::vector<sys::PartitionInfo> parts;
+  CHECK(list_reads(&parts) == 1);
+  CHECK(Has(parts, ref));
+  CHECK(list_reads() == 0);
+
+  // A new pass reads again (another tool may have changed the table in between).
+  cache.BeginPass();
+  CHECK(list_reads() == 1);
+  CHECK(list_reads() == 0);
+
+  REQUIRE(cache.Grow(drive, ref, 128ull << 20).ok());
+  CHECK(list_reads(&parts) == 1);
+  for (const auto& p : parts) {
+    if (p.member && *p.member == ref) CHECK(p.size_bytes == 128ull << 20);
+  }
+  REQUIRE(cache.Delete(drive, ref).ok());
+  CHECK(list_reads(&parts) == 1);
+  CHECK_FALSE(Has(parts, ref));
+}
+
+TEST_CASE("PassCachedPartitions does not keep a failed listing", "[unit][agent][partitions]") {
+  sim::SimCluster cluster;
+  sim::SimNode& node = cluster.AddNode("a");
+  node.AddDrive("nvme0n1", 4ull << 30);
+  PassCachedPartitions cache(node.partitions);
+  node.block.FailNthCall("Partitions.List", 1, common::UnavailableError("injected"));
+  CHECK_FALSE(cache.List("/dev/nvme0n1").ok());
+  CHECK(cache.List("/dev/nvme0n1").ok());
+  CHECK(node.block.CallCount("Partitions.List") == 2);
+}
+
+}  // namespace
+}  // namespace agent
