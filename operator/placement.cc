@@ -1,9 +1,10 @@
 #include "operator/placement.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -38,10 +39,49 @@ bool HasRdma(const v1::MeshStorNodeDevice& d) {
 // objects, which outlive the call.
 struct Candidate {
   std::string_view node;
-  const common::api::Node* node_obj = nullptr;               // the last Node object of that name
-  std::vector<std::pair<int64_t, std::string_view>> drives;  // (usable free, device), best first
+  const common::api::Node* node_obj = nullptr;  // the last Node object of that name
+  // Its drives that fit: drives[first, first + count) of Place's flat list, best first once the
+  // node qualified.
+  uint32_t first = 0;
+  uint32_t count = 0;
   bool rdma = false;
   int64_t free = 0;  // sum over the chosen drives
+};
+
+// Node name → index into the candidates: open addressing in one allocation, sized for at most
+// `capacity` names at half load (a std::unordered_map allocated a node per name, and placement
+// runs over every node of the cluster for every volume placed).
+class NodeSlots {
+ public:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+
+  explicit NodeSlots(size_t capacity)
+      : mask_(std::bit_ceil(std::max<size_t>(2 * capacity, 16)) - 1), table_(mask_ + 1, kEmpty) {}
+
+  // The index of `name`, or kEmpty.
+  uint32_t Find(std::string_view name, const std::vector<Candidate>& by_node) const {
+    for (size_t i = Hash(name);; i = (i + 1) & mask_) {
+      if (table_[i] == kEmpty || by_node[table_[i]].node == name) return table_[i];
+    }
+  }
+  // The index of `name`, appending a candidate for it when new. REQUIRES: fewer than `capacity`
+  // names added.
+  uint32_t Insert(std::string_view name, std::vector<Candidate>* by_node) {
+    for (size_t i = Hash(name);; i = (i + 1) & mask_) {
+      if (table_[i] == kEmpty) {
+        table_[i] = static_cast<uint32_t>(by_node->size());
+        by_node->push_back(Candidate{name});
+        return table_[i];
+      }
+      if ((*by_node)[table_[i]].node == name) return table_[i];
+    }
+  }
+
+ private:
+  size_t Hash(std::string_view name) const { return common::text::Fnv1a64(name) & mask_; }
+
+  size_t mask_;
+  std::vector<uint32_t> table_;
 };
 
 }  // namespace
@@ -97,26 +137,23 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
                                         request.member_size_bytes);
   }
   // Every node with a drive, in the order first seen; drives of one node are usually adjacent
-  // (the informer lists them by object name), so most need no hash lookup. This runs once per
-  // volume placed over every drive and node of the cluster: no tree of strings, no copies.
+  // (the informer lists them by object name), so most need no lookup. This runs once per volume
+  // placed over every drive and node of the cluster: no tree of strings, no copies, no
+  // allocation per node.
+  const size_t device_count = inventory.devices.size();
   std::vector<Candidate> by_node;
-  by_node.reserve(inventory.nodes.size());
-  std::unordered_map<std::string_view, size_t> slot;  // node → index in by_node
-  slot.reserve(inventory.nodes.size() + 1);
-  std::vector<size_t> device_slot(inventory.devices.size());
-  for (size_t i = 0; i < inventory.devices.size(); ++i) {
+  by_node.reserve(device_count);
+  NodeSlots slots(device_count);
+  std::vector<uint32_t> device_slot(device_count);
+  for (size_t i = 0; i < device_count; ++i) {
     const std::string_view node = inventory.devices[i]->spec.node_name;
-    if (i > 0 && inventory.devices[i - 1]->spec.node_name == node) {
-      device_slot[i] = device_slot[i - 1];
-      continue;
-    }
-    auto [it, added] = slot.try_emplace(node, by_node.size());
-    if (added) by_node.push_back(Candidate{node});
-    device_slot[i] = it->second;
+    device_slot[i] = i > 0 && inventory.devices[i - 1]->spec.node_name == node
+                         ? device_slot[i - 1]
+                         : slots.Insert(node, &by_node);
   }
   for (const auto& n : inventory.nodes) {
-    if (auto it = slot.find(std::string_view(n->metadata.name)); it != slot.end()) {
-      by_node[it->second].node_obj = n.get();
+    if (uint32_t i = slots.Find(n->metadata.name, by_node); i != NodeSlots::kEmpty) {
+      by_node[i].node_obj = n.get();
     }
   }
 
@@ -132,9 +169,9 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     loads.resize(by_node.size());
     for (const auto& vol : inventory.volumes) {
       for (const v1::Member& m : vol->spec.members) {
-        auto it = slot.find(std::string_view(m.node));
-        if (m.state != v1::MemberState::kPresent || it == slot.end()) continue;
-        VolumeIndex::NodeLoad& load = loads[it->second];
+        const uint32_t i = slots.Find(m.node, by_node);
+        if (m.state != v1::MemberState::kPresent || i == NodeSlots::kEmpty) continue;
+        VolumeIndex::NodeLoad& load = loads[i];
         ++load.members;
         bool reported = std::any_of(vol->status.partitions.begin(), vol->status.partitions.end(),
                                     [&](const v1::PartitionStatus& p) {
@@ -152,9 +189,11 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     }
   }
 
-  // Per node: the drives that fit.
+  // Per node: the drives that fit, grouped by node in one flat list (counted first, then
+  // placed at each node's offset).
   bool consumer_rdma = false;
-  for (size_t i = 0; i < inventory.devices.size(); ++i) {
+  std::vector<int64_t> usable(device_count, -1);  // free bytes of a drive that fits, else -1
+  for (size_t i = 0; i < device_count; ++i) {
     const v1::MeshStorNodeDevice& d = *inventory.devices[i];
     Candidate& c = by_node[device_slot[i]];
     const bool rdma = HasRdma(d);
@@ -170,7 +209,20 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     }
     int64_t free = d.status.biggest_free_extent_bytes.value_or(0) - pending;
     if (free < request.member_size_bytes) continue;
-    c.drives.emplace_back(free, d.spec.device);
+    usable[i] = free;
+    ++c.count;
+  }
+  uint32_t offset = 0;
+  for (Candidate& c : by_node) {
+    c.first = offset;
+    offset += c.count;
+    c.count = 0;
+  }
+  std::vector<std::pair<int64_t, std::string_view>> drives(offset);  // (usable free, device)
+  for (size_t i = 0; i < device_count; ++i) {
+    if (usable[i] < 0) continue;
+    Candidate& c = by_node[device_slot[i]];
+    drives[c.first + c.count++] = {usable[i], inventory.devices[i]->spec.device};
   }
 
   // Which nodes qualify, and why the others do not (reported in name order, as before).
@@ -186,20 +238,21 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
       why = "no Node object";
     } else if (!NodeSchedulable(*c.node_obj, &why)) {
       // why set
-    } else if (static_cast<int32_t>(c.drives.size()) < request.drives_per_node) {
-      why = fmt::format("{} of {} drives fresh, {}-byte sectors and {} bytes free", c.drives.size(),
+    } else if (static_cast<int32_t>(c.count) < request.drives_per_node) {
+      why = fmt::format("{} of {} drives fresh, {}-byte sectors and {} bytes free", c.count,
                         request.drives_per_node, request.sector_size, request.member_size_bytes);
     }
     if (!why.empty()) {
       rejected.emplace_back(c.node, std::move(why));
       continue;
     }
-    std::sort(c.drives.begin(), c.drives.end(), [](const auto& a, const auto& b) {
+    auto begin = drives.begin() + c.first;
+    std::sort(begin, begin + c.count, [](const auto& a, const auto& b) {
       return std::tie(b.first, a.second) < std::tie(a.first, b.second);  // most free, then name
     });
-    c.drives.resize(request.drives_per_node);
+    c.count = static_cast<uint32_t>(request.drives_per_node);
     c.free = 0;
-    for (const auto& [free, dev] : c.drives) c.free += free;
+    for (auto it = begin; it != begin + c.count; ++it) c.free += it->first;
     eligible.push_back(i);
   }
   std::sort(rejected.begin(), rejected.end());
@@ -254,7 +307,9 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   std::vector<NodePlacement> out;
   for (int32_t i = 0; i < request.node_count; ++i) {
     NodePlacement p{std::string(best[i]->node), {}};
-    for (const auto& [free, dev] : best[i]->drives) p.drives.emplace_back(dev);
+    for (uint32_t k = 0; k < best[i]->count; ++k) {
+      p.drives.emplace_back(drives[best[i]->first + k].second);
+    }
     out.push_back(std::move(p));
   }
   return out;
