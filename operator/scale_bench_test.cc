@@ -17,6 +17,8 @@
 #include <catch2/catch.hpp>
 
 #include "common/api/v1alpha1/codec.h"
+#include "common/metrics/metrics.h"
+#include "operator/metrics.h"
 #include "operator/reconcile.h"
 #include "operator/testing/builders.h"
 #include "operator/volume_index.h"
@@ -137,6 +139,15 @@ TEST_CASE("Scale: placement and memory at 1000 nodes x 10000 volumes", "[.scale]
       "VolumeIndex %.0f B/volume\n",
       static_cast<double>(json_bytes) / kVolumes, static_cast<double>(heap1 - heap0) / kVolumes,
       sizeof(v1::MeshStorVolume), static_cast<double>(heap2 - heap1) / kVolumes);
+
+  common::metrics::Registry registry;
+  auto metrics = OperatorMetrics::Create(registry);
+  REQUIRE(metrics.ok());
+  const size_t heap3 = HeapInUse();
+  (*metrics)->Refresh(decoded, T0());
+  const size_t heap4 = HeapInUse();
+  std::printf("volume gauges (OperatorMetrics::Refresh) %.0f B/volume\n",
+              static_cast<double>(heap4 - heap3) / kVolumes);
 
   inv.index = &index;
   Limits limits;
