@@ -44,8 +44,8 @@ struct Candidate {
   // node qualified.
   uint32_t first = 0;
   uint32_t count = 0;
-  bool rdma = false;
-  int64_t free = 0;  // sum over the chosen drives
+  bool rdma = false;  // any of its drives has an RDMA address (set only when the consumer has)
+  int64_t free = 0;   // sum over the chosen drives
 };
 
 // Node name → index into the candidates: open addressing in one allocation, sized for at most
@@ -196,9 +196,9 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   for (size_t i = 0; i < device_count; ++i) {
     const v1::MeshStorNodeDevice& d = *inventory.devices[i];
     Candidate& c = by_node[device_slot[i]];
-    const bool rdma = HasRdma(d);
-    if (rdma && d.spec.node_name == request.consumer_node) consumer_rdma = true;
-    if (rdma) c.rdma = true;
+    // Only the consumer's drives here: whether other nodes have RDMA matters only when the
+    // consumer has it (below), and reading every drive's addresses is a cache miss each.
+    if (d.spec.node_name == request.consumer_node && HasRdma(d)) consumer_rdma = true;
     if (d.status.sector_size != request.sector_size) continue;
     if (!d.status.updated_at || inventory.now - *d.status.updated_at > inventory.staleness) {
       continue;
@@ -211,6 +211,11 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     if (free < request.member_size_bytes) continue;
     usable[i] = free;
     ++c.count;
+  }
+  if (consumer_rdma) {
+    for (size_t i = 0; i < device_count; ++i) {
+      if (HasRdma(*inventory.devices[i])) by_node[device_slot[i]].rdma = true;
+    }
   }
   uint32_t offset = 0;
   for (Candidate& c : by_node) {
