@@ -111,7 +111,6 @@ bool OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
   std::map<std::string, int> states;
   int degraded = 0;
   int waiting = 0;
-  std::set<common::metrics::LabelValues> missing;
   std::map<common::metrics::LabelValues, double> missing_values;
   std::map<common::metrics::LabelValues, double> sync;
   std::map<common::metrics::LabelValues, double> timeouts;
@@ -154,30 +153,14 @@ bool OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
   members_by_state_->WithLabels({kUnreported}).Set(states[kUnreported]);
   degraded_volumes_->Set(degraded);
   waiting_for_member_->Set(waiting);
-  for (const auto& l : missing_series_) {
-    if (!missing_values.count(l)) (void)missing_seconds_->Remove(l);  // l has 3 values
-  }
-  missing_series_.clear();
-  for (const auto& [l, value] : missing_values) {
-    missing_seconds_->WithLabels(l).Set(value);
-    missing_series_.insert(l);
-  }
-  for (const auto& l : sync_series_) {
-    if (!sync.count(l)) (void)sync_ratio_->Remove(l);  // l has 1 value
-  }
-  sync_series_.clear();
-  for (const auto& [l, value] : sync) {
-    sync_ratio_->WithLabels(l).Set(value);
-    sync_series_.insert(l);
-  }
-  for (const auto& l : timeout_series_) {
-    if (!timeouts.count(l)) (void)missing_timeout_->Remove(l);  // l has 1 value
-  }
-  timeout_series_.clear();
-  for (const auto& [l, value] : timeouts) {
-    missing_timeout_->WithLabels(l).Set(value);
-    timeout_series_.insert(l);
-  }
+  // The family holds the series exposed; those of volumes (or missing members) no longer in the
+  // new values go. Keeping a copy of every label set here cost ~0.3 KiB per volume.
+  missing_seconds_->RemoveIf([&](const auto& l) { return !missing_values.count(l); });
+  for (const auto& [l, value] : missing_values) missing_seconds_->WithLabels(l).Set(value);
+  sync_ratio_->RemoveIf([&](const auto& l) { return !sync.count(l); });
+  for (const auto& [l, value] : sync) sync_ratio_->WithLabels(l).Set(value);
+  missing_timeout_->RemoveIf([&](const auto& l) { return !timeouts.count(l); });
+  for (const auto& [l, value] : timeouts) missing_timeout_->WithLabels(l).Set(value);
   return !missing_values.empty();
 }
 

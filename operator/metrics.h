@@ -80,9 +80,6 @@ class OperatorMetrics {
   common::metrics::HistogramFamily* api_latency_ = nullptr;
 
   std::mutex mu_;
-  std::set<common::metrics::LabelValues> missing_series_;  // guarded by mu_
-  std::set<common::metrics::LabelValues> sync_series_;     // guarded by mu_
-  std::set<common::metrics::LabelValues> timeout_series_;  // guarded by mu_
   // Drive object name → (node, status.updatedAt).
   std::map<std::string, std::pair<std::string, std::optional<common::api::Time>>>
       drives_;  // guarded by mu_

@@ -1,6 +1,9 @@
 #include "operator/placement.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <string_view>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -12,23 +15,6 @@ namespace meshstor_operator {
 namespace {
 
 namespace v1 = common::api::v1alpha1;
-
-// Bytes that members assigned to (node, drive) but not yet reported by its agent will take: the
-// drive's reported free extent does not show them yet.
-std::map<std::pair<std::string, std::string>, int64_t> PendingReservations(
-    const Inventory& inventory) {
-  std::map<std::pair<std::string, std::string>, int64_t> out;
-  for (const auto& vol : inventory.volumes) {
-    for (const v1::Member& m : vol->spec.members) {
-      if (m.state != v1::MemberState::kPresent) continue;
-      bool reported = std::any_of(
-          vol->status.partitions.begin(), vol->status.partitions.end(),
-          [&](const v1::PartitionStatus& p) { return p.index == m.index && p.node_id == m.node; });
-      if (!reported) out[{m.node, m.drive}] += m.size_bytes;
-    }
-  }
-  return out;
-}
 
 bool NodeSchedulable(const common::api::Node& node, std::string* why) {
   if (node.unschedulable) {
@@ -49,11 +35,53 @@ bool HasRdma(const v1::MeshStorNodeDevice& d) {
       [](const v1::TransportAddress& a) { return a.transport == v1::Transport::kRdma; });
 }
 
+// One node that has drives, while placement looks at it. Names are views into the inventory's
+// objects, which outlive the call.
 struct Candidate {
-  std::string node;
-  std::vector<std::pair<int64_t, std::string>> drives;  // (usable free, device), best first
-  bool rdma = false;
-  int64_t free = 0;  // sum over the chosen drives
+  std::string_view node;
+  const common::api::Node* node_obj = nullptr;  // the last Node object of that name
+  // Its drives that fit: drives[first, first + count) of Place's flat list, best first once the
+  // node qualified.
+  uint32_t first = 0;
+  uint32_t count = 0;
+  bool rdma = false;  // any of its drives has an RDMA address (set only when the consumer has)
+  int64_t free = 0;   // sum over the chosen drives
+};
+
+// Node name → index into the candidates: open addressing in one allocation, sized for at most
+// `capacity` names at half load (a std::unordered_map allocated a node per name, and placement
+// runs over every node of the cluster for every volume placed).
+class NodeSlots {
+ public:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+
+  explicit NodeSlots(size_t capacity)
+      : mask_(std::bit_ceil(std::max<size_t>(2 * capacity, 16)) - 1), table_(mask_ + 1, kEmpty) {}
+
+  // The index of `name`, or kEmpty.
+  uint32_t Find(std::string_view name, const std::vector<Candidate>& by_node) const {
+    for (size_t i = Hash(name);; i = (i + 1) & mask_) {
+      if (table_[i] == kEmpty || by_node[table_[i]].node == name) return table_[i];
+    }
+  }
+  // The index of `name`, appending a candidate for it when new. REQUIRES: fewer than `capacity`
+  // names added.
+  uint32_t Insert(std::string_view name, std::vector<Candidate>* by_node) {
+    for (size_t i = Hash(name);; i = (i + 1) & mask_) {
+      if (table_[i] == kEmpty) {
+        table_[i] = static_cast<uint32_t>(by_node->size());
+        by_node->push_back(Candidate{name});
+        return table_[i];
+      }
+      if ((*by_node)[table_[i]].node == name) return table_[i];
+    }
+  }
+
+ private:
+  size_t Hash(std::string_view name) const { return common::text::Fnv1a64(name) & mask_; }
+
+  size_t mask_;
+  std::vector<uint32_t> table_;
 };
 
 }  // namespace
@@ -108,83 +136,143 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     return common::InvalidArgumentError("member size must be positive, got {}",
                                         request.member_size_bytes);
   }
-  // Without an index: one scan of every volume for both terms.
-  const auto pending = inventory.index != nullptr
-                           ? std::map<std::pair<std::string, std::string>, int64_t>()
-                           : PendingReservations(inventory);
-  const auto member_counts =
-      inventory.index != nullptr ? std::map<std::string, int>() : MemberCounts(inventory);
-  auto pending_bytes = [&](const std::string& node, const std::string& drive) -> int64_t {
-    if (inventory.index != nullptr) return inventory.index->PendingBytes(node, drive);
-    auto it = pending.find({node, drive});
-    return it == pending.end() ? 0 : it->second;
-  };
-  auto members_on = [&](const std::string& node) {
-    if (inventory.index != nullptr) return inventory.index->MemberCount(node);
-    auto it = member_counts.find(node);
-    return it == member_counts.end() ? 0 : it->second;
-  };
-
-  std::map<std::string, const common::api::Node*> nodes;
-  for (const auto& n : inventory.nodes) nodes[n->metadata.name] = n.get();
-
-  // Per node: the drives that fit, and why nodes were rejected.
-  std::map<std::string, Candidate> by_node;
-  std::map<std::string, std::string> rejected;  // node → reason
-  std::set<std::string> consumer_rdma_nodes;
-  bool consumer_rdma = false;
-  for (const auto& d : inventory.devices) {
-    const std::string& node = d->spec.node_name;
-    if (d->spec.node_name == request.consumer_node && HasRdma(*d)) consumer_rdma = true;
-    Candidate& c = by_node[node];
-    c.node = node;
-    if (HasRdma(*d)) c.rdma = true;
-    if (d->status.sector_size != request.sector_size) continue;
-    if (!d->status.updated_at || inventory.now - *d->status.updated_at > inventory.staleness) {
-      continue;
+  // Every node with a drive, in the order first seen; drives of one node are usually adjacent
+  // (the informer lists them by object name), so most need no lookup. This runs once per volume
+  // placed over every drive and node of the cluster: no tree of strings, no copies, no
+  // allocation per node.
+  const size_t device_count = inventory.devices.size();
+  std::vector<Candidate> by_node;
+  by_node.reserve(device_count);
+  NodeSlots slots(device_count);
+  std::vector<uint32_t> device_slot(device_count);
+  for (size_t i = 0; i < device_count; ++i) {
+    const std::string_view node = inventory.devices[i]->spec.node_name;
+    device_slot[i] = i > 0 && inventory.devices[i - 1]->spec.node_name == node
+                         ? device_slot[i - 1]
+                         : slots.Insert(node, &by_node);
+  }
+  for (const auto& n : inventory.nodes) {
+    if (uint32_t i = slots.Find(n->metadata.name, by_node); i != NodeSlots::kEmpty) {
+      by_node[i].node_obj = n.get();
     }
-    int64_t free =
-        d->status.biggest_free_extent_bytes.value_or(0) - pending_bytes(node, d->spec.device);
-    if (free < request.member_size_bytes) continue;
-    c.drives.emplace_back(free, d->spec.device);
   }
 
-  std::vector<Candidate> eligible;
-  for (auto& [name, c] : by_node) {
+  // Member counts and reservations of those nodes: from the index in one call, else one scan of
+  // every volume.
+  std::vector<VolumeIndex::NodeLoad> loads;
+  if (inventory.index != nullptr) {
+    std::vector<std::string_view> names;
+    names.reserve(by_node.size());
+    for (const Candidate& c : by_node) names.push_back(c.node);
+    loads = inventory.index->Loads(names);
+  } else {
+    loads.resize(by_node.size());
+    for (const auto& vol : inventory.volumes) {
+      for (const v1::Member& m : vol->spec.members) {
+        const uint32_t i = slots.Find(m.node, by_node);
+        if (m.state != v1::MemberState::kPresent || i == NodeSlots::kEmpty) continue;
+        VolumeIndex::NodeLoad& load = loads[i];
+        ++load.members;
+        bool reported = std::any_of(vol->status.partitions.begin(), vol->status.partitions.end(),
+                                    [&](const v1::PartitionStatus& p) {
+                                      return p.index == m.index && p.node_id == m.node;
+                                    });
+        if (reported) continue;
+        auto d = std::find_if(load.pending.begin(), load.pending.end(),
+                              [&](const auto& e) { return e.first == m.drive; });
+        if (d == load.pending.end()) {
+          load.pending.emplace_back(m.drive, m.size_bytes);
+        } else {
+          d->second += m.size_bytes;
+        }
+      }
+    }
+  }
+
+  // Per node: the drives that fit, grouped by node in one flat list (counted first, then
+  // placed at each node's offset).
+  bool consumer_rdma = false;
+  std::vector<int64_t> usable(device_count, -1);  // free bytes of a drive that fits, else -1
+  for (size_t i = 0; i < device_count; ++i) {
+    const v1::MeshStorNodeDevice& d = *inventory.devices[i];
+    Candidate& c = by_node[device_slot[i]];
+    // Only the consumer's drives here: whether other nodes have RDMA matters only when the
+    // consumer has it (below), and reading every drive's addresses is a cache miss each.
+    if (d.spec.node_name == request.consumer_node && HasRdma(d)) consumer_rdma = true;
+    if (d.status.sector_size != request.sector_size) continue;
+    if (!d.status.updated_at || inventory.now - *d.status.updated_at > inventory.staleness) {
+      continue;
+    }
+    int64_t pending = 0;
+    for (const auto& [drive, bytes] : loads[device_slot[i]].pending) {
+      if (drive == d.spec.device) pending += bytes;
+    }
+    int64_t free = d.status.biggest_free_extent_bytes.value_or(0) - pending;
+    if (free < request.member_size_bytes) continue;
+    usable[i] = free;
+    ++c.count;
+  }
+  if (consumer_rdma) {
+    for (size_t i = 0; i < device_count; ++i) {
+      if (HasRdma(*inventory.devices[i])) by_node[device_slot[i]].rdma = true;
+    }
+  }
+  uint32_t offset = 0;
+  for (Candidate& c : by_node) {
+    c.first = offset;
+    offset += c.count;
+    c.count = 0;
+  }
+  std::vector<std::pair<int64_t, std::string_view>> drives(offset);  // (usable free, device)
+  for (size_t i = 0; i < device_count; ++i) {
+    if (usable[i] < 0) continue;
+    Candidate& c = by_node[device_slot[i]];
+    drives[c.first + c.count++] = {usable[i], inventory.devices[i]->spec.device};
+  }
+
+  // Which nodes qualify, and why the others do not (reported in name order, as before).
+  std::vector<size_t> eligible;
+  eligible.reserve(by_node.size());
+  std::vector<std::pair<std::string_view, std::string>> rejected;  // node → reason
+  for (size_t i = 0; i < by_node.size(); ++i) {
+    Candidate& c = by_node[i];
     std::string why;
-    if (request.exclude_nodes.count(name)) {
+    if (!request.exclude_nodes.empty() && request.exclude_nodes.count(std::string(c.node))) {
       why = "already holds a member";
-    } else if (!nodes.count(name)) {
+    } else if (c.node_obj == nullptr) {
       why = "no Node object";
-    } else if (!NodeSchedulable(*nodes[name], &why)) {
+    } else if (!NodeSchedulable(*c.node_obj, &why)) {
       // why set
-    } else if (static_cast<int32_t>(c.drives.size()) < request.drives_per_node) {
-      why = fmt::format("{} of {} drives fresh, {}-byte sectors and {} bytes free", c.drives.size(),
+    } else if (static_cast<int32_t>(c.count) < request.drives_per_node) {
+      why = fmt::format("{} of {} drives fresh, {}-byte sectors and {} bytes free", c.count,
                         request.drives_per_node, request.sector_size, request.member_size_bytes);
     }
     if (!why.empty()) {
-      rejected[name] = why;
+      rejected.emplace_back(c.node, std::move(why));
       continue;
     }
-    std::sort(c.drives.begin(), c.drives.end(), [](const auto& a, const auto& b) {
+    auto begin = drives.begin() + c.first;
+    std::sort(begin, begin + c.count, [](const auto& a, const auto& b) {
       return std::tie(b.first, a.second) < std::tie(a.first, b.second);  // most free, then name
     });
-    c.drives.resize(request.drives_per_node);
+    c.count = static_cast<uint32_t>(request.drives_per_node);
     c.free = 0;
-    for (const auto& [free, dev] : c.drives) c.free += free;
-    eligible.push_back(c);
+    for (auto it = begin; it != begin + c.count; ++it) c.free += it->first;
+    eligible.push_back(i);
   }
+  std::sort(rejected.begin(), rejected.end());
 
   // The score of each candidate, computed once (not per comparison); only the best node_count
   // are needed, and the node name makes the order total, so a partial sort gives the same head.
-  using Key = std::tuple<int, int, int64_t, int, uint64_t, const std::string*>;
+  using Key = std::tuple<int, int, int64_t, int, uint64_t, const std::string_view*>;
+  const uint64_t volume_hash = common::text::Fnv1a64("/", common::text::Fnv1a64(request.volume));
   std::vector<std::pair<Key, size_t>> order;
   order.reserve(eligible.size());
-  for (size_t i = 0; i < eligible.size(); ++i) {
-    const Candidate& c = eligible[i];
+  for (size_t i : eligible) {
+    const Candidate& c = by_node[i];
     order.emplace_back(
         Key(c.node == request.consumer_node ? 0 : 1, consumer_rdma && c.rdma ? 0 : 1, -c.free,
-            members_on(c.node), StableHash(request.volume, c.node), &c.node),
+            loads[i].members, common::text::Fnv1a64(c.node, volume_hash), &c.node),
         i);
   }
   auto better = [](const std::pair<Key, size_t>& a, const std::pair<Key, size_t>& b) {
@@ -194,11 +282,10 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   };
   const size_t head = std::min(order.size(), static_cast<size_t>(request.node_count));
   std::partial_sort(order.begin(), order.begin() + head, order.end(), better);
-  std::vector<Candidate> best;
-  best.reserve(head);
-  for (size_t i = 0; i < head; ++i) best.push_back(std::move(eligible[order[i].second]));
   const size_t qualified = eligible.size();
-  eligible = std::move(best);
+  std::vector<const Candidate*> best;
+  best.reserve(head);
+  for (size_t i = 0; i < head; ++i) best.push_back(&by_node[order[i].second]);
 
   auto reasons = [&] {
     std::string s;
@@ -208,8 +295,9 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     return s;
   };
   if (!request.consumer_node.empty() &&
-      (eligible.empty() || eligible.front().node != request.consumer_node)) {
-    auto it = rejected.find(request.consumer_node);
+      (best.empty() || best.front()->node != request.consumer_node)) {
+    auto it = std::find_if(rejected.begin(), rejected.end(),
+                           [&](const auto& r) { return r.first == request.consumer_node; });
     return common::FailedPreconditionError(
         "consumer node {} cannot hold a member: {}", request.consumer_node,
         it == rejected.end() ? std::string("no MeshStorNodeDevice reported") : it->second);
@@ -223,8 +311,10 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   }
   std::vector<NodePlacement> out;
   for (int32_t i = 0; i < request.node_count; ++i) {
-    NodePlacement p{eligible[i].node, {}};
-    for (const auto& [free, dev] : eligible[i].drives) p.drives.push_back(dev);
+    NodePlacement p{std::string(best[i]->node), {}};
+    for (uint32_t k = 0; k < best[i]->count; ++k) {
+      p.drives.emplace_back(drives[best[i]->first + k].second);
+    }
     out.push_back(std::move(p));
   }
   return out;

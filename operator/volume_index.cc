@@ -10,101 +10,180 @@ namespace {
 
 namespace v1 = common::api::v1alpha1;
 
-// Adds `delta` to m[key] and drops the entry at zero, so the maps hold only what is in use.
-template <typename Map, typename Key, typename V>
-void Bump(Map& m, const Key& key, V delta) {
-  auto it = m.try_emplace(key, V{}).first;
+// Adds `delta` to the value of `key` in a vector of (key, value) pairs sorted by key, and drops
+// the entry at zero, so the vector holds only what is in use.
+template <typename K, typename V>
+void BumpSorted(std::vector<std::pair<K, V>>& vec, const K& key, V delta) {
+  auto it = std::lower_bound(vec.begin(), vec.end(), key,
+                             [](const std::pair<K, V>& e, const K& k) { return e.first < k; });
+  if (it == vec.end() || it->first != key) it = vec.insert(it, {key, V{}});
   it->second += delta;
-  if (it->second == V{}) m.erase(it);
+  if (it->second == V{}) vec.erase(it);
+}
+
+// As BumpSorted, for a short vector in no particular order (a node's drives).
+template <typename K, typename V>
+void BumpUnsorted(std::vector<std::pair<K, V>>& vec, const K& key, V delta) {
+  auto it = std::find_if(vec.begin(), vec.end(), [&](const auto& e) { return e.first == key; });
+  if (it == vec.end()) {
+    vec.emplace_back(key, delta);
+    return;
+  }
+  it->second += delta;
+  if (it->second == V{}) vec.erase(it);
 }
 
 }  // namespace
 
-VolumeIndex::Contribution VolumeIndex::Of(const v1::MeshStorVolume& v) {
-  Contribution c;
-  c.resource_version = v.metadata.resource_version;
+VolumeIndex::NodeRef VolumeIndex::NodeOf(const std::string& node) {
+  return &*nodes_.try_emplace(node).first;
+}
+
+void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Contribution* c) {
+  c->resource_version = v.metadata.resource_version;
+  auto add = [&](NodeRef node, Contribution::Kind kind, int32_t nsid = 0) {
+    c->items.push_back({node, nsid, kind});
+    switch (kind) {
+      case Contribution::kMember:
+        ++node->second.members;
+        break;
+      case Contribution::kNamespaceId:
+        BumpSorted(node->second.namespace_ids, nsid, 1);
+        break;
+      case Contribution::kConcerns:
+        node->second.volumes.push_back(name);
+        break;
+      case Contribution::kRebuild:
+        ++rebuilds_[node->first];
+        break;
+    }
+  };
+  // The nodes the volume concerns, each once: members' nodes, the consumer, fenced nodes.
+  std::vector<NodeRef> concerns;
+  auto concern = [&](NodeRef node) {
+    if (std::find(concerns.begin(), concerns.end(), node) == concerns.end()) {
+      concerns.push_back(node);
+    }
+  };
   for (const v1::Member& m : v.spec.members) {
-    c.nodes.insert(m.node);
-    c.namespace_ids[m.node].insert(m.namespace_id);
+    NodeRef node = NodeOf(m.node);
+    concern(node);
+    add(node, Contribution::kNamespaceId, m.namespace_id);
     if (m.state != v1::MemberState::kPresent) continue;
-    ++c.members[m.node];
+    add(node, Contribution::kMember);
     bool reported = std::any_of(
         v.status.partitions.begin(), v.status.partitions.end(),
         [&](const v1::PartitionStatus& p) { return p.index == m.index && p.node_id == m.node; });
-    if (!reported) c.pending[{m.node, m.drive}] += m.size_bytes;
-    if (m.replaces && !IsSynced(v, m)) ++c.rebuilds[m.node];
+    if (!reported) {
+      c->pending.push_back({node, m.drive, m.size_bytes});
+      BumpUnsorted(node->second.pending, m.drive, m.size_bytes);
+    }
+    if (m.replaces && !IsSynced(v, m)) add(node, Contribution::kRebuild);
   }
   for (const v1::PartitionStatus& p : v.status.partitions) {
-    if (p.nvmeof_namespace_id) c.namespace_ids[p.node_id].insert(*p.nvmeof_namespace_id);
+    if (p.nvmeof_namespace_id)
+      add(NodeOf(p.node_id), Contribution::kNamespaceId, *p.nvmeof_namespace_id);
   }
-  if (!v.spec.consumer_node.empty()) c.nodes.insert(v.spec.consumer_node);
-  for (const std::string& n : v.spec.fenced_nodes) c.nodes.insert(n);
+  if (!v.spec.consumer_node.empty()) concern(NodeOf(v.spec.consumer_node));
+  for (const std::string& n : v.spec.fenced_nodes) concern(NodeOf(n));
+  for (NodeRef node : concerns) add(node, Contribution::kConcerns);
+  c->items.shrink_to_fit();
+  c->pending.shrink_to_fit();
   const common::api::Condition* placeable =
       common::api::FindCondition(v.status.conditions, kConditionPlaceable);
-  c.waiting = !v.metadata.deletion_timestamp &&
-              (!v.spec.consumer_node.empty() || !v.spec.members.empty()) &&
-              (placeable == nullptr || placeable->status != common::api::ConditionStatus::kTrue);
-  return c;
+  c->waiting = !v.metadata.deletion_timestamp &&
+               (!v.spec.consumer_node.empty() || !v.spec.members.empty()) &&
+               (placeable == nullptr || placeable->status != common::api::ConditionStatus::kTrue);
+  if (c->waiting) waiting_.insert(name);
 }
 
-void VolumeIndex::Add(const std::string& name, const Contribution& c, int sign) {
-  for (const auto& [node, n] : c.members) Bump(members_, node, sign * n);
-  for (const auto& [key, bytes] : c.pending) Bump(pending_, key, sign * bytes);
-  for (const auto& [node, ids] : c.namespace_ids) {
-    auto& per_node = namespace_ids_[node];
-    for (int32_t id : ids) Bump(per_node, id, sign);
-    if (per_node.empty()) namespace_ids_.erase(node);
-  }
-  for (const auto& [node, n] : c.rebuilds) Bump(rebuilds_, node, sign * n);
-  for (const std::string& node : c.nodes) {
-    if (sign > 0) {
-      by_node_[node].insert(name);
-    } else if (auto it = by_node_.find(node); it != by_node_.end()) {
-      it->second.erase(name);
-      if (it->second.empty()) by_node_.erase(it);
+void VolumeIndex::Remove(const std::string* name, Contribution* c) {
+  std::vector<NodeRef> touched;
+  for (const Contribution::Item& item : c->items) {
+    NodeTotals& t = item.node->second;
+    switch (item.kind) {
+      case Contribution::kMember:
+        --t.members;
+        break;
+      case Contribution::kNamespaceId:
+        BumpSorted(t.namespace_ids, item.namespace_id, -1);
+        break;
+      case Contribution::kConcerns:
+        t.volumes.erase(std::find(t.volumes.begin(), t.volumes.end(), name));
+        break;
+      case Contribution::kRebuild:
+        if (auto it = rebuilds_.find(item.node->first);
+            it != rebuilds_.end() && --it->second == 0) {
+          rebuilds_.erase(it);
+        }
+        break;
     }
+    touched.push_back(item.node);
   }
-  if (c.waiting) {
-    if (sign > 0) {
-      waiting_.insert(name);
-    } else {
-      waiting_.erase(name);
-    }
+  for (const Contribution::Pending& p : c->pending) {
+    BumpUnsorted(p.node->second.pending, p.drive, -p.bytes);
+    touched.push_back(p.node);
+  }
+  if (c->waiting) waiting_.erase(name);
+  *c = Contribution();
+  // Every node a contribution refers to keeps a non-empty total while it does (a member adds
+  // kConcerns, a reported ID kNamespaceId), so a node left empty is referred to by no one.
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (NodeRef node : touched) {
+    if (node->second.empty()) nodes_.erase(node->first);
   }
 }
 
 void VolumeIndex::Apply(const std::string& name, const v1::MeshStorVolume* volume) {
-  std::optional<Contribution> next;
-  if (volume != nullptr) next = Of(*volume);  // outside the lock
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = volumes_.find(name); it != volumes_.end()) {
-    Add(name, it->second, -1);
-    volumes_.erase(it);
+  auto it = volumes_.find(name);
+  if (it != volumes_.end()) Remove(&it->first, &it->second);
+  if (volume == nullptr) {
+    if (it != volumes_.end()) volumes_.erase(it);
+    return;
   }
-  if (next) {
-    Add(name, *next, +1);
-    volumes_.emplace(name, std::move(*next));
-  }
+  if (it == volumes_.end()) it = volumes_.try_emplace(name).first;
+  // The key's address is what the per-node lists and waiting_ hold: it stays while the volume
+  // is indexed (the entry is updated in place, never re-inserted).
+  Add(&it->first, *volume, &it->second);
 }
 
 int VolumeIndex::MemberCount(const std::string& node) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = members_.find(node);
-  return it == members_.end() ? 0 : it->second;
+  auto it = nodes_.find(node);
+  return it == nodes_.end() ? 0 : it->second.members;
 }
 
 int64_t VolumeIndex::PendingBytes(const std::string& node, const std::string& drive) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = pending_.find({node, drive});
-  return it == pending_.end() ? 0 : it->second;
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return 0;
+  for (const auto& [d, bytes] : it->second.pending) {
+    if (d == drive) return bytes;
+  }
+  return 0;
+}
+
+std::vector<VolumeIndex::NodeLoad> VolumeIndex::Loads(
+    const std::vector<std::string_view>& nodes) const {
+  std::vector<NodeLoad> out(nodes.size());
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto it = nodes_.find(nodes[i]);
+    if (it == nodes_.end()) continue;
+    out[i].members = it->second.members;
+    out[i].pending = it->second.pending;
+  }
+  return out;
 }
 
 std::set<int32_t> VolumeIndex::UsedNamespaceIds(const std::string& node) const {
   std::set<int32_t> out;
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = namespace_ids_.find(node);
-  if (it == namespace_ids_.end()) return out;
-  for (const auto& [id, count] : it->second) out.insert(id);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return out;
+  for (const auto& [id, count] : it->second.namespace_ids) out.insert(out.end(), id);
   return out;
 }
 
@@ -114,12 +193,19 @@ std::map<std::string, int> VolumeIndex::RebuildsByNode() const {
 }
 
 std::vector<std::string> VolumeIndex::VolumesConcerning(const std::string& node) const {
+  // Sorted and copied under the lock: the pointers are valid only while it is held.
   std::lock_guard<std::mutex> lock(mu_);
-  std::set<std::string> out = waiting_;
-  if (auto it = by_node_.find(node); it != by_node_.end()) {
-    out.insert(it->second.begin(), it->second.end());
+  std::vector<const std::string*> names(waiting_.begin(), waiting_.end());
+  if (auto it = nodes_.find(node); it != nodes_.end()) {
+    names.insert(names.end(), it->second.volumes.begin(), it->second.volumes.end());
   }
-  return {out.begin(), out.end()};
+  std::sort(names.begin(), names.end(),
+            [](const std::string* a, const std::string* b) { return *a < *b; });
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<std::string> out;
+  out.reserve(names.size());
+  for (const std::string* n : names) out.push_back(*n);
+  return out;
 }
 
 std::string VolumeIndex::ResourceVersion(const std::string& name) const {
@@ -131,6 +217,11 @@ std::string VolumeIndex::ResourceVersion(const std::string& name) const {
 size_t VolumeIndex::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return volumes_.size();
+}
+
+size_t VolumeIndex::node_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return nodes_.size();
 }
 
 }  // namespace meshstor_operator

@@ -1,6 +1,8 @@
 #include "operator/volume_index.h"
 
+#include <algorithm>
 #include <random>
+#include <string_view>
 
 #include <catch2/catch.hpp>
 
@@ -80,6 +82,20 @@ void RequireAgreesWithScan(const VolumeIndex& index,
     }
   }
   CHECK(index.RebuildsByNode() == rebuilds);
+  std::vector<std::string_view> node_views(kNodes.begin(), kNodes.end());
+  const auto loads = index.Loads(node_views);
+  REQUIRE(loads.size() == kNodes.size());
+  for (size_t i = 0; i < kNodes.size(); ++i) {
+    INFO("load of node " << kNodes[i]);
+    CHECK(loads[i].members == (counts.count(kNodes[i]) ? counts.at(kNodes[i]) : 0));
+    auto got = loads[i].pending;
+    std::sort(got.begin(), got.end());
+    std::vector<std::pair<std::string, int64_t>> want;
+    for (const auto& [key, bytes] : pending) {
+      if (key.first == kNodes[i]) want.emplace_back(key.second, bytes);
+    }
+    CHECK(got == want);
+  }
   for (const std::string& node : kNodes) {
     INFO("node " << node);
     CHECK(index.MemberCount(node) == (counts.count(node) ? counts.at(node) : 0));
@@ -130,6 +146,79 @@ TEST_CASE("The volume index agrees with a full scan after random adds, updates a
   RequireAgreesWithScan(index, volumes);
   CHECK(index.UsedNamespaceIds("n1").empty());
   CHECK(index.VolumesConcerning("n1").empty());
+  CHECK(index.node_count() == 0);  // nothing kept for nodes no volume refers to
+}
+
+TEST_CASE("The volume index's node loads follow reservations, reports, moves and deletions",
+          "[unit][volume_index]") {
+  VolumeIndex index;
+  auto loads = [&] { return index.Loads({"n1", "n2", "n9"}); };
+  using Load = VolumeIndex::NodeLoad;
+  auto v = Volume("pvc-1");
+  v.spec.members.push_back({0,
+                            "n1",
+                            "nvme0n1",
+                            5 * v1::kMiB,
+                            1,
+                            v1::MemberRole::kRemote,
+                            v1::MemberState::kPresent,
+                            0,
+                            {}});
+  v.spec.members.push_back({1,
+                            "n1",
+                            "nvme1n1",
+                            5 * v1::kMiB,
+                            2,
+                            v1::MemberRole::kRemote,
+                            v1::MemberState::kPresent,
+                            1,
+                            {}});
+  index.Apply("pvc-1", &v);
+  auto w = Volume("pvc-2");
+  w.spec.members.push_back({0,
+                            "n1",
+                            "nvme0n1",
+                            7 * v1::kMiB,
+                            3,
+                            v1::MemberRole::kRemote,
+                            v1::MemberState::kPresent,
+                            0,
+                            {}});
+  index.Apply("pvc-2", &w);
+  // Reservations of two volumes on one drive add up; a node nobody uses has no load.
+  auto l = loads();
+  CHECK(l[0].members == 3);
+  std::sort(l[0].pending.begin(), l[0].pending.end());
+  CHECK(l[0].pending == std::vector<std::pair<std::string, int64_t>>{{"nvme0n1", 12 * v1::kMiB},
+                                                                     {"nvme1n1", 5 * v1::kMiB}});
+  CHECK(l[1] == Load{});
+  CHECK(l[2] == Load{});
+
+  // The agent reports member 0 of pvc-1: its reservation ends, the member stays.
+  v.status.partitions.push_back({0, "n1", "nvme0n1", "", 1, v1::PartitionState::kCreated});
+  index.Apply("pvc-1", &v);
+  l = loads();
+  CHECK(l[0].members == 3);
+  std::sort(l[0].pending.begin(), l[0].pending.end());
+  CHECK(l[0].pending == std::vector<std::pair<std::string, int64_t>>{{"nvme0n1", 7 * v1::kMiB},
+                                                                     {"nvme1n1", 5 * v1::kMiB}});
+  // Member 1 moves to n2 (a new version of the volume): n1 no longer holds or reserves it.
+  v.spec.members[1].node = "n2";
+  index.Apply("pvc-1", &v);
+  l = loads();
+  CHECK(l[0] == Load{2, {{"nvme0n1", 7 * v1::kMiB}}});
+  CHECK(l[1] == Load{1, {{"nvme1n1", 5 * v1::kMiB}}});
+  CHECK(index.PendingBytes("n2", "nvme1n1") == 5 * v1::kMiB);
+  CHECK(index.PendingBytes("n1", "nvme1n1") == 0);
+  // Retired members neither count nor reserve, but keep their namespace ID.
+  w.spec.members[0].state = v1::MemberState::kRetired;
+  index.Apply("pvc-2", &w);
+  CHECK(loads()[0] == Load{1, {}});
+  CHECK(index.UsedNamespaceIds("n1") == std::set<int32_t>{1, 3});
+  index.Apply("pvc-1", nullptr);
+  index.Apply("pvc-2", nullptr);
+  CHECK(loads() == std::vector<Load>(3));
+  CHECK(index.node_count() == 0);
 }
 
 TEST_CASE("Placement with the index decides as placement with a full scan",
@@ -161,6 +250,69 @@ TEST_CASE("Placement with the index decides as placement with a full scan",
       if (scanned.ok()) CHECK(*scanned == *fast);
     }
   }
+}
+
+TEST_CASE("Placement with the index decides as a full scan while volumes and drives change",
+          "[unit][volume_index]") {
+  std::mt19937 rng(11);
+  Inventory inv;
+  inv.now = T0();
+  for (const std::string& node : kNodes) {
+    inv.nodes.push_back(std::make_shared<const common::api::Node>(NodeObj(node)));
+    for (const std::string& drive : kDrives) {
+      inv.devices.push_back(
+          std::make_shared<const v1::MeshStorNodeDevice>(Drive(node, drive, 6 * v1::kMiB)));
+    }
+  }
+  VolumeIndex index;
+  std::map<std::string, v1::MeshStorVolume> volumes;
+  int placed = 0, failed = 0;
+  for (int step = 0; step < 600; ++step) {
+    const std::string name = "pvc-" + std::to_string(rng() % 30);
+    if (rng() % 5 == 0) {
+      volumes.erase(name);
+      index.Apply(name, nullptr);
+    } else {
+      auto v = RandomVolume(name, rng);
+      volumes[name] = v;
+      index.Apply(name, &v);
+    }
+    // A drive's agent reports new free space (or goes stale).
+    auto& d = inv.devices[rng() % inv.devices.size()];
+    auto drive = *d;
+    drive.status.biggest_free_extent_bytes = static_cast<int64_t>(rng() % 24) * v1::kMiB;
+    if (rng() % 10 == 0) drive.status.updated_at = std::nullopt;
+    d = std::make_shared<const v1::MeshStorNodeDevice>(drive);
+
+    Inventory scanned = inv;
+    for (const auto& [n, v] : volumes) {
+      scanned.volumes.push_back(std::make_shared<const v1::MeshStorVolume>(v));
+    }
+    Inventory indexed = inv;
+    indexed.index = &index;
+    PlacementRequest req{"pvc-new-" + std::to_string(step),
+                         static_cast<int64_t>(1 + rng() % 4) * v1::kMiB,
+                         4096,
+                         1 + static_cast<int32_t>(rng() % 2),
+                         1 + static_cast<int32_t>(rng() % 3),
+                         rng() % 2 == 0 ? "" : kNodes[rng() % kNodes.size()],
+                         {}};
+    if (rng() % 3 == 0) req.exclude_nodes.insert(kNodes[rng() % kNodes.size()]);
+    INFO("step " << step);
+    auto want = Place(req, scanned);
+    auto got = Place(req, indexed);
+    REQUIRE(want.ok() == got.ok());
+    if (want.ok()) {
+      CHECK(*want == *got);
+      ++placed;
+    } else {
+      CHECK(want.status().message() == got.status().message());
+      ++failed;
+    }
+  }
+  // The comparison covered both outcomes.
+  CHECK(placed > 30);
+  CHECK(failed > 30);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "common/kube/event_recorder.h"
 
+#include <algorithm>
 #include <random>
 
 #include <fmt/format.h>
@@ -85,6 +86,7 @@ void EventRecorder::Send(const Pending& p) {
     series_.erase(oldest);
     series_order_.pop_front();
   }
+  series_size_ = series_.size();
 
   auto it = series_.find(series_key);
   if (it != series_.end()) {
@@ -103,6 +105,7 @@ void EventRecorder::Send(const Pending& p) {
     log.Info("Could not update Event series; creating a new Event", {{"error", r.status()}});
     series_order_.erase(it->second.order);
     series_.erase(it);
+    series_size_ = series_.size();
   }
 
   api::Event e;
@@ -129,6 +132,12 @@ void EventRecorder::Send(const Pending& p) {
   series_order_.push_back(series_key);
   series_[series_key] =
       SeriesState{ns, e.metadata.name, 1, steady_now, std::prev(series_order_.end())};
+  // Bounded: forget the least recently continued series (the front) beyond max_series.
+  while (series_.size() > std::max<size_t>(options_.max_series, 1)) {
+    series_.erase(series_order_.front());
+    series_order_.pop_front();
+  }
+  series_size_ = series_.size();
   std::lock_guard<std::mutex> lock(mu_);
   ++sent_;
 }

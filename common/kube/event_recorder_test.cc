@@ -106,5 +106,34 @@ TEST_CASE("EventRecorder continues a series within its window and starts anew af
         std::vector<std::string>{"POST", "POST", "PATCH", "POST", "PATCH"});
 }
 
+// The series are remembered for 10 minutes; at 10000 volumes that was every Event of the burst
+// (~17 MiB in the operator). Bounded, the least recently continued series is forgotten first and
+// its next event is a new Event.
+TEST_CASE("EventRecorder remembers at most max_series series, forgetting the least recent",
+          "[unit][kube]") {
+  EventsTransport transport;
+  Client client(transport, std::chrono::seconds(5));
+  time::FakeClock clock;
+  EventRecorder recorder(client, clock,
+                         {.reporting_controller = "test", .max_queue = 1000, .max_series = 3});
+  for (int i = 1; i <= 3; ++i) recorder.Record(Volume(i), "Normal", "Placed", "Place", "placed");
+  recorder.Record(Volume(1), "Normal", "Placed", "Place", "placed");  // continued: 2 is oldest
+  recorder.Record(Volume(4), "Normal", "Placed", "Place", "placed");  // forgets 2
+  recorder.Record(Volume(3), "Normal", "Placed", "Place", "placed");  // still a series
+  recorder.Record(Volume(2), "Normal", "Placed", "Place", "placed");  // forgotten: new Event
+  for (int i = 0; i < 200 && recorder.sent() < 7; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(recorder.series_size() == 3);
+  for (int i = 10; i < 100; ++i) recorder.Record(Volume(i), "Normal", "Placed", "Place", "placed");
+  recorder.Stop();
+  CHECK(recorder.series_size() == 3);
+  CHECK(recorder.dropped() == 0);
+  auto methods = transport.methods();
+  REQUIRE(methods.size() == 97);
+  CHECK(std::vector<std::string>(methods.begin(), methods.begin() + 7) ==
+        std::vector<std::string>{"POST", "POST", "POST", "PATCH", "POST", "PATCH", "POST"});
+}
+
 }  // namespace
 }  // namespace common::kube

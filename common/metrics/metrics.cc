@@ -332,6 +332,19 @@ void Family<M>::RemoveAll() {
 }
 
 template <typename M>
+void Family<M>::RemoveIf(const std::function<bool(const LabelValues&)>& drop) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = series_.begin(); it != series_.end();) {
+    if (drop(it->first)) {
+      retired_.push_back(std::move(it->second));
+      it = series_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+template <typename M>
 void Family<M>::AppendTo(std::string* out) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (series_.empty()) return;

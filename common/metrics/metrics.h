@@ -196,6 +196,12 @@ class Family final : public metrics_internal::Collectable {
   // Removes every series, as Remove does for each.
   void RemoveAll();
 
+  // Removes, as Remove does, every series whose (sanitized) label values `drop` returns true for.
+  // For callers that recompute a family from scratch: they need not keep their own copy of every
+  // label set they exposed to find the ones to remove. `drop` runs with the family locked and
+  // must not use it.
+  void RemoveIf(const std::function<bool(const LabelValues&)>& drop);
+
  private:
   void AppendTo(std::string* out) const override;
   std::unique_ptr<M> NewSeries() const;

@@ -211,6 +211,25 @@ TEST_CASE("Removing a label set hides its series and keeps pointers valid", "[un
   CHECK(registry.Expose().empty());
 }
 
+TEST_CASE("RemoveIf removes the series it is asked to, as Remove does", "[unit][metrics]") {
+  Registry registry;
+  GaugeFamily* family = Must(registry.AddGauge("volume_bytes", "V", {"volume"}));
+  Gauge& a = family->WithLabels({"a"});
+  family->WithLabels({"b"}).Set(2);
+  family->WithLabels({"c"}).Set(3);
+  std::vector<LabelValues> seen;
+  family->RemoveIf([&](const LabelValues& l) {
+    seen.push_back(l);
+    return l[0] != "b";
+  });
+  CHECK(seen == std::vector<LabelValues>{{"a"}, {"b"}, {"c"}});
+  CHECK(registry.Expose() ==
+        "# HELP volume_bytes V\n# TYPE volume_bytes gauge\n"
+        "volume_bytes{volume=\"b\"} 2\n");
+  a.Set(5);  // retired, still writable
+  CHECK(family->WithLabels({"a"}).Value() == 0);
+}
+
 TEST_CASE("Label values that are not UTF-8 are repaired so the scrape stays valid",
           "[unit][metrics]") {
   Registry registry;

@@ -645,6 +645,14 @@ def scrape(op_port, agent_port):
         metric_sum(op, "meshstor_operator_placement_duration_seconds_sum"), 4)
     out["operator_placement_p99_le_s"] = hist_quantile(
         op, "meshstor_operator_placement_duration_seconds", 0.99)
+    out["operator_placement_p50_le_s"] = hist_quantile(
+        op, "meshstor_operator_placement_duration_seconds", 0.5)
+    # The whole histogram (cumulative count per upper bound): the p99 bucket alone hides how
+    # much of the distribution is just above or below a target.
+    out["operator_placement_buckets"] = sorted(
+        (float(labels["le"]), v)
+        for labels, v in op.get("meshstor_operator_placement_duration_seconds_bucket", [])
+        if labels.get("le") not in (None, "+Inf"))
     writes = {}
     for labels, v in op.get("meshstor_operator_api_request_duration_seconds_count", []):
         verb = labels.get("verb", "")
@@ -697,8 +705,13 @@ def print_report(results):
             if m.get("operator_placement_count"):
                 print(f"  {title}: placement passes {int(m['operator_placement_count'])}, mean "
                       f"{mean_ms(m['operator_placement_sum_s'], m['operator_placement_count'])} ms,"
+                      f" p50 <= {1000 * m['operator_placement_p50_le_s']:g} ms,"
                       f" p99 <= {1000 * m['operator_placement_p99_le_s']:g} ms; reconcile p99 <= "
                       f"{1000 * (m['operator_reconcile_p99_le_s'] or 0):g} ms")
+                n = m["operator_placement_count"]
+                print(f"  {title}: placement passes within: " + ", ".join(
+                    f"{1000 * le:g} ms {100.0 * c / n:.1f} %"
+                    for le, c in m["operator_placement_buckets"] if le <= 0.05))
         for window in ("burst", "idle"):
             w = r[window]
             total = sum(n for _, _, n in w["requests"])

@@ -1,0 +1,194 @@
+// A benchmark, not a test: hidden ([.]), so ctest never runs it. It prints what placement costs
+// and what the operator keeps per volume at the size of issue 16 (1000 nodes x 2 drives, 10000
+// volumes), in memory, without an API server:
+//
+//   build/release/operator_tests "[.scale]" -s
+//
+// Numbers only; nothing about them is asserted (timings depend on the machine and its load).
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "common/api/v1alpha1/codec.h"
+#include "common/metrics/metrics.h"
+#include "operator/metrics.h"
+#include "operator/reconcile.h"
+#include "operator/testing/builders.h"
+#include "operator/volume_index.h"
+
+namespace meshstor_operator {
+namespace {
+
+using namespace testing;  // NOLINT(build/namespaces): test builders
+using common::api::ConditionStatus;
+
+constexpr int kNodes = 1000;
+constexpr int kVolumes = 10000;
+
+std::string NodeName(int i) { return "bench-" + std::to_string(i + 1); }
+
+// Bytes in use on the heap (glibc), to attribute memory to what is built between two calls.
+size_t HeapInUse() { return mallinfo2().uordblks; }
+
+// A volume as it looks once Synced: two members on distinct nodes, both reported, the status the
+// operator and the consumer agent write.
+v1::MeshStorVolume SyncedVolume(int i) {
+  v1::MeshStorVolume v = Volume("pvc-" + std::to_string(100000000 + i) + "-0000-4000-8000-bench");
+  v.metadata.uid = "0f0e0d0c-0b0a-4909-8807-" + std::to_string(100000000000 + i);
+  v.metadata.resource_version = std::to_string(20000 + i);
+  v.metadata.creation_timestamp = std::chrono::time_point_cast<std::chrono::seconds>(T0());
+  v.metadata.finalizers.push_back(kFinalizer);
+  v.spec.consumer_node = NodeName(i % kNodes);
+  const std::string other =
+      NodeName((i * 7 + 1) % kNodes == i % kNodes ? (i + 1) % kNodes : (i * 7 + 1) % kNodes);
+  for (int m = 0; m < 2; ++m) {
+    v1::Member mem;
+    mem.index = m;
+    mem.node = m == 0 ? v.spec.consumer_node : other;
+    mem.drive = m == 0 ? "nvme0n1" : "nvme1n1";
+    mem.size_bytes = 1028 * v1::kMiB;
+    mem.namespace_id = 1 + i / kNodes;
+    mem.role = m == 0 ? v1::MemberRole::kLocal : v1::MemberRole::kRemote;
+    mem.slot = m;
+    v.spec.members.push_back(mem);
+    v1::PartitionStatus p;
+    p.index = m;
+    p.node_id = mem.node;
+    p.drive = mem.drive;
+    p.partition_uuid = "5b0c1d2e-3f40-4152-8a6b-" + std::to_string(100000000000 + i * 2 + m);
+    p.nvmeof_namespace_id = mem.namespace_id;
+    p.state = v1::PartitionState::kSynced;
+    p.size_bytes = mem.size_bytes;
+    p.updated_at = std::chrono::time_point_cast<std::chrono::seconds>(T0());
+    v.status.partitions.push_back(p);
+  }
+  v.status.observed_generation = 1;
+  v.status.phase = v1::VolumePhase::kSynced;
+  v.status.node_name = v.spec.consumer_node;
+  v.status.md_state = "clean";
+  v.status.ready = "2/2";
+  v.status.total_devices = 2;
+  v.status.active_devices = 2;
+  v.status.failed_devices = 0;
+  v.status.down_devices = 0;
+  v.status.degraded_devices = 0;
+  v.status.sync_percentage = "100%";
+  v.status.staged_path = "/var/lib/meshstor/staging/" + v.metadata.name;
+  for (const char* type : {kConditionReady, kConditionDegraded, kConditionPlaceable}) {
+    common::api::Condition c;
+    c.type = type;
+    c.status =
+        std::string(type) == kConditionDegraded ? ConditionStatus::kFalse : ConditionStatus::kTrue;
+    c.observed_generation = 1;
+    c.last_transition_time = std::chrono::time_point_cast<std::chrono::seconds>(T0());
+    c.reason = "AllMembersSynced";
+    c.message = "every member is Synced and the array is clean";
+    v.status.conditions.push_back(c);
+  }
+  return v;
+}
+
+Inventory BigCluster() {
+  Inventory inv;
+  inv.now = T0();
+  for (int n = 0; n < kNodes; ++n) {
+    inv.nodes.push_back(std::make_shared<const common::api::Node>(NodeObj(NodeName(n))));
+    for (int d = 0; d < 2; ++d) {
+      inv.devices.push_back(std::make_shared<const v1::MeshStorNodeDevice>(
+          Drive(NodeName(n), "nvme" + std::to_string(d) + "n1",
+                (1000 + (n * 37 + d * 11) % 200) * 1024 * v1::kMiB)));
+    }
+  }
+  return inv;
+}
+
+void PrintDurations(const char* what, std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  double sum = 0;
+  for (double u : us) sum += u;
+  std::printf("%-44s n=%zu mean %.1f us, p50 %.1f, p99 %.1f, max %.1f\n", what, us.size(),
+              sum / us.size(), us[us.size() / 2], us[us.size() * 99 / 100], us.back());
+}
+
+TEST_CASE("Scale: placement and memory at 1000 nodes x 10000 volumes", "[.scale]") {
+  Inventory inv = BigCluster();
+  VolumeIndex index;
+  const size_t heap0 = HeapInUse();
+  std::vector<std::shared_ptr<const v1::MeshStorVolume>> decoded;
+  decoded.reserve(kVolumes);
+  size_t json_bytes = 0;
+  for (int i = 0; i < kVolumes; ++i) {
+    const std::string json = v1::EncodeMeshStorVolume(SyncedVolume(i));
+    json_bytes += json.size();
+    auto v = v1::DecodeMeshStorVolume(json);
+    REQUIRE(v.ok());
+    decoded.push_back(std::make_shared<const v1::MeshStorVolume>(std::move(v).value()));
+  }
+  const size_t heap1 = HeapInUse();
+  for (const auto& v : decoded) index.Apply(v->metadata.name, v.get());
+  const size_t heap2 = HeapInUse();
+  std::printf(
+      "volume JSON %.0f B/volume; decoded objects %.0f B/volume (sizeof %zu); "
+      "VolumeIndex %.0f B/volume\n",
+      static_cast<double>(json_bytes) / kVolumes, static_cast<double>(heap1 - heap0) / kVolumes,
+      sizeof(v1::MeshStorVolume), static_cast<double>(heap2 - heap1) / kVolumes);
+
+  common::metrics::Registry registry;
+  auto metrics = OperatorMetrics::Create(registry);
+  REQUIRE(metrics.ok());
+  const size_t heap3 = HeapInUse();
+  (*metrics)->Refresh(decoded, T0());
+  const size_t heap4 = HeapInUse();
+  std::printf("volume gauges (OperatorMetrics::Refresh) %.0f B/volume\n",
+              static_cast<double>(heap4 - heap3) / kVolumes);
+
+  inv.index = &index;
+  Limits limits;
+  std::vector<double> decide_us, place_us;
+  for (int i = 0; i < 2000; ++i) {
+    v1::MeshStorVolume v = Volume("pvc-new-" + std::to_string(i));
+    v.metadata.finalizers.push_back(kFinalizer);
+    v.spec.consumer_node = NodeName(i % kNodes);
+    auto t0 = std::chrono::steady_clock::now();
+    Decision d = Decide(v, inv, limits);
+    auto t1 = std::chrono::steady_clock::now();
+    REQUIRE(d.write == Decision::Write::kSpec);
+    REQUIRE(d.object.spec.members.size() == 2);
+    decide_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    PlacementRequest req{v.metadata.name, 1028 * v1::kMiB, 4096, 1, 2, v.spec.consumer_node, {}};
+    t0 = std::chrono::steady_clock::now();
+    auto p = Place(req, inv);
+    t1 = std::chrono::steady_clock::now();
+    REQUIRE(p.ok());
+    place_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+  PrintDurations("Decide() placing a new volume", decide_us);
+  PrintDurations("Place() alone", place_us);
+
+  // In the operator, other processes run between two placements and evict what placement reads
+  // from the caches; the same with 32 MiB written between calls.
+  std::vector<char> thrash(32 << 20);
+  decide_us.clear();
+  for (int i = 0; i < 300; ++i) {
+    for (size_t k = 0; k < thrash.size(); k += 64) thrash[k] = static_cast<char>(k + i);
+    v1::MeshStorVolume v = Volume("pvc-cold-" + std::to_string(i));
+    v.metadata.finalizers.push_back(kFinalizer);
+    v.spec.consumer_node = NodeName((i * 13) % kNodes);
+    auto t0 = std::chrono::steady_clock::now();
+    Decision d = Decide(v, inv, limits);
+    auto t1 = std::chrono::steady_clock::now();
+    REQUIRE(d.write == Decision::Write::kSpec);
+    decide_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+  PrintDurations("Decide() with cold caches", decide_us);
+}
+
+}  // namespace
+}  // namespace meshstor_operator
