@@ -368,7 +368,9 @@ common::Status Agent::Pass() {
   // part in a few dozen volumes.
   std::vector<v1::MeshStorVolume> volumes;
   std::set<std::string, std::less<>> named;
-  for (const auto& v : volumes_->List()) {
+  const auto cached = volumes_->List();
+  volumes_examined_ += static_cast<int64_t>(cached.size());
+  for (const auto& v : cached) {
     if (!Involves(*v, node)) continue;
     volumes.push_back(*v);
     AddNamedNodes(*v, named);

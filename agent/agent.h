@@ -125,6 +125,10 @@ class Agent {
   common::Status Pass();
 
   int64_t passes() const { return passes_.load(); }
+  // Cached volumes the passes have read to find the ones of this node, summed over every pass:
+  // what finding its volumes costs a pass (tests; a node takes part in a few dozen volumes of a
+  // cluster's thousands).
+  int64_t volumes_examined() const { return volumes_examined_.load(); }
 
  private:
   // Applies what a pass observed to the volume's status (and formattedAt), starting from the
@@ -168,6 +172,7 @@ class Agent {
   std::atomic<bool> wake_pending_{false};  // a pass is posted and has not begun
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> passes_{0};
+  std::atomic<int64_t> volumes_examined_{0};
 
   AgentMetrics* metrics_;
   // This agent's series with a volume or state label, as last exposed: removed when they go.
