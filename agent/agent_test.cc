@@ -435,6 +435,7 @@ TEST_CASE("Agents sharing informers watch once and each wakes for its own volume
   common::kube::Informer<v1::MeshStorNodeDevice> devices(
       *api.client, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options,
       common::time::RealClock::Get());
+  VolumeIndex index(volumes);
   api.server->faults().ClearRequests();
   std::map<std::string, std::unique_ptr<Agent>> agents;
   for (const char* n : {"a", "b", "c"}) {
@@ -443,7 +444,7 @@ TEST_CASE("Agents sharing informers watch once and each wakes for its own volume
     config.settings.address = addresses.at(n).address;
     config.simulated = true;
     config.resync = std::chrono::hours(1);
-    config.shared_volumes = &volumes;
+    config.shared_volumes = &index;
     config.shared_devices = &devices;
     agents[n] = std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
                                         common::time::RealClock::Get(), nullptr);
@@ -508,13 +509,14 @@ TEST_CASE("A pass reads only the volumes that involve its node", "[unit][agent][
   common::kube::Informer<v1::MeshStorNodeDevice> devices(
       *api.client, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options,
       common::time::RealClock::Get());
+  VolumeIndex index(volumes);
   std::map<std::string, std::unique_ptr<Agent>> agents;
   for (const char* n : {"a", "b", "c"}) {
     AgentConfig config;
     config.settings.node = n;
     config.settings.address = addresses.at(n).address;
     config.simulated = true;
-    config.shared_volumes = &volumes;
+    config.shared_volumes = &index;
     config.shared_devices = &devices;
     agents[n] = std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
                                         common::time::RealClock::Get(), nullptr);
