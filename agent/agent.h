@@ -1,10 +1,10 @@
 // Agent: the node agent's control loop. It watches MeshStorVolume and MeshStorNodeDevice
-// objects (informers), and runs one pass — inventory, every volume that involves this node,
-// node-wide garbage collection — whenever a watched object says something changed that a pass
-// of this node uses (a volume that involves it; another node's host NQN or address, not its
-// heartbeat), a kernel uevent or an MD event (/proc/mdstat POLLPRI: a member failed, was
-// removed or added) says so, and at least every `resync` (10 s). Passes run one at a time: the
-// kernel layer's subsystems, controllers and arrays are shared between volumes.
+// objects (informers; the volumes filed by node in a VolumeIndex), and runs one pass — inventory,
+// every volume that involves this node, node-wide garbage collection — whenever a watched object
+// says something changed that a pass of this node uses (a volume that involves it; another node's
+// host NQN or address, not its heartbeat), a kernel uevent or an MD event (/proc/mdstat POLLPRI: a
+// member failed, was removed or added) says so, and at least every `resync` (10 s). Passes run one
+// at a time: the kernel layer's subsystems, controllers and arrays are shared between volumes.
 //
 // The loop is a Boost.Asio io_context (one per process, AgentConfig::io): each pass is a handler
 // on the agent's pass strand, the resync is a steady_timer, the uevent socket and the MD event
@@ -40,6 +40,7 @@
 #include "agent/sys/md_events.h"
 #include "agent/sys/uevents.h"
 #include "agent/volume.h"
+#include "agent/volume_index.h"
 #include "common/api/v1alpha1/types.h"
 #include "common/kube/client.h"
 #include "common/kube/informer.h"
@@ -64,10 +65,11 @@ struct AgentConfig {
   // of one simulated cluster share their kernel model). Unset: a strand of the agent's own.
   std::optional<PassStrand> pass_strand;
   // Informers shared by the agents of one process (--simulate N: one list and one watch per
-  // resource instead of N, one cached copy of each object instead of N). Both or neither. The
-  // caller starts them after constructing the agents (each adds its handler) and stops them
-  // after stopping every agent, before destroying any. Null: the agent runs its own.
-  common::kube::Informer<common::api::v1alpha1::MeshStorVolume>* shared_volumes = nullptr;
+  // resource instead of N, one cached copy of each object instead of N), the volumes' through
+  // their index (one for all the agents, on the informer). Both or neither. The caller starts
+  // the informers after constructing the agents (each adds its handler or subscription) and
+  // stops them after stopping every agent, before destroying any. Null: the agent runs its own.
+  VolumeIndex* shared_volumes = nullptr;
   common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>* shared_devices = nullptr;
 };
 
@@ -126,6 +128,10 @@ class Agent {
   common::Status Pass();
 
   int64_t passes() const { return passes_.load(); }
+  // Cached volumes the passes have read to find the ones of this node, summed over every pass:
+  // what finding its volumes costs a pass (tests; a node takes part in a few dozen volumes of a
+  // cluster's thousands).
+  int64_t volumes_examined() const { return volumes_examined_.load(); }
 
  private:
   // Applies what a pass observed to the volume's status (and formattedAt), starting from the
@@ -153,10 +159,12 @@ class Agent {
   common::time::Clock& clock_;
   VolumeReconciler reconciler_;
   Inventory inventory_;
-  // The informers in use: the shared ones (AgentConfig) or the agent's own.
+  // The informers in use: the shared ones (AgentConfig) or the agent's own (stopped by Stop(),
+  // before the index on them goes).
   std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> own_volumes_;
+  std::unique_ptr<VolumeIndex> own_volume_index_;
   std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> own_devices_;
-  common::kube::Informer<common::api::v1alpha1::MeshStorVolume>* volumes_ = nullptr;
+  VolumeIndex* volumes_ = nullptr;
   common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>* devices_ = nullptr;
 
   // The loop. own_io_ only without AgentConfig::io; io_ is the one in use.
@@ -172,6 +180,7 @@ class Agent {
   std::atomic<bool> wake_pending_{false};  // a pass is posted and has not begun
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> passes_{0};
+  std::atomic<int64_t> volumes_examined_{0};
 
   AgentMetrics* metrics_;
   // This agent's series with a volume or state label, as last exposed: removed when they go.

@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
   }
   // Declared before the agents: stopped after them (join), destroyed after them.
   std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>> shared_volumes;
+  std::unique_ptr<agent::VolumeIndex> shared_volume_index;  // on shared_volumes
   std::unique_ptr<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>> shared_devices;
   std::vector<std::unique_ptr<agent::Agent>> agents;
 
@@ -212,6 +213,9 @@ int main(int argc, char** argv) {
         std::make_unique<common::kube::Informer<common::api::v1alpha1::MeshStorVolume>>(
             (*runtime)->client(), common::kube::MeshStorVolumes(),
             common::api::v1alpha1::DecodeMeshStorVolume, options, clock);
+    // The volumes filed by node once for all the agents: a pass reads its node's volumes only,
+    // and a change wakes only the agents of the nodes it involves.
+    shared_volume_index = std::make_unique<agent::VolumeIndex>(*shared_volumes);
     shared_devices =
         std::make_unique<common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>>(
             (*runtime)->client(), common::kube::MeshStorNodeDevices(),
@@ -227,7 +231,7 @@ int main(int argc, char** argv) {
       cfg.simulated = true;
       cfg.io = &io;
       cfg.pass_strand = pass_strand;
-      cfg.shared_volumes = shared_volumes.get();
+      cfg.shared_volumes = shared_volume_index.get();
       cfg.shared_devices = shared_devices.get();
       agents.push_back(std::make_unique<agent::Agent>(
           (*runtime)->client(), cluster->node(name).Kernel(), nullptr, cfg, clock, metrics->get()));
