@@ -221,21 +221,23 @@ TEST_CASE("A pass reads each drive's partition table once, however many volumes 
               common::time::RealClock::Get(), nullptr);
   REQUIRE(agent.Start().ok());
   REQUIRE(agent.WaitForSync(std::chrono::seconds(10)));
-  constexpr int kVolumes = 12;
-  for (int i = 0; i < kVolumes; ++i) {
+  // A single copy on node a (no consumer: the agent creates and reports its partition).
+  auto create_volume = [&](const std::string& name, int32_t nsid) {
     v1::MeshStorVolume v;
-    v.metadata.name = fmt::format("pvc-{}", i);
+    v.metadata.name = name;
     v.spec.capacity_bytes = 512 * v1::kMiB;
     v.spec.replica_count = 1;
     v.spec.stripe_width = 1;
     v.spec.member_missing_timeout = 900;
     v.spec.sector_size = 4096;
-    v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, i + 1)};
+    v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, nsid)};
     auto created =
         api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v));
     INFO(created.status().ToString());
     REQUIRE(created.ok());
-  }
+  };
+  constexpr int kVolumes = 12;
+  for (int i = 0; i < kVolumes; ++i) create_volume(fmt::format("pvc-{}", i), i + 1);
   auto all_created = [&] {
     for (int i = 0; i < kVolumes; ++i) {
       auto got = api.Volume(fmt::format("pvc-{}", i));
@@ -254,16 +256,7 @@ TEST_CASE("A pass reads each drive's partition table once, however many volumes 
   CHECK(cluster.node("a").block.CallCount("Partitions.List") - before == 1);
   // A change in the pass is seen by the rest of it: a new volume's partition is created and
   // reported in the pass that first sees it.
-  v1::MeshStorVolume v;
-  v.metadata.name = "pvc-new";
-  v.spec.capacity_bytes = 512 * v1::kMiB;
-  v.spec.replica_count = 1;
-  v.spec.stripe_width = 1;
-  v.spec.member_missing_timeout = 900;
-  v.spec.sector_size = 4096;
-  v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, kVolumes + 1)};
-  REQUIRE(
-      api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v)).ok());
+  create_volume("pvc-new", kVolumes + 1);
   for (int i = 0; i < 100; ++i) {
     auto got = api.Volume("pvc-new");
     if (got.ok() && got->status.partitions.size() == 1) break;
