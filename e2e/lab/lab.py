@@ -1663,6 +1663,12 @@ class FaultRun:
                            node)
         return rc, out
 
+    def leftovers(self, node):
+        """Fails unless `meshstor-sys leftovers` finds nothing of MeshStor on any of `node`'s
+        drives (partitions, nvmet subsystems and ports, MD arrays, NVMe-oF controllers)."""
+        self.sh(node, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
+                "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+
     # --- the verifier
     def acked(self):
         with self.lab.server.lock:
@@ -1884,8 +1890,7 @@ def fault_partition_replace(f):
                   lambda c, o: c == 200 and idx not in f.cp.parts(o), 240)
     rc, out = f.sh("A", "cat /proc/mdstat", check=False)
     say("faults/%s: the consumer's array after healing:\n%s" % (f.case, out.strip()))
-    f.sh(f.victim, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
-         "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+    f.leftovers(f.victim)
     f.wait_acks(100, "writes after healing")
     f.stop_writer()
     f.row(f.verify(), synced, "A -> %s dropped past the timeout: replaced while partitioned (time "
@@ -2107,8 +2112,7 @@ def fault_agent_kill(f):
         f.sh(n, "touch /run/lab/chaos.stop")
     time.sleep(15)  # a last restart settles
     for n in ("A", "B", "C"):
-        f.sh(n, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
-             "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+        f.leftovers(n)
     say("faults/%s: no MeshStor partition, export, array or controller left on any node"
         % f.case)
     f.row(result, synced, "%d agent SIGKILLs during create, re-add, grow, replace, delete; "
@@ -2301,8 +2305,7 @@ def _agent_kill_steps(f, phase):
         fp.disarm_all("delete")
     time.sleep(5)
     for n in ("A", "B", "C"):
-        f.sh(n, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
-             "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+        f.leftovers(n)
     say("faults/%s: no MeshStor partition, export, array or controller left on any node" % f.case)
     for stage, node, spec, outcome, secs in fp.rows:
         say("FAILPOINT-ROW | %s | %s | %s | %s | converged after %s s"
@@ -2566,8 +2569,7 @@ def scenario_agent_rss(lab, args):
     lab.mark("%d volumes deleted, members torn down" % count, took)
     rows["deleted"] = sample("all deleted")
     for n in nodes:
-        f.sh(n, "args=''\nfor d in $(awk '{ print $2 }' /run/lab/drives); do "
-             "args=\"$args --drive $d\"; done\nmeshstor-sys leftovers $args", timeout=120)
+        f.leftovers(n)
     say("agent-rss: nothing left on any node (meshstor-sys leftovers)")
     out = os.path.join(args.workdir, "agent-rss.json")
     with open(out, "w") as fh:
