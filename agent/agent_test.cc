@@ -485,6 +485,29 @@ TEST_CASE("A volume that does not involve the node does not wake its agent", "[u
   agent.Stop();
 }
 
+// What `--simulate N` shares among its agents: one informer per resource and the volumes'
+// per-node index; Config() is a simulated agent's configuration on them.
+struct SharedInformers {
+  explicit SharedInformers(common::kube::Client& client)
+      : volumes(client, common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume, {},
+                common::time::RealClock::Get()),
+        devices(client, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, {},
+                common::time::RealClock::Get()),
+        index(volumes) {}
+  AgentConfig Config(const std::string& node, const Peers& addresses) {
+    AgentConfig config;
+    config.settings.node = node;
+    config.settings.address = addresses.at(node).address;
+    config.simulated = true;
+    config.shared_volumes = &index;
+    config.shared_devices = &devices;
+    return config;
+  }
+  common::kube::Informer<v1::MeshStorVolume> volumes;
+  common::kube::Informer<v1::MeshStorNodeDevice> devices;
+  VolumeIndex index;
+};
+
 // --simulate N: the agents of one process share one informer per resource (one list and watch
 // each instead of N, one cached copy of each object); each still wakes for its own node only.
 TEST_CASE("Agents sharing informers watch once and each wakes for its own volumes",
@@ -493,24 +516,14 @@ TEST_CASE("Agents sharing informers watch once and each wakes for its own volume
   sim::SimCluster cluster;
   for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 4ull << 30);
   const Peers addresses = cluster.PeersView();
-  common::kube::InformerOptions options;
-  common::kube::Informer<v1::MeshStorVolume> volumes(*api.client, common::kube::MeshStorVolumes(),
-                                                     v1::DecodeMeshStorVolume, options,
-                                                     common::time::RealClock::Get());
-  common::kube::Informer<v1::MeshStorNodeDevice> devices(
-      *api.client, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options,
-      common::time::RealClock::Get());
-  VolumeIndex index(volumes);
+  SharedInformers shared(*api.client);
+  auto& volumes = shared.volumes;
+  auto& devices = shared.devices;
   api.server->faults().ClearRequests();
   std::map<std::string, std::unique_ptr<Agent>> agents;
   for (const char* n : {"a", "b", "c"}) {
-    AgentConfig config;
-    config.settings.node = n;
-    config.settings.address = addresses.at(n).address;
-    config.simulated = true;
+    AgentConfig config = shared.Config(n, addresses);
     config.resync = std::chrono::hours(1);
-    config.shared_volumes = &index;
-    config.shared_devices = &devices;
     agents[n] = std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
                                         common::time::RealClock::Get(), nullptr);
   }
@@ -567,22 +580,12 @@ TEST_CASE("A pass reads only the volumes that involve its node", "[unit][agent][
   sim::SimCluster cluster;
   for (const char* n : {"a", "b", "c"}) cluster.AddNode(n).AddDrive("nvme0n1", 16ull << 30);
   const Peers addresses = cluster.PeersView();
-  common::kube::InformerOptions options;
-  common::kube::Informer<v1::MeshStorVolume> volumes(*api.client, common::kube::MeshStorVolumes(),
-                                                     v1::DecodeMeshStorVolume, options,
-                                                     common::time::RealClock::Get());
-  common::kube::Informer<v1::MeshStorNodeDevice> devices(
-      *api.client, common::kube::MeshStorNodeDevices(), v1::DecodeMeshStorNodeDevice, options,
-      common::time::RealClock::Get());
-  VolumeIndex index(volumes);
+  SharedInformers shared(*api.client);
+  auto& volumes = shared.volumes;
+  auto& devices = shared.devices;
   std::map<std::string, std::unique_ptr<Agent>> agents;
   for (const char* n : {"a", "b", "c"}) {
-    AgentConfig config;
-    config.settings.node = n;
-    config.settings.address = addresses.at(n).address;
-    config.simulated = true;
-    config.shared_volumes = &index;
-    config.shared_devices = &devices;
+    AgentConfig config = shared.Config(n, addresses);
     agents[n] = std::make_unique<Agent>(*api.client, cluster.node(n).Kernel(), nullptr, config,
                                         common::time::RealClock::Get(), nullptr);
   }
