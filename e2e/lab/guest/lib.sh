@@ -174,6 +174,12 @@ nvme_connect() {
 }
 
 # ---- md ----------------------------------------------------------------------------------------
+# nvme_writes_kib DEV: KiB written to an imported namespace so far: its path devices' sectors
+# written / 2 (native NVMe multipath: /dev/nvmeXnY is the head; I/O is counted on nvmeXcZnY)
+nvme_writes_kib() {
+  _h="${1##*/}"
+  cat /sys/block/"${_h%n*}"c*n"${_h##*n}"/stat | awk '{ s += $7 } END { print int(s / 2) }'
+}
 md_idle() { [ "$(cat "/sys/block/$1/md/sync_action")" = idle ]; }
 md_degraded() { [ "$(cat "/sys/block/$1/md/degraded")" != 0 ]; }
 md_clean() { md_idle "$1" && ! md_degraded "$1"; }

@@ -31,11 +31,6 @@ remote() {  # node volume index nsid -> device (connects when needed)
     --index "$3" | kv device
 }
 md_dev() { $S md-state --volume "$1" | kv device; }
-writes() {  # KiB written to a remote namespace so far: its path devices' sectors written / 2
-  # (native NVMe multipath: /dev/nvmeXnY is the head; I/O is counted on nvmeXcZnY)
-  local h="${1##*/}"
-  cat /sys/block/"${h%n*}"c*n"${h##*n}"/stat | awk '{ s += $7 } END { print int(s / 2) }'
-}
 
 create() {
   a1="$(local_member $R1 0 1 320)" && a10_0="$(local_member $R10 0 1 176)" &&
@@ -79,14 +74,16 @@ catch_up() {  # the nvme host gave up on B (ctrl_loss_tmo): connect again, re-ad
   local t0 w0 w1 w3 n1 n10_1 n10_3 r1 r10
   n1="$(remote B $R1 1 1)" && n10_1="$(remote B $R10 1 2)" && n10_3="$(remote B $R10 3 3)" ||
     return 1
-  w1="$(writes "$n1")"; w0="$(writes "$n10_1")"; w3="$(writes "$n10_3")"
+  w1="$(nvme_writes_kib "$n1")"
+  w0="$(nvme_writes_kib "$n10_1")"
+  w3="$(nvme_writes_kib "$n10_3")"
   t0="$(uptime_s)"
   $S md-readd --volume $R1 "$n1" && $S md-readd --volume $R10 "$n10_1" &&
     $S md-readd --volume $R10 "$n10_3" || return 1
   $S md-wait --volume $R1 --until clean --timeout-s 120 >/dev/null &&
     $S md-wait --volume $R10 --until clean --timeout-s 120 >/dev/null || return 1
-  r1=$(($(writes "$n1") - w1))
-  r10=$(($(writes "$n10_1") - w0 + $(writes "$n10_3") - w3))
+  r1=$(($(nvme_writes_kib "$n1") - w1))
+  r10=$(($(nvme_writes_kib "$n10_1") - w0 + $(nvme_writes_kib "$n10_3") - w3))
   b1="$n1"
   log "bitmap catch-up in $(since "$t0") s: R1 wrote ${r1} KiB to B's 327680 KiB leg," \
     "R10 ${r10} KiB to B's 2 x 180224 KiB legs"

@@ -21,10 +21,6 @@ remote() {  # volume nsid -> device (connects when needed)
     kv device
 }
 md_dev() { $S md-state --volume "$1" | kv device; }
-writes() {  # KiB written to a remote namespace so far, summed over its path devices
-  local h="${1##*/}"
-  cat /sys/block/"${h%n*}"c*n"${h##*n}"/stat | awk '{ s += $7 } END { print int(s / 2) }'
-}
 each() {  # each FUNCTION: FUNCTION volume drive nsid size_mib, for every array
   local a
   for a in $LAB_arrays; do
@@ -63,11 +59,11 @@ lab_event degraded
 catch_up_one() {
   local n w t0 kib chunk
   n="$(remote "$1" "$3")" || return 1
-  w="$(writes "$n")"
+  w="$(nvme_writes_kib "$n")"
   t0="$(uptime_s)"
   $S md-readd --volume "$1" "$n" &&
     $S md-wait --volume "$1" --until clean --timeout-s 300 >/dev/null || return 1
-  kib=$(($(writes "$n") - w))
+  kib=$(($(nvme_writes_kib "$n") - w))
   chunk="$(cat "/sys/block/$(basename "$(md_dev "$1")")/md/bitmap/chunksize")"
   log "$1 ($4 MiB): catch-up wrote $kib KiB to B for $((WRITE_MIB * 1024)) KiB written," \
     "bitmap chunk $chunk B, $(since "$t0") s"
