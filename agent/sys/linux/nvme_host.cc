@@ -220,33 +220,76 @@ common::Status LinuxNvmeHost::Disconnect(std::string_view controller_name) {
   return s.WithContext("disconnecting NVMe controller " + name);
 }
 
+std::string LinuxNvmeHost::NoteKey(std::string_view subsys_nqn,
+                                   const NvmeNamespaceSelector& selector) {
+  // The nsid when there is one (a uuid, if also given, is checked on the device); else the uuid.
+  return selector.nsid ? fmt::format("{}\nnsid {}", subsys_nqn, *selector.nsid)
+                       : fmt::format("{}\nuuid {}", subsys_nqn, selector.uuid);
+}
+
+bool LinuxNvmeHost::NamespaceMatches(const std::string& name, std::string_view subsys_nqn,
+                                     const NvmeNamespaceSelector& selector) {
+  const std::string dir = paths_.sys_block + "/" + name;
+  if (fs::ReadAttrOr(dir + "/device/subsysnqn", "") != subsys_nqn) return false;
+  if (selector.nsid) {
+    int nsid = -1;
+    if (!ParseIntStrict(fs::ReadAttrOr(dir + "/nsid", ""), nsid) ||
+        static_cast<uint32_t>(nsid) != *selector.nsid) {
+      return false;
+    }
+  }
+  return selector.uuid.empty() || fs::ReadAttrOr(dir + "/uuid", "") == selector.uuid;
+}
+
 common::Result<std::string> LinuxNvmeHost::FindNamespaceDevice(
     std::string_view subsys_nqn, const NvmeNamespaceSelector& selector) {
   std::string what = fmt::format("finding namespace of {}", subsys_nqn);
   if (!selector.nsid && selector.uuid.empty()) {
     return common::InvalidArgumentError("{}: give an nsid or a namespace uuid", what);
   }
+  NvmeNamespaceSelector want = selector;
+  for (char& ch : want.uuid) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string key = NoteKey(subsys_nqn, want);
+  std::string noted;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = noted_.find(key); it != noted_.end()) noted = it->second;
+  }
+  if (!noted.empty() && NamespaceMatches(noted, subsys_nqn, want)) return paths_.dev + "/" + noted;
+
   auto names = fs::ListDir(paths_.sys_block);
   if (!names.ok()) return names.status().WithContext(what);
-  std::string want_uuid = selector.uuid;
-  for (char& ch : want_uuid) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::map<std::string, std::string, std::less<>> seen;  // every head namespace passed
+  std::string found;
   for (const auto& name : *names) {
     if (!IsHeadNamespaceName(name)) continue;
     const std::string dir = paths_.sys_block + "/" + name;
-    if (fs::ReadAttrOr(dir + "/device/subsysnqn", "") != subsys_nqn) continue;
-    if (selector.nsid) {
-      int nsid = -1;
-      if (!ParseIntStrict(fs::ReadAttrOr(dir + "/nsid", ""), nsid) ||
-          static_cast<uint32_t>(nsid) != *selector.nsid) {
-        continue;
-      }
-    }
-    if (!want_uuid.empty() && fs::ReadAttrOr(dir + "/uuid", "") != want_uuid) continue;
-    return paths_.dev + "/" + name;
+    const std::string nqn = fs::ReadAttrOr(dir + "/device/subsysnqn", "");
+    if (nqn.empty()) continue;
+    int nsid = -1;
+    const bool has_nsid = ParseIntStrict(fs::ReadAttrOr(dir + "/nsid", ""), nsid) && nsid > 0;
+    const std::string uuid = fs::ReadAttrOr(dir + "/uuid", "");
+    if (has_nsid) seen.emplace(NoteKey(nqn, {static_cast<uint32_t>(nsid), ""}), name);
+    if (!uuid.empty()) seen.emplace(NoteKey(nqn, {std::nullopt, uuid}), name);
+    if (!found.empty() || nqn != subsys_nqn) continue;
+    if (want.nsid && (!has_nsid || static_cast<uint32_t>(nsid) != *want.nsid)) continue;
+    if (!want.uuid.empty() && uuid != want.uuid) continue;
+    found = name;
   }
-  std::string which = selector.nsid ? fmt::format("nsid {}", *selector.nsid) : std::string();
-  if (!selector.uuid.empty()) which += (which.empty() ? "uuid " : " uuid ") + selector.uuid;
+  {
+    std::lock_guard lock(mu_);
+    ++namespace_scans_;
+    noted_ = std::move(seen);  // what the kernel shows now; the old notes may name gone devices
+  }
+  if (!found.empty()) return paths_.dev + "/" + found;
+  std::string which = want.nsid ? fmt::format("nsid {}", *want.nsid) : std::string();
+  if (!want.uuid.empty()) which += (which.empty() ? "uuid " : " uuid ") + selector.uuid;
   return common::NotFoundError("{}: no block device for {}", what, which);
+}
+
+int64_t LinuxNvmeHost::namespace_scans() const {
+  std::lock_guard lock(mu_);
+  return namespace_scans_;
 }
 
 common::Result<NvmeHostIdentity> LinuxNvmeHost::GetHostIdentity() {

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 namespace agent::sys {
 namespace {
@@ -157,6 +158,41 @@ TEST_CASE("LinuxNvmeHost finds the head namespace device, never a per-path node"
       StatusCode::kNotFound);
   CHECK(host.FindNamespaceDevice("nqn.absent", {1, ""}).status().code() == StatusCode::kNotFound);
   CHECK(host.FindNamespaceDevice(kNqn, {}).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("LinuxNvmeHost scans /sys/block once for a consumer's namespaces, not per lookup",
+          "[unit][agent][nvme]") {
+  FakeSys sys;
+  constexpr int kCount = 20;
+  auto uuid = [](int i) { return fmt::format("5a1e0000-0000-4000-8000-{:012}", i); };
+  for (int i = 1; i <= kCount; ++i) sys.Disk(fmt::format("nvme0n{}", i), kNqn, i, uuid(i));
+  LinuxNvmeHost host(sys.paths);
+  for (int pass = 0; pass < 3; ++pass) {
+    for (int i = 1; i <= kCount; ++i) {
+      CHECK(host.FindNamespaceDevice(kNqn, {static_cast<uint32_t>(i), uuid(i)}).value_or("") ==
+            fmt::format("/dev/nvme0n{}", i));
+    }
+  }
+  CHECK(host.FindNamespaceDevice(kNqn, {std::nullopt, uuid(7)}).value_or("") == "/dev/nvme0n7");
+  // Three passes over 20 namespaces: one scan (60 before the notes).
+  CHECK(host.namespace_scans() == 1);
+
+  // The kernel gives a noted name to another namespace: the note is not trusted, and the
+  // namespace is found where it is now.
+  stdfs::remove_all(stdfs::path(sys.paths.sys_block) / "nvme0n3");
+  stdfs::remove_all(stdfs::path(sys.paths.sys_block) / "nvme0n4");
+  sys.Disk("nvme0n3", kNqn, 4, uuid(4));
+  CHECK(host.FindNamespaceDevice(kNqn, {3, uuid(3)}).status().code() == StatusCode::kNotFound);
+  CHECK(host.FindNamespaceDevice(kNqn, {4, uuid(4)}).value_or("") == "/dev/nvme0n3");
+  CHECK(host.FindNamespaceDevice(kNqn, {std::nullopt, uuid(4)}).value_or("") == "/dev/nvme0n3");
+  // Same nsid, another uuid (another partition behind the nsid): not this one.
+  CHECK(host.FindNamespaceDevice(kNqn, {4, uuid(3)}).status().code() == StatusCode::kNotFound);
+  const int64_t scans = host.namespace_scans();
+  CHECK(host.FindNamespaceDevice(kNqn, {5, uuid(5)}).value_or("") == "/dev/nvme0n5");
+  CHECK(host.namespace_scans() == scans);  // noted by the last scan, verified, no scan
+  // Gone with its controller: NotFound after a scan.
+  stdfs::remove_all(stdfs::path(sys.paths.sys_block) / "nvme0n5");
+  CHECK(host.FindNamespaceDevice(kNqn, {5, uuid(5)}).status().code() == StatusCode::kNotFound);
 }
 
 TEST_CASE("LinuxNvmeHost Disconnect writes delete_controller, absent is OK",
