@@ -2480,6 +2480,61 @@ def scenario_faults(lab, args):
 # ---- scenario agent-rss: the real agent's memory with 100 volumes ----------------------------
 
 AGENT_RSS_VOLUMES = 100
+AGENT_STRACE_SECONDS = 10
+
+
+def agent_syscall_profile(f, node):
+    """What the idle agent on `node` asks the kernel for: `strace -f` attached for
+    AGENT_STRACE_SECONDS (after the idle minute was measured: tracing slows the agent), the
+    system calls counted by name, the files opened counted by path with numbers replaced by N,
+    and the programs executed. Printed and returned (top 25 of each)."""
+    secs = AGENT_STRACE_SECONDS
+    _, text = f.sh(node, (
+        "p=$(cat /run/lab/agent.pid)\n"
+        "timeout -s INT %d /lab/bin/strace -f -qq -o /tmp/agent.strace -p $p >/dev/null 2>&1\n"
+        "echo '== calls'\n"
+        "sed -n 's/^[0-9]* *\\([a-z_0-9]*\\)(.*/\\1/p' /tmp/agent.strace | sort | uniq -c | sort -rn"
+        " | head -25\n"
+        "echo '== opened'\n"
+        "sed -n 's/.*open[a-z0-9]*([^\"]*\"\\([^\"]*\\)\".*/\\1/p' /tmp/agent.strace"
+        " | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -25\n"
+        "echo '== executed'\n"
+        "sed -n 's/.*execve(\"\\([^\"]*\\)\", \\[\\([^]]*\\)\\].*/\\1 \\2/p' /tmp/agent.strace"
+        " | cut -c1-100 | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -25\n"
+        "rm -f /tmp/agent.strace\n") % secs, timeout=secs + 120)
+    out, part = {"seconds": secs}, None
+    for line in text.splitlines():
+        if line.startswith("== "):
+            part = line[3:].strip()
+            out[part] = []
+        elif part and line.strip():
+            count, _, what = line.strip().partition(" ")
+            out[part].append([what, int(count)])
+    for part in ("calls", "opened", "executed"):
+        say("agent-rss: %s, %d s of strace, %s: %s" % (node, secs, part, ", ".join(
+            "%s %d" % (w, c) for w, c in out.get(part, [])[:25]) or "none"))
+    return out
+
+
+def agent_cpu_profile(f, node):
+    """Where the idle agent on `node` spends its CPU: `perf record` (cpu-clock, no call graphs)
+    for AGENT_STRACE_SECONDS, the top symbols by share of samples, printed and returned."""
+    secs = AGENT_STRACE_SECONDS
+    _, text = f.sh(node, (
+        "p=$(cat /run/lab/agent.pid)\n"
+        "/lab/bin/perf record -q -e cpu-clock -F 499 -p $p -o /tmp/agent.perf -- sleep %d"
+        " >/dev/null 2>&1\n"
+        "/lab/bin/perf report -q -i /tmp/agent.perf --stdio --no-children --sort dso,symbol"
+        " --percent-limit 0.5 2>/dev/null | head -40\n"
+        "rm -f /tmp/agent.perf\n") % secs, timeout=secs + 300)
+    top = []
+    for line in text.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0].endswith("%"):
+            top.append([" ".join(parts[1].split()), float(parts[0].rstrip("%"))])
+    say("agent-rss: %s, %d s of perf: %s" % (node, secs, "; ".join(
+        "%.1f%% %s" % (p, w) for w, p in top) or "no samples"))
+    return {"seconds": secs, "top": top}
 
 
 def scenario_agent_rss(lab, args):
@@ -2504,13 +2559,15 @@ def scenario_agent_rss(lab, args):
         for n in nodes:
             _, text = f.sh(n, "p=$(cat /run/lab/agent.pid)\n"
                            "awk '/^(VmRSS|VmHWM):/ { print $1, $2 }' /proc/$p/status\n"
-                           "awk '{ print \"ticks:\", $14 + $15 }' /proc/$p/stat")
+                           "awk '{ print \"ticks:\", $14, $15 }' /proc/$p/stat")
             kv = dict(l.split(":", 1) for l in text.strip().splitlines() if ":" in l)
+            utime, stime = (int(t) / 100.0 for t in kv["ticks"].split()[:2])
             out[n] = {"rss_kib": int(kv["VmRSS"].split()[0]), "hwm_kib": int(kv["VmHWM"].split()[0]),
-                      "cpu_s": int(kv["ticks"].split()[0]) / 100.0}
+                      "cpu_s": round(utime + stime, 2), "user_s": utime, "system_s": stime}
         say("agent-rss: %-26s %s" % (what, "  ".join(
-            "%s %.1f MiB (peak %.1f), %.1f CPU-s" % (n, v["rss_kib"] / 1024, v["hwm_kib"] / 1024,
-                                                     v["cpu_s"]) for n, v in out.items())))
+            "%s %.1f MiB (peak %.1f), %.1f CPU-s (%.1f user)" % (
+                n, v["rss_kib"] / 1024, v["hwm_kib"] / 1024, v["cpu_s"], v["user_s"])
+            for n, v in out.items())))
         return out
 
     def volumes():
@@ -2549,8 +2606,16 @@ def scenario_agent_rss(lab, args):
     time.sleep(60)
     rows["idle"] = sample("after an idle minute")
     idle_cpu = {n: round(rows["idle"][n]["cpu_s"] - rows["settled"][n]["cpu_s"], 2) for n in nodes}
+    idle_user = {n: round(rows["idle"][n]["user_s"] - rows["settled"][n]["user_s"], 2)
+                 for n in nodes}
     say("agent-rss: idle CPU over 60 s: %s" % ", ".join(
-        "%s %.2f s (%.1f %%)" % (n, c, c / 60 * 100) for n, c in idle_cpu.items()))
+        "%s %.2f s (%.1f %%, %.2f s user)" % (n, c, c / 60 * 100, idle_user[n])
+        for n, c in idle_cpu.items()))
+    given = set(os.path.basename(b) for b in args.bin)
+    if "strace" in given:
+        rows["syscalls"] = {n: agent_syscall_profile(f, n) for n in nodes}
+    if "perf" in given:
+        rows["profile"] = {n: agent_cpu_profile(f, n) for n in nodes}
 
     for name in names:  # unstage (as the CSI shim does), then delete
         code, obj = lab.api("GET", path(name))
@@ -2574,7 +2639,8 @@ def scenario_agent_rss(lab, args):
     out = os.path.join(args.workdir, "agent-rss.json")
     with open(out, "w") as fh:
         json.dump({"accelerator": lab.accel, "volumes": count, "samples": rows,
-                   "idle_cpu_s_per_min": idle_cpu}, fh, indent=2)
+                   "idle_cpu_s_per_min": idle_cpu,
+                   "idle_user_s_per_min": idle_user}, fh, indent=2)
     say("results written to %s" % out)
 
 
