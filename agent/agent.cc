@@ -18,8 +18,9 @@ namespace {
 namespace v1 = common::api::v1alpha1;
 using common::StatusCode;
 
-NodeKernel WithPartitions(NodeKernel kernel, sys::Partitions* partitions) {
+NodeKernel WithPassCaches(NodeKernel kernel, sys::Partitions* partitions, sys::NvmetTarget* nvmet) {
   if (partitions != nullptr) kernel.partitions = partitions;
+  if (nvmet != nullptr) kernel.nvmet = nvmet;
   return kernel;
 }
 
@@ -73,7 +74,8 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
     : client_(client),
       partitions_(kernel.partitions ? std::make_unique<PassCachedPartitions>(*kernel.partitions)
                                     : nullptr),
-      kernel_(WithPartitions(kernel, partitions_.get())),
+      nvmet_(kernel.nvmet ? std::make_unique<PassCachedNvmet>(*kernel.nvmet) : nullptr),
+      kernel_(WithPassCaches(kernel, partitions_.get(), nvmet_.get())),
       uevents_(uevents),
       md_events_(md_events),
       config_(std::move(config)),
@@ -322,6 +324,7 @@ common::Status Agent::Pass() {
   if (stopping_) return common::OkStatus();
   const auto started = clock_.SteadyNow();
   if (partitions_) partitions_->BeginPass();
+  if (nvmet_) nvmet_->BeginPass();
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});
   common::Status first;

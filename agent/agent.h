@@ -36,6 +36,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "agent/inventory.h"
+#include "agent/nvmet_cache.h"
 #include "agent/partition_cache.h"
 #include "agent/sys/md_events.h"
 #include "agent/sys/uevents.h"
@@ -152,6 +153,7 @@ class Agent {
   // The kernel's partition layer with each drive's table read once per pass (BeginPass at the
   // start of Pass); kernel_.partitions points at it.
   std::unique_ptr<PassCachedPartitions> partitions_;
+  std::unique_ptr<PassCachedNvmet> nvmet_;  // kernel_.nvmet when the kernel has one
   NodeKernel kernel_;
   sys::UeventSource* uevents_;
   sys::MdEventSource* md_events_;
