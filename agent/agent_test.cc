@@ -18,6 +18,7 @@
 #include "agent/sim/sim_node.h"
 #include "agent/sys/fake/md_events.h"
 #include "agent/sys/fake/uevents.h"
+#include "agent/testing/counting_nvmet.h"
 #include "agent/testing/world.h"
 #include "common/api/v1alpha1/codec.h"
 #include "common/kube/http_transport.h"
@@ -268,6 +269,71 @@ TEST_CASE("A pass reads each drive's partition table once, however many volumes 
   REQUIRE(got->status.partitions.size() == 1);
   CHECK(got->status.partitions[0].state == v1::PartitionState::kCreated);
   agent.Stop();
+}
+
+TEST_CASE("An exporter's pass lists its nvmet subsystems once, however many members it exports",
+          "[unit][agent][api]") {
+  // Fencing each member before exporting it listed every subsystem and namespace: once per
+  // member per pass, O(members^2) configfs reads on an idle exporter (lab_bench_agent_rss).
+  ApiFixture api;
+  sim::SimCluster cluster;
+  for (const char* n : {"a", "b"}) cluster.AddNode(n).AddDrive("nvme0n1", 64ull << 30);
+  const Peers addresses = cluster.PeersView();
+  NodeKernel b_kernel = cluster.node("b").Kernel();
+  testing::CountingNvmet b_nvmet(*b_kernel.nvmet);
+  b_kernel.nvmet = &b_nvmet;
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (const char* n : {"a", "b"}) {
+    AgentConfig config;
+    config.settings.node = n;
+    config.settings.address = addresses.at(n).address;
+    config.simulated = true;
+    config.resync = std::chrono::hours(1);  // passes here, from the test
+    agents.push_back(std::make_unique<Agent>(
+        *api.client, std::string(n) == "b" ? b_kernel : cluster.node(n).Kernel(), nullptr, config,
+        common::time::RealClock::Get(), nullptr));
+    REQUIRE(agents.back()->Start().ok());
+    REQUIRE(agents.back()->WaitForSync(std::chrono::seconds(10)));
+  }
+  constexpr int kVolumes = 6;
+  for (int i = 0; i < kVolumes; ++i) {
+    v1::MeshStorVolume v;
+    v.metadata.name = fmt::format("pvc-{}", i);
+    v.spec.capacity_bytes = 512 * v1::kMiB;
+    v.spec.replica_count = 2;
+    v.spec.stripe_width = 1;
+    v.spec.member_missing_timeout = 900;
+    v.spec.sector_size = 4096;
+    v.spec.consumer_node = "a";
+    v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, i + 1),
+                      MakeMember(1, "b", v1::MemberRole::kRemote, i + 1)};
+    REQUIRE(
+        api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v)).ok());
+  }
+  auto all_synced = [&] {
+    for (int i = 0; i < kVolumes; ++i) {
+      auto got = api.Volume(fmt::format("pvc-{}", i));
+      if (!got.ok() || got->status.partitions.size() != 2) return false;
+      for (const auto& p : got->status.partitions) {
+        if (p.state != v1::PartitionState::kSynced) return false;
+      }
+    }
+    return true;
+  };
+  for (int i = 0; i < 200 && !all_synced(); ++i) {
+    for (auto& a : agents) (void)a->Pass();
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  REQUIRE(all_synced());
+  for (auto& a : agents) (void)a->Pass();
+  const int before = b_nvmet.listings;
+  REQUIRE(agents[1]->Pass().ok());
+  CHECK(b_nvmet.listings - before == 1);  // 6 before: one per exported member
+  auto listed = b_kernel.nvmet->ListSubsystems();
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);  // b -> a
+  CHECK((*listed)[0].namespaces.size() == kVolumes);
+  for (auto& a : agents) a->Stop();
 }
 
 TEST_CASE("An MD event wakes the agent's pass at once", "[unit][agent][api]") {

@@ -6,59 +6,13 @@
 #include <fmt/format.h>
 
 #include "agent/sys/fake/nvmet.h"
+#include "agent/testing/counting_nvmet.h"
 
 namespace agent {
 namespace {
 
 using common::StatusCode;
-
-// Counts the listings that reach the layer below.
-class CountingNvmet final : public sys::NvmetTarget {
- public:
-  explicit CountingNvmet(sys::NvmetTarget& inner) : inner_(inner) {}
-  int listings = 0;
-
-  common::Status EnsurePort(const sys::NvmetPortSpec& s) override { return inner_.EnsurePort(s); }
-  common::Status RemovePort(uint16_t id) override { return inner_.RemovePort(id); }
-  common::Status EnsureSubsystem(std::string_view nqn, std::string_view serial,
-                                 const std::vector<std::string>& hosts) override {
-    return inner_.EnsureSubsystem(nqn, serial, hosts);
-  }
-  common::Status SetAllowedHosts(std::string_view nqn,
-                                 const std::vector<std::string>& hosts) override {
-    return inner_.SetAllowedHosts(nqn, hosts);
-  }
-  common::Status EnsureNamespace(std::string_view nqn,
-                                 const sys::NvmetNamespaceSpec& spec) override {
-    return inner_.EnsureNamespace(nqn, spec);
-  }
-  common::Status RemoveNamespace(std::string_view nqn, uint32_t nsid) override {
-    return inner_.RemoveNamespace(nqn, nsid);
-  }
-  common::Status RemoveSubsystem(std::string_view nqn) override {
-    return inner_.RemoveSubsystem(nqn);
-  }
-  common::Status LinkSubsystemToPort(std::string_view nqn, uint16_t port) override {
-    return inner_.LinkSubsystemToPort(nqn, port);
-  }
-  common::Status UnlinkSubsystemFromPort(std::string_view nqn, uint16_t port) override {
-    return inner_.UnlinkSubsystemFromPort(nqn, port);
-  }
-  common::Result<std::vector<sys::NvmetPortInfo>> ListPorts() override {
-    return inner_.ListPorts();
-  }
-  common::Result<std::vector<sys::NvmetSubsystemInfo>> ListSubsystems() override {
-    ++listings;
-    return inner_.ListSubsystems();
-  }
-  common::Result<sys::NvmetSubsystemInfo> GetSubsystem(std::string_view nqn) override {
-    ++listings;
-    return inner_.GetSubsystem(nqn);
-  }
-
- private:
-  sys::NvmetTarget& inner_;
-};
+using testing::CountingNvmet;
 
 std::string Describe(const std::vector<sys::NvmetSubsystemInfo>& subsystems) {
   std::string out;

@@ -2524,17 +2524,26 @@ def agent_cpu_profile(f, node):
         "p=$(cat /run/lab/agent.pid)\n"
         "/lab/bin/perf record -q -e cpu-clock -F 499 -p $p -o /tmp/agent.perf -- sleep %d"
         " >/dev/null 2>&1\n"
+        "echo '== dso'\n"
+        "/lab/bin/perf report -q -i /tmp/agent.perf --stdio --no-children --sort dso"
+        " 2>/dev/null | head -12\n"
+        "echo '== symbol'\n"
         "/lab/bin/perf report -q -i /tmp/agent.perf --stdio --no-children --sort dso,symbol"
-        " --percent-limit 0.5 2>/dev/null | head -40\n"
+        " 2>/dev/null | head -30\n"
         "rm -f /tmp/agent.perf\n") % secs, timeout=secs + 300)
-    top = []
+    out, part = {"seconds": secs}, None
     for line in text.splitlines():
         parts = line.split(None, 1)
-        if len(parts) == 2 and parts[0].endswith("%"):
-            top.append([" ".join(parts[1].split()), float(parts[0].rstrip("%"))])
-    say("agent-rss: %s, %d s of perf: %s" % (node, secs, "; ".join(
-        "%.1f%% %s" % (p, w) for w, p in top) or "no samples"))
-    return {"seconds": secs, "top": top}
+        if line.startswith("== "):
+            part = line[3:].strip()
+            out[part] = []
+        elif part and len(parts) == 2 and parts[0].endswith("%"):
+            what = " ".join(w for w in parts[1].split() if w != "-")
+            out[part].append([what, float(parts[0].rstrip("%"))])
+    for part in ("dso", "symbol"):
+        say("agent-rss: %s, %d s of perf, by %s: %s" % (node, secs, part, "; ".join(
+            "%.1f%% %s" % (p, w) for w, p in out.get(part, [])) or "no samples"))
+    return out
 
 
 def scenario_agent_rss(lab, args):
