@@ -2568,11 +2568,18 @@ def scenario_agent_rss(lab, args):
         for n in nodes:
             _, text = f.sh(n, "p=$(cat /run/lab/agent.pid)\n"
                            "awk '/^(VmRSS|VmHWM):/ { print $1, $2 }' /proc/$p/status\n"
-                           "awk '{ print \"ticks:\", $14, $15 }' /proc/$p/stat")
+                           "awk '{ print \"ticks:\", $14, $15 }' /proc/$p/stat\n"
+                           "timeout 5 wget -q -O - http://127.0.0.1:9810/metrics | awk"
+                           " '/^meshstor_agent_pass_duration_seconds_(sum|count)/"
+                           " { print $1 \":\", $2 }'")
             kv = dict(l.split(":", 1) for l in text.strip().splitlines() if ":" in l)
             utime, stime = (int(t) / 100.0 for t in kv["ticks"].split()[:2])
+            metric = lambda suffix: float(next(  # noqa: E731
+                (v for k, v in kv.items()
+                 if k.startswith("meshstor_agent_pass_duration_seconds_" + suffix)), "0"))
             out[n] = {"rss_kib": int(kv["VmRSS"].split()[0]), "hwm_kib": int(kv["VmHWM"].split()[0]),
-                      "cpu_s": round(utime + stime, 2), "user_s": utime, "system_s": stime}
+                      "cpu_s": round(utime + stime, 2), "user_s": utime, "system_s": stime,
+                      "passes": int(metric("count")), "pass_s": round(metric("sum"), 3)}
         say("agent-rss: %-26s %s" % (what, "  ".join(
             "%s %.1f MiB (peak %.1f), %.1f CPU-s (%.1f user)" % (
                 n, v["rss_kib"] / 1024, v["hwm_kib"] / 1024, v["cpu_s"], v["user_s"])
@@ -2617,8 +2624,12 @@ def scenario_agent_rss(lab, args):
     idle_cpu = {n: round(rows["idle"][n]["cpu_s"] - rows["settled"][n]["cpu_s"], 2) for n in nodes}
     idle_user = {n: round(rows["idle"][n]["user_s"] - rows["settled"][n]["user_s"], 2)
                  for n in nodes}
+    idle_passes = {n: rows["idle"][n]["passes"] - rows["settled"][n]["passes"] for n in nodes}
+    idle_pass_s = {n: rows["idle"][n]["pass_s"] - rows["settled"][n]["pass_s"] for n in nodes}
     say("agent-rss: idle CPU over 60 s: %s" % ", ".join(
-        "%s %.2f s (%.1f %%, %.2f s user)" % (n, c, c / 60 * 100, idle_user[n])
+        "%s %.2f s (%.1f %%, %.2f s user; %d passes, %.0f ms each)" % (
+            n, c, c / 60 * 100, idle_user[n], idle_passes[n],
+            1000 * idle_pass_s[n] / max(idle_passes[n], 1))
         for n, c in idle_cpu.items()))
     given = set(os.path.basename(b) for b in args.bin)
     if "strace" in given:
@@ -2649,7 +2660,7 @@ def scenario_agent_rss(lab, args):
     with open(out, "w") as fh:
         json.dump({"accelerator": lab.accel, "volumes": count, "samples": rows,
                    "idle_cpu_s_per_min": idle_cpu,
-                   "idle_user_s_per_min": idle_user}, fh, indent=2)
+                   "idle_user_s_per_min": idle_user, "idle_passes_per_min": idle_passes}, fh, indent=2)
     say("results written to %s" % out)
 
 

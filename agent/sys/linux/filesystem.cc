@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -49,7 +51,43 @@ common::Result<std::string> Canonical(std::string_view path) {
 
 }  // namespace
 
+LinuxFilesystem::~LinuxFilesystem() {
+  if (watch_fd_ >= 0) ::close(watch_fd_);
+}
+
+int64_t LinuxFilesystem::mount_table_parses() const {
+  std::lock_guard lock(mounts_mu_);
+  return parses_;
+}
+
 common::Result<std::vector<MountEntry>> LinuxFilesystem::ListMounts() {
+  std::lock_guard lock(mounts_mu_);
+  if (!watch_tried_) {
+    watch_tried_ = true;
+    int fd = ::open(options_.mountinfo.c_str(), O_RDONLY | O_CLOEXEC);
+    struct statfs sfs;
+    constexpr long kProcSuperMagic = 0x9fa0;
+    if (fd >= 0 && ::fstatfs(fd, &sfs) == 0 && static_cast<long>(sfs.f_type) == kProcSuperMagic) {
+      watch_fd_ = fd;  // the open sees no event until the table changes after it
+    } else if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+  if (watch_fd_ >= 0) {
+    pollfd p{watch_fd_, POLLPRI, 0};
+    const int ready = ::poll(&p, 1, 0);
+    if (ready < 0 || (p.revents & (POLLPRI | POLLERR | POLLNVAL)) != 0) {
+      mounts_.reset();  // changed (or the poll failed): parse again
+    }
+    if (mounts_) return *mounts_;
+  }
+  auto parsed = ParseMountTable();
+  ++parses_;
+  if (parsed.ok() && watch_fd_ >= 0) mounts_ = *parsed;
+  return parsed;
+}
+
+common::Result<std::vector<MountEntry>> LinuxFilesystem::ParseMountTable() {
   std::unique_ptr<libmnt_table, decltype(&mnt_unref_table)> table(mnt_new_table(),
                                                                   &mnt_unref_table);
   std::unique_ptr<libmnt_iter, decltype(&mnt_free_iter)> iter(mnt_new_iter(MNT_ITER_FORWARD),
