@@ -155,6 +155,13 @@ class SysfsDrivesEnv {
     fs::path b = dir_.path() / "block" / name;
     WriteFile(b / "size", "2048\n");
   }
+  // A namespace imported over NVMe/TCP as the kernel shows a native multipath head: device/ is
+  // the subsystem with its controller nvme<C>; nothing else (as while it reconnects).
+  void AddImportedHead(const std::string& name, int controller) {
+    fs::path dev = dir_.path() / "block" / name / "device";
+    WriteFile(dev / "subsysnqn", "nqn.2026-11.io.meshstor:b:a\n");
+    WriteFile(dev / ("nvme" + std::to_string(controller)) / "transport", "tcp\n");
+  }
 
  private:
   TempDir dir_;
@@ -229,6 +236,24 @@ TEST_CASE("Drives contract: FakeDrives", "[unit][agent][sys]") {
 TEST_CASE("Drives contract: LinuxDrives over a fake sysfs", "[unit][agent][sys]") {
   SysfsDrivesEnv env;
   DrivesContract(env);
+}
+
+TEST_CASE("LinuxDrives lists local drives without reading imported namespaces",
+          "[unit][agent][sys]") {
+  // Reading an imported namespace fully (model, serial, size, queues) cost a consumer's pass
+  // O(namespaces^2), and one whose attributes could not be read failed the whole listing.
+  SysfsDrivesEnv env;
+  env.AddDrive(TestDrive("nvme0n1"));
+  for (int i = 1; i <= 20; ++i) env.AddImportedHead("nvme" + std::to_string(i) + "n1", 100 + i);
+  auto listed = env.drives().List();
+  INFO(listed.status().ToString());
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  CHECK((*listed)[0] == TestDrive("nvme0n1"));
+  // Asked for by name, an imported head still says what it is, or why it cannot.
+  auto head = env.drives().Get("nvme3n1");
+  CHECK_FALSE(head.ok());
+  CHECK(head.status().message().find("nvme3n1") != std::string::npos);
 }
 
 TEST_CASE("Partitions contract: FakePartitions", "[unit][agent][sys]") {

@@ -56,6 +56,29 @@ uint32_t CountQueues(const fs::path& mq) {
 
 }  // namespace
 
+common::Result<std::string> LinuxDrives::Transport(const std::string& name) {
+  const fs::path dev = fs::path(sysfs_root_) / "block" / name / "device";
+  common::Result<std::string> transport = ReadAttr(dev / "transport");
+  if (transport.ok()) return transport;
+  // A native multipath head: device/ is the subsystem; ask its first controller (the entries
+  // named nvme<C>, by name: no stat of every attribute of the subsystem).
+  std::error_code ec;
+  std::vector<std::string> ctrls;
+  for (fs::directory_iterator it(dev, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string entry = it->path().filename().string();
+    if (entry.size() > 4 && entry.starts_with("nvme") &&
+        std::all_of(entry.begin() + 4, entry.end(), ::isdigit)) {
+      ctrls.push_back(std::move(entry));
+    }
+  }
+  std::sort(ctrls.begin(), ctrls.end());
+  for (const std::string& c : ctrls) {
+    common::Result<std::string> t = ReadAttr(dev / c / "transport");
+    if (t.ok()) return t;
+  }
+  return transport.status().WithContext(fmt::format("drive {}", name));
+}
+
 common::Result<DriveInfo> LinuxDrives::Read(const std::string& name) {
   const fs::path block = fs::path(sysfs_root_) / "block" / name;
   std::error_code ec;
@@ -70,17 +93,7 @@ common::Result<DriveInfo> LinuxDrives::Read(const std::string& name) {
   d.size_bytes = sectors * 512;
   ASSIGN_OR_RETURN(uint64_t lbs, ReadU64(block / "queue" / "logical_block_size"));
   d.logical_block_size = static_cast<uint32_t>(lbs);
-  common::Result<std::string> transport = ReadAttr(dev / "transport");
-  if (!transport.ok()) {
-    // A native multipath head: device/ is the subsystem; ask its first controller.
-    std::vector<fs::path> ctrls;
-    for (fs::directory_iterator it(dev, ec), end; !ec && it != end; it.increment(ec)) {
-      if (fs::exists(it->path() / "transport", ec)) ctrls.push_back(it->path());
-    }
-    std::sort(ctrls.begin(), ctrls.end());
-    if (ctrls.empty()) return transport.status().WithContext(fmt::format("drive {}", name));
-    transport = ReadAttr(ctrls.front() / "transport");
-  }
+  common::Result<std::string> transport = Transport(name);
   if (!transport.ok()) return transport.status();
   d.transport = *transport;
   d.hw_queues = CountQueues(block / "mq");
@@ -124,6 +137,9 @@ common::Result<std::vector<DriveInfo>> LinuxDrives::List() {
   std::sort(names.begin(), names.end());
   std::vector<DriveInfo> out;
   for (const std::string& name : names) {
+    // An imported namespace is not a drive of this node: its transport is all that is read.
+    common::Result<std::string> transport = Transport(name);
+    if (transport.ok() && *transport != "pcie") continue;
     common::Result<DriveInfo> d = Read(name);
     if (!d.ok()) {
       // The namespace went away between listing and reading (hot removal): not an error.

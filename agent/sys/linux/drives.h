@@ -6,6 +6,9 @@
 // multipath head, which has no mq/, those of its first path node nvme<X>c<C>n<Y>); model and
 // serial = device/{model,serial} trimmed; transport = device/transport (for a multipath head,
 // whose device/ is the subsystem, that of its first controller device/nvme<C>/transport).
+// List() reads the transport of each namespace first and nothing else of an imported one
+// (NVMe-oF: not a drive of this node): a consumer imports one namespace per remote member, and
+// reading each fully, multipath queue search included, made every pass O(namespaces^2).
 //
 // Thread contract: stateless; safe for concurrent use.
 #pragma once
@@ -26,6 +29,8 @@ class LinuxDrives : public Drives {
 
  private:
   common::Result<DriveInfo> Read(const std::string& name);
+  // device/transport of namespace `name`, or its first controller's (multipath head).
+  common::Result<std::string> Transport(const std::string& name);
 
   std::string sysfs_root_;
   std::string dev_root_;
