@@ -52,10 +52,11 @@ struct Cluster {
 TEST_CASE("Fake fabric: resolving a host's device looks at the target it reaches, not all",
           "[unit][agent][nvme]") {
   Cluster c;
-  // 200 more targets with a port each, as in a simulated cluster of 200 nodes.
+  // 200 more targets with a port each, as in a simulated cluster of 200 nodes; their names sort
+  // before "b", so a scan in name order meets them all before the one it looks for.
   std::vector<std::unique_ptr<FakeNvmetTarget>> others;
   for (int i = 0; i < 200; ++i) {
-    others.push_back(std::make_unique<FakeNvmetTarget>(c.fabric, fmt::format("n{:03}", i)));
+    others.push_back(std::make_unique<FakeNvmetTarget>(c.fabric, fmt::format("a{:03}", i)));
     REQUIRE(others.back()
                 ->EnsurePort({1, NvmeTransport::kTcp, fmt::format("10.78.0.{}", i), "4420"})
                 .ok());
