@@ -568,6 +568,8 @@ def run_size(args, nodes, volumes, workdir):
         res["metrics_end_of_burst"] = scrape(op_port, agent_port)
 
         # The idle window: nothing changes; what is left is resyncs, renewals and bookmarks.
+        # (The line below lets a profiler attach for the idle window only.)
+        print(f"  idle window begins ({args.idle:g} s)", flush=True)
         t_idle = time.monotonic()
         while time.monotonic() - t_idle < args.idle:
             for p in procs:

@@ -1,6 +1,9 @@
 // Fake-specific behaviour beyond the contracts: the fake cluster (target loss reaches MD),
 // divergence refusal, failure injection, sync progress, and the fake uevent source.
+#include <memory>
+
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "agent/sys/fake/md.h"
 #include "agent/sys/fake/md_events.h"
@@ -45,6 +48,54 @@ struct Cluster {
     REQUIRE(md_a.Create(create).ok());
   }
 };
+
+TEST_CASE("Fake fabric: resolving a host's device looks at the target it reaches, not all",
+          "[unit][agent][nvme]") {
+  Cluster c;
+  // 200 more targets with a port each, as in a simulated cluster of 200 nodes; their names sort
+  // before "b", so a scan in name order meets them all before the one it looks for.
+  std::vector<std::unique_ptr<FakeNvmetTarget>> others;
+  for (int i = 0; i < 200; ++i) {
+    others.push_back(std::make_unique<FakeNvmetTarget>(c.fabric, fmt::format("a{:03}", i)));
+    REQUIRE(others.back()
+                ->EnsurePort({1, NvmeTransport::kTcp, fmt::format("10.78.0.{}", i), "4420"})
+                .ok());
+  }
+  const uint64_t before = c.fabric.targets_examined();
+  CHECK(c.fabric.HostDeviceExists("a", c.remote));
+  CHECK_FALSE(c.fabric.HostDeviceExists("a", c.remote + "0"));
+  CHECK_FALSE(c.fabric.HostDeviceExists("a", "/dev/vda1"));
+  CHECK(c.remote == "/dev/nvme0n1");
+  for (const char* other : {"/dev/nvme00n1", "/dev/nvme0n01", "/dev/nvme0n", "/dev/nvmen1",
+                            "/dev/nvme-0n1", "/dev/nvme0n1p1", "/dev/nvme0c0n1"}) {
+    CHECK_FALSE(c.fabric.HostDeviceExists("a", other));
+    CHECK_FALSE(c.fabric.BackingOf("a", other));
+  }
+  auto backing = c.fabric.BackingOf("a", c.remote);
+  REQUIRE(backing);
+  CHECK(*backing == std::pair<std::string, std::string>{"b", "/dev/vdb1"});
+  CHECK_FALSE(c.fabric.BackingOf("a", "/dev/vda1"));
+  auto ctrls = c.host_a.ListControllers();
+  REQUIRE(ctrls.ok());
+  REQUIRE(ctrls->size() == 1);
+  CHECK((*ctrls)[0].state == NvmeControllerState::kLive);
+  REQUIRE(c.md_a.GetArray("vol").ok());  // asks the fabric whether the remote member is there
+  // A scan of every target looked at 201 for each of these; the index looks at "b" only.
+  CHECK(c.fabric.targets_examined() - before <= 5);
+
+  // The index follows the ports: without b's port the device is gone, with it back it returns.
+  REQUIRE(c.target_b.RemovePort(1).ok());
+  CHECK_FALSE(c.fabric.HostDeviceExists("a", c.remote));
+  REQUIRE(c.target_b.EnsurePort({1, NvmeTransport::kTcp, "10.77.0.2", "4420"}).ok());
+  REQUIRE(c.target_b.LinkSubsystemToPort(c.nqn, 1).ok());
+  CHECK(c.fabric.HostDeviceExists("a", c.remote));
+  // A port moved elsewhere no longer answers at its old address.
+  REQUIRE(c.target_b.UnlinkSubsystemFromPort(c.nqn, 1).ok());
+  REQUIRE(c.target_b.EnsurePort({1, NvmeTransport::kTcp, "10.77.0.9", "4420"}).ok());
+  REQUIRE(c.target_b.LinkSubsystemToPort(c.nqn, 1).ok());
+  CHECK_FALSE(c.fabric.HostDeviceExists("a", c.remote));
+  CHECK(c.fabric.BackingOf("a", c.remote) == std::nullopt);
+}
 
 TEST_CASE("Fake cluster: a vanished target fails the MD member; re-add after return",
           "[unit][agent][md][nvme]") {

@@ -1,6 +1,7 @@
 #include "agent/sys/fake/nvmet.h"
 
 #include <algorithm>
+#include <charconv>
 
 namespace agent::sys {
 
@@ -22,12 +23,13 @@ std::string FakeFabric::DeviceName(int instance, uint32_t nsid) {
 
 const FakeFabric::Subsystem* FakeFabric::Reach(const NvmeConnectSpec& spec, std::string* why,
                                                bool check_acl) const {
-  for (const auto& [node, target] : targets_) {
-    for (const auto& [id, port] : target.ports) {
-      if (port.spec.transport != spec.transport || port.spec.address != spec.address ||
-          port.spec.service != spec.service) {
-        continue;
-      }
+  auto at = ports_at_.find({spec.address, spec.service});
+  if (at != ports_at_.end()) {
+    for (const auto& [node, id] : at->second) {
+      ++targets_examined_;
+      const Target& target = targets_.at(node);
+      const Port& port = target.ports.at(id);
+      if (port.spec.transport != spec.transport) continue;
       if (!target.online) {
         *why = "target does not answer";
         return nullptr;
@@ -46,6 +48,45 @@ const FakeFabric::Subsystem* FakeFabric::Reach(const NvmeConnectSpec& spec, std:
   }
   *why = "connection refused";
   return nullptr;
+}
+
+uint64_t FakeFabric::targets_examined() {
+  std::lock_guard lock(mu_);
+  return targets_examined_;
+}
+
+void FakeFabric::UnindexPortLocked(const std::string& node, const Port& port) {
+  auto at = ports_at_.find({port.spec.address, port.spec.service});
+  if (at == ports_at_.end()) return;
+  at->second.erase({node, port.spec.id});
+  if (at->second.empty()) ports_at_.erase(at);
+}
+
+void FakeFabric::IndexPortLocked(const std::string& node, const Port& port) {
+  ports_at_[{port.spec.address, port.spec.service}].insert({node, port.spec.id});
+}
+
+std::optional<std::pair<int, uint32_t>> FakeFabric::ParseDeviceName(std::string_view path) {
+  constexpr std::string_view kPrefix = "/dev/nvme";
+  if (path.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  // "<head>n<nsid>", both decimal without sign or leading zeros (DeviceName's spelling).
+  auto number = [](std::string_view digits, auto& out) {
+    if (digits.empty() || (digits.size() > 1 && digits[0] == '0') ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos) {
+      return false;
+    }
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return ec == std::errc() && end == digits.data() + digits.size();
+  };
+  std::string_view rest = path.substr(kPrefix.size());
+  size_t n = rest.find('n');
+  int head = 0;
+  uint32_t nsid = 0;
+  if (n == std::string_view::npos || !number(rest.substr(0, n), head) ||
+      !number(rest.substr(n + 1), nsid)) {
+    return std::nullopt;
+  }
+  return std::pair{head, nsid};
 }
 
 NvmeController FakeFabric::Describe(const Controller& c) const {
@@ -67,13 +108,15 @@ bool FakeFabric::HostDeviceExists(const std::string& node, std::string_view path
   std::lock_guard lock(mu_);
   auto hit = hosts_.find(node);
   if (hit == hosts_.end()) return false;
+  auto name = ParseDeviceName(path);
+  if (!name) return false;
   for (const auto& [instance, c] : hit->second.controllers) {
+    if (c.head != name->first) continue;
     std::string why;
     const Subsystem* s = Reach(c.spec, &why, false);
     if (s == nullptr) continue;
-    for (const auto& [nsid, ns] : s->namespaces) {
-      if (ns.enabled && DeviceName(c.head, nsid) == path) return true;
-    }
+    auto ns = s->namespaces.find(name->second);
+    if (ns != s->namespaces.end() && ns->second.enabled) return true;
   }
   return false;
 }
@@ -83,17 +126,22 @@ std::optional<std::pair<std::string, std::string>> FakeFabric::BackingOf(const s
   std::lock_guard lock(mu_);
   auto hit = hosts_.find(node);
   if (hit == hosts_.end()) return std::nullopt;
+  auto name = ParseDeviceName(path);
+  if (!name) return std::nullopt;
   for (const auto& [instance, c] : hit->second.controllers) {
-    for (const auto& [target_node, target] : targets_) {
-      bool at_node = false;
-      for (const auto& [id, port] : target.ports) {
-        at_node |= port.spec.address == c.spec.address && port.spec.service == c.spec.service;
-      }
+    if (c.head != name->first) continue;
+    auto at = ports_at_.find({c.spec.address, c.spec.service});
+    if (at == ports_at_.end()) continue;
+    const std::string* previous = nullptr;
+    for (const auto& [target_node, id] : at->second) {
+      if (previous != nullptr && *previous == target_node) continue;  // one look per target
+      previous = &target_node;
+      ++targets_examined_;
+      const Target& target = targets_.at(target_node);
       auto sit = target.subsystems.find(c.spec.subsys_nqn);
-      if (!at_node || sit == target.subsystems.end()) continue;
-      for (const auto& [nsid, ns] : sit->second.namespaces) {
-        if (DeviceName(c.head, nsid) == path) return std::pair{target_node, ns.device_path};
-      }
+      if (sit == target.subsystems.end()) continue;
+      auto ns = sit->second.namespaces.find(name->second);
+      if (ns != sit->second.namespaces.end()) return std::pair{target_node, ns->second.device_path};
     }
   }
   return std::nullopt;
@@ -142,14 +190,22 @@ common::Status FakeNvmetTarget::EnsurePort(const NvmetPortSpec& spec) {
           it->second.subsystems.size());
     }
   }
-  t.ports[spec.id].spec = spec;
+  FakeFabric::Port& port = t.ports[spec.id];
+  fabric_.UnindexPortLocked(node_, port);
+  port.spec = spec;
+  fabric_.IndexPortLocked(node_, port);
   return common::OkStatus();
 }
 
 common::Status FakeNvmetTarget::RemovePort(uint16_t port_id) {
   std::lock_guard lock(fabric_.mu_);
   RETURN_IF_ERROR(fabric_.target_faults_.Check("RemovePort"));
-  fabric_.targets_[node_].ports.erase(port_id);
+  auto& ports = fabric_.targets_[node_].ports;
+  auto it = ports.find(port_id);
+  if (it != ports.end()) {
+    fabric_.UnindexPortLocked(node_, it->second);
+    ports.erase(it);
+  }
   return common::OkStatus();
 }
 

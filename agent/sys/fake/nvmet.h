@@ -44,6 +44,9 @@ class FakeFabric {
   // (while the host has a controller to it, reachable or not); nullopt for anything else.
   std::optional<std::pair<std::string, std::string>> BackingOf(const std::string& node,
                                                                std::string_view path);
+  // How many targets' ports and subsystems the fabric has looked at to resolve connections and
+  // devices so far (for tests of its cost: a lookup looks at the target it reaches, not all).
+  uint64_t targets_examined();
 
  private:
   friend class FakeNvmetTarget;
@@ -83,10 +86,22 @@ class FakeFabric {
   const Subsystem* Reach(const NvmeConnectSpec& spec, std::string* why, bool check_acl) const;
   NvmeController Describe(const Controller& c) const;
   static std::string DeviceName(int instance, uint32_t nsid);
+  // The (head instance, nsid) a namespace device path names (DeviceName's inverse), or nullopt.
+  static std::optional<std::pair<int, uint32_t>> ParseDeviceName(std::string_view path);
+  // Keeps ports_at_ in step with a target's ports: call with the port's old spec (if any)
+  // before changing it and with the new one after.
+  void UnindexPortLocked(const std::string& node, const Port& port);
+  void IndexPortLocked(const std::string& node, const Port& port);
 
   std::mutex mu_;
   std::map<std::string, Target> targets_;
+  // Every port of every target by the (address, service) it listens on, as (target node, port
+  // id) in the order a scan of targets_ and their ports meets them: what a host connects to is
+  // found without walking the whole cluster's targets (a simulated cluster has 1000s).
+  std::map<std::pair<std::string, std::string>, std::set<std::pair<std::string, uint16_t>>>
+      ports_at_;
   std::map<std::string, Host> hosts_;
+  mutable uint64_t targets_examined_ = 0;
   FakeFaults target_faults_;
   FakeFaults host_faults_;
 };
