@@ -202,11 +202,13 @@ common::Result<Controller::PassResult> Controller::ReconcileOnce(const std::stri
   inv->now = clock_.Now();
   inv->staleness = limits_.agent_staleness;
   const auto decide_started = clock_.SteadyNow();
+  const auto decide_cpu_started = ThreadCpuTime();
   Decision d = Decide(volume, *inv, limits_);
   if (metrics_ != nullptr &&
       (d.placement_failed || (d.write == Decision::Write::kSpec &&
                               d.object.spec.members.size() > volume.spec.members.size()))) {
-    metrics_->PlacementDone(clock_.SteadyNow() - decide_started);
+    metrics_->PlacementDone(clock_.SteadyNow() - decide_started,
+                            ThreadCpuTime() - decide_cpu_started);
   }
   result.requeue_after = d.requeue_after;
   result.write = d.write;

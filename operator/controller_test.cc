@@ -139,6 +139,7 @@ TEST_CASE("Controller drives a volume to Synced through the API server", "[unit]
                        "meshstor_operator_api_request_duration_seconds_count{verb=\"update\"}"));
   // One pass placed the members.
   CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_duration_seconds_count 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_cpu_seconds_count 1\n"));
 
   // Events were posted for the transitions.
   recorder.Stop();
