@@ -62,12 +62,16 @@ using NodeInformer = common::kube::Informer<common::api::Node>;
 
 // Reads the informer caches. The informers must outlive this source. With an `index` (kept
 // from the volume informer's events, see ControllerRunner) the snapshot carries it instead of
-// a copy of every volume.
+// a copy of every volume. The drives and Nodes are shared lists (Inventory::shared_devices,
+// shared_nodes), built on the first snapshot after one of them changed and handed to every pass
+// until the next change.
+//
+// REQUIRES: constructed before the informers start (it adds a handler to the drive and Node
+// informers).
 class InformerSource final : public ClusterSource {
  public:
   InformerSource(VolumeInformer& volumes, DeviceInformer& devices, NodeInformer& nodes,
-                 const VolumeIndex* index = nullptr)
-      : volumes_(volumes), devices_(devices), nodes_(nodes), index_(index) {}
+                 const VolumeIndex* index = nullptr);
   common::Result<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> GetVolume(
       const std::string& name) override;
   common::Result<Inventory> Snapshot() override;
@@ -77,6 +81,10 @@ class InformerSource final : public ClusterSource {
   DeviceInformer& devices_;
   NodeInformer& nodes_;
   const VolumeIndex* index_;
+  std::mutex mu_;
+  // Reset by the informers' handlers (after their cache changed), rebuilt by Snapshot().
+  std::shared_ptr<const Inventory::DeviceList> devices_list_;  // guarded by mu_
+  std::shared_ptr<const Inventory::NodeList> nodes_list_;      // guarded by mu_
 };
 
 class Controller {

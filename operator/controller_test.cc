@@ -511,6 +511,58 @@ TEST_CASE("A drive's free-space change requeues only the volumes it concerns",
   runner.Stop();
 }
 
+TEST_CASE("A pass shares the informers' drive and Node lists until one of them changes",
+          "[unit][controller]") {
+  ApiFixture api;
+  auto& clock = common::time::RealClock::Get();
+  for (const char* n : {"node-a", "node-b", "node-c"}) api.AddNode(n, clock.Now());
+  VolumeInformer volumes(api.client(), common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume,
+                         {}, clock);
+  DeviceInformer devices(api.client(), common::kube::MeshStorNodeDevices(),
+                         v1::DecodeMeshStorNodeDevice, {}, clock);
+  NodeInformer nodes(api.client(), common::kube::Nodes(), common::api::DecodeNode, {}, clock);
+  InformerSource source(volumes, devices, nodes);  // before Start: it adds handlers
+  for (common::kube::InformerBase* inf :
+       std::initializer_list<common::kube::InformerBase*>{&volumes, &devices, &nodes}) {
+    inf->Start();
+    REQUIRE(inf->WaitForSync(std::chrono::seconds(10)));
+  }
+  auto a = source.Snapshot();
+  auto b = source.Snapshot();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->Devices().size() == 3);
+  CHECK(a->Nodes().size() == 3);
+  CHECK(a->devices.empty());  // nothing copied
+  // The same vectors, not copies of every pointer.
+  CHECK(&a->Devices() == &b->Devices());
+  CHECK(&a->Nodes() == &b->Nodes());
+
+  SetFree(api, "node-b", 7 * v1::kMiB);
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    auto c = source.Snapshot();
+    REQUIRE(c.ok());
+    for (const auto& d : c->Devices()) {
+      if (d->status.biggest_free_extent_bytes == 7 * v1::kMiB) seen = true;
+    }
+    if (seen) {
+      CHECK(&c->Devices() != &a->Devices());
+      CHECK(&c->Nodes() == &a->Nodes());  // no Node changed
+      CHECK(c->Devices().size() == 3);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  CHECK(seen);
+  // The earlier snapshot still holds the list it was given.
+  for (const auto& d : a->Devices()) CHECK(d->status.biggest_free_extent_bytes != 7 * v1::kMiB);
+  for (common::kube::InformerBase* inf :
+       std::initializer_list<common::kube::InformerBase*>{&volumes, &devices, &nodes}) {
+    inf->Stop();
+  }
+}
+
 // meshstor_operator_member_missing_seconds of pvc-missing's member 1 on node-b; -1 without it.
 double MissingSeconds(common::metrics::Registry& registry) {
   const std::string text = registry.Expose();
