@@ -289,11 +289,16 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
       source_(volumes_, devices_, nodes_, &index_),
       controller_(client, clock, source_, events, metrics, options.limits),
       queue_(clock) {
+  if (options_.trim_heap) {
+    trimmer_ = std::make_unique<QuietTrimmer>(options_.trim_after_quiet, options_.trim_max_interval,
+                                              options_.trim_heap);
+  }
   volumes_.AddHandler([this](const VolumeInformer::Change& c) {
     // The index first: a pass that waited for its own write in AwaitCache must find it there.
     if (c.old_obj != c.new_obj || c.new_obj == nullptr) {
       index_.Apply(c.key.name, c.new_obj.get());
       metrics_dirty_ = true;
+      if (trimmer_) trimmer_->Changed(clock_.SteadyNow());
     }
     { std::lock_guard<std::mutex> lock(cache_mu_); }
     cache_cv_.notify_all();
@@ -352,7 +357,9 @@ common::Status ControllerRunner::Start() {
   }
   EnqueueAllVolumes();
   worker_ = std::thread([this] { Work(); });
-  if (metrics_ != nullptr) metrics_thread_ = std::thread([this] { RefreshMetrics(); });
+  if (metrics_ != nullptr || trimmer_) {
+    metrics_thread_ = std::thread([this] { RefreshMetrics(); });
+  }
   return common::OkStatus();
 }
 
@@ -414,6 +421,12 @@ void ControllerRunner::RefreshMetrics() {
     clock_.WaitFor(lock, cache_cv_, options_.metrics_refresh_period, [&] { return !!stopping_; });
     if (stopping_) break;
     const auto now = clock_.SteadyNow();
+    if (trimmer_) {
+      lock.unlock();
+      trimmer_->Tick(now);
+      lock.lock();
+    }
+    if (metrics_ == nullptr) continue;
     if (!metrics_dirty_ && !(time_dependent && now - last >= options_.metrics_max_age)) continue;
     metrics_dirty_ = false;
     last = now;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "common/kube/workqueue.h"
 #include "common/status/status.h"
 #include "common/time/clock.h"
+#include "operator/memory_trim.h"
 #include "operator/metrics.h"
 #include "operator/placement.h"
 #include "operator/reconcile.h"
@@ -132,6 +134,12 @@ class ControllerRunner {
     // member missing).
     std::chrono::milliseconds metrics_refresh_period{std::chrono::seconds(1)};
     std::chrono::milliseconds metrics_max_age{std::chrono::seconds(10)};
+    // When set, called on the same timer once volumes stopped changing for `trim_after_quiet`,
+    // and at most every `trim_max_interval` while they keep changing (QuietTrimmer): main
+    // passes TrimHeap, so the memory a burst freed goes back to the kernel.
+    std::function<void()> trim_heap;
+    std::chrono::milliseconds trim_after_quiet{std::chrono::seconds(10)};
+    std::chrono::milliseconds trim_max_interval{std::chrono::minutes(1)};
   };
 
   // Every reference must outlive the runner; `events` and `metrics` may be null.
@@ -149,7 +157,8 @@ class ControllerRunner {
 
  private:
   void Work();
-  // Refreshes the volume gauges on a timer (Options::metrics_refresh_period).
+  // Refreshes the volume gauges on a timer (Options::metrics_refresh_period) and trims the heap
+  // after a burst (Options::trim_heap).
   void RefreshMetrics();
   void EnqueueAllVolumes();
   void EnqueueVolumesConcerning(const std::string& node);
@@ -172,6 +181,7 @@ class ControllerRunner {
   std::condition_variable cache_cv_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> metrics_dirty_{true};  // a volume changed since the last refresh
+  std::unique_ptr<QuietTrimmer> trimmer_;  // set when options_.trim_heap is
   std::thread worker_;
   std::thread metrics_thread_;
   bool started_ = false;

@@ -1,5 +1,6 @@
 #include "operator/controller.h"
 
+#include <atomic>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -623,6 +624,34 @@ TEST_CASE("The volume gauges are refreshed on a timer, also while no volume chan
   CHECK(first >= 100);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   CHECK(MissingSeconds(registry) >= first + 1);
+  runner.Stop();
+}
+
+TEST_CASE("The runner trims the heap once after a burst of volume changes",
+          "[unit][controller][memory]") {
+  ApiFixture api;
+  auto& clock = common::time::RealClock::Get();
+  for (const char* n : {"node-a", "node-b"}) api.AddNode(n, clock.Now());
+  std::atomic<int> trims{0};
+  ControllerRunner::Options options;
+  options.metrics_refresh_period = std::chrono::milliseconds(50);
+  options.trim_after_quiet = std::chrono::milliseconds(300);
+  options.trim_heap = [&] { ++trims; };
+  // No metrics: the timer runs for the trim alone.
+  ControllerRunner runner(api.client(), clock, nullptr, nullptr, options);
+  REQUIRE(runner.Start().ok());
+  api.CreateVolume(Consumed("pvc-1", "node-a"));
+  for (int i = 0; i < 100 && trims == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(trims == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  CHECK(trims == 1);  // nothing changed since
+  api.CreateVolume(Consumed("pvc-2", "node-b"));
+  for (int i = 0; i < 100 && trims == 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(trims == 2);
   runner.Stop();
 }
 
