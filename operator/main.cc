@@ -115,7 +115,10 @@ int main(int argc, char** argv) {
   runner_options.trim_heap = [] {
     const auto r = meshstor_operator::TrimHeap();
     Root().Info("Trimmed the heap", {{"residentBytesBefore", r.resident_before},
-                                     {"residentBytesAfter", r.resident_after}});
+                                     {"residentBytesAfter", r.resident_after},
+                                     {"heapInUseBytes", r.heap_in_use},
+                                     {"heapFreeBytes", r.heap_free},
+                                     {"mmappedBytes", r.mmapped}});
   };
 
   // The controller runs only while this replica leads. Starting waits for the informer caches,

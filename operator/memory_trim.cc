@@ -38,6 +38,10 @@ long ResidentBytes() {
 TrimResult TrimHeap() {
   TrimResult r;
   r.resident_before = ResidentBytes();
+  const struct mallinfo2 mi = mallinfo2();
+  r.heap_in_use = mi.uordblks + mi.hblkhd;
+  r.heap_free = mi.fordblks;
+  r.mmapped = mi.hblkhd;
   malloc_trim(0);
   r.resident_after = ResidentBytes();
   return r;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <mutex>
 
@@ -43,6 +44,9 @@ class QuietTrimmer {
 struct TrimResult {
   long resident_before = 0;  // bytes (/proc/self/statm)
   long resident_after = 0;
+  size_t heap_in_use = 0;  // bytes allocated and not freed, all arenas (mallinfo2)
+  size_t heap_free = 0;    // bytes free in the arenas' heaps before the trim
+  size_t mmapped = 0;      // bytes in chunks mmapped on their own
 };
 
 // malloc_trim(0): every arena's free pages back to the kernel; the resident size around it.
