@@ -126,6 +126,19 @@ common::Result<Inventory> ClientSource::Snapshot() {
 
 // InformerSource.
 
+InformerSource::InformerSource(VolumeInformer& volumes, DeviceInformer& devices,
+                               NodeInformer& nodes, const VolumeIndex* index)
+    : volumes_(volumes), devices_(devices), nodes_(nodes), index_(index) {
+  devices_.AddHandler([this](const DeviceInformer::Change&) {
+    std::lock_guard<std::mutex> lock(mu_);
+    devices_list_.reset();
+  });
+  nodes_.AddHandler([this](const NodeInformer::Change&) {
+    std::lock_guard<std::mutex> lock(mu_);
+    nodes_list_.reset();
+  });
+}
+
 common::Result<std::shared_ptr<const v1::MeshStorVolume>> InformerSource::GetVolume(
     const std::string& name) {
   return volumes_.Get({"", name});
@@ -138,8 +151,16 @@ common::Result<Inventory> InformerSource::Snapshot() {
   } else {
     inv.volumes = volumes_.List();
   }
-  inv.devices = devices_.List();
-  inv.nodes = nodes_.List();
+  // The informers' shared lists: rebuilt once per change of drives or Nodes, not copied per pass
+  // (copying 3000 pointers and counting their references was a third of the operator's CPU at
+  // 1000 nodes).
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!devices_list_) {
+    devices_list_ = std::make_shared<const Inventory::DeviceList>(devices_.List());
+  }
+  if (!nodes_list_) nodes_list_ = std::make_shared<const Inventory::NodeList>(nodes_.List());
+  inv.shared_devices = devices_list_;
+  inv.shared_nodes = nodes_list_;
   return inv;
 }
 
@@ -202,11 +223,13 @@ common::Result<Controller::PassResult> Controller::ReconcileOnce(const std::stri
   inv->now = clock_.Now();
   inv->staleness = limits_.agent_staleness;
   const auto decide_started = clock_.SteadyNow();
+  const auto decide_cpu_started = ThreadCpuTime();
   Decision d = Decide(volume, *inv, limits_);
   if (metrics_ != nullptr &&
       (d.placement_failed || (d.write == Decision::Write::kSpec &&
                               d.object.spec.members.size() > volume.spec.members.size()))) {
-    metrics_->PlacementDone(clock_.SteadyNow() - decide_started);
+    metrics_->PlacementDone(clock_.SteadyNow() - decide_started,
+                            ThreadCpuTime() - decide_cpu_started);
   }
   result.requeue_after = d.requeue_after;
   result.write = d.write;
@@ -266,11 +289,16 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
       source_(volumes_, devices_, nodes_, &index_),
       controller_(client, clock, source_, events, metrics, options.limits),
       queue_(clock) {
+  if (options_.trim_heap) {
+    trimmer_ = std::make_unique<QuietTrimmer>(options_.trim_after_quiet, options_.trim_max_interval,
+                                              options_.trim_heap);
+  }
   volumes_.AddHandler([this](const VolumeInformer::Change& c) {
     // The index first: a pass that waited for its own write in AwaitCache must find it there.
     if (c.old_obj != c.new_obj || c.new_obj == nullptr) {
       index_.Apply(c.key.name, c.new_obj.get());
       metrics_dirty_ = true;
+      if (trimmer_) trimmer_->Changed(clock_.SteadyNow());
     }
     { std::lock_guard<std::mutex> lock(cache_mu_); }
     cache_cv_.notify_all();
@@ -329,7 +357,9 @@ common::Status ControllerRunner::Start() {
   }
   EnqueueAllVolumes();
   worker_ = std::thread([this] { Work(); });
-  if (metrics_ != nullptr) metrics_thread_ = std::thread([this] { RefreshMetrics(); });
+  if (metrics_ != nullptr || trimmer_) {
+    metrics_thread_ = std::thread([this] { RefreshMetrics(); });
+  }
   return common::OkStatus();
 }
 
@@ -391,6 +421,12 @@ void ControllerRunner::RefreshMetrics() {
     clock_.WaitFor(lock, cache_cv_, options_.metrics_refresh_period, [&] { return !!stopping_; });
     if (stopping_) break;
     const auto now = clock_.SteadyNow();
+    if (trimmer_) {
+      lock.unlock();
+      trimmer_->Tick(now);
+      lock.lock();
+    }
+    if (metrics_ == nullptr) continue;
     if (!metrics_dirty_ && !(time_dependent && now - last >= options_.metrics_max_age)) continue;
     metrics_dirty_ = false;
     last = now;

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "common/kube/workqueue.h"
 #include "common/status/status.h"
 #include "common/time/clock.h"
+#include "operator/memory_trim.h"
 #include "operator/metrics.h"
 #include "operator/placement.h"
 #include "operator/reconcile.h"
@@ -62,12 +64,16 @@ using NodeInformer = common::kube::Informer<common::api::Node>;
 
 // Reads the informer caches. The informers must outlive this source. With an `index` (kept
 // from the volume informer's events, see ControllerRunner) the snapshot carries it instead of
-// a copy of every volume.
+// a copy of every volume. The drives and Nodes are shared lists (Inventory::shared_devices,
+// shared_nodes), built on the first snapshot after one of them changed and handed to every pass
+// until the next change.
+//
+// REQUIRES: constructed before the informers start (it adds a handler to the drive and Node
+// informers).
 class InformerSource final : public ClusterSource {
  public:
   InformerSource(VolumeInformer& volumes, DeviceInformer& devices, NodeInformer& nodes,
-                 const VolumeIndex* index = nullptr)
-      : volumes_(volumes), devices_(devices), nodes_(nodes), index_(index) {}
+                 const VolumeIndex* index = nullptr);
   common::Result<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> GetVolume(
       const std::string& name) override;
   common::Result<Inventory> Snapshot() override;
@@ -77,6 +83,10 @@ class InformerSource final : public ClusterSource {
   DeviceInformer& devices_;
   NodeInformer& nodes_;
   const VolumeIndex* index_;
+  std::mutex mu_;
+  // Reset by the informers' handlers (after their cache changed), rebuilt by Snapshot().
+  std::shared_ptr<const Inventory::DeviceList> devices_list_;  // guarded by mu_
+  std::shared_ptr<const Inventory::NodeList> nodes_list_;      // guarded by mu_
 };
 
 class Controller {
@@ -124,6 +134,12 @@ class ControllerRunner {
     // member missing).
     std::chrono::milliseconds metrics_refresh_period{std::chrono::seconds(1)};
     std::chrono::milliseconds metrics_max_age{std::chrono::seconds(10)};
+    // When set, called on the same timer once volumes stopped changing for `trim_after_quiet`,
+    // and at most every `trim_max_interval` while they keep changing (QuietTrimmer): main
+    // passes TrimHeap, so the memory a burst freed goes back to the kernel.
+    std::function<void()> trim_heap;
+    std::chrono::milliseconds trim_after_quiet{std::chrono::seconds(10)};
+    std::chrono::milliseconds trim_max_interval{std::chrono::minutes(1)};
   };
 
   // Every reference must outlive the runner; `events` and `metrics` may be null.
@@ -141,7 +157,8 @@ class ControllerRunner {
 
  private:
   void Work();
-  // Refreshes the volume gauges on a timer (Options::metrics_refresh_period).
+  // Refreshes the volume gauges on a timer (Options::metrics_refresh_period) and trims the heap
+  // after a burst (Options::trim_heap).
   void RefreshMetrics();
   void EnqueueAllVolumes();
   void EnqueueVolumesConcerning(const std::string& node);
@@ -164,6 +181,7 @@ class ControllerRunner {
   std::condition_variable cache_cv_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> metrics_dirty_{true};  // a volume changed since the last refresh
+  std::unique_ptr<QuietTrimmer> trimmer_;  // set when options_.trim_heap is
   std::thread worker_;
   std::thread metrics_thread_;
   bool started_ = false;

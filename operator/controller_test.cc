@@ -1,5 +1,6 @@
 #include "operator/controller.h"
 
+#include <atomic>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -139,6 +140,7 @@ TEST_CASE("Controller drives a volume to Synced through the API server", "[unit]
                        "meshstor_operator_api_request_duration_seconds_count{verb=\"update\"}"));
   // One pass placed the members.
   CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_duration_seconds_count 1\n"));
+  CHECK_THAT(text, Catch::Contains("meshstor_operator_placement_cpu_seconds_count 1\n"));
 
   // Events were posted for the transitions.
   recorder.Stop();
@@ -510,6 +512,58 @@ TEST_CASE("A drive's free-space change requeues only the volumes it concerns",
   runner.Stop();
 }
 
+TEST_CASE("A pass shares the informers' drive and Node lists until one of them changes",
+          "[unit][controller]") {
+  ApiFixture api;
+  auto& clock = common::time::RealClock::Get();
+  for (const char* n : {"node-a", "node-b", "node-c"}) api.AddNode(n, clock.Now());
+  VolumeInformer volumes(api.client(), common::kube::MeshStorVolumes(), v1::DecodeMeshStorVolume,
+                         {}, clock);
+  DeviceInformer devices(api.client(), common::kube::MeshStorNodeDevices(),
+                         v1::DecodeMeshStorNodeDevice, {}, clock);
+  NodeInformer nodes(api.client(), common::kube::Nodes(), common::api::DecodeNode, {}, clock);
+  InformerSource source(volumes, devices, nodes);  // before Start: it adds handlers
+  for (common::kube::InformerBase* inf :
+       std::initializer_list<common::kube::InformerBase*>{&volumes, &devices, &nodes}) {
+    inf->Start();
+    REQUIRE(inf->WaitForSync(std::chrono::seconds(10)));
+  }
+  auto a = source.Snapshot();
+  auto b = source.Snapshot();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->Devices().size() == 3);
+  CHECK(a->Nodes().size() == 3);
+  CHECK(a->devices.empty());  // nothing copied
+  // The same vectors, not copies of every pointer.
+  CHECK(&a->Devices() == &b->Devices());
+  CHECK(&a->Nodes() == &b->Nodes());
+
+  SetFree(api, "node-b", 7 * v1::kMiB);
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; ++i) {
+    auto c = source.Snapshot();
+    REQUIRE(c.ok());
+    for (const auto& d : c->Devices()) {
+      if (d->status.biggest_free_extent_bytes == 7 * v1::kMiB) seen = true;
+    }
+    if (seen) {
+      CHECK(&c->Devices() != &a->Devices());
+      CHECK(&c->Nodes() == &a->Nodes());  // no Node changed
+      CHECK(c->Devices().size() == 3);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  CHECK(seen);
+  // The earlier snapshot still holds the list it was given.
+  for (const auto& d : a->Devices()) CHECK(d->status.biggest_free_extent_bytes != 7 * v1::kMiB);
+  for (common::kube::InformerBase* inf :
+       std::initializer_list<common::kube::InformerBase*>{&volumes, &devices, &nodes}) {
+    inf->Stop();
+  }
+}
+
 // meshstor_operator_member_missing_seconds of pvc-missing's member 1 on node-b; -1 without it.
 double MissingSeconds(common::metrics::Registry& registry) {
   const std::string text = registry.Expose();
@@ -570,6 +624,34 @@ TEST_CASE("The volume gauges are refreshed on a timer, also while no volume chan
   CHECK(first >= 100);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   CHECK(MissingSeconds(registry) >= first + 1);
+  runner.Stop();
+}
+
+TEST_CASE("The runner trims the heap once after a burst of volume changes",
+          "[unit][controller][memory]") {
+  ApiFixture api;
+  auto& clock = common::time::RealClock::Get();
+  for (const char* n : {"node-a", "node-b"}) api.AddNode(n, clock.Now());
+  std::atomic<int> trims{0};
+  ControllerRunner::Options options;
+  options.metrics_refresh_period = std::chrono::milliseconds(50);
+  options.trim_after_quiet = std::chrono::milliseconds(300);
+  options.trim_heap = [&] { ++trims; };
+  // No metrics: the timer runs for the trim alone.
+  ControllerRunner runner(api.client(), clock, nullptr, nullptr, options);
+  REQUIRE(runner.Start().ok());
+  api.CreateVolume(Consumed("pvc-1", "node-a"));
+  for (int i = 0; i < 100 && trims == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(trims == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  CHECK(trims == 1);  // nothing changed since
+  api.CreateVolume(Consumed("pvc-2", "node-b"));
+  for (int i = 0; i < 100 && trims == 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(trims == 2);
   runner.Stop();
 }
 

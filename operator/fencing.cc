@@ -16,7 +16,7 @@ using common::api::ConditionStatus;
 using std::chrono::seconds;
 
 const common::api::Node* FindNode(const Inventory& inv, const std::string& name) {
-  for (const auto& n : inv.nodes) {
+  for (const auto& n : inv.Nodes()) {
     if (n->metadata.name == name) return n.get();
   }
   return nullptr;
@@ -25,7 +25,7 @@ const common::api::Node* FindNode(const Inventory& inv, const std::string& name)
 // The newest heartbeat of the node's agent (its drives' status.updatedAt).
 std::optional<common::api::Time> LastReport(const Inventory& inv, const std::string& node) {
   std::optional<common::api::Time> newest;
-  for (const auto& d : inv.devices) {
+  for (const auto& d : inv.Devices()) {
     if (d->spec.node_name != node || !d->status.updated_at) continue;
     if (!newest || *d->status.updated_at > *newest) newest = d->status.updated_at;
   }

@@ -13,6 +13,7 @@
 #include "common/log/log.h"
 #include "common/time/clock.h"
 #include "operator/controller.h"
+#include "operator/memory_trim.h"
 #include "operator/metrics.h"
 
 namespace {
@@ -111,6 +112,14 @@ int main(int argc, char** argv) {
   runner_options.limits.consumer_dead_after =
       std::chrono::duration_cast<std::chrono::seconds>(consumer_dead_after);
   runner_options.resync_period = resync_period;
+  runner_options.trim_heap = [] {
+    const auto r = meshstor_operator::TrimHeap();
+    Root().Info("Trimmed the heap", {{"residentBytesBefore", r.resident_before},
+                                     {"residentBytesAfter", r.resident_after},
+                                     {"heapInUseBytes", r.heap_in_use},
+                                     {"heapFreeBytes", r.heap_free},
+                                     {"mmappedBytes", r.mmapped}});
+  };
 
   // The controller runs only while this replica leads. Starting waits for the informer caches,
   // so it happens on its own thread, never on the election thread.

@@ -1,5 +1,7 @@
 #include "operator/metrics.h"
 
+#include <time.h>
+
 #include <cstdlib>
 #include <map>
 
@@ -33,6 +35,17 @@ std::optional<double> ParsePercentage(const std::string& s) {
 }
 
 }  // namespace
+
+std::vector<double> PlacementBuckets() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
+          0.0025,  0.005,  0.01,    0.025,  0.05,    0.1,   0.25,   1};
+}
+
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
 
 common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
     common::metrics::Registry& r) {
@@ -88,8 +101,14 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
           "meshstor_operator_placement_duration_seconds",
           "Duration of the decision of a reconcile pass that placed members or failed to "
           "place them (in-process, without API requests)",
-          {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-           1}));
+          PlacementBuckets()));
+  ASSIGN_OR_RETURN(
+      m->placement_cpu_,
+      r.AddHistogram("meshstor_operator_placement_cpu_seconds",
+                     "CPU time of the worker thread during the same decisions as "
+                     "meshstor_operator_placement_duration_seconds (without the time the thread "
+                     "waited for a core)",
+                     PlacementBuckets()));
   ASSIGN_OR_RETURN(m->api_latency_, r.AddHistogram("meshstor_operator_api_request_duration_seconds",
                                                    "Latency of the operator's API writes",
                                                    common::metrics::DefaultBuckets(), {"verb"}));

@@ -140,18 +140,18 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   // (the informer lists them by object name), so most need no lookup. This runs once per volume
   // placed over every drive and node of the cluster: no tree of strings, no copies, no
   // allocation per node.
-  const size_t device_count = inventory.devices.size();
+  const Inventory::DeviceList& devices = inventory.Devices();
+  const size_t device_count = devices.size();
   std::vector<Candidate> by_node;
   by_node.reserve(device_count);
   NodeSlots slots(device_count);
   std::vector<uint32_t> device_slot(device_count);
   for (size_t i = 0; i < device_count; ++i) {
-    const std::string_view node = inventory.devices[i]->spec.node_name;
-    device_slot[i] = i > 0 && inventory.devices[i - 1]->spec.node_name == node
-                         ? device_slot[i - 1]
-                         : slots.Insert(node, &by_node);
+    const std::string_view node = devices[i]->spec.node_name;
+    device_slot[i] = i > 0 && devices[i - 1]->spec.node_name == node ? device_slot[i - 1]
+                                                                     : slots.Insert(node, &by_node);
   }
-  for (const auto& n : inventory.nodes) {
+  for (const auto& n : inventory.Nodes()) {
     if (uint32_t i = slots.Find(n->metadata.name, by_node); i != NodeSlots::kEmpty) {
       by_node[i].node_obj = n.get();
     }
@@ -194,7 +194,7 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   bool consumer_rdma = false;
   std::vector<int64_t> usable(device_count, -1);  // free bytes of a drive that fits, else -1
   for (size_t i = 0; i < device_count; ++i) {
-    const v1::MeshStorNodeDevice& d = *inventory.devices[i];
+    const v1::MeshStorNodeDevice& d = *devices[i];
     Candidate& c = by_node[device_slot[i]];
     // Only the consumer's drives here: whether other nodes have RDMA matters only when the
     // consumer has it (below), and reading every drive's addresses is a cache miss each.
@@ -214,7 +214,7 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   }
   if (consumer_rdma) {
     for (size_t i = 0; i < device_count; ++i) {
-      if (HasRdma(*inventory.devices[i])) by_node[device_slot[i]].rdma = true;
+      if (HasRdma(*devices[i])) by_node[device_slot[i]].rdma = true;
     }
   }
   uint32_t offset = 0;
@@ -227,7 +227,7 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
   for (size_t i = 0; i < device_count; ++i) {
     if (usable[i] < 0) continue;
     Candidate& c = by_node[device_slot[i]];
-    drives[c.first + c.count++] = {usable[i], inventory.devices[i]->spec.device};
+    drives[c.first + c.count++] = {usable[i], devices[i]->spec.device};
   }
 
   // Which nodes qualify, and why the others do not (reported in name order, as before).

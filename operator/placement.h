@@ -29,8 +29,17 @@ class VolumeIndex;  // volume_index.h
 
 // What the placement reads about the cluster.
 struct Inventory {
-  std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorNodeDevice>> devices;
-  std::vector<std::shared_ptr<const common::api::Node>> nodes;
+  using DeviceList = std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorNodeDevice>>;
+  using NodeList = std::vector<std::shared_ptr<const common::api::Node>>;
+  DeviceList devices;
+  NodeList nodes;
+  // When set, they stand for `devices` and `nodes`: the informers' shared lists, which a pass
+  // holds instead of copying every pointer (InformerSource::Snapshot). Read through Devices()
+  // and Nodes().
+  std::shared_ptr<const DeviceList> shared_devices;
+  std::shared_ptr<const NodeList> shared_nodes;
+  const DeviceList& Devices() const { return shared_devices ? *shared_devices : devices; }
+  const NodeList& Nodes() const { return shared_nodes ? *shared_nodes : nodes; }
   // Every volume; may stay empty when `index` is set (the index then stands for them).
   std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> volumes;
   // When set, member counts, pending reservations, namespace IDs and rebuilds are read from it

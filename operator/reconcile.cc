@@ -87,7 +87,7 @@ void MinRequeue(Decision* d, seconds after) {
 // agent is alive; `*check_after` then says when it may have gone stale.
 std::optional<common::api::Time> SilentSince(const v1::MeshStorVolume& v, const v1::Member& m,
                                              const Inventory& inv, seconds* check_after) {
-  for (const auto& d : inv.devices) {
+  for (const auto& d : inv.Devices()) {
     if (d->spec.node_name != m.node || d->spec.device != m.drive) continue;
     if (!d->status.updated_at) return v.metadata.creation_timestamp;
     const auto stale_at = *d->status.updated_at + inv.staleness;
@@ -156,7 +156,7 @@ std::optional<Decision> DecideDeletion(const v1::MeshStorVolume& v, const Invent
   }
   // A node that no longer exists in the cluster has nothing left to tear down.
   std::set<std::string> known;
-  for (const auto& n : inv.nodes) known.insert(n->metadata.name);
+  for (const auto& n : inv.Nodes()) known.insert(n->metadata.name);
   const bool partitions_gone =
       std::none_of(v.status.partitions.begin(), v.status.partitions.end(),
                    [&](const v1::PartitionStatus& p) { return known.count(p.node_id) > 0; });

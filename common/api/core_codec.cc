@@ -149,7 +149,7 @@ Result<Node> DecodeNode(std::string_view text) {
   return DecodeWith<Node>(text, "Node", [](FieldReader& r, Node* n) -> Status {
     RETURN_IF_ERROR(r.Object("spec", [&](FieldReader& s) -> Status {
       RETURN_IF_ERROR(s.Bool("unschedulable", &n->unschedulable));
-      return s.ObjectArray("taints", [&](FieldReader& t) -> Status {
+      return s.ObjectArray("taints", &n->taints, [&](FieldReader& t) -> Status {
         Taint taint;
         RETURN_IF_ERROR(t.String("key", &taint.key, Presence::kRequired));
         RETURN_IF_ERROR(t.String("value", &taint.value));
@@ -159,14 +159,14 @@ Result<Node> DecodeNode(std::string_view text) {
       });
     }));
     return r.Object("status", [&](FieldReader& s) -> Status {
-      RETURN_IF_ERROR(s.ObjectArray("addresses", [&](FieldReader& a) -> Status {
+      RETURN_IF_ERROR(s.ObjectArray("addresses", &n->addresses, [&](FieldReader& a) -> Status {
         NodeAddress addr;
         RETURN_IF_ERROR(a.String("type", &addr.type, Presence::kRequired));
         RETURN_IF_ERROR(a.String("address", &addr.address, Presence::kRequired));
         n->addresses.push_back(std::move(addr));
         return OkStatus();
       }));
-      return s.ObjectArray("conditions", [&](FieldReader& c) -> Status {
+      return s.ObjectArray("conditions", &n->conditions, [&](FieldReader& c) -> Status {
         // v1.NodeCondition, not metav1.Condition: only type and status are required; the
         // heartbeat time is not kept.
         Condition cond;

@@ -175,6 +175,7 @@ Status FieldReader::StringList(const char* key, std::vector<std::string>* out) {
   out->clear();
   if (v == nullptr) return OkStatus();
   if (!v->IsArray()) return WrongType(key, *v, "an array");
+  out->reserve(v->Size());
   for (rapidjson::SizeType i = 0; i < v->Size(); ++i) {
     const auto& item = (*v)[i];
     if (!item.IsString()) {
@@ -191,6 +192,7 @@ Status FieldReader::Int32List(const char* key, std::vector<int32_t>* out) {
   out->clear();
   if (v == nullptr) return OkStatus();
   if (!v->IsArray()) return WrongType(key, *v, "an array");
+  out->reserve(v->Size());
   for (rapidjson::SizeType i = 0; i < v->Size(); ++i) {
     const auto& item = (*v)[i];
     if (!item.IsInt()) {
@@ -209,6 +211,12 @@ Status FieldReader::Object(const char* key, const std::function<Status(FieldRead
   if (!v->IsObject()) return WrongType(key, *v, "an object");
   FieldReader nested(*v, JoinPath(path_, key));
   return fn(nested);
+}
+
+size_t FieldReader::ArraySize(const char* key) const {
+  auto it = object_.FindMember(key);
+  if (it == object_.MemberEnd() || !it->value.IsArray()) return 0;
+  return it->value.Size();
 }
 
 Status FieldReader::ObjectArray(const char* key, const std::function<Status(FieldReader&)>& fn) {

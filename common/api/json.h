@@ -81,6 +81,17 @@ class FieldReader {
 
   // Calls `fn` with a reader for each element of an array of objects.
   Status ObjectArray(const char* key, const std::function<Status(FieldReader&)>& fn);
+  // Same, clearing `out` first and reserving one element per array item, so the decoded vector
+  // holds no spare capacity (informer caches keep decoded objects for their whole life).
+  template <typename T>
+  Status ObjectArray(const char* key, std::vector<T>* out,
+                     const std::function<Status(FieldReader&)>& fn) {
+    out->clear();
+    out->reserve(ArraySize(key));
+    return ObjectArray(key, fn);
+  }
+  // Items of the array at `key`; 0 when absent or not an array.
+  size_t ArraySize(const char* key) const;
 
  private:
   // Returns the member or nullptr when absent/null; error when required and absent.

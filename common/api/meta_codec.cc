@@ -25,8 +25,7 @@ Status DecodeObjectMeta(FieldReader& r, ObjectMeta* out) {
   RETURN_IF_ERROR(r.StringMap("labels", &out->labels));
   RETURN_IF_ERROR(r.StringMap("annotations", &out->annotations));
   RETURN_IF_ERROR(r.StringList("finalizers", &out->finalizers));
-  out->owner_references.clear();
-  return r.ObjectArray("ownerReferences", [&](FieldReader& o) -> Status {
+  return r.ObjectArray("ownerReferences", &out->owner_references, [&](FieldReader& o) -> Status {
     OwnerReference ref;
     RETURN_IF_ERROR(o.String("apiVersion", &ref.api_version, Presence::kRequired));
     RETURN_IF_ERROR(o.String("kind", &ref.kind, Presence::kRequired));

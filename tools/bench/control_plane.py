@@ -655,6 +655,15 @@ def scrape(op_port, agent_port):
         (float(labels["le"]), v)
         for labels, v in op.get("meshstor_operator_placement_duration_seconds_bucket", [])
         if labels.get("le") not in (None, "+Inf"))
+    # The same decisions' CPU time (the worker thread's), to tell preemption from the work.
+    out["operator_placement_cpu_sum_s"] = round(
+        metric_sum(op, "meshstor_operator_placement_cpu_seconds_sum"), 4)
+    out["operator_placement_cpu_p99_le_s"] = hist_quantile(
+        op, "meshstor_operator_placement_cpu_seconds", 0.99)
+    out["operator_placement_cpu_buckets"] = sorted(
+        (float(labels["le"]), v)
+        for labels, v in op.get("meshstor_operator_placement_cpu_seconds_bucket", [])
+        if labels.get("le") not in (None, "+Inf"))
     writes = {}
     for labels, v in op.get("meshstor_operator_api_request_duration_seconds_count", []):
         verb = labels.get("verb", "")
@@ -714,6 +723,13 @@ def print_report(results):
                 print(f"  {title}: placement passes within: " + ", ".join(
                     f"{1000 * le:g} ms {100.0 * c / n:.1f} %"
                     for le, c in m["operator_placement_buckets"] if le <= 0.05))
+                if m.get("operator_placement_cpu_buckets"):
+                    print(f"  {title}: placement CPU time mean "
+                          f"{mean_ms(m['operator_placement_cpu_sum_s'], n)} ms, p99 <= "
+                          f"{1000 * (m['operator_placement_cpu_p99_le_s'] or 0):g} ms; within: "
+                          + ", ".join(f"{1000 * le:g} ms {100.0 * c / n:.1f} %"
+                                      for le, c in m["operator_placement_cpu_buckets"]
+                                      if le <= 0.05))
         for window in ("burst", "idle"):
             w = r[window]
             total = sum(n for _, _, n in w["requests"])

@@ -42,16 +42,15 @@ Status DecodeVolumeSpec(FieldReader& r, MeshStorVolumeSpec* s) {
   RETURN_IF_ERROR(ValidateSectorSize(s->sector_size, json::JoinPath(r.path(), "sectorSize")));
   RETURN_IF_ERROR(r.String("consumerNode", &s->consumer_node));
   RETURN_IF_ERROR(r.String("stagingPath", &s->staging_path));
-  s->publish_targets.clear();
-  RETURN_IF_ERROR(r.ObjectArray("publishTargets", [&](FieldReader& t) -> Status {
-    PublishTarget target;
-    RETURN_IF_ERROR(t.String("path", &target.path, Presence::kRequired));
-    RETURN_IF_ERROR(t.Bool("readOnly", &target.read_only));
-    s->publish_targets.push_back(std::move(target));
-    return OkStatus();
-  }));
-  s->members.clear();
-  RETURN_IF_ERROR(r.ObjectArray("members", [&](FieldReader& m) -> Status {
+  RETURN_IF_ERROR(
+      r.ObjectArray("publishTargets", &s->publish_targets, [&](FieldReader& t) -> Status {
+        PublishTarget target;
+        RETURN_IF_ERROR(t.String("path", &target.path, Presence::kRequired));
+        RETURN_IF_ERROR(t.Bool("readOnly", &target.read_only));
+        s->publish_targets.push_back(std::move(target));
+        return OkStatus();
+      }));
+  RETURN_IF_ERROR(r.ObjectArray("members", &s->members, [&](FieldReader& m) -> Status {
     Member member;
     RETURN_IF_ERROR(m.Int32("index", &member.index, Presence::kRequired));
     RETURN_IF_ERROR(m.String("node", &member.node, Presence::kRequired));
@@ -135,8 +134,7 @@ Status DecodeVolumeStatus(FieldReader& r, MeshStorVolumeStatus* s) {
   RETURN_IF_ERROR(r.OptionalInt32("downDevices", &s->down_devices));
   RETURN_IF_ERROR(r.OptionalInt32("degradedDevices", &s->degraded_devices));
   RETURN_IF_ERROR(r.String("syncPercentage", &s->sync_percentage));
-  s->partitions.clear();
-  RETURN_IF_ERROR(r.ObjectArray("partitions", [&](FieldReader& p) -> Status {
+  RETURN_IF_ERROR(r.ObjectArray("partitions", &s->partitions, [&](FieldReader& p) -> Status {
     PartitionStatus part;
     RETURN_IF_ERROR(p.Int32("index", &part.index, Presence::kRequired));
     RETURN_IF_ERROR(p.String("nodeID", &part.node_id, Presence::kRequired));
@@ -207,8 +205,7 @@ Status DecodeVolumeStatus(FieldReader& r, MeshStorVolumeStatus* s) {
     return OkStatus();
   }));
   RETURN_IF_ERROR(r.String("startBlocked", &s->start_blocked));
-  s->conditions.clear();
-  return r.ObjectArray("conditions", [&](FieldReader& c) -> Status {
+  return r.ObjectArray("conditions", &s->conditions, [&](FieldReader& c) -> Status {
     Condition cond;
     RETURN_IF_ERROR(json::DecodeCondition(c, &cond));
     s->conditions.push_back(std::move(cond));
@@ -308,17 +305,17 @@ Status DecodeNodeDeviceStatus(FieldReader& r, MeshStorNodeDeviceStatus* s) {
   RETURN_IF_ERROR(r.OptionalInt32("remotePartitions", &s->remote_partitions));
   RETURN_IF_ERROR(r.OptionalInt32("unknownPartitions", &s->unknown_partitions));
   RETURN_IF_ERROR(r.String("hostNQN", &s->host_nqn));
-  s->transport_addresses.clear();
-  RETURN_IF_ERROR(r.ObjectArray("transportAddresses", [&](FieldReader& a) -> Status {
-    TransportAddress addr;
-    RETURN_IF_ERROR(
-        a.Enum("transport", &addr.transport, &ParseTransport, "tcp, rdma", Presence::kRequired));
-    RETURN_IF_ERROR(a.String("address", &addr.address, Presence::kRequired));
-    RETURN_IF_ERROR(a.Int32("port", &addr.port, Presence::kRequired));
-    RETURN_IF_ERROR(CheckRange(a, "port", addr.port, 1, 65535));
-    s->transport_addresses.push_back(std::move(addr));
-    return OkStatus();
-  }));
+  RETURN_IF_ERROR(
+      r.ObjectArray("transportAddresses", &s->transport_addresses, [&](FieldReader& a) -> Status {
+        TransportAddress addr;
+        RETURN_IF_ERROR(a.Enum("transport", &addr.transport, &ParseTransport, "tcp, rdma",
+                               Presence::kRequired));
+        RETURN_IF_ERROR(a.String("address", &addr.address, Presence::kRequired));
+        RETURN_IF_ERROR(a.Int32("port", &addr.port, Presence::kRequired));
+        RETURN_IF_ERROR(CheckRange(a, "port", addr.port, 1, 65535));
+        s->transport_addresses.push_back(std::move(addr));
+        return OkStatus();
+      }));
   return r.OptionalTime("updatedAt", &s->updated_at);
 }
 

@@ -345,6 +345,52 @@ TEST_CASE("Null counts as absent, as in Kubernetes", "[unit][api]") {
   CHECK_FALSE(r->status.phase.has_value());
 }
 
+TEST_CASE("Decoded lists hold no spare capacity", "[unit][api]") {
+  // Informer caches keep decoded objects for their whole life: a vector grown by push_back (3
+  // conditions in room for 4) wastes memory in each of 10000 cached volumes.
+  MeshStorVolume v;
+  v.metadata.name = "pvc-1";
+  v.metadata.finalizers = {"a", "b", "c"};
+  v.spec.capacity_bytes = kMinCapacityBytes;
+  v.spec.replica_count = 3;
+  v.spec.stripe_width = 1;
+  v.spec.member_missing_timeout = 900;
+  v.spec.sector_size = 4096;
+  for (int i = 0; i < 3; ++i) {
+    const std::string node = "node-" + std::to_string(i);
+    v.spec.members.push_back({i,
+                              node,
+                              "nvme0n1",
+                              kMinCapacityBytes,
+                              1,
+                              MemberRole::kRemote,
+                              MemberState::kPresent,
+                              i,
+                              {}});
+    PartitionStatus p;
+    p.index = i;
+    p.node_id = node;
+    p.state = PartitionState::kSynced;
+    v.status.partitions.push_back(p);
+    v.status.published_targets.push_back("/t/" + node);
+    Condition c;
+    c.type = "Type" + std::to_string(i);
+    c.status = ConditionStatus::kTrue;
+    c.reason = "Reason";
+    v.status.conditions.push_back(c);
+  }
+  v.status.in_sync = InSyncRecord{{0, 1, 2}, "node-0", {}, {}};
+  auto d = DecodeMeshStorVolume(EncodeMeshStorVolume(v));
+  REQUIRE(d.ok());
+  CHECK(*d == v);
+  CHECK(d->metadata.finalizers.capacity() == 3);
+  CHECK(d->spec.members.capacity() == 3);
+  CHECK(d->status.partitions.capacity() == 3);
+  CHECK(d->status.published_targets.capacity() == 3);
+  CHECK(d->status.conditions.capacity() == 3);
+  CHECK(d->status.in_sync->members.capacity() == 3);
+}
+
 TEST_CASE("Update rules reject what the CRD's transition rules reject", "[unit][api]") {
   MeshStorVolumeSpec old_spec{.capacity_bytes = 1024 * kMiB,
                               .replica_count = 2,

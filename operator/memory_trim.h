@@ -1,0 +1,58 @@
+// Gives the heap's free pages back to the kernel after bursts of changes.
+//
+// glibc keeps what a process freed mapped in the arena it came from (one per thread that
+// allocates, up to 8 per core; the operator runs 17 threads), and returns only the free top of
+// each heap on its own. During and after a burst (10000 volumes created, each decoded ~10 times on
+// its way to Synced, every old version and watch event freed) the freed pages between live
+// objects stay resident. `QuietTrimmer` calls its trim function (TrimHeap in the operator) once
+// no change has come for `quiet`, and at most every `max_interval` while changes keep coming.
+//
+// Thread contract: thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+
+namespace meshstor_operator {
+
+class QuietTrimmer {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  using Duration = std::chrono::steady_clock::duration;
+
+  QuietTrimmer(Duration quiet, Duration max_interval, std::function<void()> trim)
+      : quiet_(quiet), max_interval_(max_interval), trim_(std::move(trim)) {}
+
+  // Something changed (an informer event that allocated).
+  void Changed(TimePoint now);
+  // Called on a timer: trims when changes came since the last trim and either none for `quiet`
+  // or the first of them is `max_interval` old. True when it trimmed.
+  bool Tick(TimePoint now);
+
+ private:
+  const Duration quiet_;
+  const Duration max_interval_;
+  const std::function<void()> trim_;
+  std::mutex mu_;
+  bool pending_ = false;      // guarded by mu_: changes since the last trim
+  TimePoint first_change_{};  // guarded by mu_: the first of them
+  TimePoint last_change_{};   // guarded by mu_
+};
+
+struct TrimResult {
+  long resident_before = 0;  // bytes (/proc/self/statm)
+  long resident_after = 0;
+  size_t heap_in_use = 0;  // bytes allocated and not freed, all arenas (mallinfo2)
+  size_t heap_free = 0;    // bytes free in the arenas' heaps before the trim
+  size_t mmapped = 0;      // bytes in chunks mmapped on their own
+};
+
+// malloc_trim(0): every arena's free pages back to the kernel; the resident size around it.
+TrimResult TrimHeap();
+
+// This process's resident bytes, or -1.
+long ResidentBytes();
+
+}  // namespace meshstor_operator
