@@ -297,16 +297,9 @@ TEST_CASE("An exporter's pass lists its nvmet subsystems once, however many memb
   }
   constexpr int kVolumes = 6;
   for (int i = 0; i < kVolumes; ++i) {
-    v1::MeshStorVolume v;
+    v1::MeshStorVolume v = testing::Raid1Volume();  // consumer a, members on a and b
     v.metadata.name = fmt::format("pvc-{}", i);
-    v.spec.capacity_bytes = 512 * v1::kMiB;
-    v.spec.replica_count = 2;
-    v.spec.stripe_width = 1;
-    v.spec.member_missing_timeout = 900;
-    v.spec.sector_size = 4096;
-    v.spec.consumer_node = "a";
-    v.spec.members = {MakeMember(0, "a", v1::MemberRole::kLocal, i + 1),
-                      MakeMember(1, "b", v1::MemberRole::kRemote, i + 1)};
+    for (v1::Member& m : v.spec.members) m.namespace_id = i + 1;
     REQUIRE(
         api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v)).ok());
   }

@@ -2483,6 +2483,21 @@ AGENT_RSS_VOLUMES = 100
 AGENT_STRACE_SECONDS = 10
 
 
+def sections(text, entry):
+    """The "== name" sections of a guest script's output: {name: [entry(line), ...]}, lines for
+    which entry() gives None left out."""
+    out, part = {}, None
+    for line in text.splitlines():
+        if line.startswith("== "):
+            part = line[3:].strip()
+            out[part] = []
+        elif part and line.strip():
+            e = entry(line)
+            if e is not None:
+                out[part].append(e)
+    return out
+
+
 def agent_syscall_profile(f, node):
     """What the idle agent on `node` asks the kernel for: `strace -f` attached for
     AGENT_STRACE_SECONDS (after the idle minute was measured: tracing slows the agent), the
@@ -2502,14 +2517,11 @@ def agent_syscall_profile(f, node):
         "sed -n 's/.*execve(\"\\([^\"]*\\)\", \\[\\([^]]*\\)\\].*/\\1 \\2/p' /tmp/agent.strace"
         " | cut -c1-100 | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -25\n"
         "rm -f /tmp/agent.strace\n") % secs, timeout=secs + 120)
-    out, part = {"seconds": secs}, None
-    for line in text.splitlines():
-        if line.startswith("== "):
-            part = line[3:].strip()
-            out[part] = []
-        elif part and line.strip():
-            count, _, what = line.strip().partition(" ")
-            out[part].append([what, int(count)])
+    def entry(line):  # "  12 openat": [what, count]
+        count, _, what = line.strip().partition(" ")
+        return [what, int(count)] if count.isdigit() else None
+
+    out = dict(sections(text, entry), seconds=secs)
     for part in ("calls", "opened", "executed"):
         say("agent-rss: %s, %d s of strace, %s: %s" % (node, secs, part, ", ".join(
             "%s %d" % (w, c) for w, c in out.get(part, [])[:25]) or "none"))
@@ -2531,15 +2543,13 @@ def agent_cpu_profile(f, node):
         "/lab/bin/perf report -q -i /tmp/agent.perf --stdio --no-children --sort dso,symbol"
         " 2>/dev/null | head -30\n"
         "rm -f /tmp/agent.perf\n") % secs, timeout=secs + 300)
-    out, part = {"seconds": secs}, None
-    for line in text.splitlines():
+    def entry(line):  # "  12.35%  libc.so.6  [.] read  -  -": [what, percent]
         parts = line.split(None, 1)
-        if line.startswith("== "):
-            part = line[3:].strip()
-            out[part] = []
-        elif part and len(parts) == 2 and parts[0].endswith("%"):
-            what = " ".join(w for w in parts[1].split() if w != "-")
-            out[part].append([what, float(parts[0].rstrip("%"))])
+        if len(parts) != 2 or not parts[0].endswith("%"):
+            return None
+        return [" ".join(w for w in parts[1].split() if w != "-"), float(parts[0].rstrip("%"))]
+
+    out = dict(sections(text, entry), seconds=secs)
     for part in ("dso", "symbol"):
         say("agent-rss: %s, %d s of perf, by %s: %s" % (node, secs, part, "; ".join(
             "%.1f%% %s" % (p, w) for w, p in out.get(part, [])) or "no samples"))
