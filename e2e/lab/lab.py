@@ -2517,6 +2517,7 @@ def agent_syscall_profile(f, node):
         "sed -n 's/.*execve(\"\\([^\"]*\\)\", \\[\\([^]]*\\)\\].*/\\1 \\2/p' /tmp/agent.strace"
         " | cut -c1-100 | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -25\n"
         "rm -f /tmp/agent.strace\n") % secs, timeout=secs + 120)
+
     def entry(line):  # "  12 openat": [what, count]
         count, _, what = line.strip().partition(" ")
         return [what, int(count)] if count.isdigit() else None
@@ -2543,6 +2544,7 @@ def agent_cpu_profile(f, node):
         "/lab/bin/perf report -q -i /tmp/agent.perf --stdio --no-children --sort dso,symbol"
         " 2>/dev/null | head -30\n"
         "rm -f /tmp/agent.perf\n") % secs, timeout=secs + 300)
+
     def entry(line):  # "  12.35%  libc.so.6  [.] read  -  -": [what, percent]
         parts = line.split(None, 1)
         if len(parts) != 2 or not parts[0].endswith("%"):
