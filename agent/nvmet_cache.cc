@@ -30,10 +30,14 @@ void PassCachedNvmet::BeginPass() {
   ++generation_;
 }
 
+std::vector<sys::NvmetSubsystemInfo>::iterator PassCachedNvmet::Position(std::string_view nqn) {
+  return std::lower_bound(listed_->begin(), listed_->end(), nqn,
+                          [](const auto& s, std::string_view n) { return s.nqn < n; });
+}
+
 sys::NvmetSubsystemInfo* PassCachedNvmet::Find(std::string_view nqn) {
   if (!listed_) return nullptr;
-  auto it = std::lower_bound(listed_->begin(), listed_->end(), nqn,
-                             [](const auto& s, std::string_view n) { return s.nqn < n; });
+  auto it = Position(nqn);
   return it != listed_->end() && it->nqn == nqn ? &*it : nullptr;
 }
 
@@ -68,9 +72,7 @@ common::Status PassCachedNvmet::EnsureSubsystem(std::string_view nqn, std::strin
     if (s == nullptr) {
       sys::NvmetSubsystemInfo fresh;
       fresh.nqn = std::string(nqn);
-      auto at = std::lower_bound(listed_->begin(), listed_->end(), fresh.nqn,
-                                 [](const auto& a, const std::string& n) { return a.nqn < n; });
-      s = &*listed_->insert(at, std::move(fresh));
+      s = &*listed_->insert(Position(nqn), std::move(fresh));
     }
     s->serial = std::string(serial);
     s->allow_any_host = false;

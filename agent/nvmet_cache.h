@@ -60,6 +60,8 @@ class PassCachedNvmet final : public sys::NvmetTarget {
   // on failure the listing is forgotten. Either way a listing read meanwhile is not kept.
   template <typename Apply>
   common::Status Change(common::Status status, Apply apply);
+  // Where subsystem `nqn` is or would go in the kept listing. Requires mu_ and a listing.
+  std::vector<sys::NvmetSubsystemInfo>::iterator Position(std::string_view nqn);
   // The kept subsystem `nqn`, or nullptr. Requires mu_.
   sys::NvmetSubsystemInfo* Find(std::string_view nqn);
 
