@@ -608,6 +608,12 @@ def run_size(args, nodes, volumes, workdir):
     return res
 
 
+def hist_buckets(families, name):
+    """A histogram's (upper bound, cumulative count) pairs, +Inf left out, sorted."""
+    return sorted((float(labels["le"]), v) for labels, v in families.get(name + "_bucket", [])
+                  if labels.get("le") not in (None, "+Inf"))
+
+
 def hist_quantile(metrics, name, q):
     """Upper bound (le, seconds) of the bucket holding quantile q of histogram `name`, or None."""
     buckets = sorted((float(labels["le"]), v) for labels, v in metrics.get(name + "_bucket", [])
@@ -651,19 +657,15 @@ def scrape(op_port, agent_port):
         op, "meshstor_operator_placement_duration_seconds", 0.5)
     # The whole histogram (cumulative count per upper bound): the p99 bucket alone hides how
     # much of the distribution is just above or below a target.
-    out["operator_placement_buckets"] = sorted(
-        (float(labels["le"]), v)
-        for labels, v in op.get("meshstor_operator_placement_duration_seconds_bucket", [])
-        if labels.get("le") not in (None, "+Inf"))
+    out["operator_placement_buckets"] = hist_buckets(
+        op, "meshstor_operator_placement_duration_seconds")
     # The same decisions' CPU time (the worker thread's), to tell preemption from the work.
     out["operator_placement_cpu_sum_s"] = round(
         metric_sum(op, "meshstor_operator_placement_cpu_seconds_sum"), 4)
     out["operator_placement_cpu_p99_le_s"] = hist_quantile(
         op, "meshstor_operator_placement_cpu_seconds", 0.99)
-    out["operator_placement_cpu_buckets"] = sorted(
-        (float(labels["le"]), v)
-        for labels, v in op.get("meshstor_operator_placement_cpu_seconds_bucket", [])
-        if labels.get("le") not in (None, "+Inf"))
+    out["operator_placement_cpu_buckets"] = hist_buckets(
+        op, "meshstor_operator_placement_cpu_seconds")
     writes = {}
     for labels, v in op.get("meshstor_operator_api_request_duration_seconds_count", []):
         verb = labels.get("verb", "")
