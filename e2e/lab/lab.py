@@ -121,6 +121,23 @@ def cpio_newc_gz(files):
     return gzip.compress(bytes(out), compresslevel=1)
 
 
+# Each guest holds 256-2048 MiB. An ASan build's allocator keeps up to 256 MiB of freed memory
+# per process in quarantine (its default), so the agent, shim and client of one node together
+# outgrow the guest: lab_csi's node A was OOM-killed that way. Guests get the host's sanitizer
+# options with the quarantine bounded (unless the host sets one); release binaries ignore them.
+GUEST_ASAN_QUARANTINE_MB = 16
+
+
+def guest_sanitizer_env(environ=None):
+    environ = os.environ if environ is None else environ
+    env = {k: environ[k] for k in ("UBSAN_OPTIONS", "LSAN_OPTIONS") if environ.get(k)}
+    asan = environ.get("ASAN_OPTIONS", "")
+    if "quarantine_size" not in asan:
+        asan = ":".join(o for o in (asan, "quarantine_size_mb=%d" % GUEST_ASAN_QUARANTINE_MB) if o)
+    env["ASAN_OPTIONS"] = asan
+    return env
+
+
 def host_identity(node):
     """Deterministic NVMe host ID and NQN of a node (the guest's /init derives the same)."""
     h = hashlib.md5(("meshstor-lab-host-" + node).encode()).hexdigest()
@@ -379,7 +396,7 @@ class VM:
                 "LAB_host": HOST_IP, "LAB_port": str(HOST_PORT)}
         if self.ip:
             conf["LAB_ip"] = self.ip + "/24"
-        exports = {}
+        exports = guest_sanitizer_env()
         for k, v in self.conf.items():
             if k.startswith("LAB_"):
                 conf[k] = v
@@ -1560,9 +1577,6 @@ def scenario_contract(lab, args):
     test = os.path.basename(args.test_bin)
     targs = args.test_args or ["[.privileged]"]
     env = {"LAB_test": test, "LAB_test_args": " ".join(shlex.quote(a) for a in targs)}
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-        if os.environ.get(k):
-            env[k] = os.environ[k]
     lab.node("A", drives=5, mem=args.mem or 1024, script="contract.sh", env=env, timeout=lab.scenario_timeout)
     lab.start("A")
     lab.wait_event("A", "up", timeout=120)
