@@ -18,9 +18,11 @@ namespace {
 namespace v1 = common::api::v1alpha1;
 using common::StatusCode;
 
-NodeKernel WithPassCaches(NodeKernel kernel, sys::Partitions* partitions, sys::NvmetTarget* nvmet) {
+NodeKernel WithPassCaches(NodeKernel kernel, sys::Partitions* partitions, sys::NvmetTarget* nvmet,
+                          sys::Md* md) {
   if (partitions != nullptr) kernel.partitions = partitions;
   if (nvmet != nullptr) kernel.nvmet = nvmet;
+  if (md != nullptr) kernel.md = md;
   return kernel;
 }
 
@@ -75,7 +77,8 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
       partitions_(kernel.partitions ? std::make_unique<PassCachedPartitions>(*kernel.partitions)
                                     : nullptr),
       nvmet_(kernel.nvmet ? std::make_unique<PassCachedNvmet>(*kernel.nvmet) : nullptr),
-      kernel_(WithPassCaches(kernel, partitions_.get(), nvmet_.get())),
+      md_(kernel.md ? std::make_unique<PassCachedMd>(*kernel.md) : nullptr),
+      kernel_(WithPassCaches(kernel, partitions_.get(), nvmet_.get(), md_.get())),
       uevents_(uevents),
       md_events_(md_events),
       config_(std::move(config)),
@@ -325,6 +328,7 @@ common::Status Agent::Pass() {
   const auto started = clock_.SteadyNow();
   if (partitions_) partitions_->BeginPass();
   if (nvmet_) nvmet_->BeginPass();
+  if (md_) md_->BeginPass();
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});
   common::Status first;
@@ -405,7 +409,10 @@ common::Status Agent::Pass() {
     note(WriteOutcome(v, out));
   }
   note(reconciler_.CollectGarbage(volumes));
-  note(reconciler_.CapRebuilds(volumes));
+  // Rebuild caps and metrics only tune and report: the arrays as this pass last read them.
+  VolumeReconciler::ArrayReader last_read;
+  if (md_) last_read = [this](std::string_view name) { return md_->LastRead(name); };
+  note(reconciler_.CapRebuilds(volumes, last_read));
 
   {
     std::lock_guard lock(repeats_mu_);
@@ -480,7 +487,8 @@ void Agent::UpdateMetrics(const std::vector<v1::MeshStorVolume>& volumes,
   std::set<std::string> arrays;
   for (const auto& v : volumes) {
     if (v.spec.consumer_node != node) continue;
-    auto a = kernel_.md->GetArray(sys::MdArrayName(v.metadata.name));
+    auto a = md_ ? md_->LastRead(sys::MdArrayName(v.metadata.name))
+                 : kernel_.md->GetArray(sys::MdArrayName(v.metadata.name));
     if (!a.ok()) continue;
     const std::string& vol = v.metadata.name;
     arrays.insert(vol);

@@ -36,6 +36,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "agent/inventory.h"
+#include "agent/md_cache.h"
 #include "agent/nvmet_cache.h"
 #include "agent/partition_cache.h"
 #include "agent/sys/md_events.h"
@@ -154,6 +155,7 @@ class Agent {
   // start of Pass); kernel_.partitions points at it.
   std::unique_ptr<PassCachedPartitions> partitions_;
   std::unique_ptr<PassCachedNvmet> nvmet_;  // kernel_.nvmet when the kernel has one
+  std::unique_ptr<PassCachedMd> md_;        // kernel_.md when the kernel has one
   NodeKernel kernel_;
   sys::UeventSource* uevents_;
   sys::MdEventSource* md_events_;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "agent/sim/sim_node.h"
 #include "agent/sys/fake/md_events.h"
 #include "agent/sys/fake/uevents.h"
+#include "agent/testing/counting_md.h"
 #include "agent/testing/counting_nvmet.h"
 #include "agent/testing/world.h"
 #include "common/api/v1alpha1/codec.h"
@@ -271,39 +273,61 @@ TEST_CASE("A pass reads each drive's partition table once, however many volumes 
   agent.Stop();
 }
 
-TEST_CASE("An exporter's pass lists its nvmet subsystems once, however many members it exports",
-          "[unit][agent][api]") {
-  // Fencing each member before exporting it listed every subsystem and namespace: once per
-  // member per pass, O(members^2) configfs reads on an idle exporter (lab_bench_agent_rss).
+// Six RAID1 volumes consumed on a with members on a and b, all Synced; b's nvmet and a's MD
+// count the calls that reach them.
+struct SixVolumesOnTwoNodes {
+  static constexpr int kVolumes = 6;
   ApiFixture api;
   sim::SimCluster cluster;
-  for (const char* n : {"a", "b"}) cluster.AddNode(n).AddDrive("nvme0n1", 64ull << 30);
-  const Peers addresses = cluster.PeersView();
-  NodeKernel b_kernel = cluster.node("b").Kernel();
-  testing::CountingNvmet b_nvmet(*b_kernel.nvmet);
-  b_kernel.nvmet = &b_nvmet;
-  std::vector<std::unique_ptr<Agent>> agents;
-  for (const char* n : {"a", "b"}) {
-    AgentConfig config;
-    config.settings.node = n;
-    config.settings.address = addresses.at(n).address;
-    config.simulated = true;
-    config.resync = std::chrono::hours(1);  // passes here, from the test
-    agents.push_back(std::make_unique<Agent>(
-        *api.client, std::string(n) == "b" ? b_kernel : cluster.node(n).Kernel(), nullptr, config,
-        common::time::RealClock::Get(), nullptr));
-    REQUIRE(agents.back()->Start().ok());
-    REQUIRE(agents.back()->WaitForSync(std::chrono::seconds(10)));
+  common::metrics::Registry registry;
+  std::unique_ptr<AgentMetrics> metrics;
+  std::optional<testing::CountingNvmet> b_nvmet;
+  std::optional<testing::CountingMd> a_md;
+  std::vector<std::unique_ptr<Agent>> agents;  // a, b
+
+  SixVolumesOnTwoNodes() {
+    for (const char* n : {"a", "b"}) cluster.AddNode(n).AddDrive("nvme0n1", 64ull << 30);
+    const Peers addresses = cluster.PeersView();
+    auto registered = AgentMetrics::Register(registry, /*simulated=*/true);
+    REQUIRE(registered.ok());
+    metrics = std::move(*registered);
+    NodeKernel a_kernel = cluster.node("a").Kernel();
+    a_md.emplace(*a_kernel.md);
+    a_kernel.md = &*a_md;
+    NodeKernel b_kernel = cluster.node("b").Kernel();
+    b_nvmet.emplace(*b_kernel.nvmet);
+    b_kernel.nvmet = &*b_nvmet;
+    for (const char* n : {"a", "b"}) {
+      AgentConfig config;
+      config.settings.node = n;
+      config.settings.address = addresses.at(n).address;
+      config.simulated = true;
+      config.resync = std::chrono::hours(1);  // passes here, from the test
+      agents.push_back(
+          std::make_unique<Agent>(*api.client, std::string(n) == "a" ? a_kernel : b_kernel, nullptr,
+                                  config, common::time::RealClock::Get(), metrics.get()));
+      REQUIRE(agents.back()->Start().ok());
+      REQUIRE(agents.back()->WaitForSync(std::chrono::seconds(10)));
+    }
+    for (int i = 0; i < kVolumes; ++i) {
+      v1::MeshStorVolume v = testing::Raid1Volume();  // consumer a, members on a and b
+      v.metadata.name = fmt::format("pvc-{}", i);
+      for (v1::Member& m : v.spec.members) m.namespace_id = i + 1;
+      REQUIRE(api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v))
+                  .ok());
+    }
+    for (int i = 0; i < 200 && !AllSynced(); ++i) {
+      for (auto& a : agents) (void)a->Pass();
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    REQUIRE(AllSynced());
+    for (auto& a : agents) (void)a->Pass();
   }
-  constexpr int kVolumes = 6;
-  for (int i = 0; i < kVolumes; ++i) {
-    v1::MeshStorVolume v = testing::Raid1Volume();  // consumer a, members on a and b
-    v.metadata.name = fmt::format("pvc-{}", i);
-    for (v1::Member& m : v.spec.members) m.namespace_id = i + 1;
-    REQUIRE(
-        api.client->Create(common::kube::MeshStorVolumes(), "", v1::EncodeMeshStorVolume(v)).ok());
+  ~SixVolumesOnTwoNodes() {
+    for (auto& a : agents) a->Stop();
   }
-  auto all_synced = [&] {
+
+  bool AllSynced() {
     for (int i = 0; i < kVolumes; ++i) {
       auto got = api.Volume(fmt::format("pvc-{}", i));
       if (!got.ok() || got->status.partitions.size() != 2) return false;
@@ -312,21 +336,39 @@ TEST_CASE("An exporter's pass lists its nvmet subsystems once, however many memb
       }
     }
     return true;
-  };
-  for (int i = 0; i < 200 && !all_synced(); ++i) {
-    for (auto& a : agents) (void)a->Pass();
-    std::this_thread::sleep_for(milliseconds(50));
   }
-  REQUIRE(all_synced());
-  for (auto& a : agents) (void)a->Pass();
-  const int before = b_nvmet.listings;
-  REQUIRE(agents[1]->Pass().ok());
-  CHECK(b_nvmet.listings - before == 1);  // 6 before: one per exported member
-  auto listed = b_kernel.nvmet->ListSubsystems();
+};
+
+TEST_CASE("An exporter's pass lists its nvmet subsystems once, however many members it exports",
+          "[unit][agent][api]") {
+  // Fencing each member before exporting it listed every subsystem and namespace: once per
+  // member per pass, O(members^2) configfs reads on an idle exporter (lab_bench_agent_rss).
+  SixVolumesOnTwoNodes f;
+  const int before = f.b_nvmet->listings;
+  REQUIRE(f.agents[1]->Pass().ok());
+  CHECK(f.b_nvmet->listings - before == 1);  // 6 before: one per exported member
+  auto listed = f.b_nvmet->ListSubsystems();
   REQUIRE(listed.ok());
   REQUIRE(listed->size() == 1);  // b -> a
-  CHECK((*listed)[0].namespaces.size() == kVolumes);
-  for (auto& a : agents) a->Stop();
+  CHECK((*listed)[0].namespaces.size() == f.kVolumes);
+}
+
+TEST_CASE("A consumer's idle pass reads each array twice: reports reuse what the pass read",
+          "[unit][agent][api]") {
+  // ObserveInSync and the reconcile read each array; rebuild caps and metrics read it again,
+  // about twenty sysfs attributes each time (lab_bench_agent_rss).
+  SixVolumesOnTwoNodes f;
+  const int reads = f.a_md->reads, changes = f.a_md->changes;
+  REQUIRE(f.agents[0]->Pass().ok());
+  CHECK(f.a_md->changes == changes);               // idle: nothing changed
+  CHECK(f.a_md->reads - reads == 2 * f.kVolumes);  // 4 per array before
+  // The metrics still come from the arrays: every array is exported, none degraded.
+  const std::string text = f.registry.Expose();
+  for (int i = 0; i < f.kVolumes; ++i) {
+    CHECK_THAT(text,
+               Catch::Contains(fmt::format(
+                   "meshstor_agent_array_degraded_devices{{node=\"a\",volume=\"pvc-{}\"}} 0", i)));
+  }
 }
 
 TEST_CASE("An MD event wakes the agent's pass at once", "[unit][agent][api]") {

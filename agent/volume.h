@@ -37,6 +37,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -172,9 +173,13 @@ class VolumeReconciler {
   // controllers to subsystems this node consumes from no more.
   common::Status CollectGarbage(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes);
 
+  // Reads an array's state (by MD array name).
+  using ArrayReader = std::function<common::Result<sys::MdArrayState>(std::string_view)>;
   // Node-wide: shares rebuild_kib_per_s among the arrays of `volumes` consumed here that are
   // resyncing or recovering (md sync_speed_max), and returns idle ones to the system limit.
-  common::Status CapRebuilds(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes);
+  // `read` reads each array (empty: Md::GetArray).
+  common::Status CapRebuilds(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes,
+                             const ArrayReader& read = nullptr);
 
   const AgentSettings& settings() const { return settings_; }
 

@@ -796,13 +796,14 @@ void VolumeReconciler::RecordInSync(ConsumerPass& pass) {
   pass.rep.in_sync = std::move(in_sync);
 }
 
-common::Status VolumeReconciler::CapRebuilds(const std::vector<v1::MeshStorVolume>& volumes) {
+common::Status VolumeReconciler::CapRebuilds(const std::vector<v1::MeshStorVolume>& volumes,
+                                             const ArrayReader& read) {
   constexpr uint64_t kMinKibPerSecond = 1024;
   std::vector<sys::MdArrayState> arrays;
   for (const auto& v : volumes) {
     if (v.spec.consumer_node != settings_.node) continue;
     const std::string name = sys::MdArrayName(v.metadata.name);
-    auto a = k_.md->GetArray(name);
+    auto a = read ? read(name) : k_.md->GetArray(name);
     if (!a.ok()) continue;
     a->name = name;
     arrays.push_back(std::move(*a));
