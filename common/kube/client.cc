@@ -167,8 +167,8 @@ std::string DeleteOptionsBody(const DeleteOptions& options) {
 class WatchDecoder {
  public:
   WatchDecoder(const ResourceType& type, const std::function<bool(const WatchEvent&)>& on_event,
-               const std::atomic<bool>* stop)
-      : type_(type), on_event_(on_event), stop_(stop) {}
+               std::stop_token stop)
+      : type_(type), on_event_(on_event), stop_(std::move(stop)) {}
 
   // Consumes one chunk. False: stop reading; status() says why.
   bool Feed(std::string_view chunk) {
@@ -227,7 +227,7 @@ class WatchDecoder {
 
  private:
   bool Stopped() {
-    if (status_.ok() && stop_ != nullptr && stop_->load()) {
+    if (status_.ok() && stop_.stop_requested()) {
       status_ = Status(StatusCode::kCancelled, "watch stopped");
     }
     return !status_.ok();
@@ -284,7 +284,7 @@ class WatchDecoder {
 
   const ResourceType& type_;
   const std::function<bool(const WatchEvent&)>& on_event_;
-  const std::atomic<bool>* stop_;
+  const std::stop_token stop_;
   Status status_;
   std::string buf_;      // unconsumed bytes; starts with the unfinished object, if any
   size_t scan_pos_ = 0;  // bytes of buf_ already scanned
@@ -440,8 +440,7 @@ Status Client::Delete(const ResourceType& type, const ObjectKey& key,
 }
 
 Status Client::Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
-                     const std::function<bool(const WatchEvent&)>& on_event,
-                     const std::atomic<bool>* stop) {
+                     const std::function<bool(const WatchEvent&)>& on_event, std::stop_token stop) {
   RETURN_IF_ERROR(ValidateNamespace(type, ns, /*required=*/false));
   HttpRequest request;
   request.method = "GET";

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,13 +86,12 @@ class Client {
   Status Delete(const ResourceType& type, const ObjectKey& key, const DeleteOptions& options = {});
 
   // Streams watch events to `on_event` until the server ends the watch (OK), `on_event` returns
-  // false or `stop` becomes true (Cancelled), or the stream fails (error Status). A 410 Gone,
-  // either as HTTP status or as an ERROR event, returns OutOfRange so the caller relists.
+  // false or a stop is requested on `stop` (Cancelled), or the stream fails (error Status). A 410
+  // Gone, either as HTTP status or as an ERROR event, returns OutOfRange so the caller relists.
   // ERROR events end the watch with their Status and are never passed to `on_event`. `stop` is
   // honoured within about 100 ms even while the server sends nothing.
   Status Watch(const ResourceType& type, std::string_view ns, const WatchOptions& options,
-               const std::function<bool(const WatchEvent&)>& on_event,
-               const std::atomic<bool>* stop = nullptr);
+               const std::function<bool(const WatchEvent&)>& on_event, std::stop_token stop = {});
 
  private:
   Result<std::string> Unary(HttpRequest request, bool is_create);

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -640,14 +641,14 @@ TEST_CASE("Client::Watch ends with the stream's errors", "[unit][kube]") {
   }
   SECTION("stop is honoured between events") {
     transport.chunks = {Event("ADDED", "a", "1"), Event("ADDED", "b", "2")};
-    std::atomic<bool> stop{false};
+    std::stop_source stop;
     Status s = client.Watch(
         MeshStorVolumes(), "", {},
         [&](const WatchEvent&) {
-          stop = true;
+          stop.request_stop();
           return true;
         },
-        &stop);
+        stop.get_token());
     CHECK(s.code() == StatusCode::kCancelled);
   }
 }
@@ -697,11 +698,11 @@ TEST_CASE("Client::Watch over HTTP stops promptly on the stop flag while the ser
       return true;
     });
   });
-  std::atomic<bool> stop{false};
+  std::stop_source stop;
   std::atomic<bool> got_event{false};
   std::thread stopper([&] {
     while (!got_event) std::this_thread::yield();
-    stop = true;
+    stop.request_stop();
   });
   const auto start = SteadyClock::now();
   Status s = f.client->Watch(
@@ -710,7 +711,7 @@ TEST_CASE("Client::Watch over HTTP stops promptly on the stop flag while the ser
         got_event = true;
         return true;
       },
-      &stop);
+      stop.get_token());
   const auto elapsed = SteadyClock::now() - start;
   got_event = true;
   stopper.join();

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -43,8 +44,9 @@ using std::chrono::milliseconds;
 
 // Non-2xx bodies of streams are kept up to this size (they are metav1.Status objects).
 constexpr size_t kMaxStreamErrorBody = 256 << 10;
-// How often a stream's watchdog looks at HttpRequest::cancel.
-constexpr milliseconds kCancelPollInterval{50};
+// How often a cancelled stream's watchdog shuts its socket down again until the request ends
+// (a shutdown before the socket is open does nothing).
+constexpr milliseconds kCancelRetryInterval{50};
 // A token file larger than this is not a token.
 constexpr size_t kMaxTokenFileSize = 64 << 10;
 
@@ -709,7 +711,7 @@ Result<HttpResponse> HttpTransport::Impl::DoOnce(const HttpRequest& request,
 Result<int> HttpTransport::Impl::StreamOnce(const HttpRequest& request, const std::string& token,
                                             const std::function<bool(std::string_view)>& on_data,
                                             std::string* error_body) {
-  if (request.cancel != nullptr && request.cancel->load()) {
+  if (request.cancel.stop_requested()) {
     return Status(StatusCode::kCancelled, fmt::format("stream from {} cancelled", url.display));
   }
   const milliseconds timeout = std::max(request.timeout, milliseconds(1));
@@ -734,7 +736,7 @@ Result<int> HttpTransport::Impl::StreamOnce(const HttpRequest& request, const st
   };
   req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
     last_activity = SteadyClock::now();
-    if (request.cancel != nullptr && request.cancel->load()) {
+    if (request.cancel.stop_requested()) {
       cancelled = true;
       return false;
     }
@@ -751,25 +753,33 @@ Result<int> HttpTransport::Impl::StreamOnce(const HttpRequest& request, const st
     return true;
   };
 
-  // While the request runs, a watchdog notices request.cancel and shuts the socket down, which
-  // ends a read that is blocked waiting for data.
+  // While the request runs, a watchdog sleeps until a stop is requested on request.cancel (a
+  // stop callback wakes it; nothing polls) and then shuts the socket down, which ends a read
+  // that is blocked waiting for data.
   std::mutex watchdog_mu;
   std::condition_variable watchdog_cv;
   bool done = false;  // Guarded by watchdog_mu.
   std::thread watchdog;
-  if (request.cancel != nullptr) {
+  auto wake_watchdog = [&] {
+    std::lock_guard<std::mutex> lock(watchdog_mu);
+    watchdog_cv.notify_all();
+  };
+  std::optional<std::stop_callback<decltype(wake_watchdog)>> on_cancel;
+  if (request.cancel.stop_possible()) {
     httplib::ClientImpl* client = conn->client.get();
     watchdog = std::thread([&, client] {
       ScopedSigpipeBlock sigpipe;
       std::unique_lock<std::mutex> lock(watchdog_mu);
-      while (!watchdog_cv.wait_for(lock, kCancelPollInterval, [&] { return done; })) {
-        if (!request.cancel->load()) continue;
+      watchdog_cv.wait(lock, [&] { return done || request.cancel.stop_requested(); });
+      while (!done) {
         cancelled = true;
         lock.unlock();
         client->stop();  // thread-safe: only shuts the socket down while a request is in flight
         lock.lock();
+        watchdog_cv.wait_for(lock, kCancelRetryInterval, [&] { return done; });
       }
     });
+    on_cancel.emplace(request.cancel, wake_watchdog);
   }
 
   if (conn->tls) conn->tls->verify_error = X509_V_OK;

@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -732,14 +733,14 @@ TEST_CASE("HttpTransport stops a stream at once when on_data returns false", "[u
 TEST_CASE("HttpTransport cancels a silent stream promptly", "[unit][kube]") {
   SilentStream s;
   auto transport = MakeTransport(PlainConfig(s.server));
-  std::atomic<bool> cancel{false};
+  std::stop_source cancel;
   Gate got_first;
   std::thread canceller([&] {
-    if (got_first.Wait()) cancel = true;
+    if (got_first.Wait()) cancel.request_stop();
   });
   HttpRequest request = Get("/watch");
   request.stream_idle_timeout = 30s;
-  request.cancel = &cancel;
+  request.cancel = cancel.get_token();
   const auto start = SteadyClock::now();
   Result<int> r = transport->Stream(
       request,
@@ -753,6 +754,48 @@ TEST_CASE("HttpTransport cancels a silent stream promptly", "[unit][kube]") {
   CHECK(SteadyClock::now() - start < 3s);
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == StatusCode::kCancelled);
+}
+
+// Voluntary context switches of every thread of this process so far.
+long VoluntarySwitches() {
+  rusage usage{};
+  REQUIRE(getrusage(RUSAGE_SELF, &usage) == 0);
+  return usage.ru_nvcsw;
+}
+
+TEST_CASE("HttpTransport's cancel watchdog sleeps while a stream is quiet", "[unit][kube]") {
+  // It looked at the cancel flag every 50 ms: 20 wake-ups per second for each watch of every
+  // idle binary. One quiet second of a cancellable stream, the whole process: the observer's
+  // own sleep and nothing else.
+  SilentStream s;
+  auto transport = MakeTransport(PlainConfig(s.server));
+  std::stop_source cancel;
+  Gate got_first;
+  long switches = -1;
+  std::thread observer([&] {
+    if (!got_first.Wait()) return;
+    std::this_thread::sleep_for(100ms);  // the stream's first chunk handled
+    const long before = VoluntarySwitches();
+    std::this_thread::sleep_for(1s);
+    switches = VoluntarySwitches() - before;
+    cancel.request_stop();
+  });
+  HttpRequest request = Get("/watch");
+  request.stream_idle_timeout = 30s;
+  request.cancel = cancel.get_token();
+  Result<int> r = transport->Stream(
+      request,
+      [&](std::string_view) {
+        got_first.Open();
+        return true;
+      },
+      nullptr);
+  got_first.Open();
+  observer.join();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == StatusCode::kCancelled);
+  CHECK(switches >= 0);
+  CHECK(switches < 8);  // ~20 when polled
 }
 
 TEST_CASE("HttpTransport ends a silent stream after the idle timeout", "[unit][kube]") {

@@ -27,7 +27,7 @@ void InformerBase::Start() {
 void InformerBase::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.request_stop();
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
@@ -41,7 +41,7 @@ bool InformerBase::HasSynced() const {
 
 bool InformerBase::WaitForSync(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return synced_ || stop_; }) && synced_;
+  return cv_.wait_for(lock, timeout, [&] { return synced_ || stop_.stop_requested(); }) && synced_;
 }
 
 std::string InformerBase::LastResourceVersion() const {
@@ -56,8 +56,8 @@ int InformerBase::RelistCount() const {
 
 bool InformerBase::Sleep(std::chrono::steady_clock::duration d) {
   std::unique_lock<std::mutex> lock(mu_);
-  clock_.WaitFor(lock, cv_, d, [&] { return stop_.load(); });
-  return !stop_;
+  clock_.WaitFor(lock, cv_, d, [&] { return stop_.stop_requested(); });
+  return !stop_.stop_requested();
 }
 
 void InformerBase::Apply(const WatchEvent& event) {
@@ -93,7 +93,7 @@ void InformerBase::Run() {
   log::Logger log = log::Root().WithValues({{"informer", type_.plural}});
   bool need_list = true;
   bool first_list = true;
-  while (!stop_) {
+  while (!stop_.stop_requested()) {
     if (need_list) {
       ListOptions list_options{.label_selector = options_.label_selector,
                                .field_selector = options_.field_selector,
@@ -141,10 +141,10 @@ void InformerBase::Run() {
         [&](const WatchEvent& e) {
           saw_event = true;
           Apply(e);
-          return !stop_;
+          return !stop_.stop_requested();
         },
-        &stop_);
-    if (stop_) return;
+        stop_.get_token());
+    if (stop_.stop_requested()) return;
     if (saw_event) backoff.Reset();
     if (s.ok()) continue;  // the server ended the watch; resume from the last version
     if (s.code() == StatusCode::kOutOfRange) {

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -100,7 +101,7 @@ class InformerBase {
   bool synced_ = false;
   std::string resource_version_;
   int relists_ = 0;
-  std::atomic<bool> stop_{false};
+  std::stop_source stop_;  // requested once, by Stop(); its token cancels the watch
   std::thread thread_;
   std::thread resync_thread_;
 };

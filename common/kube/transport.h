@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,9 +31,9 @@ struct HttpRequest {
   // chunks. Zero: `timeout`. A watch sets it above its server-side timeoutSeconds, so that a
   // quiet but healthy watch is not cut while a dead connection still ends.
   std::chrono::milliseconds stream_idle_timeout{0};
-  // Streams only, optional: when *cancel becomes true, Stream() returns Cancelled promptly
-  // (within about 100 ms), even while no data arrives. Must outlive the Stream() call.
-  const std::atomic<bool>* cancel = nullptr;
+  // Streams only, optional: once a stop is requested on it, Stream() returns Cancelled promptly
+  // (within about 100 ms), even while no data arrives. Until then nothing polls it.
+  std::stop_token cancel;
 };
 
 struct HttpResponse {
@@ -54,7 +55,7 @@ class Transport {
   // on_data stopped the stream); for non-2xx, the body is collected into `*error_body` instead
   // of being passed to on_data. A Status error means the connection failed or broke before the
   // server ended the response: Unavailable, DeadlineExceeded (no data within the idle
-  // timeout), or Cancelled (request.cancel became true).
+  // timeout), or Cancelled (a stop was requested on request.cancel).
   virtual Result<int> Stream(const HttpRequest& request,
                              const std::function<bool(std::string_view)>& on_data,
                              std::string* error_body) = 0;
