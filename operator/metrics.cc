@@ -34,6 +34,13 @@ std::optional<double> ParsePercentage(const std::string& s) {
   return v / 100.0;
 }
 
+// The value of meshstor_operator_volume_sync_ratio: status.syncPercentage, else 1 once Synced.
+std::optional<double> SyncRatio(const v1::MeshStorVolume& v) {
+  if (auto r = ParsePercentage(v.status.sync_percentage)) return r;
+  if (v.status.phase == v1::VolumePhase::kSynced) return 1.0;
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::vector<double> PlacementBuckets() {
@@ -68,13 +75,30 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
                               "Seconds a member has been Missing or Faulty (replaced after the "
                               "volume's memberMissingTimeout)",
                               {"volume", "index", "node"}));
-  ASSIGN_OR_RETURN(m->sync_ratio_, r.AddGauge("meshstor_operator_volume_sync_ratio",
-                                              "Array sync progress, 0..1", {"volume"}));
-  ASSIGN_OR_RETURN(m->missing_timeout_,
-                   r.AddGauge("meshstor_operator_member_missing_timeout_seconds",
-                              "spec.memberMissingTimeout of each volume: a member Missing or "
-                              "Faulty this long is replaced",
-                              {"volume"}));
+  // The per-volume series, computed at each scrape from the volumes of the last Refresh.
+  std::shared_ptr<LastVolumes> last = m->last_volumes_;
+  auto sync_ratios = [last] {
+    common::metrics::Registry::GaugeSamples out;
+    for (const auto& v : *last->Get()) {
+      if (auto ratio = SyncRatio(*v)) out.push_back({{v->metadata.name}, *ratio});
+    }
+    return out;
+  };
+  auto missing_timeouts = [last] {
+    common::metrics::Registry::GaugeSamples out;
+    const auto volumes = last->Get();
+    out.reserve(volumes->size());
+    for (const auto& v : *volumes) {
+      out.push_back({{v->metadata.name}, static_cast<double>(v->spec.member_missing_timeout)});
+    }
+    return out;
+  };
+  RETURN_IF_ERROR(r.AddCallbackGaugeFamily("meshstor_operator_volume_sync_ratio",
+                                           "Array sync progress, 0..1", {"volume"}, sync_ratios));
+  RETURN_IF_ERROR(r.AddCallbackGaugeFamily(
+      "meshstor_operator_member_missing_timeout_seconds",
+      "spec.memberMissingTimeout of each volume: a member Missing or Faulty this long is replaced",
+      {"volume"}, missing_timeouts));
   ASSIGN_OR_RETURN(m->agent_last_report_,
                    r.AddGauge("meshstor_operator_agent_last_report_timestamp_seconds",
                               "Unix time of the newest status.updatedAt among the node's "
@@ -124,17 +148,14 @@ void OperatorMetrics::ApiRequest(const std::string& verb, std::chrono::duration<
   api_latency_->WithLabels({verb}).Observe(took.count());
 }
 
-bool OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshStorVolume>>& volumes,
+bool OperatorMetrics::Refresh(std::vector<std::shared_ptr<const v1::MeshStorVolume>> volumes,
                               std::chrono::system_clock::time_point now) {
   std::map<std::string, int> phases;
   std::map<std::string, int> states;
   int degraded = 0;
   int waiting = 0;
   std::map<common::metrics::LabelValues, double> missing_values;
-  std::map<common::metrics::LabelValues, double> sync;
-  std::map<common::metrics::LabelValues, double> timeouts;
   for (const auto& v : volumes) {
-    timeouts[{v->metadata.name}] = v->spec.member_missing_timeout;
     if (v->status.phase) ++phases[std::string(v1::Name(*v->status.phase))];
     if (v->status.degraded_devices.value_or(0) > 0) ++degraded;
     if (!v->status.start_blocked.empty()) ++waiting;
@@ -154,12 +175,13 @@ bool OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
         }
       }
     }
-    if (auto r = ParsePercentage(v->status.sync_percentage)) {
-      sync[{v->metadata.name}] = *r;
-    } else if (v->status.phase == v1::VolumePhase::kSynced) {
-      sync[{v->metadata.name}] = 1.0;
-    }
   }
+  auto snapshot = std::make_shared<const VolumeList>(std::move(volumes));
+  {
+    std::lock_guard<std::mutex> lock(last_volumes_->mu);
+    last_volumes_->volumes.swap(snapshot);
+  }
+  snapshot.reset();  // the previous list (and any version only it held) goes here
   std::lock_guard<std::mutex> lock(mu_);
   for (v1::VolumePhase p : kPhases) {
     std::string name(v1::Name(p));
@@ -176,10 +198,6 @@ bool OperatorMetrics::Refresh(const std::vector<std::shared_ptr<const v1::MeshSt
   // new values go. Keeping a copy of every label set here cost ~0.3 KiB per volume.
   missing_seconds_->RemoveIf([&](const auto& l) { return !missing_values.count(l); });
   for (const auto& [l, value] : missing_values) missing_seconds_->WithLabels(l).Set(value);
-  sync_ratio_->RemoveIf([&](const auto& l) { return !sync.count(l); });
-  for (const auto& [l, value] : sync) sync_ratio_->WithLabels(l).Set(value);
-  missing_timeout_->RemoveIf([&](const auto& l) { return !timeouts.count(l); });
-  for (const auto& [l, value] : timeouts) missing_timeout_->WithLabels(l).Set(value);
   return !missing_values.empty();
 }
 

@@ -61,9 +61,9 @@ class OperatorMetrics {
   // Recomputes the per-volume gauges from the whole set of volumes (O(volumes): the runner calls
   // it on a timer, not per pass). True when a gauge depends on `now` (a member missing), so a
   // later refresh changes it even if no volume changes.
-  bool Refresh(
-      const std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>>& volumes,
-      std::chrono::system_clock::time_point now);
+  // The per-volume gauges are rendered from `volumes` at each scrape until the next Refresh.
+  bool Refresh(std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> volumes,
+               std::chrono::system_clock::time_point now);
 
   // Follows one MeshStorNodeDevice change (an informer event: `new_obj` null on deletion) and
   // sets meshstor_operator_agent_last_report_timestamp_seconds of its node to the newest
@@ -72,13 +72,26 @@ class OperatorMetrics {
                          const common::api::v1alpha1::MeshStorNodeDevice* new_obj);
 
  private:
+  using VolumeList = std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>>;
+  // The volumes of the last Refresh: meshstor_operator_volume_sync_ratio and
+  // meshstor_operator_member_missing_timeout_seconds (one series per volume) are rendered from
+  // them at each scrape instead of being kept as series (~0.4 KiB per volume). Shared with the
+  // registry's callbacks, which may outlive this object.
+  struct LastVolumes {
+    std::mutex mu;
+    std::shared_ptr<const VolumeList> volumes = std::make_shared<const VolumeList>();  // by mu
+
+    std::shared_ptr<const VolumeList> Get() {
+      std::lock_guard<std::mutex> lock(mu);
+      return volumes;
+    }
+  };
+
   common::metrics::GaugeFamily* volumes_by_phase_ = nullptr;
   common::metrics::GaugeFamily* members_by_state_ = nullptr;
   common::metrics::Gauge* degraded_volumes_ = nullptr;
   common::metrics::Gauge* waiting_for_member_ = nullptr;
   common::metrics::GaugeFamily* missing_seconds_ = nullptr;
-  common::metrics::GaugeFamily* sync_ratio_ = nullptr;
-  common::metrics::GaugeFamily* missing_timeout_ = nullptr;
   common::metrics::GaugeFamily* agent_last_report_ = nullptr;
   common::metrics::Counter* replacements_ = nullptr;
   common::metrics::Counter* relocations_ = nullptr;
@@ -91,6 +104,7 @@ class OperatorMetrics {
   common::metrics::HistogramFamily* api_latency_ = nullptr;
 
   std::mutex mu_;
+  const std::shared_ptr<LastVolumes> last_volumes_ = std::make_shared<LastVolumes>();
   // Drive object name → (node, status.updatedAt).
   std::map<std::string, std::pair<std::string, std::optional<common::api::Time>>>
       drives_;  // guarded by mu_

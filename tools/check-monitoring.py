@@ -9,10 +9,11 @@
    that every alert has a summary, a description and a runbook.
 3. Checks that every alert has at least one test case where it fires and one where it does not.
 4. Checks that every metric name used by an alert or recording rule expression and by every
-   dashboard query is one the binaries register (AddGauge/AddCounter/AddHistogram calls in the
-   C++ sources; a histogram's name also with _bucket/_sum/_count). Nothing else is allowed: not
-   `up` (a scrape-health series that depends on the Prometheus setup; MeshStorNoOperatorLeader
-   covers an operator that is not scraped) nor kube-state-metrics (not part of the install).
+   dashboard query is one the binaries register (AddGauge/AddCounter/AddHistogram and
+   AddCallbackGauge/AddCallbackGaugeFamily calls in the C++ sources; a histogram's name also
+   with _bucket/_sum/_count). Nothing else is allowed: not `up` (a scrape-health series that
+   depends on the Prometheus setup; MeshStorNoOperatorLeader covers an operator that is not
+   scraped) nor kube-state-metrics (not part of the install).
 
 Exit status 0 when all pass, 1 with the failures listed otherwise.
 Usage: check-monitoring.py [--source DIR] [--rules FILE] [--dashboard FILE] [--tests DIR]
@@ -37,7 +38,8 @@ except ImportError:
 RULES_FILE = "meshstor-rules.yaml"
 # Directories whose C++ sources register the metrics of the shipped binaries.
 CODE_DIRS = ["operator", "agent", "csi-shim", "common"]
-REGISTER_RE = re.compile(r"\bAdd(Gauge|Counter|Histogram)\s*\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
+REGISTER_RE = re.compile(r"\bAdd(Gauge|Counter|Histogram|CallbackGauge|CallbackGaugeFamily)"
+                         r"\s*\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
     "bool", "offset", "inf", "nan", "atan2",

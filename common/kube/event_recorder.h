@@ -75,7 +75,7 @@ class EventRecorder {
     std::string ns, name;  // the Event object
     int32_t count = 1;
     std::chrono::steady_clock::time_point last;
-    std::list<std::string>::iterator order;  // its key in series_order_
+    std::list<const std::string*>::iterator order;  // its key in series_order_
   };
 
   void Loop();
@@ -91,9 +91,10 @@ class EventRecorder {
   uint64_t dropped_ = 0;
   uint64_t sent_ = 0;
   // Touched only by the sender thread: the series by key, and their keys from the least to the
-  // most recently continued, so expired ones are dropped from the front.
+  // most recently continued, so expired ones are dropped from the front. The list points at the
+  // map's keys (a key holds the event's note, up to 1 KiB: it is kept once).
   std::map<std::string, SeriesState> series_;
-  std::list<std::string> series_order_;
+  std::list<const std::string*> series_order_;
   std::atomic<uint64_t> series_examined_{0};
   std::atomic<size_t> series_size_{0};
   std::thread thread_;

@@ -211,6 +211,48 @@ class CallbackGauge final : public metrics_internal::Collectable {
   const std::function<double()> callback_;
 };
 
+// A labelled gauge family whose series are computed at scrape time.
+class CallbackGaugeFamily final : public metrics_internal::Collectable {
+ public:
+  CallbackGaugeFamily(std::string name, std::string help, std::vector<std::string> label_names,
+                      std::function<Registry::GaugeSamples()> collect)
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        label_names_(std::move(label_names)),
+        collect_(std::move(collect)) {}
+
+ private:
+  void AppendTo(std::string* out) const override {
+    Registry::GaugeSamples samples;
+    try {
+      samples = collect_();
+    } catch (...) {
+      return;  // exceptions stay inside this module; the family is left out of this scrape
+    }
+    for (auto& [values, value] : samples) {
+      if (values.size() != label_names_.size()) return;
+      for (std::string& v : values) {
+        if (!text::IsValidUtf8(v)) v = text::SanitizeUtf8(v);
+      }
+    }
+    if (samples.empty()) return;
+    // Sorted by label values; of equal label values the last pair counts (stable sort, then the
+    // last of each run).
+    std::stable_sort(samples.begin(), samples.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    AppendHeader(name_, help_, "gauge", out);
+    for (size_t i = 0; i < samples.size(); ++i) {
+      if (i + 1 < samples.size() && samples[i + 1].first == samples[i].first) continue;
+      AppendSample(name_, label_names_, samples[i].first, nullptr, samples[i].second, out);
+    }
+  }
+
+  const std::string name_;
+  const std::string help_;
+  const std::vector<std::string> label_names_;
+  const std::function<Registry::GaugeSamples()> collect_;
+};
+
 }  // namespace
 
 // --- Counter, Gauge, Histogram ---
@@ -502,6 +544,20 @@ Status Registry::AddCallbackGauge(std::string_view name, std::string_view help,
   return Register(name, {},
                   std::make_unique<CallbackGauge>(std::string(name), text::SanitizeUtf8(help),
                                                   std::move(callback)));
+}
+
+Status Registry::AddCallbackGaugeFamily(std::string_view name, std::string_view help,
+                                        std::vector<std::string> label_names,
+                                        std::function<GaugeSamples()> collect) {
+  RETURN_IF_ERROR(ValidateMetricName(name));
+  RETURN_IF_ERROR(ValidateLabelNames(name, label_names, /*is_histogram=*/false));
+  if (!collect) {
+    return InvalidArgumentError("metric {}: the callback is empty", name);
+  }
+  return Register(
+      name, {},
+      std::make_unique<CallbackGaugeFamily>(std::string(name), text::SanitizeUtf8(help),
+                                            std::move(label_names), std::move(collect)));
 }
 
 Result<HistogramFamily*> Registry::AddHistogram(std::string_view name, std::string_view help,

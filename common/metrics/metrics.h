@@ -33,6 +33,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status/status.h"
@@ -273,6 +274,18 @@ class Registry {
   // thread-safe and quick. If it throws, the gauge is rendered as NaN for that scrape.
   Status AddCallbackGauge(std::string_view name, std::string_view help,
                           std::function<double()> callback);
+
+  // A labelled gauge family whose series `collect` computes at each Expose(), for series derived
+  // from data the caller already holds (one per object of a cache, say): nothing is stored per
+  // series between scrapes. `collect` returns (label values, value) pairs; they are rendered as a
+  // GaugeFamily's would be (values repaired to UTF-8, sorted by label values; of pairs with the
+  // same label values the last one counts), and nothing when it returns none. It runs on the
+  // scraping thread without any registry lock held; it must be thread-safe. If it throws, or a
+  // pair has the wrong number of label values, the family is left out of that scrape.
+  using GaugeSamples = std::vector<std::pair<LabelValues, double>>;
+  Status AddCallbackGaugeFamily(std::string_view name, std::string_view help,
+                                std::vector<std::string> label_names,
+                                std::function<GaugeSamples()> collect);
 
   // A histogram family with the given bucket upper bounds and label names (possibly none).
   Result<HistogramFamily*> AddHistogram(std::string_view name, std::string_view help,

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -262,6 +263,47 @@ TEST_CASE("Callback gauges are computed at each scrape", "[unit][metrics]") {
         "# HELP source S\n# TYPE source gauge\nsource 21\n");
   source->Set(1);
   CHECK(registry.Expose().find("derived 2\n") != std::string::npos);
+}
+
+TEST_CASE("Callback gauge families are computed, sorted and repaired at each scrape",
+          "[unit][metrics]") {
+  Registry registry;
+  auto samples = std::make_shared<Registry::GaugeSamples>();
+  REQUIRE(
+      registry
+          .AddCallbackGaugeFamily("volume_ratio", "R", {"volume"}, [samples] { return *samples; })
+          .ok());
+  // No series: the family is left out, as a GaugeFamily without series is.
+  CHECK(registry.Expose().empty());
+  *samples = {{{"pvc-b"}, 0.5}, {{"pvc-a"}, 1}, {{"bad\xff"}, 2}, {{"pvc-b"}, 0.25}};
+  CHECK(registry.Expose() ==
+        "# HELP volume_ratio R\n# TYPE volume_ratio gauge\n"
+        "volume_ratio{volume=\"bad\xef\xbf\xbd\"} 2\n"
+        "volume_ratio{volume=\"pvc-a\"} 1\n"
+        "volume_ratio{volume=\"pvc-b\"} 0.25\n");
+  // The next scrape sees what the callback returns then; nothing else is kept.
+  *samples = {{{"pvc-c"}, 3}};
+  CHECK(registry.Expose() ==
+        "# HELP volume_ratio R\n# TYPE volume_ratio gauge\nvolume_ratio{volume=\"pvc-c\"} 3\n");
+  // A pair with the wrong number of label values leaves the family out of the scrape.
+  *samples = {{{"pvc-c", "extra"}, 3}};
+  CHECK(registry.Expose().empty());
+  REQUIRE(registry
+              .AddCallbackGaugeFamily(
+                  "broken_family", "B", {"volume"},
+                  []() -> Registry::GaugeSamples { throw std::runtime_error("cannot read"); })
+              .ok());
+  CHECK(registry.Expose().empty());
+  CHECK(registry
+            .AddCallbackGaugeFamily("volume_ratio", "again", {"volume"},
+                                    [] { return Registry::GaugeSamples{}; })
+            .code() == StatusCode::kAlreadyExists);
+  CHECK(registry
+            .AddCallbackGaugeFamily("x", "bad label", {"__x"},
+                                    [] { return Registry::GaugeSamples{}; })
+            .code() == StatusCode::kInvalidArgument);
+  CHECK(registry.AddCallbackGaugeFamily("y", "empty", {"volume"}, nullptr).code() ==
+        StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("Invalid metric names are rejected", "[unit][metrics]") {
