@@ -730,6 +730,24 @@ TEST_CASE("HttpTransport stops a stream at once when on_data returns false", "[u
   CHECK(chunks == 1);
 }
 
+// Streams /watch (quiet after its first chunk, as SilentStream serves it) until `cancel` stops it;
+// opens `got_first` at the first chunk and when the stream ends.
+Result<int> CancellableStream(Transport& transport, const std::stop_source& cancel,
+                              Gate& got_first) {
+  HttpRequest request = Get("/watch");
+  request.stream_idle_timeout = 30s;
+  request.cancel = cancel.get_token();
+  Result<int> r = transport.Stream(
+      request,
+      [&](std::string_view) {
+        got_first.Open();
+        return true;
+      },
+      nullptr);
+  got_first.Open();
+  return r;
+}
+
 TEST_CASE("HttpTransport cancels a silent stream promptly", "[unit][kube]") {
   SilentStream s;
   auto transport = MakeTransport(PlainConfig(s.server));
@@ -738,18 +756,8 @@ TEST_CASE("HttpTransport cancels a silent stream promptly", "[unit][kube]") {
   std::thread canceller([&] {
     if (got_first.Wait()) cancel.request_stop();
   });
-  HttpRequest request = Get("/watch");
-  request.stream_idle_timeout = 30s;
-  request.cancel = cancel.get_token();
   const auto start = SteadyClock::now();
-  Result<int> r = transport->Stream(
-      request,
-      [&](std::string_view) {
-        got_first.Open();
-        return true;
-      },
-      nullptr);
-  got_first.Open();
+  Result<int> r = CancellableStream(*transport, cancel, got_first);
   canceller.join();
   CHECK(SteadyClock::now() - start < 3s);
   REQUIRE_FALSE(r.ok());
@@ -780,17 +788,7 @@ TEST_CASE("HttpTransport's cancel watchdog sleeps while a stream is quiet", "[un
     switches = VoluntarySwitches() - before;
     cancel.request_stop();
   });
-  HttpRequest request = Get("/watch");
-  request.stream_idle_timeout = 30s;
-  request.cancel = cancel.get_token();
-  Result<int> r = transport->Stream(
-      request,
-      [&](std::string_view) {
-        got_first.Open();
-        return true;
-      },
-      nullptr);
-  got_first.Open();
+  Result<int> r = CancellableStream(*transport, cancel, got_first);
   observer.join();
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == StatusCode::kCancelled);
