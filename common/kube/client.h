@@ -9,7 +9,6 @@
 // Thread contract: safe for concurrent use; the Transport must outlive the Client.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>

@@ -13,7 +13,6 @@
 // and must not block for long (queue a key instead).
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>

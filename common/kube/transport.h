@@ -5,7 +5,6 @@
 // Thread contract: implementations are safe for concurrent use by many threads.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <stop_token>

@@ -6,6 +6,7 @@
 // they install crds/ if missing, create their own uniquely named objects and delete them. Tests
 // that need fault injection (dropped watches, compaction, injected errors) run only against the
 // test server, which is the only place those faults can be caused on demand.
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
