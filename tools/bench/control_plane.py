@@ -616,8 +616,7 @@ def hist_buckets(families, name):
 
 def hist_quantile(metrics, name, q):
     """Upper bound (le, seconds) of the bucket holding quantile q of histogram `name`, or None."""
-    buckets = sorted((float(labels["le"]), v) for labels, v in metrics.get(name + "_bucket", [])
-                     if labels.get("le") not in (None, "+Inf"))
+    buckets = hist_buckets(metrics, name)
     count = metric_sum(metrics, name + "_count")
     if not count:
         return None
