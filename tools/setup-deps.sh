@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git clang-format ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcpp-httplib-dev rapidjson-dev libyaml-cpp-dev libboost-dev libfmt-dev catch2
-  libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libssl-dev
+  libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libssl-dev zlib1g-dev
   libblkid-dev libfdisk-dev libmount-dev
   curl ca-certificates python3 python3-yaml
   etcd-server openssl prometheus
