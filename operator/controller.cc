@@ -297,6 +297,7 @@ ControllerRunner::ControllerRunner(kube::Client& client, common::time::Clock& cl
     // The index first: a pass that waited for its own write in AwaitCache must find it there.
     if (c.old_obj != c.new_obj || c.new_obj == nullptr) {
       index_.Apply(c.key.name, c.new_obj.get());
+      if (metrics_ != nullptr) metrics_->VolumeChanged(c.key.name, c.new_obj.get());
       metrics_dirty_ = true;
       if (trimmer_) trimmer_->Changed(clock_.SteadyNow());
     }
@@ -431,7 +432,7 @@ void ControllerRunner::RefreshMetrics() {
     metrics_dirty_ = false;
     last = now;
     lock.unlock();
-    time_dependent = metrics_->Refresh(volumes_.List(), clock_.Now());
+    time_dependent = metrics_->Refresh(clock_.Now());
     lock.lock();
   }
 }

@@ -129,7 +129,8 @@ TEST_CASE("Controller drives a volume to Synced through the API server", "[unit]
   CHECK_FALSE(drv.Pass("pvc-1").wrote);
 
   // Metrics reflect the cluster.
-  (*metrics)->Refresh({std::make_shared<const v1::MeshStorVolume>(*v)}, clock.Now());
+  (*metrics)->VolumeChanged(v->metadata.name, &*v);
+  (*metrics)->Refresh(clock.Now());
   const std::string text = registry.Expose();
   CHECK_THAT(text, Catch::Contains("meshstor_operator_volumes{phase=\"Synced\"} 1"));
   CHECK_THAT(text, Catch::Contains("meshstor_operator_members{state=\"Synced\"} 2"));

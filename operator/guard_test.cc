@@ -108,13 +108,14 @@ TEST_CASE("meshstor_operator_volumes_waiting_for_member counts blocked volumes",
   auto a = Volume("a");
   a.status.start_blocked = kBlocked;
   auto b = Volume("b");
-  (*m)->Refresh({std::make_shared<const v1::MeshStorVolume>(a),
-                 std::make_shared<const v1::MeshStorVolume>(b)},
-                T0());
+  (*m)->VolumeChanged("a", &a);
+  (*m)->VolumeChanged("b", &b);
+  (*m)->Refresh(T0());
   CHECK_THAT(registry.Expose(),
              Catch::Contains("meshstor_operator_volumes_waiting_for_member 1\n"));
   a.status.start_blocked.clear();
-  (*m)->Refresh({std::make_shared<const v1::MeshStorVolume>(a)}, T0());
+  (*m)->VolumeChanged("a", &a);
+  (*m)->Refresh(T0());
   CHECK_THAT(registry.Expose(),
              Catch::Contains("meshstor_operator_volumes_waiting_for_member 0\n"));
 }

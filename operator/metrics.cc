@@ -2,7 +2,9 @@
 
 #include <time.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 
 #include <fmt/format.h>
@@ -75,21 +77,22 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
                               "Seconds a member has been Missing or Faulty (replaced after the "
                               "volume's memberMissingTimeout)",
                               {"volume", "index", "node"}));
-  // The per-volume series, computed at each scrape from the volumes of the last Refresh.
-  std::shared_ptr<LastVolumes> last = m->last_volumes_;
-  auto sync_ratios = [last] {
+  // The per-volume series, computed at each scrape from the kept summaries.
+  std::shared_ptr<Summaries> summaries = m->summaries_;
+  auto sync_ratios = [summaries] {
     common::metrics::Registry::GaugeSamples out;
-    for (const auto& v : *last->Get()) {
-      if (auto ratio = SyncRatio(*v)) out.push_back({{v->metadata.name}, *ratio});
+    std::lock_guard<std::mutex> lock(summaries->mu);
+    for (const auto& [name, v] : summaries->volumes) {
+      if (v.sync_ratio >= 0) out.push_back({{name}, v.sync_ratio});
     }
     return out;
   };
-  auto missing_timeouts = [last] {
+  auto missing_timeouts = [summaries] {
     common::metrics::Registry::GaugeSamples out;
-    const auto volumes = last->Get();
-    out.reserve(volumes->size());
-    for (const auto& v : *volumes) {
-      out.push_back({{v->metadata.name}, static_cast<double>(v->spec.member_missing_timeout)});
+    std::lock_guard<std::mutex> lock(summaries->mu);
+    out.reserve(summaries->volumes.size());
+    for (const auto& [name, v] : summaries->volumes) {
+      out.push_back({{name}, static_cast<double>(v.missing_timeout)});
     }
     return out;
   };
@@ -148,50 +151,65 @@ void OperatorMetrics::ApiRequest(const std::string& verb, std::chrono::duration<
   api_latency_->WithLabels({verb}).Observe(took.count());
 }
 
-bool OperatorMetrics::Refresh(std::vector<std::shared_ptr<const v1::MeshStorVolume>> volumes,
-                              std::chrono::system_clock::time_point now) {
-  std::map<std::string, int> phases;
-  std::map<std::string, int> states;
-  int degraded = 0;
-  int waiting = 0;
-  std::map<common::metrics::LabelValues, double> missing_values;
-  for (const auto& v : volumes) {
-    if (v->status.phase) ++phases[std::string(v1::Name(*v->status.phase))];
-    if (v->status.degraded_devices.value_or(0) > 0) ++degraded;
-    if (!v->status.start_blocked.empty()) ++waiting;
-    for (const v1::Member& m : v->spec.members) {
-      if (m.state != v1::MemberState::kPresent) continue;
-      const v1::PartitionStatus* p = nullptr;
-      for (const auto& ps : v->status.partitions) {
-        if (ps.index == m.index && ps.node_id == m.node) p = &ps;
-      }
-      ++states[p ? std::string(v1::Name(p->state)) : kUnreported];
-      if (p &&
-          (p->state == v1::PartitionState::kMissing || p->state == v1::PartitionState::kFaulty)) {
-        auto since = p->missing_since ? p->missing_since : p->updated_at;
-        if (since) {
-          common::metrics::LabelValues l{v->metadata.name, fmt::format("{}", m.index), m.node};
-          missing_values[l] = std::chrono::duration<double>(now - *since).count();
-        }
+void OperatorMetrics::VolumeChanged(const std::string& name, const v1::MeshStorVolume* v) {
+  std::lock_guard<std::mutex> lock(summaries_->mu);
+  if (v == nullptr) {
+    summaries_->volumes.erase(name);
+    return;
+  }
+  VolumeSummary s;
+  if (v->status.phase) s.phase = static_cast<int8_t>(*v->status.phase);
+  s.degraded = v->status.degraded_devices.value_or(0) > 0;
+  s.waiting = !v->status.start_blocked.empty();
+  s.missing_timeout = v->spec.member_missing_timeout;
+  s.sync_ratio = SyncRatio(*v).value_or(-1);
+  for (const v1::Member& m : v->spec.members) {
+    if (m.state != v1::MemberState::kPresent) continue;
+    const v1::PartitionStatus* p = nullptr;
+    for (const auto& ps : v->status.partitions) {
+      if (ps.index == m.index && ps.node_id == m.node) p = &ps;
+    }
+    auto& count = s.states[p ? static_cast<size_t>(p->state) : s.states.size() - 1];
+    if (count < UINT8_MAX) ++count;
+    if (p &&
+        (p->state == v1::PartitionState::kMissing || p->state == v1::PartitionState::kFaulty)) {
+      if (auto since = p->missing_since ? p->missing_since : p->updated_at) {
+        s.missing.emplace_back(m.index, m.node, *since);
       }
     }
   }
-  auto snapshot = std::make_shared<const VolumeList>(std::move(volumes));
+  summaries_->volumes.insert_or_assign(name, std::move(s));
+}
+
+bool OperatorMetrics::Refresh(std::chrono::system_clock::time_point now) {
+  static_assert(std::tuple_size_v<decltype(VolumeSummary::states)> == std::size(kStates) + 1);
+  static_assert(std::size(kPhases) == static_cast<size_t>(v1::VolumePhase::kDeleting) + 1);
+  std::array<int, std::size(kPhases)> phases{};
+  std::array<int, std::tuple_size_v<decltype(VolumeSummary::states)>> states{};
+  int degraded = 0;
+  int waiting = 0;
+  std::map<common::metrics::LabelValues, double> missing_values;
   {
-    std::lock_guard<std::mutex> lock(last_volumes_->mu);
-    last_volumes_->volumes.swap(snapshot);
+    std::lock_guard<std::mutex> lock(summaries_->mu);
+    for (const auto& [name, v] : summaries_->volumes) {
+      if (v.phase != VolumeSummary::kNoPhase) ++phases[static_cast<size_t>(v.phase)];
+      if (v.degraded) ++degraded;
+      if (v.waiting) ++waiting;
+      for (size_t i = 0; i < states.size(); ++i) states[i] += v.states[i];
+      for (const auto& [index, node, since] : v.missing) {
+        missing_values[{name, fmt::format("{}", index), node}] =
+            std::chrono::duration<double>(now - since).count();
+      }
+    }
   }
-  snapshot.reset();  // the previous list (and any version only it held) goes here
   std::lock_guard<std::mutex> lock(mu_);
   for (v1::VolumePhase p : kPhases) {
-    std::string name(v1::Name(p));
-    volumes_by_phase_->WithLabels({name}).Set(phases.count(name) ? phases[name] : 0);
+    volumes_by_phase_->WithLabels({std::string(v1::Name(p))}).Set(phases[static_cast<size_t>(p)]);
   }
   for (v1::PartitionState s : kStates) {
-    std::string name(v1::Name(s));
-    members_by_state_->WithLabels({name}).Set(states.count(name) ? states[name] : 0);
+    members_by_state_->WithLabels({std::string(v1::Name(s))}).Set(states[static_cast<size_t>(s)]);
   }
-  members_by_state_->WithLabels({kUnreported}).Set(states[kUnreported]);
+  members_by_state_->WithLabels({kUnreported}).Set(states.back());
   degraded_volumes_->Set(degraded);
   waiting_for_member_->Set(waiting);
   // The family holds the series exposed; those of volumes (or missing members) no longer in the

@@ -10,13 +10,16 @@
 // Thread contract: every method is thread-safe.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -58,12 +61,15 @@ class OperatorMetrics {
   void ExpansionStarted() { expansions_->Inc(); }
   void ApiRequest(const std::string& verb, std::chrono::duration<double> took);
 
-  // Recomputes the per-volume gauges from the whole set of volumes (O(volumes): the runner calls
-  // it on a timer, not per pass). True when a gauge depends on `now` (a member missing), so a
-  // later refresh changes it even if no volume changes.
-  // The per-volume gauges are rendered from `volumes` at each scrape until the next Refresh.
-  bool Refresh(std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>> volumes,
-               std::chrono::system_clock::time_point now);
+  // Follows one volume (an informer event: `volume` is its newest version, null once it is
+  // deleted). Keeps only what the gauges need of it (~0.2 KiB), not the object.
+  void VolumeChanged(const std::string& name, const common::api::v1alpha1::MeshStorVolume* volume);
+
+  // Recomputes the gauges over every volume from what VolumeChanged kept (O(volumes): the runner
+  // calls it on a timer, not per change). True when a gauge depends on `now` (a member missing),
+  // so a later refresh changes it even if no volume changes. The per-volume gauges (sync ratio,
+  // missing timeout) are rendered from the kept summaries at each scrape.
+  bool Refresh(std::chrono::system_clock::time_point now);
 
   // Follows one MeshStorNodeDevice change (an informer event: `new_obj` null on deletion) and
   // sets meshstor_operator_agent_last_report_timestamp_seconds of its node to the newest
@@ -72,19 +78,24 @@ class OperatorMetrics {
                          const common::api::v1alpha1::MeshStorNodeDevice* new_obj);
 
  private:
-  using VolumeList = std::vector<std::shared_ptr<const common::api::v1alpha1::MeshStorVolume>>;
-  // The volumes of the last Refresh: meshstor_operator_volume_sync_ratio and
-  // meshstor_operator_member_missing_timeout_seconds (one series per volume) are rendered from
-  // them at each scrape instead of being kept as series (~0.4 KiB per volume). Shared with the
-  // registry's callbacks, which may outlive this object.
-  struct LastVolumes {
+  // What the gauges need of one volume.
+  struct VolumeSummary {
+    static constexpr int kNoPhase = -1;
+    int8_t phase = kNoPhase;  // v1::VolumePhase
+    bool degraded = false;
+    bool waiting = false;  // status.startBlocked
+    // Present members by reported partition state (v1::PartitionState), the last: unreported.
+    std::array<uint8_t, 10> states{};
+    int64_t missing_timeout = 0;
+    double sync_ratio = -1;  // < 0: none
+    // Present members Missing or Faulty: (index, node, since); usually empty.
+    std::vector<std::tuple<int, std::string, std::chrono::system_clock::time_point>> missing;
+  };
+  // The summaries by volume name. Shared with the registry's callbacks, which may outlive this
+  // object.
+  struct Summaries {
     std::mutex mu;
-    std::shared_ptr<const VolumeList> volumes = std::make_shared<const VolumeList>();  // by mu
-
-    std::shared_ptr<const VolumeList> Get() {
-      std::lock_guard<std::mutex> lock(mu);
-      return volumes;
-    }
+    std::map<std::string, VolumeSummary, std::less<>> volumes;  // guarded by mu
   };
 
   common::metrics::GaugeFamily* volumes_by_phase_ = nullptr;
@@ -104,7 +115,7 @@ class OperatorMetrics {
   common::metrics::HistogramFamily* api_latency_ = nullptr;
 
   std::mutex mu_;
-  const std::shared_ptr<LastVolumes> last_volumes_ = std::make_shared<LastVolumes>();
+  const std::shared_ptr<Summaries> summaries_ = std::make_shared<Summaries>();
   // Drive object name → (node, status.updatedAt).
   std::map<std::string, std::pair<std::string, std::optional<common::api::Time>>>
       drives_;  // guarded by mu_
