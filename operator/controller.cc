@@ -35,75 +35,6 @@ common::api::ObjectReference RefOf(const common::api::ObjectMeta& m) {
 
 constexpr char kInvalidObject[] = "InvalidObject";
 
-// The preset dictionary of the compressed volume cache: the JSON of a typical volume, so what
-// every volume repeats (field names, enum values, reasons, the CSI staging path) is not stored
-// again in each one. Only compression depends on it: any volume is cached correctly.
-std::string VolumeCacheDictionary() {
-  const auto t = std::chrono::time_point_cast<std::chrono::seconds>(
-      std::chrono::sys_days(std::chrono::year(2026) / 1 / 1));
-  const std::string staging =
-      "/var/lib/kubelet/plugins/kubernetes.io/csi/csi.meshstor.io/"
-      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/globalmount";
-  v1::MeshStorVolume v;
-  v.metadata.name = "pvc-00000000-0000-4000-8000-000000000000";
-  v.metadata.uid = "00000000-0000-4000-8000-000000000000";
-  v.metadata.resource_version = "1000000";
-  v.metadata.generation = 2;
-  v.metadata.creation_timestamp = t;
-  v.metadata.finalizers = {"csi.meshstor.io/teardown"};
-  v.spec.capacity_bytes = 1073741824;
-  v.spec.replica_count = 2;
-  v.spec.stripe_width = 1;
-  v.spec.member_missing_timeout = 900;
-  v.spec.sector_size = 4096;
-  v.spec.consumer_node = "node-1";
-  v.spec.staging_path = staging;
-  v.spec.publish_targets = {
-      {"/var/lib/kubelet/pods/00000000-0000-4000-8000-000000000000/volumes/"
-       "kubernetes.io~csi/pvc-00000000-0000-4000-8000-000000000000/mount",
-       false}};
-  v.spec.formatted_at = t;
-  for (int i = 0; i < 3; ++i) {
-    const bool local = i == 0;
-    v.spec.members.push_back(v1::Member{i, "node-" + std::to_string(i + 1),
-                                        local ? "nvme0n1" : "nvme1n1", 1077936128, 1,
-                                        local ? v1::MemberRole::kLocal : v1::MemberRole::kRemote,
-                                        v1::MemberState::kPresent, i, std::nullopt});
-    v1::PartitionStatus p;
-    p.index = i;
-    p.node_id = v.spec.members.back().node;
-    p.drive = v.spec.members.back().drive;
-    p.partition_uuid = "00000000-0000-4000-8000-00000000000" + std::to_string(i);
-    p.nvmeof_namespace_id = 1;
-    p.state = i == 2 ? v1::PartitionState::kSyncing : v1::PartitionState::kSynced;
-    p.size_bytes = 1077936128;
-    p.updated_at = t;
-    p.md_events = 10;
-    v.status.partitions.push_back(p);
-  }
-  v.status.observed_generation = 2;
-  v.status.phase = v1::VolumePhase::kSynced;
-  v.status.node_name = "node-1";
-  v.status.md_state = "clean";
-  v.status.ready = "2/2";
-  v.status.total_devices = v.status.active_devices = 2;
-  v.status.failed_devices = v.status.down_devices = v.status.degraded_devices = 0;
-  v.status.sync_percentage = "100%";
-  v.status.staged_path = staging;
-  v.status.filesystem_bytes = 1073741824;
-  v.status.published_targets = {v.spec.publish_targets[0].path};
-  v.status.in_sync = v1::InSyncRecord{{0, 1}, "node-1", t, 10};
-  const std::pair<const char*, const char*> conditions[] = {{"Ready", "Placed"},
-                                                            {"Degraded", "Staged"},
-                                                            {"Placeable", "AllMembersSynced"},
-                                                            {"Resized", "CapacityReached"}};
-  for (const auto& [type, reason] : conditions) {
-    v.status.conditions.push_back(common::api::Condition{type, common::api::ConditionStatus::kTrue,
-                                                         2, t, reason, "2 members placed"});
-  }
-  return v1::EncodeMeshStorVolume(v);
-}
-
 // Writes Ready=False/InvalidObject (with the decode error) into the status of a volume whose JSON
 // does not decode, unless it is already there for this generation. The merge patch carries the
 // resourceVersion read, so it is conditional; it replaces status.conditions, which cannot be
@@ -191,6 +122,72 @@ common::Result<Inventory> ClientSource::Snapshot() {
     if (n.ok()) inv.nodes.push_back(std::make_shared<const common::api::Node>(*n));
   }
   return inv;
+}
+
+std::string VolumeCacheDictionary() {
+  const auto t = std::chrono::time_point_cast<std::chrono::seconds>(
+      std::chrono::sys_days(std::chrono::year(2026) / 1 / 1));
+  const std::string staging =
+      "/var/lib/kubelet/plugins/kubernetes.io/csi/csi.meshstor.io/"
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/globalmount";
+  v1::MeshStorVolume v;
+  v.metadata.name = "pvc-00000000-0000-4000-8000-000000000000";
+  v.metadata.uid = "00000000-0000-4000-8000-000000000000";
+  v.metadata.resource_version = "1000000";
+  v.metadata.generation = 2;
+  v.metadata.creation_timestamp = t;
+  v.metadata.finalizers = {"csi.meshstor.io/teardown"};
+  v.spec.capacity_bytes = 1073741824;
+  v.spec.replica_count = 2;
+  v.spec.stripe_width = 1;
+  v.spec.member_missing_timeout = 900;
+  v.spec.sector_size = 4096;
+  v.spec.consumer_node = "node-1";
+  v.spec.staging_path = staging;
+  v.spec.publish_targets = {
+      {"/var/lib/kubelet/pods/00000000-0000-4000-8000-000000000000/volumes/"
+       "kubernetes.io~csi/pvc-00000000-0000-4000-8000-000000000000/mount",
+       false}};
+  v.spec.formatted_at = t;
+  for (int i = 0; i < 3; ++i) {
+    const bool local = i == 0;
+    v.spec.members.push_back(v1::Member{i, "node-" + std::to_string(i + 1),
+                                        local ? "nvme0n1" : "nvme1n1", 1077936128, 1,
+                                        local ? v1::MemberRole::kLocal : v1::MemberRole::kRemote,
+                                        v1::MemberState::kPresent, i, std::nullopt});
+    v1::PartitionStatus p;
+    p.index = i;
+    p.node_id = v.spec.members.back().node;
+    p.drive = v.spec.members.back().drive;
+    p.partition_uuid = "00000000-0000-4000-8000-00000000000" + std::to_string(i);
+    p.nvmeof_namespace_id = 1;
+    p.state = i == 2 ? v1::PartitionState::kSyncing : v1::PartitionState::kSynced;
+    p.size_bytes = 1077936128;
+    p.updated_at = t;
+    p.md_events = 10;
+    v.status.partitions.push_back(p);
+  }
+  v.status.observed_generation = 2;
+  v.status.phase = v1::VolumePhase::kSynced;
+  v.status.node_name = "node-1";
+  v.status.md_state = "clean";
+  v.status.ready = "2/2";
+  v.status.total_devices = v.status.active_devices = 2;
+  v.status.failed_devices = v.status.down_devices = v.status.degraded_devices = 0;
+  v.status.sync_percentage = "100%";
+  v.status.staged_path = staging;
+  v.status.filesystem_bytes = 1073741824;
+  v.status.published_targets = {v.spec.publish_targets[0].path};
+  v.status.in_sync = v1::InSyncRecord{{0, 1}, "node-1", t, 10};
+  const std::pair<const char*, const char*> conditions[] = {{"Ready", "Placed"},
+                                                            {"Degraded", "Staged"},
+                                                            {"Placeable", "AllMembersSynced"},
+                                                            {"Resized", "CapacityReached"}};
+  for (const auto& [type, reason] : conditions) {
+    v.status.conditions.push_back(common::api::Condition{type, common::api::ConditionStatus::kTrue,
+                                                         2, t, reason, "2 members placed"});
+  }
+  return v1::EncodeMeshStorVolume(v);
 }
 
 // InformerSource.

@@ -59,6 +59,10 @@ class ClientSource final : public ClusterSource {
 };
 
 using VolumeInformer = common::kube::Informer<common::api::v1alpha1::MeshStorVolume>;
+// The preset dictionary of the compressed volume cache: the JSON of a typical volume, so what
+// every volume repeats (field names, enum values, reasons, the CSI staging path) is not stored
+// again in each one. Only compression depends on it: any volume is cached correctly.
+std::string VolumeCacheDictionary();
 using DeviceInformer = common::kube::Informer<common::api::v1alpha1::MeshStorNodeDevice>;
 using NodeInformer = common::kube::Informer<common::api::Node>;
 
