@@ -153,10 +153,12 @@ void OperatorMetrics::ApiRequest(const std::string& verb, std::chrono::duration<
 
 void OperatorMetrics::VolumeChanged(const std::string& name, const v1::MeshStorVolume* v) {
   std::lock_guard<std::mutex> lock(summaries_->mu);
+  summaries_->missing.erase(name);
   if (v == nullptr) {
     summaries_->volumes.erase(name);
     return;
   }
+  std::vector<MissingMember> missing;
   VolumeSummary s;
   if (v->status.phase) s.phase = static_cast<int8_t>(*v->status.phase);
   s.degraded = v->status.degraded_devices.value_or(0) > 0;
@@ -174,11 +176,12 @@ void OperatorMetrics::VolumeChanged(const std::string& name, const v1::MeshStorV
     if (p &&
         (p->state == v1::PartitionState::kMissing || p->state == v1::PartitionState::kFaulty)) {
       if (auto since = p->missing_since ? p->missing_since : p->updated_at) {
-        s.missing.emplace_back(m.index, m.node, *since);
+        missing.emplace_back(m.index, m.node, *since);
       }
     }
   }
-  summaries_->volumes.insert_or_assign(name, std::move(s));
+  summaries_->volumes.insert_or_assign(name, s);
+  if (!missing.empty()) summaries_->missing.emplace(name, std::move(missing));
 }
 
 bool OperatorMetrics::Refresh(std::chrono::system_clock::time_point now) {
@@ -196,7 +199,9 @@ bool OperatorMetrics::Refresh(std::chrono::system_clock::time_point now) {
       if (v.degraded) ++degraded;
       if (v.waiting) ++waiting;
       for (size_t i = 0; i < states.size(); ++i) states[i] += v.states[i];
-      for (const auto& [index, node, since] : v.missing) {
+    }
+    for (const auto& [name, members] : summaries_->missing) {
+      for (const auto& [index, node, since] : members) {
         missing_values[{name, fmt::format("{}", index), node}] =
             std::chrono::duration<double>(now - since).count();
       }

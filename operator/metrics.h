@@ -78,7 +78,7 @@ class OperatorMetrics {
                          const common::api::v1alpha1::MeshStorNodeDevice* new_obj);
 
  private:
-  // What the gauges need of one volume.
+  // What the gauges need of one volume (32 bytes).
   struct VolumeSummary {
     static constexpr int kNoPhase = -1;
     int8_t phase = kNoPhase;  // v1::VolumePhase
@@ -86,16 +86,18 @@ class OperatorMetrics {
     bool waiting = false;  // status.startBlocked
     // Present members by reported partition state (v1::PartitionState), the last: unreported.
     std::array<uint8_t, 10> states{};
-    int64_t missing_timeout = 0;
+    int32_t missing_timeout = 0;
     double sync_ratio = -1;  // < 0: none
-    // Present members Missing or Faulty: (index, node, since); usually empty.
-    std::vector<std::tuple<int, std::string, std::chrono::system_clock::time_point>> missing;
   };
+  // A present member Missing or Faulty: index, node, since when.
+  using MissingMember = std::tuple<int, std::string, std::chrono::system_clock::time_point>;
   // The summaries by volume name. Shared with the registry's callbacks, which may outlive this
   // object.
   struct Summaries {
     std::mutex mu;
     std::map<std::string, VolumeSummary, std::less<>> volumes;  // guarded by mu
+    // Only volumes with a member Missing or Faulty, usually none.
+    std::map<std::string, std::vector<MissingMember>, std::less<>> missing;  // guarded by mu
   };
 
   common::metrics::GaugeFamily* volumes_by_phase_ = nullptr;
