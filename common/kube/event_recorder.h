@@ -71,11 +71,19 @@ class EventRecorder {
     std::string type, reason, action, note;
     std::chrono::system_clock::time_point time;
   };
+  // A series' identity: two independent 64-bit hashes of (object, type, reason, action, note),
+  // 16 bytes instead of the key itself (the note alone may be 1 KiB). Two keys share both
+  // hashes with a probability of about 2^-128: the cost would be one Event counted on another.
+  struct SeriesKey {
+    uint64_t fnv;
+    uint64_t std;
+    auto operator<=>(const SeriesKey&) const = default;
+  };
   struct SeriesState {
     std::string ns, name;  // the Event object
     int32_t count = 1;
     std::chrono::steady_clock::time_point last;
-    std::list<const std::string*>::iterator order;  // its key in series_order_
+    std::list<SeriesKey>::iterator order;  // its key in series_order_
   };
 
   void Loop();
@@ -91,10 +99,9 @@ class EventRecorder {
   uint64_t dropped_ = 0;
   uint64_t sent_ = 0;
   // Touched only by the sender thread: the series by key, and their keys from the least to the
-  // most recently continued, so expired ones are dropped from the front. The list points at the
-  // map's keys (a key holds the event's note, up to 1 KiB: it is kept once).
-  std::map<std::string, SeriesState> series_;
-  std::list<const std::string*> series_order_;
+  // most recently continued, so expired ones are dropped from the front.
+  std::map<SeriesKey, SeriesState> series_;
+  std::list<SeriesKey> series_order_;
   std::atomic<uint64_t> series_examined_{0};
   std::atomic<size_t> series_size_{0};
   std::thread thread_;
