@@ -179,13 +179,23 @@ std::string VolumeCacheDictionary() {
   v.status.filesystem_bytes = 1073741824;
   v.status.published_targets = {v.spec.publish_targets[0].path};
   v.status.in_sync = v1::InSyncRecord{{0, 1}, "node-1", t, 10};
-  const std::pair<const char*, const char*> conditions[] = {{"Ready", "Placed"},
-                                                            {"Degraded", "Staged"},
-                                                            {"Placeable", "AllMembersSynced"},
-                                                            {"Resized", "CapacityReached"}};
-  for (const auto& [type, reason] : conditions) {
-    v.status.conditions.push_back(common::api::Condition{type, common::api::ConditionStatus::kTrue,
-                                                         2, t, reason, "2 members placed"});
+  // The conditions of a Synced volume, as status.cc words them.
+  const struct {
+    const char* type;
+    common::api::ConditionStatus status;
+    const char* reason;
+    std::string message;
+  } conditions[] = {
+      {"Placeable", common::api::ConditionStatus::kTrue, "Placed", "2 members placed"},
+      {"Ready", common::api::ConditionStatus::kTrue, "Staged",
+       "array on node-1 staged at " + staging},
+      {"Degraded", common::api::ConditionStatus::kFalse, "AllMembersSynced",
+       "no member is missing, faulty or out of sync"},
+      {"Resized", common::api::ConditionStatus::kTrue, "CapacityReached",
+       "members hold 1073741824 bytes"}};
+  for (const auto& c : conditions) {
+    v.status.conditions.push_back(
+        common::api::Condition{c.type, c.status, 2, t, c.reason, c.message});
   }
   return v1::EncodeMeshStorVolume(v);
 }
