@@ -31,7 +31,8 @@ void WriteMicroTime(JsonWriter& w, const char* key, const std::optional<MicroTim
 template <typename T>
 Result<T> DecodeWith(std::string_view text, std::string_view kind,
                      const std::function<Status(FieldReader&, T*)>& body) {
-  rapidjson::Document doc;
+  json::ScratchDocument scratch;
+  rapidjson::Document& doc = scratch.doc();
   RETURN_IF_ERROR(json::ParseObject(text, doc, kind));
   FieldReader root(doc, "");
   T out;

@@ -1,10 +1,44 @@
 #include "common/api/json.h"
 
+#include <memory>
+
 #include <rapidjson/error/en.h>
 
 #include "common/time/clock.h"
 
 namespace common::api::json {
+namespace {
+
+constexpr size_t kScratchBytes = 64 * 1024;
+constexpr int kScratchBuffers = 2;
+
+// The calling thread's scratch buffers, allocated on first use and kept for the thread's life.
+struct ThreadScratch {
+  std::unique_ptr<char[]> buffers[kScratchBuffers];
+  int in_use = 0;  // buffers[0..in_use) are lent out
+
+  char* Take() {
+    if (in_use == kScratchBuffers) return nullptr;
+    auto& b = buffers[in_use++];
+    if (!b) b = std::make_unique<char[]>(kScratchBytes);
+    return b.get();
+  }
+};
+
+thread_local ThreadScratch scratch;
+
+}  // namespace
+
+ScratchDocument::ScratchDocument()
+    : buffer_(scratch.Take()),
+      borrowed_(buffer_ != nullptr),
+      pool_(borrowed_ ? rapidjson::MemoryPoolAllocator<>(buffer_, kScratchBytes)
+                      : rapidjson::MemoryPoolAllocator<>()),
+      doc_(&pool_) {}
+
+ScratchDocument::~ScratchDocument() {
+  if (borrowed_) --scratch.in_use;
+}
 
 Status ParseObject(std::string_view text, rapidjson::Document& doc, std::string_view what) {
   doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());

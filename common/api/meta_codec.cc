@@ -117,7 +117,8 @@ Status CheckTypeMeta(FieldReader& r, std::string_view api_version, std::string_v
 namespace common::api {
 
 Result<ObjectMeta> DecodeObjectMetaOnly(std::string_view object_json) {
-  rapidjson::Document doc;
+  json::ScratchDocument scratch;
+  rapidjson::Document& doc = scratch.doc();
   RETURN_IF_ERROR(json::ParseObject(object_json, doc, "object"));
   json::FieldReader root(doc, "");
   ObjectMeta meta;

@@ -11,6 +11,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "common/api/json.h"
 #include "common/text/strings.h"
 
 namespace common::kube {
@@ -234,7 +235,8 @@ class WatchDecoder {
   }
 
   bool HandleEvent(std::string_view text) {
-    rapidjson::Document doc;
+    common::api::json::ScratchDocument scratch;
+    rapidjson::Document& doc = scratch.doc();
     doc.Parse(text.data(), text.size());
     if (doc.HasParseError() || !doc.IsObject()) {
       status_ = InternalError("watch stream of {}: undecodable event: {}", type_.plural,

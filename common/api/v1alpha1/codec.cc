@@ -351,7 +351,8 @@ void EncodeNodeDeviceStatus(JsonWriter& w, const MeshStorNodeDeviceStatus& s) {
 template <typename Object, typename DecodeSpec, typename DecodeStatus>
 Result<Object> DecodeObject(std::string_view text, std::string_view kind, DecodeSpec decode_spec,
                             DecodeStatus decode_status) {
-  rapidjson::Document doc;
+  json::ScratchDocument scratch;
+  rapidjson::Document& doc = scratch.doc();
   RETURN_IF_ERROR(json::ParseObject(text, doc, kind));
   FieldReader root(doc, "");
   Object out;
