@@ -1,0 +1,177 @@
+#include "operator/cluster_view.h"
+
+#include <algorithm>
+#include <bit>
+#include <mutex>
+
+#include "common/text/hash.h"
+
+namespace meshstor_operator {
+namespace {
+
+namespace v1 = common::api::v1alpha1;
+
+ClusterView::NodeState StateOf(const common::api::Node& node) {
+  if (node.unschedulable) return ClusterView::NodeState::kUnschedulable;
+  const common::api::Condition* ready = common::api::FindCondition(node.conditions, "Ready");
+  if (ready != nullptr && ready->status != common::api::ConditionStatus::kTrue) {
+    return ClusterView::NodeState::kNotReady;
+  }
+  return ClusterView::NodeState::kSchedulable;
+}
+
+bool HasRdma(const v1::MeshStorNodeDevice& d) {
+  return std::any_of(
+      d.status.transport_addresses.begin(), d.status.transport_addresses.end(),
+      [](const v1::TransportAddress& a) { return a.transport == v1::Transport::kRdma; });
+}
+
+size_t SlotOf(std::string_view name, size_t mask) { return common::text::Fnv1a64(name) & mask; }
+
+// The last view built from shared lists, for the next pass (ClusterView::Of).
+struct Cache {
+  std::mutex mu;
+  std::shared_ptr<const ClusterView> last;  // guarded by mu
+};
+
+}  // namespace
+
+std::shared_ptr<const ClusterView> ClusterView::Of(const Inventory& inventory) {
+  if (!inventory.shared_devices || !inventory.shared_nodes) {
+    return Build(inventory.Devices(), inventory.Nodes(), nullptr);
+  }
+  static Cache* const cache = new Cache();  // never destroyed: no order of destruction at exit
+  std::lock_guard<std::mutex> lock(cache->mu);
+  const ClusterView* last = cache->last.get();
+  if (last != nullptr && last->device_list_ == inventory.shared_devices &&
+      last->node_list_ == inventory.shared_nodes) {
+    return cache->last;
+  }
+  std::shared_ptr<ClusterView> view =
+      Build(*inventory.shared_devices, *inventory.shared_nodes, last);
+  view->device_list_ = inventory.shared_devices;
+  view->node_list_ = inventory.shared_nodes;
+  cache->last = view;
+  return view;
+}
+
+std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& devices,
+                                                const Inventory::NodeList& nodes,
+                                                const ClusterView* previous) {
+  auto view = std::make_shared<ClusterView>(Private{});
+  // Facts of each drive of the list, and its node's name and its device name: views into the
+  // objects, or into `previous` for an object it already read (both outlive this call).
+  struct Listed {
+    std::string_view node;
+    std::string_view device;
+    Drive drive;
+  };
+  const Inventory::DeviceList* previous_devices =
+      previous != nullptr ? previous->device_list_.get() : nullptr;
+  std::vector<Listed> listed(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (previous_devices != nullptr && i < previous_devices->size() &&
+        (*previous_devices)[i] == devices[i]) {
+      const Drive& d = previous->drives_[previous->drive_at_[i]];
+      listed[i] = {previous->name(previous->nodes_[d.node]), previous->device(d), d};
+      continue;
+    }
+    const v1::MeshStorNodeDevice& d = *devices[i];
+    listed[i].node = d.spec.node_name;
+    listed[i].device = d.spec.device;
+    listed[i].drive.updated_at = d.status.updated_at;
+    listed[i].drive.free = d.status.biggest_free_extent_bytes.value_or(0);
+    listed[i].drive.sector_size = d.status.sector_size;
+    listed[i].drive.rdma = HasRdma(d);
+  }
+
+  // Every name, each once: the nodes with drives in the order first listed (drives of one node
+  // are usually adjacent, so most need no lookup), then the Node objects' names.
+  std::vector<std::string_view> names;
+  names.reserve(devices.size() + nodes.size());
+  const size_t mask = std::bit_ceil(std::max<size_t>(2 * (devices.size() + nodes.size()), 16)) - 1;
+  view->slots_.assign(mask + 1, kNone);
+  auto find_or_add = [&](std::string_view name) {
+    for (size_t i = SlotOf(name, mask);; i = (i + 1) & mask) {
+      uint32_t& slot = view->slots_[i];
+      if (slot == kNone) {
+        slot = static_cast<uint32_t>(names.size());
+        names.push_back(name);
+        return slot;
+      }
+      if (names[slot] == name) return slot;
+    }
+  };
+  std::vector<uint32_t> node_of_drive(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    node_of_drive[i] = i > 0 && listed[i].node == listed[i - 1].node ? node_of_drive[i - 1]
+                                                                     : find_or_add(listed[i].node);
+  }
+  const size_t with_drives = names.size();
+  const Inventory::NodeList* previous_nodes =
+      previous != nullptr ? previous->node_list_.get() : nullptr;
+  view->node_of_object_.resize(nodes.size());
+  view->state_of_object_.resize(nodes.size());
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    std::string_view name;
+    if (previous_nodes != nullptr && j < previous_nodes->size() &&
+        (*previous_nodes)[j] == nodes[j]) {
+      name = previous->name(previous->nodes_[previous->node_of_object_[j]]);
+      view->state_of_object_[j] = previous->state_of_object_[j];
+    } else {
+      name = nodes[j]->metadata.name;
+      view->state_of_object_[j] = StateOf(*nodes[j]);
+    }
+    view->node_of_object_[j] = find_or_add(name);
+  }
+
+  // The names buffer, then the nodes and their drives, grouped by node in list order.
+  size_t bytes = 0;
+  for (std::string_view n : names) bytes += n.size();
+  for (const Listed& l : listed) bytes += l.device.size();
+  view->names_.reserve(bytes);
+  view->nodes_.resize(names.size());
+  for (size_t k = 0; k < names.size(); ++k) {
+    view->nodes_[k].name_offset = static_cast<uint32_t>(view->names_.size());
+    view->nodes_[k].name_size = static_cast<uint32_t>(names[k].size());
+    view->names_.append(names[k]);
+  }
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    view->nodes_[view->node_of_object_[j]].state = view->state_of_object_[j];  // the last wins
+  }
+  for (uint32_t k : node_of_drive) ++view->nodes_[k].drive_count;
+  uint32_t first = 0;
+  for (Node& n : view->nodes_) {
+    n.first_drive = first;
+    first += n.drive_count;
+    n.drive_count = 0;
+  }
+  view->drives_.resize(devices.size());
+  view->drive_at_.resize(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    Node& n = view->nodes_[node_of_drive[i]];
+    const uint32_t at = n.first_drive + n.drive_count++;
+    Drive& d = view->drives_[at];
+    d = listed[i].drive;
+    d.node = node_of_drive[i];
+    d.device_offset = static_cast<uint32_t>(view->names_.size());
+    d.device_size = static_cast<uint32_t>(listed[i].device.size());
+    view->names_.append(listed[i].device);
+    n.rdma = n.rdma || d.rdma;
+    view->drive_at_[i] = at;
+  }
+  view->names_with_drives_.reserve(with_drives);
+  for (size_t k = 0; k < with_drives; ++k) {
+    view->names_with_drives_.push_back(view->name(view->nodes_[k]));
+  }
+  return view;
+}
+
+uint32_t ClusterView::Find(std::string_view node) const {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = SlotOf(node, mask);; i = (i + 1) & mask) {
+    if (slots_[i] == kNone || name(nodes_[slots_[i]]) == node) return slots_[i];
+  }
+}
+
+}  // namespace meshstor_operator
