@@ -137,7 +137,9 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
     view->names_.append(names[k]);
   }
   for (size_t j = 0; j < nodes.size(); ++j) {
-    view->nodes_[view->node_of_object_[j]].state = view->state_of_object_[j];  // the last wins
+    Node& n = view->nodes_[view->node_of_object_[j]];
+    if (n.object == nullptr) n.object = nodes[j].get();
+    n.state = view->state_of_object_[j];  // the last wins
   }
   for (uint32_t k : node_of_drive) ++view->nodes_[k].drive_count;
   uint32_t first = 0;
@@ -172,6 +174,16 @@ uint32_t ClusterView::Find(std::string_view node) const {
   for (size_t i = SlotOf(node, mask);; i = (i + 1) & mask) {
     if (slots_[i] == kNone || name(nodes_[slots_[i]]) == node) return slots_[i];
   }
+}
+
+std::optional<common::api::Time> ClusterView::LastReport(uint32_t i) const {
+  std::optional<common::api::Time> newest;
+  const Node& n = nodes_[i];
+  for (uint32_t k = n.first_drive; k < n.first_drive + n.drive_count; ++k) {
+    const std::optional<common::api::Time>& at = drives_[k].updated_at;
+    if (at && (!newest || *at > *newest)) newest = at;
+  }
+  return newest;
 }
 
 }  // namespace meshstor_operator

@@ -50,6 +50,9 @@ class ClusterView {
     // then the Node objects without drives.
     uint32_t first_drive = 0;
     uint32_t drive_count = 0;
+    // The first Node object of that name (fencing reads its taints and Ready condition); the
+    // state is the last one's (placement's rule). Listed objects only ever have one per name.
+    const common::api::Node* object = nullptr;
     NodeState state = NodeState::kNoObject;
     bool rdma = false;  // any of its drives has an RDMA transport address
   };
@@ -83,6 +86,8 @@ class ClusterView {
   }
   // The index in nodes() of the node named `node`, or kNone.
   uint32_t Find(std::string_view node) const;
+  // The newest status.updatedAt of the drives of node `i` (its agent's last heartbeat).
+  std::optional<common::api::Time> LastReport(uint32_t i) const;
 
  private:
   struct Private {};

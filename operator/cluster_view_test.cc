@@ -78,6 +78,31 @@ TEST_CASE("A cluster view holds the facts of the drives and Nodes", "[unit][plac
   CHECK(view->Find("node-z") == ClusterView::kNone);
 }
 
+TEST_CASE("A cluster view gives fencing a node's object and its agent's last heartbeat",
+          "[unit][placement]") {
+  Inventory inv = Cluster(2, 2);
+  inv.devices[1] = std::make_shared<const v1::MeshStorNodeDevice>(
+      Drive("node-a", "nvme1n1", 5 * kGiB, 4096, T0() + std::chrono::seconds(30)));
+  inv.devices[2] = std::make_shared<const v1::MeshStorNodeDevice>(
+      Drive("node-b", "nvme0n1", 5 * kGiB, 4096, T0() - std::chrono::seconds(30)));
+  auto silent = Drive("node-b", "nvme1n1", 5 * kGiB);
+  silent.status.updated_at.reset();
+  inv.devices[3] = std::make_shared<const v1::MeshStorNodeDevice>(silent);
+  // Two objects of one name (an informer never lists that): fencing reads the first, placement
+  // the last one's state, as each did before the view.
+  inv.nodes.push_back(std::make_shared<const common::api::Node>(NodeObj("node-a", true)));
+  inv.nodes.push_back(std::make_shared<const common::api::Node>(NodeObj("node-c")));
+  auto view = ClusterView::Of(inv);
+  const uint32_t a = view->Find("node-a");
+  CHECK(view->nodes()[a].object == inv.nodes[0].get());
+  CHECK(view->nodes()[a].state == ClusterView::NodeState::kUnschedulable);
+  CHECK(view->LastReport(a) ==
+        std::chrono::time_point_cast<std::chrono::seconds>(T0()) + std::chrono::seconds(30));
+  CHECK(view->LastReport(view->Find("node-b")) ==
+        std::chrono::time_point_cast<std::chrono::seconds>(T0()) - std::chrono::seconds(30));
+  CHECK(view->LastReport(view->Find("node-c")) == std::nullopt);
+}
+
 TEST_CASE("A cluster view is kept while a pass hands over the same lists", "[unit][placement]") {
   const Inventory inv = Shared(Cluster(3));
   auto first = ClusterView::Of(inv);

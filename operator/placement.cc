@@ -145,6 +145,7 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     if (uint32_t i = view->Find(n); i < node_count) by_node[i].rejection = Rejection::kExcluded;
   }
   std::vector<std::pair<int64_t, std::string_view>> fits;  // (usable free, device)
+  fits.reserve(view->drives().size());
   std::vector<uint32_t> eligible;
   eligible.reserve(node_count);
   std::vector<uint32_t> rejected;
