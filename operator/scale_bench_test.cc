@@ -354,6 +354,27 @@ TEST_CASE("Scale: placement and memory at 1000 nodes x 10000 volumes", "[.scale]
     }
     warm.Print("Decide(), decoded cluster, warm");
     scattered.Print("Decide(), decoded cluster, cold caches");
+
+    // During a burst the drives change all the time (heartbeats, free space), so a pass often
+    // gets a new drive list: each placement here follows a change of one drive (a new object in
+    // a new list, as the informer's handler and InformerSource::Snapshot make it).
+    Inventory changing = heap_inv;
+    Timings changed;
+    for (int i = 0; i < 1000; ++i) {
+      Inventory::DeviceList devices = *changing.shared_devices;
+      auto& d = devices[(i * 7) % devices.size()];
+      v1::MeshStorNodeDevice next = *d;
+      next.status.updated_at = std::chrono::time_point_cast<std::chrono::seconds>(T0());
+      d = std::make_shared<const v1::MeshStorNodeDevice>(std::move(next));
+      changing.shared_devices = std::make_shared<const Inventory::DeviceList>(std::move(devices));
+      v1::MeshStorVolume v = Volume("pvc-changed-" + std::to_string(i));
+      v.metadata.finalizers.push_back(kFinalizer);
+      v.spec.consumer_node = NodeName((i * 13) % kNodes);
+      evict(i);
+      Decision dec = changed.Measure([&] { return Decide(v, changing, limits); });
+      REQUIRE(dec.write == Decision::Write::kSpec);
+    }
+    changed.Print("Decide(), decoded cluster, cold, after a drive changed");
   }
 
   // What a pass's snapshot of the drives and Nodes costs: a copy of every pointer (before), or
