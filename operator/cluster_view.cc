@@ -26,6 +26,14 @@ bool HasRdma(const v1::MeshStorNodeDevice& d) {
       [](const v1::TransportAddress& a) { return a.transport == v1::Transport::kRdma; });
 }
 
+// The facts of drive `d`; its node and names are left as they are.
+void ReadFacts(const v1::MeshStorNodeDevice& d, ClusterView::Drive* out) {
+  out->updated_at = d.status.updated_at;
+  out->free = d.status.biggest_free_extent_bytes.value_or(0);
+  out->sector_size = d.status.sector_size;
+  out->rdma = HasRdma(d);
+}
+
 size_t SlotOf(std::string_view name, size_t mask) { return common::text::Fnv1a64(name) & mask; }
 
 // The last view built from shared lists, for the next pass (ClusterView::Of).
@@ -48,7 +56,8 @@ std::shared_ptr<const ClusterView> ClusterView::Of(const Inventory& inventory) {
     return cache->last;
   }
   std::shared_ptr<ClusterView> view =
-      Build(*inventory.shared_devices, *inventory.shared_nodes, last);
+      last != nullptr ? Update(*inventory.shared_devices, *inventory.shared_nodes, *last) : nullptr;
+  if (view == nullptr) view = Build(*inventory.shared_devices, *inventory.shared_nodes, last);
   view->device_list_ = inventory.shared_devices;
   view->node_list_ = inventory.shared_nodes;
   cache->last = view;
@@ -76,13 +85,9 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
       listed[i] = {previous->name(previous->nodes_[d.node]), previous->device(d), d};
       continue;
     }
-    const v1::MeshStorNodeDevice& d = *devices[i];
-    listed[i].node = d.spec.node_name;
-    listed[i].device = d.spec.device;
-    listed[i].drive.updated_at = d.status.updated_at;
-    listed[i].drive.free = d.status.biggest_free_extent_bytes.value_or(0);
-    listed[i].drive.sector_size = d.status.sector_size;
-    listed[i].drive.rdma = HasRdma(d);
+    listed[i].node = devices[i]->spec.node_name;
+    listed[i].device = devices[i]->spec.device;
+    ReadFacts(*devices[i], &listed[i].drive);
   }
 
   // Every name, each once: the nodes with drives in the order first listed (drives of one node
@@ -165,6 +170,66 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
   view->names_with_drives_.reserve(with_drives);
   for (size_t k = 0; k < with_drives; ++k) {
     view->names_with_drives_.push_back(view->name(view->nodes_[k]));
+  }
+  return view;
+}
+
+std::shared_ptr<ClusterView> ClusterView::Update(const Inventory::DeviceList& devices,
+                                                 const Inventory::NodeList& nodes,
+                                                 const ClusterView& previous) {
+  const Inventory::DeviceList& old_devices = *previous.device_list_;
+  const Inventory::NodeList& old_nodes = *previous.node_list_;
+  if (devices.size() != old_devices.size() || nodes.size() != old_nodes.size()) return nullptr;
+  std::vector<uint32_t> changed_drives;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (devices[i] == old_devices[i]) continue;
+    const Drive& d = previous.drives_[previous.drive_at_[i]];
+    if (devices[i]->spec.node_name != previous.name(previous.nodes_[d.node]) ||
+        devices[i]->spec.device != previous.device(d)) {
+      return nullptr;
+    }
+    changed_drives.push_back(static_cast<uint32_t>(i));
+  }
+  std::vector<uint32_t> changed_nodes;
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    if (nodes[j] == old_nodes[j]) continue;
+    if (nodes[j]->metadata.name != previous.name(previous.nodes_[previous.node_of_object_[j]])) {
+      return nullptr;
+    }
+    changed_nodes.push_back(static_cast<uint32_t>(j));
+  }
+
+  auto view = std::make_shared<ClusterView>(Private{});
+  view->nodes_ = previous.nodes_;
+  view->drives_ = previous.drives_;
+  view->names_ = previous.names_;
+  view->slots_ = previous.slots_;
+  view->drive_at_ = previous.drive_at_;
+  view->node_of_object_ = previous.node_of_object_;
+  view->state_of_object_ = previous.state_of_object_;
+  view->names_with_drives_.reserve(previous.names_with_drives_.size());
+  for (size_t k = 0; k < previous.names_with_drives_.size(); ++k) {
+    view->names_with_drives_.push_back(view->name(view->nodes_[k]));
+  }
+  for (uint32_t i : changed_drives) {
+    Drive& d = view->drives_[view->drive_at_[i]];
+    ReadFacts(*devices[i], &d);
+    Node& n = view->nodes_[d.node];
+    n.rdma = std::any_of(view->drives_.begin() + n.first_drive,
+                         view->drives_.begin() + n.first_drive + n.drive_count,
+                         [](const Drive& x) { return x.rdma; });
+  }
+  if (!changed_nodes.empty()) {
+    for (uint32_t j : changed_nodes) view->state_of_object_[j] = StateOf(*nodes[j]);
+    for (Node& n : view->nodes_) {
+      n.object = nullptr;
+      n.state = NodeState::kNoObject;
+    }
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      Node& n = view->nodes_[view->node_of_object_[j]];
+      if (n.object == nullptr) n.object = nodes[j].get();
+      n.state = view->state_of_object_[j];  // the last wins
+    }
   }
   return view;
 }

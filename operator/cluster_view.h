@@ -12,7 +12,9 @@
 // kept for the last pair of lists and reused while a pass hands over the same pair. When one of
 // them was replaced, the new view copies what it knew of every object still in the same position
 // of the new list (the same object: the view holds the lists it was built from, so an equal
-// pointer cannot be a new object at a freed address) and reads only the objects that changed.
+// pointer cannot be a new object at a freed address) and reads only the objects that changed;
+// when those kept their names (the usual change: a heartbeat, free space, a Node's conditions),
+// the names, lookup table and grouping are copied as they are rather than built again.
 // An inventory without shared lists gets a view of its own, built from every object and not kept.
 //
 // Thread contract: a view is immutable; Of() is thread-safe.
@@ -96,6 +98,13 @@ class ClusterView {
   explicit ClusterView(Private) {}
 
  private:
+  // The view of lists that differ from `previous`'s only in objects replaced at the same
+  // position under the same names (a drive's free space or heartbeat, a Node's conditions): a
+  // copy of `previous` with those objects' facts read anew. Null when a length, a position or a
+  // name differs (then Build).
+  static std::shared_ptr<ClusterView> Update(const Inventory::DeviceList& devices,
+                                             const Inventory::NodeList& nodes,
+                                             const ClusterView& previous);
   static std::shared_ptr<ClusterView> Build(const Inventory::DeviceList& devices,
                                             const Inventory::NodeList& nodes,
                                             const ClusterView* previous);
