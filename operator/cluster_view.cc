@@ -1,6 +1,7 @@
 #include "operator/cluster_view.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <mutex>
 
@@ -36,10 +37,11 @@ void ReadFacts(const v1::MeshStorNodeDevice& d, ClusterView::Drive* out) {
 
 size_t SlotOf(std::string_view name, size_t mask) { return common::text::Fnv1a64(name) & mask; }
 
-// The last view built from shared lists, for the next pass (ClusterView::Of).
+// The last view built from shared lists, for the next pass (ClusterView::Of). Not const: when
+// no pass holds it any more, the next snapshot's changes are written into it.
 struct Cache {
   std::mutex mu;
-  std::shared_ptr<const ClusterView> last;  // guarded by mu
+  std::shared_ptr<ClusterView> last;  // guarded by mu
 };
 
 }  // namespace
@@ -50,18 +52,30 @@ std::shared_ptr<const ClusterView> ClusterView::Of(const Inventory& inventory) {
   }
   static Cache* const cache = new Cache();  // never destroyed: no order of destruction at exit
   std::lock_guard<std::mutex> lock(cache->mu);
-  const ClusterView* last = cache->last.get();
+  const Inventory::DeviceList& devices = *inventory.shared_devices;
+  const Inventory::NodeList& nodes = *inventory.shared_nodes;
+  std::shared_ptr<ClusterView>& last = cache->last;
   if (last != nullptr && last->device_list_ == inventory.shared_devices &&
       last->node_list_ == inventory.shared_nodes) {
-    return cache->last;
+    return last;
   }
-  std::shared_ptr<ClusterView> view =
-      last != nullptr ? Update(*inventory.shared_devices, *inventory.shared_nodes, *last) : nullptr;
-  if (view == nullptr) view = Build(*inventory.shared_devices, *inventory.shared_nodes, last);
-  view->device_list_ = inventory.shared_devices;
-  view->node_list_ = inventory.shared_nodes;
-  cache->last = view;
-  return view;
+  std::vector<uint32_t> changed_drives, changed_nodes;
+  if (last != nullptr && Changes(*last, devices, nodes, &changed_drives, &changed_nodes)) {
+    // Only objects replaced under the same names. When no pass holds the view (every holder got
+    // it from `last` under the lock, so a count of 1 cannot grow meanwhile), it is changed in
+    // place; the fence orders this after the last holder's reads (its release of the count).
+    if (last.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+    } else {
+      last = Copy(*last);
+    }
+    last->Patch(devices, nodes, changed_drives, changed_nodes);
+  } else {
+    last = Build(devices, nodes, last.get());
+  }
+  last->device_list_ = inventory.shared_devices;
+  last->node_list_ = inventory.shared_nodes;
+  return last;
 }
 
 std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& devices,
@@ -174,64 +188,69 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
   return view;
 }
 
-std::shared_ptr<ClusterView> ClusterView::Update(const Inventory::DeviceList& devices,
-                                                 const Inventory::NodeList& nodes,
-                                                 const ClusterView& previous) {
-  const Inventory::DeviceList& old_devices = *previous.device_list_;
-  const Inventory::NodeList& old_nodes = *previous.node_list_;
-  if (devices.size() != old_devices.size() || nodes.size() != old_nodes.size()) return nullptr;
-  std::vector<uint32_t> changed_drives;
+bool ClusterView::Changes(const ClusterView& view, const Inventory::DeviceList& devices,
+                          const Inventory::NodeList& nodes, std::vector<uint32_t>* changed_drives,
+                          std::vector<uint32_t>* changed_nodes) {
+  const Inventory::DeviceList& old_devices = *view.device_list_;
+  const Inventory::NodeList& old_nodes = *view.node_list_;
+  if (devices.size() != old_devices.size() || nodes.size() != old_nodes.size()) return false;
   for (size_t i = 0; i < devices.size(); ++i) {
     if (devices[i] == old_devices[i]) continue;
-    const Drive& d = previous.drives_[previous.drive_at_[i]];
-    if (devices[i]->spec.node_name != previous.name(previous.nodes_[d.node]) ||
-        devices[i]->spec.device != previous.device(d)) {
-      return nullptr;
+    const Drive& d = view.drives_[view.drive_at_[i]];
+    if (devices[i]->spec.node_name != view.name(view.nodes_[d.node]) ||
+        devices[i]->spec.device != view.device(d)) {
+      return false;
     }
-    changed_drives.push_back(static_cast<uint32_t>(i));
+    changed_drives->push_back(static_cast<uint32_t>(i));
   }
-  std::vector<uint32_t> changed_nodes;
   for (size_t j = 0; j < nodes.size(); ++j) {
     if (nodes[j] == old_nodes[j]) continue;
-    if (nodes[j]->metadata.name != previous.name(previous.nodes_[previous.node_of_object_[j]])) {
-      return nullptr;
-    }
-    changed_nodes.push_back(static_cast<uint32_t>(j));
+    if (nodes[j]->metadata.name != view.name(view.nodes_[view.node_of_object_[j]])) return false;
+    changed_nodes->push_back(static_cast<uint32_t>(j));
   }
+  return true;
+}
 
-  auto view = std::make_shared<ClusterView>(Private{});
-  view->nodes_ = previous.nodes_;
-  view->drives_ = previous.drives_;
-  view->names_ = previous.names_;
-  view->slots_ = previous.slots_;
-  view->drive_at_ = previous.drive_at_;
-  view->node_of_object_ = previous.node_of_object_;
-  view->state_of_object_ = previous.state_of_object_;
-  view->names_with_drives_.reserve(previous.names_with_drives_.size());
-  for (size_t k = 0; k < previous.names_with_drives_.size(); ++k) {
-    view->names_with_drives_.push_back(view->name(view->nodes_[k]));
+std::shared_ptr<ClusterView> ClusterView::Copy(const ClusterView& view) {
+  auto copy = std::make_shared<ClusterView>(Private{});
+  copy->device_list_ = view.device_list_;
+  copy->node_list_ = view.node_list_;
+  copy->nodes_ = view.nodes_;
+  copy->drives_ = view.drives_;
+  copy->names_ = view.names_;
+  copy->slots_ = view.slots_;
+  copy->drive_at_ = view.drive_at_;
+  copy->node_of_object_ = view.node_of_object_;
+  copy->state_of_object_ = view.state_of_object_;
+  copy->names_with_drives_.reserve(view.names_with_drives_.size());
+  for (size_t k = 0; k < view.names_with_drives_.size(); ++k) {
+    copy->names_with_drives_.push_back(copy->name(copy->nodes_[k]));
   }
+  return copy;
+}
+
+void ClusterView::Patch(const Inventory::DeviceList& devices, const Inventory::NodeList& nodes,
+                        const std::vector<uint32_t>& changed_drives,
+                        const std::vector<uint32_t>& changed_nodes) {
   for (uint32_t i : changed_drives) {
-    Drive& d = view->drives_[view->drive_at_[i]];
+    Drive& d = drives_[drive_at_[i]];
     ReadFacts(*devices[i], &d);
-    Node& n = view->nodes_[d.node];
-    n.rdma = std::any_of(view->drives_.begin() + n.first_drive,
-                         view->drives_.begin() + n.first_drive + n.drive_count,
+    Node& n = nodes_[d.node];
+    n.rdma = std::any_of(drives_.begin() + n.first_drive,
+                         drives_.begin() + n.first_drive + n.drive_count,
                          [](const Drive& x) { return x.rdma; });
   }
-  if (!changed_nodes.empty()) {
-    for (uint32_t j : changed_nodes) view->state_of_object_[j] = StateOf(*nodes[j]);
-    for (Node& n : view->nodes_) {
-      n.object = nullptr;
-      n.state = NodeState::kNoObject;
-    }
-    for (size_t j = 0; j < nodes.size(); ++j) {
-      Node& n = view->nodes_[view->node_of_object_[j]];
-      if (n.object == nullptr) n.object = nodes[j].get();
-      n.state = view->state_of_object_[j];  // the last wins
-    }
+  if (changed_nodes.empty()) return;
+  for (uint32_t j : changed_nodes) state_of_object_[j] = StateOf(*nodes[j]);
+  for (Node& n : nodes_) {
+    n.object = nullptr;
+    n.state = NodeState::kNoObject;
   }
-  return view;
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    Node& n = nodes_[node_of_object_[j]];
+    if (n.object == nullptr) n.object = nodes[j].get();
+    n.state = state_of_object_[j];  // the last wins
+  }
 }
 
 uint32_t ClusterView::Find(std::string_view node) const {

@@ -12,12 +12,14 @@
 // kept for the last pair of lists and reused while a pass hands over the same pair. When one of
 // them was replaced, the new view copies what it knew of every object still in the same position
 // of the new list (the same object: the view holds the lists it was built from, so an equal
-// pointer cannot be a new object at a freed address) and reads only the objects that changed;
-// when those kept their names (the usual change: a heartbeat, free space, a Node's conditions),
-// the names, lookup table and grouping are copied as they are rather than built again.
+// pointer cannot be a new object at a freed address) and reads only the objects that changed.
+// When those kept their names (the usual change: a heartbeat, free space, a Node's conditions),
+// names, lookup table and grouping stay as they are: the view is changed in place when no pass
+// holds it any more (the usual case with one worker), else copied first.
 // An inventory without shared lists gets a view of its own, built from every object and not kept.
 //
-// Thread contract: a view is immutable; Of() is thread-safe.
+// Thread contract: a view does not change while anyone but Of()'s cache holds it; Of() is
+// thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -98,13 +100,18 @@ class ClusterView {
   explicit ClusterView(Private) {}
 
  private:
-  // The view of lists that differ from `previous`'s only in objects replaced at the same
-  // position under the same names (a drive's free space or heartbeat, a Node's conditions): a
-  // copy of `previous` with those objects' facts read anew. Null when a length, a position or a
-  // name differs (then Build).
-  static std::shared_ptr<ClusterView> Update(const Inventory::DeviceList& devices,
-                                             const Inventory::NodeList& nodes,
-                                             const ClusterView& previous);
+  // Whether `devices` and `nodes` differ from the lists `view` was built from only in objects
+  // replaced at the same position under the same names (a drive's free space or heartbeat, a
+  // Node's conditions); if so, the positions of those objects. Else a length, a position or a
+  // name differs, and the view is built anew (Build).
+  static bool Changes(const ClusterView& view, const Inventory::DeviceList& devices,
+                      const Inventory::NodeList& nodes, std::vector<uint32_t>* changed_drives,
+                      std::vector<uint32_t>* changed_nodes);
+  static std::shared_ptr<ClusterView> Copy(const ClusterView& view);
+  // Reads the facts of the objects Changes found.
+  void Patch(const Inventory::DeviceList& devices, const Inventory::NodeList& nodes,
+             const std::vector<uint32_t>& changed_drives,
+             const std::vector<uint32_t>& changed_nodes);
   static std::shared_ptr<ClusterView> Build(const Inventory::DeviceList& devices,
                                             const Inventory::NodeList& nodes,
                                             const ClusterView* previous);

@@ -115,6 +115,23 @@ TEST_CASE("A cluster view is kept while a pass hands over the same lists", "[uni
   CHECK(ClusterView::Of(plain) != ClusterView::Of(plain));
 }
 
+TEST_CASE("A cluster view held by a pass does not change under it", "[unit][placement]") {
+  const Inventory inv = Shared(Cluster(3));
+  auto held = ClusterView::Of(inv);
+  REQUIRE(held->name(held->nodes()[held->drives()[0].node]) == "node-a");
+  const Inventory next = WithDrive(inv, Drive("node-a", "nvme0n1", 7 * kGiB));
+  const ClusterView* next_view = ClusterView::Of(next).get();
+  CHECK(next_view != held.get());  // a copy: `held` is still in use
+  CHECK(held->drives()[0].free == 100 * kGiB);
+  CHECK(ClusterView::Of(next)->drives()[0].free == 7 * kGiB);
+  held.reset();
+  // Nobody holds the view of `next` any more: the next snapshot's change is written into it.
+  const Inventory third = WithDrive(next, Drive("node-a", "nvme0n1", 9 * kGiB));
+  auto third_view = ClusterView::Of(third);
+  CHECK(third_view.get() == next_view);
+  CHECK(third_view->drives()[0].free == 9 * kGiB);
+}
+
 TEST_CASE("Placement sees a drive's free space change between two snapshots", "[unit][placement]") {
   Inventory inv = Cluster(3);
   inv.devices[2] =
