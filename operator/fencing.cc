@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/time/clock.h"
+#include "operator/cluster_view.h"
 #include "operator/members.h"
 #include "operator/status.h"
 
@@ -15,21 +16,17 @@ namespace v1 = common::api::v1alpha1;
 using common::api::ConditionStatus;
 using std::chrono::seconds;
 
-const common::api::Node* FindNode(const Inventory& inv, const std::string& name) {
-  for (const auto& n : inv.Nodes()) {
-    if (n->metadata.name == name) return n.get();
-  }
-  return nullptr;
+// Through the view of the inventory's drives and Nodes (cluster_view.h): a lookup by name, not a
+// scan of every Node and drive of the cluster, on every pass of a volume with a consumer.
+const common::api::Node* FindNode(const ClusterView& view, const std::string& name) {
+  const uint32_t i = view.Find(name);
+  return i == ClusterView::kNone ? nullptr : view.nodes()[i].object;
 }
 
 // The newest heartbeat of the node's agent (its drives' status.updatedAt).
-std::optional<common::api::Time> LastReport(const Inventory& inv, const std::string& node) {
-  std::optional<common::api::Time> newest;
-  for (const auto& d : inv.Devices()) {
-    if (d->spec.node_name != node || !d->status.updated_at) continue;
-    if (!newest || *d->status.updated_at > *newest) newest = d->status.updated_at;
-  }
-  return newest;
+std::optional<common::api::Time> LastReport(const ClusterView& view, const std::string& node) {
+  const uint32_t i = view.Find(node);
+  return i == ClusterView::kNone ? std::nullopt : view.LastReport(i);
 }
 
 bool Contains(const std::vector<std::string>& list, const std::string& s) {
@@ -40,7 +37,8 @@ bool Contains(const std::vector<std::string>& list, const std::string& s) {
 
 NodeLiveness Liveness(const Inventory& inv, const std::string& node, const Limits& limits) {
   NodeLiveness out;
-  const common::api::Node* n = FindNode(inv, node);
+  const std::shared_ptr<const ClusterView> view = ClusterView::Of(inv);
+  const common::api::Node* n = FindNode(*view, node);
   if (n == nullptr) return out;
   for (const auto& t : n->taints) {
     if (t.key == common::api::kOutOfServiceTaint) {
@@ -50,7 +48,7 @@ NodeLiveness Liveness(const Inventory& inv, const std::string& node, const Limit
     }
   }
   const common::api::Condition* ready = common::api::FindCondition(n->conditions, "Ready");
-  const auto last = LastReport(inv, node);
+  const auto last = LastReport(*view, node);
   const bool reporting = last && inv.now <= *last + inv.staleness;
   if (ready != nullptr && ready->status == ConditionStatus::kTrue) {
     out.healthy = reporting;
@@ -115,12 +113,13 @@ std::optional<Decision> DecideFencing(const v1::MeshStorVolume& v, const Invento
 
 std::vector<std::string> UnconfirmedExporters(const v1::MeshStorVolume& v, const Inventory& inv,
                                               const Limits& limits, const std::string& fenced) {
+  const std::shared_ptr<const ClusterView> view = ClusterView::Of(inv);
   std::vector<std::string> out;
   for (const v1::Member* m : Present(v)) {
     if (m->node == fenced || Contains(out, m->node)) continue;
     const v1::PartitionStatus* p = PartitionOf(v, *m);
     if (p == nullptr || Contains(p->fenced_nodes, fenced)) continue;
-    if (FindNode(inv, m->node) == nullptr || Liveness(inv, m->node, limits).dead) continue;
+    if (FindNode(*view, m->node) == nullptr || Liveness(inv, m->node, limits).dead) continue;
     out.push_back(m->node);
   }
   return out;

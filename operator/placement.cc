@@ -1,7 +1,6 @@
 #include "operator/placement.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <string_view>
 #include <tuple>
@@ -9,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "common/text/hash.h"
+#include "operator/cluster_view.h"
 #include "operator/volume_index.h"
 
 namespace meshstor_operator {
@@ -16,73 +16,37 @@ namespace {
 
 namespace v1 = common::api::v1alpha1;
 
-bool NodeSchedulable(const common::api::Node& node, std::string* why) {
-  if (node.unschedulable) {
-    *why = "unschedulable";
-    return false;
-  }
-  const common::api::Condition* ready = common::api::FindCondition(node.conditions, "Ready");
-  if (ready != nullptr && ready->status != common::api::ConditionStatus::kTrue) {
-    *why = "not Ready";
-    return false;
-  }
-  return true;
-}
+// Why a node that has drives cannot hold a member (the message is formatted only for an error).
+enum class Rejection : uint8_t { kNone, kExcluded, kNoObject, kUnschedulable, kNotReady, kDrives };
 
-bool HasRdma(const v1::MeshStorNodeDevice& d) {
-  return std::any_of(
-      d.status.transport_addresses.begin(), d.status.transport_addresses.end(),
-      [](const v1::TransportAddress& a) { return a.transport == v1::Transport::kRdma; });
-}
-
-// One node that has drives, while placement looks at it. Names are views into the inventory's
-// objects, which outlive the call.
+// One node that has drives, while placement looks at it.
 struct Candidate {
-  std::string_view node;
-  const common::api::Node* node_obj = nullptr;  // the last Node object of that name
-  // Its drives that fit: drives[first, first + count) of Place's flat list, best first once the
+  // Its drives that fit: fits[first, first + count) of Place's flat list, best first once the
   // node qualified.
   uint32_t first = 0;
   uint32_t count = 0;
-  bool rdma = false;  // any of its drives has an RDMA address (set only when the consumer has)
-  int64_t free = 0;   // sum over the chosen drives
+  int64_t free = 0;  // sum over the chosen drives
+  Rejection rejection = Rejection::kNone;
 };
 
-// Node name → index into the candidates: open addressing in one allocation, sized for at most
-// `capacity` names at half load (a std::unordered_map allocated a node per name, and placement
-// runs over every node of the cluster for every volume placed).
-class NodeSlots {
- public:
-  static constexpr uint32_t kEmpty = UINT32_MAX;
-
-  explicit NodeSlots(size_t capacity)
-      : mask_(std::bit_ceil(std::max<size_t>(2 * capacity, 16)) - 1), table_(mask_ + 1, kEmpty) {}
-
-  // The index of `name`, or kEmpty.
-  uint32_t Find(std::string_view name, const std::vector<Candidate>& by_node) const {
-    for (size_t i = Hash(name);; i = (i + 1) & mask_) {
-      if (table_[i] == kEmpty || by_node[table_[i]].node == name) return table_[i];
-    }
+std::string Reason(const Candidate& c, const PlacementRequest& request) {
+  switch (c.rejection) {
+    case Rejection::kNone:
+      break;
+    case Rejection::kExcluded:
+      return "already holds a member";
+    case Rejection::kNoObject:
+      return "no Node object";
+    case Rejection::kUnschedulable:
+      return "unschedulable";
+    case Rejection::kNotReady:
+      return "not Ready";
+    case Rejection::kDrives:
+      return fmt::format("{} of {} drives fresh, {}-byte sectors and {} bytes free", c.count,
+                         request.drives_per_node, request.sector_size, request.member_size_bytes);
   }
-  // The index of `name`, appending a candidate for it when new. REQUIRES: fewer than `capacity`
-  // names added.
-  uint32_t Insert(std::string_view name, std::vector<Candidate>* by_node) {
-    for (size_t i = Hash(name);; i = (i + 1) & mask_) {
-      if (table_[i] == kEmpty) {
-        table_[i] = static_cast<uint32_t>(by_node->size());
-        by_node->push_back(Candidate{name});
-        return table_[i];
-      }
-      if ((*by_node)[table_[i]].node == name) return table_[i];
-    }
-  }
-
- private:
-  size_t Hash(std::string_view name) const { return common::text::Fnv1a64(name) & mask_; }
-
-  size_t mask_;
-  std::vector<uint32_t> table_;
-};
+  return "";
+}
 
 }  // namespace
 
@@ -136,41 +100,23 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     return common::InvalidArgumentError("member size must be positive, got {}",
                                         request.member_size_bytes);
   }
-  // Every node with a drive, in the order first seen; drives of one node are usually adjacent
-  // (the informer lists them by object name), so most need no lookup. This runs once per volume
-  // placed over every drive and node of the cluster: no tree of strings, no copies, no
-  // allocation per node.
-  const Inventory::DeviceList& devices = inventory.Devices();
-  const size_t device_count = devices.size();
-  std::vector<Candidate> by_node;
-  by_node.reserve(device_count);
-  NodeSlots slots(device_count);
-  std::vector<uint32_t> device_slot(device_count);
-  for (size_t i = 0; i < device_count; ++i) {
-    const std::string_view node = devices[i]->spec.node_name;
-    device_slot[i] = i > 0 && devices[i - 1]->spec.node_name == node ? device_slot[i - 1]
-                                                                     : slots.Insert(node, &by_node);
-  }
-  for (const auto& n : inventory.Nodes()) {
-    if (uint32_t i = slots.Find(n->metadata.name, by_node); i != NodeSlots::kEmpty) {
-      by_node[i].node_obj = n.get();
-    }
-  }
+  // The drives and Nodes as flat arrays, built once per snapshot of them (cluster_view.h): this
+  // runs once per volume placed over every drive and node of the cluster.
+  const std::shared_ptr<const ClusterView> view = ClusterView::Of(inventory);
+  const std::vector<ClusterView::Node>& nodes = view->nodes();
+  const size_t node_count = view->nodes_with_drives();  // the candidates: nodes()[0, node_count)
 
   // Member counts and reservations of those nodes: from the index in one call, else one scan of
   // every volume.
   std::vector<VolumeIndex::NodeLoad> loads;
   if (inventory.index != nullptr) {
-    std::vector<std::string_view> names;
-    names.reserve(by_node.size());
-    for (const Candidate& c : by_node) names.push_back(c.node);
-    loads = inventory.index->Loads(names);
+    loads = inventory.index->Loads(view->names_with_drives());
   } else {
-    loads.resize(by_node.size());
+    loads.resize(node_count);
     for (const auto& vol : inventory.volumes) {
       for (const v1::Member& m : vol->spec.members) {
-        const uint32_t i = slots.Find(m.node, by_node);
-        if (m.state != v1::MemberState::kPresent || i == NodeSlots::kEmpty) continue;
+        const uint32_t i = view->Find(m.node);
+        if (m.state != v1::MemberState::kPresent || i >= node_count) continue;
         VolumeIndex::NodeLoad& load = loads[i];
         ++load.members;
         bool reported = std::any_of(vol->status.partitions.begin(), vol->status.partitions.end(),
@@ -189,69 +135,66 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     }
   }
 
-  // Per node: the drives that fit, grouped by node in one flat list (counted first, then
-  // placed at each node's offset).
-  bool consumer_rdma = false;
-  std::vector<int64_t> usable(device_count, -1);  // free bytes of a drive that fits, else -1
-  for (size_t i = 0; i < device_count; ++i) {
-    const v1::MeshStorNodeDevice& d = *devices[i];
-    Candidate& c = by_node[device_slot[i]];
-    // Only the consumer's drives here: whether other nodes have RDMA matters only when the
-    // consumer has it (below), and reading every drive's addresses is a cache miss each.
-    if (d.spec.node_name == request.consumer_node && HasRdma(d)) consumer_rdma = true;
-    if (d.status.sector_size != request.sector_size) continue;
-    if (!d.status.updated_at || inventory.now - *d.status.updated_at > inventory.staleness) {
-      continue;
-    }
-    int64_t pending = 0;
-    for (const auto& [drive, bytes] : loads[device_slot[i]].pending) {
-      if (drive == d.spec.device) pending += bytes;
-    }
-    int64_t free = d.status.biggest_free_extent_bytes.value_or(0) - pending;
-    if (free < request.member_size_bytes) continue;
-    usable[i] = free;
-    ++c.count;
-  }
-  if (consumer_rdma) {
-    for (size_t i = 0; i < device_count; ++i) {
-      if (HasRdma(*devices[i])) by_node[device_slot[i]].rdma = true;
-    }
-  }
-  uint32_t offset = 0;
-  for (Candidate& c : by_node) {
-    c.first = offset;
-    offset += c.count;
-    c.count = 0;
-  }
-  std::vector<std::pair<int64_t, std::string_view>> drives(offset);  // (usable free, device)
-  for (size_t i = 0; i < device_count; ++i) {
-    if (usable[i] < 0) continue;
-    Candidate& c = by_node[device_slot[i]];
-    drives[c.first + c.count++] = {usable[i], devices[i]->spec.device};
-  }
+  // Whether other nodes have RDMA matters only when the consumer has it.
+  const uint32_t consumer = view->Find(request.consumer_node);
+  const bool consumer_rdma = consumer < node_count && nodes[consumer].rdma;
 
-  // Which nodes qualify, and why the others do not (reported in name order, as before).
-  std::vector<size_t> eligible;
-  eligible.reserve(by_node.size());
-  std::vector<std::pair<std::string_view, std::string>> rejected;  // node → reason
-  for (size_t i = 0; i < by_node.size(); ++i) {
+  // Which nodes qualify, with the drives that fit them; why the others do not.
+  std::vector<Candidate> by_node(node_count);
+  for (const std::string& n : request.exclude_nodes) {
+    if (uint32_t i = view->Find(n); i < node_count) by_node[i].rejection = Rejection::kExcluded;
+  }
+  std::vector<std::pair<int64_t, std::string_view>> fits;  // (usable free, device)
+  fits.reserve(view->drives().size());
+  std::vector<uint32_t> eligible;
+  eligible.reserve(node_count);
+  std::vector<uint32_t> rejected;
+  for (uint32_t i = 0; i < node_count; ++i) {
     Candidate& c = by_node[i];
-    std::string why;
-    if (!request.exclude_nodes.empty() && request.exclude_nodes.count(std::string(c.node))) {
-      why = "already holds a member";
-    } else if (c.node_obj == nullptr) {
-      why = "no Node object";
-    } else if (!NodeSchedulable(*c.node_obj, &why)) {
-      // why set
-    } else if (static_cast<int32_t>(c.count) < request.drives_per_node) {
-      why = fmt::format("{} of {} drives fresh, {}-byte sectors and {} bytes free", c.count,
-                        request.drives_per_node, request.sector_size, request.member_size_bytes);
+    const ClusterView::Node& n = nodes[i];
+    if (c.rejection == Rejection::kNone) {
+      switch (n.state) {
+        case ClusterView::NodeState::kSchedulable:
+          break;
+        case ClusterView::NodeState::kNoObject:
+          c.rejection = Rejection::kNoObject;
+          break;
+        case ClusterView::NodeState::kUnschedulable:
+          c.rejection = Rejection::kUnschedulable;
+          break;
+        case ClusterView::NodeState::kNotReady:
+          c.rejection = Rejection::kNotReady;
+          break;
+      }
     }
-    if (!why.empty()) {
-      rejected.emplace_back(c.node, std::move(why));
+    if (c.rejection != Rejection::kNone) {
+      rejected.push_back(i);
       continue;
     }
-    auto begin = drives.begin() + c.first;
+    // Its drives of the volume's sector size, reporting fresh, with room for a member besides
+    // what members assigned to them but not created yet will take.
+    c.first = static_cast<uint32_t>(fits.size());
+    for (uint32_t k = n.first_drive; k < n.first_drive + n.drive_count; ++k) {
+      const ClusterView::Drive& d = view->drives()[k];
+      if (d.sector_size != request.sector_size) continue;
+      if (!d.updated_at || inventory.now - *d.updated_at > inventory.staleness) continue;
+      const std::string_view device = view->device(d);
+      int64_t pending = 0;
+      for (const auto& [drive, bytes] : loads[i].pending) {
+        if (drive == device) pending += bytes;
+      }
+      const int64_t free = d.free - pending;
+      if (free < request.member_size_bytes) continue;
+      fits.emplace_back(free, device);
+    }
+    c.count = static_cast<uint32_t>(fits.size()) - c.first;
+    if (static_cast<int32_t>(c.count) < request.drives_per_node) {
+      c.rejection = Rejection::kDrives;
+      fits.resize(c.first);
+      rejected.push_back(i);
+      continue;
+    }
+    auto begin = fits.begin() + c.first;
     std::sort(begin, begin + c.count, [](const auto& a, const auto& b) {
       return std::tie(b.first, a.second) < std::tie(a.first, b.second);  // most free, then name
     });
@@ -260,61 +203,53 @@ common::Result<std::vector<NodePlacement>> Place(const PlacementRequest& request
     for (auto it = begin; it != begin + c.count; ++it) c.free += it->first;
     eligible.push_back(i);
   }
-  std::sort(rejected.begin(), rejected.end());
 
   // The score of each candidate, computed once (not per comparison); only the best node_count
   // are needed, and the node name makes the order total, so a partial sort gives the same head.
-  using Key = std::tuple<int, int, int64_t, int, uint64_t, const std::string_view*>;
+  using Key = std::tuple<int, int, int64_t, int, uint64_t, std::string_view>;
   const uint64_t volume_hash = common::text::Fnv1a64("/", common::text::Fnv1a64(request.volume));
-  std::vector<std::pair<Key, size_t>> order;
+  std::vector<std::pair<Key, uint32_t>> order;
   order.reserve(eligible.size());
-  for (size_t i : eligible) {
-    const Candidate& c = by_node[i];
+  for (uint32_t i : eligible) {
+    const std::string_view name = view->name(nodes[i]);
     order.emplace_back(
-        Key(c.node == request.consumer_node ? 0 : 1, consumer_rdma && c.rdma ? 0 : 1, -c.free,
-            loads[i].members, common::text::Fnv1a64(c.node, volume_hash), &c.node),
+        Key(i == consumer ? 0 : 1, consumer_rdma && nodes[i].rdma ? 0 : 1, -by_node[i].free,
+            loads[i].members, common::text::Fnv1a64(name, volume_hash), name),
         i);
   }
-  auto better = [](const std::pair<Key, size_t>& a, const std::pair<Key, size_t>& b) {
-    const auto& [a0, a1, a2, a3, a4, a5] = a.first;
-    const auto& [b0, b1, b2, b3, b4, b5] = b.first;
-    return std::tie(a0, a1, a2, a3, a4, *a5) < std::tie(b0, b1, b2, b3, b4, *b5);
-  };
   const size_t head = std::min(order.size(), static_cast<size_t>(request.node_count));
-  std::partial_sort(order.begin(), order.begin() + head, order.end(), better);
+  std::partial_sort(order.begin(), order.begin() + head, order.end());
   const size_t qualified = eligible.size();
-  std::vector<const Candidate*> best;
-  best.reserve(head);
-  for (size_t i = 0; i < head; ++i) best.push_back(&by_node[order[i].second]);
 
-  auto reasons = [&] {
-    std::string s;
-    for (const auto& [name, why] : rejected) {
-      s += fmt::format("{}{}: {}", s.empty() ? "" : "; ", name, why);
-    }
-    return s;
-  };
-  if (!request.consumer_node.empty() &&
-      (best.empty() || best.front()->node != request.consumer_node)) {
-    auto it = std::find_if(rejected.begin(), rejected.end(),
-                           [&](const auto& r) { return r.first == request.consumer_node; });
+  if (!request.consumer_node.empty() && (head == 0 || order.front().second != consumer)) {
     return common::FailedPreconditionError(
         "consumer node {} cannot hold a member: {}", request.consumer_node,
-        it == rejected.end() ? std::string("no MeshStorNodeDevice reported") : it->second);
+        consumer < node_count && by_node[consumer].rejection != Rejection::kNone
+            ? Reason(by_node[consumer], request)
+            : std::string("no MeshStorNodeDevice reported"));
   }
   if (static_cast<int32_t>(qualified) < request.node_count) {
+    // Why the others do not qualify, in name order.
+    std::sort(rejected.begin(), rejected.end(),
+              [&](uint32_t a, uint32_t b) { return view->name(nodes[a]) < view->name(nodes[b]); });
+    std::string reasons;
+    for (uint32_t i : rejected) {
+      reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", view->name(nodes[i]),
+                             Reason(by_node[i], request));
+    }
     return common::FailedPreconditionError(
         "not enough nodes: {} needed, {} qualified ({} drive(s) of {} bytes with {}-byte sectors "
         "each){}{}",
         request.node_count, qualified, request.drives_per_node, request.member_size_bytes,
-        request.sector_size, rejected.empty() ? "" : "; rejected: ", reasons());
+        request.sector_size, rejected.empty() ? "" : "; rejected: ", reasons);
   }
   std::vector<NodePlacement> out;
-  for (int32_t i = 0; i < request.node_count; ++i) {
-    NodePlacement p{std::string(best[i]->node), {}};
-    for (uint32_t k = 0; k < best[i]->count; ++k) {
-      p.drives.emplace_back(drives[best[i]->first + k].second);
-    }
+  out.reserve(head);
+  for (size_t i = 0; i < head; ++i) {
+    const Candidate& c = by_node[order[i].second];
+    NodePlacement p{std::string(view->name(nodes[order[i].second])), {}};
+    p.drives.reserve(c.count);
+    for (uint32_t k = 0; k < c.count; ++k) p.drives.emplace_back(fits[c.first + k].second);
     out.push_back(std::move(p));
   }
   return out;

@@ -8,7 +8,9 @@
 // Score, best first: the consumer node, then nodes that share RDMA with the consumer, then the
 // most free space, then the fewest MeshStor members, then a stable hash of (volume, node).
 //
-// Thread contract: free functions without shared state.
+// Thread contract: free functions; what Place reads of the drives and Nodes goes through a view
+// of them kept for the last snapshot of shared lists (cluster_view.h), which is thread-safe and
+// does not change any answer.
 #pragma once
 
 #include <chrono>

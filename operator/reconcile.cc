@@ -12,6 +12,7 @@
 #include "common/api/v1alpha1/geometry.h"
 #include "common/api/v1alpha1/validation.h"
 #include "common/time/clock.h"
+#include "operator/cluster_view.h"
 #include "operator/fencing.h"
 #include "operator/members.h"
 #include "operator/status.h"
@@ -87,11 +88,16 @@ void MinRequeue(Decision* d, seconds after) {
 // agent is alive; `*check_after` then says when it may have gone stale.
 std::optional<common::api::Time> SilentSince(const v1::MeshStorVolume& v, const v1::Member& m,
                                              const Inventory& inv, seconds* check_after) {
-  for (const auto& d : inv.Devices()) {
-    if (d->spec.node_name != m.node || d->spec.device != m.drive) continue;
-    if (!d->status.updated_at) return v.metadata.creation_timestamp;
-    const auto stale_at = *d->status.updated_at + inv.staleness;
-    if (inv.now > stale_at) return d->status.updated_at;
+  const std::shared_ptr<const ClusterView> view = ClusterView::Of(inv);
+  const uint32_t node = view->Find(m.node);
+  if (node == ClusterView::kNone) return v.metadata.creation_timestamp;
+  const ClusterView::Node& n = view->nodes()[node];
+  for (uint32_t k = n.first_drive; k < n.first_drive + n.drive_count; ++k) {
+    const ClusterView::Drive& d = view->drives()[k];
+    if (view->device(d) != m.drive) continue;
+    if (!d.updated_at) return v.metadata.creation_timestamp;
+    const auto stale_at = *d.updated_at + inv.staleness;
+    if (inv.now > stale_at) return d.updated_at;
     *check_after = std::chrono::ceil<seconds>(stale_at - inv.now) + seconds(1);
     return std::nullopt;
   }

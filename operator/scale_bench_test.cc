@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/api/core_codec.h"
 #include "common/api/v1alpha1/codec.h"
 #include "common/compress/dictionary_deflate.h"
 #include "common/metrics/metrics.h"
@@ -130,26 +131,103 @@ v1::MeshStorVolume BenchVolume(int i) {
   return v;
 }
 
+// A Node as tools/bench/control_plane.py registers them: Ready=True.
+common::api::Node BenchNode(int n) {
+  common::api::Node node = NodeObj(NodeName(n));
+  common::api::Condition ready;
+  ready.type = "Ready";
+  ready.status = ConditionStatus::kTrue;
+  node.conditions.push_back(ready);
+  return node;
+}
+
+v1::MeshStorNodeDevice BenchDrive(int n, int d) {
+  return Drive(NodeName(n), "nvme" + std::to_string(d) + "n1",
+               (1000 + (n * 37 + d * 11) % 200) * 1024 * v1::kMiB);
+}
+
 Inventory BigCluster() {
   Inventory inv;
   inv.now = T0();
   for (int n = 0; n < kNodes; ++n) {
-    inv.nodes.push_back(std::make_shared<const common::api::Node>(NodeObj(NodeName(n))));
+    inv.nodes.push_back(std::make_shared<const common::api::Node>(BenchNode(n)));
     for (int d = 0; d < 2; ++d) {
-      inv.devices.push_back(std::make_shared<const v1::MeshStorNodeDevice>(
-          Drive(NodeName(n), "nvme" + std::to_string(d) + "n1",
-                (1000 + (n * 37 + d * 11) % 200) * 1024 * v1::kMiB)));
+      inv.devices.push_back(std::make_shared<const v1::MeshStorNodeDevice>(BenchDrive(n, d)));
     }
   }
   return inv;
 }
 
-void PrintDurations(const char* what, std::vector<double> us) {
+void PrintDurations(const std::string& what, std::vector<double> us) {
   std::sort(us.begin(), us.end());
   double sum = 0;
   for (double u : us) sum += u;
-  std::printf("%-44s n=%zu mean %.1f us, p50 %.1f, p99 %.1f, max %.1f\n", what, us.size(),
+  std::printf("%-50s n=%zu mean %.1f us, p50 %.1f, p99 %.1f, max %.1f\n", what.c_str(), us.size(),
               sum / us.size(), us[us.size() / 2], us[us.size() * 99 / 100], us.back());
+}
+
+// Wall and CPU time (CLOCK_THREAD_CPUTIME_ID, as the operator's placement_cpu histogram) of
+// each measured call; the difference is time the thread waited for a core.
+struct Timings {
+  std::vector<double> wall_us, cpu_us;
+
+  template <typename F>
+  auto Measure(F&& f) {
+    const auto w0 = std::chrono::steady_clock::now();
+    const auto c0 = ThreadCpuTime();
+    auto r = f();
+    const auto c1 = ThreadCpuTime();
+    const auto w1 = std::chrono::steady_clock::now();
+    wall_us.push_back(std::chrono::duration<double, std::micro>(w1 - w0).count());
+    cpu_us.push_back(std::chrono::duration<double, std::micro>(c1 - c0).count());
+    return r;
+  }
+  void Print(const std::string& what) const {
+    PrintDurations(what + ", CPU", cpu_us);
+    PrintDurations(what + ", wall", wall_us);
+  }
+};
+
+// A cluster as the operator's informers leave it on the heap: every drive, Node and volume
+// decoded from JSON in the order their events arrive (interleaved), the index built as they
+// come, so what one placement reads is spread over the heap rather than allocated in one run.
+// `volumes` keeps the decoded volumes alive, as the informer's cache does.
+Inventory DecodedCluster(VolumeIndex* index,
+                         std::vector<std::shared_ptr<const v1::MeshStorVolume>>* volumes) {
+  Inventory inv;
+  inv.now = T0();
+  inv.index = index;
+  constexpr int kDrives = 2 * kNodes;
+  for (int i = 0; i < kVolumes; ++i) {
+    if (i % (kVolumes / kDrives) == 0) {
+      const int k = i / (kVolumes / kDrives);
+      auto d = v1::DecodeMeshStorNodeDevice(v1::EncodeMeshStorNodeDevice(BenchDrive(k / 2, k % 2)));
+      REQUIRE(d.ok());
+      inv.devices.push_back(std::make_shared<const v1::MeshStorNodeDevice>(std::move(d).value()));
+    }
+    if (i % (kVolumes / kNodes) == 1) {
+      const std::string json = R"({"apiVersion":"v1","kind":"Node","metadata":{"name":")" +
+                               NodeName(i / (kVolumes / kNodes)) +
+                               R"("},"status":{"conditions":[{"type":"Ready","status":"True"}]}})";
+      auto n = common::api::DecodeNode(json);
+      REQUIRE(n.ok());
+      inv.nodes.push_back(std::make_shared<const common::api::Node>(std::move(n).value()));
+    }
+    auto v = v1::DecodeMeshStorVolume(v1::EncodeMeshStorVolume(SyncedVolume(i)));
+    REQUIRE(v.ok());
+    volumes->push_back(std::make_shared<const v1::MeshStorVolume>(std::move(v).value()));
+    index->Apply(volumes->back()->metadata.name, volumes->back().get());
+  }
+  // The informers list by key.
+  std::sort(inv.devices.begin(), inv.devices.end(),
+            [](const auto& a, const auto& b) { return a->metadata.name < b->metadata.name; });
+  std::sort(inv.nodes.begin(), inv.nodes.end(),
+            [](const auto& a, const auto& b) { return a->metadata.name < b->metadata.name; });
+  inv.shared_devices = std::make_shared<const Inventory::DeviceList>(std::move(inv.devices));
+  inv.shared_nodes = std::make_shared<const Inventory::NodeList>(std::move(inv.nodes));
+  inv.devices.clear();
+  inv.nodes.clear();
+  return inv;
 }
 
 TEST_CASE("Scale: placement and memory at 1000 nodes x 10000 volumes", "[.scale]") {
@@ -223,43 +301,100 @@ TEST_CASE("Scale: placement and memory at 1000 nodes x 10000 volumes", "[.scale]
 
   inv.index = &index;
   Limits limits;
-  std::vector<double> decide_us, place_us;
+  Timings decide, place;
   for (int i = 0; i < 2000; ++i) {
     v1::MeshStorVolume v = Volume("pvc-new-" + std::to_string(i));
     v.metadata.finalizers.push_back(kFinalizer);
     v.spec.consumer_node = NodeName(i % kNodes);
-    auto t0 = std::chrono::steady_clock::now();
-    Decision d = Decide(v, inv, limits);
-    auto t1 = std::chrono::steady_clock::now();
+    Decision d = decide.Measure([&] { return Decide(v, inv, limits); });
     REQUIRE(d.write == Decision::Write::kSpec);
     REQUIRE(d.object.spec.members.size() == 2);
-    decide_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
     PlacementRequest req{v.metadata.name, 1028 * v1::kMiB, 4096, 1, 2, v.spec.consumer_node, {}};
-    t0 = std::chrono::steady_clock::now();
-    auto p = Place(req, inv);
-    t1 = std::chrono::steady_clock::now();
+    auto p = place.Measure([&] { return Place(req, inv); });
     REQUIRE(p.ok());
-    place_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
-  PrintDurations("Decide() placing a new volume", decide_us);
-  PrintDurations("Place() alone", place_us);
+  decide.Print("Decide() placing a new volume");
+  place.Print("Place() alone");
+  // The operator's inventories share the informers' lists (InformerSource::Snapshot); the same
+  // placements with the lists shared.
+  Inventory shared_inv = inv;
+  shared_inv.shared_devices = std::make_shared<const Inventory::DeviceList>(inv.devices);
+  shared_inv.shared_nodes = std::make_shared<const Inventory::NodeList>(inv.nodes);
+  shared_inv.devices.clear();
+  shared_inv.nodes.clear();
+  Timings decide_shared, place_shared;
+  for (int i = 0; i < 2000; ++i) {
+    v1::MeshStorVolume v = Volume("pvc-shared-" + std::to_string(i));
+    v.metadata.finalizers.push_back(kFinalizer);
+    v.spec.consumer_node = NodeName(i % kNodes);
+    Decision d = decide_shared.Measure([&] { return Decide(v, shared_inv, limits); });
+    REQUIRE(d.write == Decision::Write::kSpec);
+    PlacementRequest req{v.metadata.name, 1028 * v1::kMiB, 4096, 1, 2, v.spec.consumer_node, {}};
+    auto p = place_shared.Measure([&] { return Place(req, shared_inv); });
+    REQUIRE(p.ok());
+  }
+  decide_shared.Print("Decide() placing a new volume, shared lists");
+  place_shared.Print("Place() alone, shared lists");
 
   // In the operator, other processes run between two placements and evict what placement reads
   // from the caches; the same with 32 MiB written between calls.
   std::vector<char> thrash(32 << 20);
-  decide_us.clear();
-  for (int i = 0; i < 300; ++i) {
+  auto evict = [&](int i) {
     for (size_t k = 0; k < thrash.size(); k += 64) thrash[k] = static_cast<char>(k + i);
+  };
+  Timings cold;
+  for (int i = 0; i < 300; ++i) {
+    evict(i);
     v1::MeshStorVolume v = Volume("pvc-cold-" + std::to_string(i));
     v.metadata.finalizers.push_back(kFinalizer);
     v.spec.consumer_node = NodeName((i * 13) % kNodes);
-    auto t0 = std::chrono::steady_clock::now();
-    Decision d = Decide(v, inv, limits);
-    auto t1 = std::chrono::steady_clock::now();
+    Decision d = cold.Measure([&] { return Decide(v, inv, limits); });
     REQUIRE(d.write == Decision::Write::kSpec);
-    decide_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
-  PrintDurations("Decide() with cold caches", decide_us);
+  cold.Print("Decide() with cold caches");
+
+  // The same against drives, Nodes and volumes decoded in their events' order, through the
+  // shared lists as InformerSource hands them out: the closest to the operator in-process.
+  {
+    VolumeIndex decoded_index;
+    std::vector<std::shared_ptr<const v1::MeshStorVolume>> decoded_volumes;
+    decoded_volumes.reserve(kVolumes);
+    const Inventory heap_inv = DecodedCluster(&decoded_index, &decoded_volumes);
+    Timings warm, scattered;
+    for (int i = 0; i < 1000; ++i) {
+      v1::MeshStorVolume v = Volume("pvc-decoded-" + std::to_string(i));
+      v.metadata.finalizers.push_back(kFinalizer);
+      v.spec.consumer_node = NodeName((i * 13) % kNodes);
+      Decision d = warm.Measure([&] { return Decide(v, heap_inv, limits); });
+      REQUIRE(d.write == Decision::Write::kSpec);
+      evict(i);
+      d = scattered.Measure([&] { return Decide(v, heap_inv, limits); });
+      REQUIRE(d.write == Decision::Write::kSpec);
+    }
+    warm.Print("Decide(), decoded cluster, warm");
+    scattered.Print("Decide(), decoded cluster, cold caches");
+
+    // During a burst the drives change all the time (heartbeats, free space), so a pass often
+    // gets a new drive list: each placement here follows a change of one drive (a new object in
+    // a new list, as the informer's handler and InformerSource::Snapshot make it).
+    Inventory changing = heap_inv;
+    Timings changed;
+    for (int i = 0; i < 1000; ++i) {
+      Inventory::DeviceList devices = *changing.shared_devices;
+      auto& d = devices[(i * 7) % devices.size()];
+      v1::MeshStorNodeDevice next = *d;
+      next.status.updated_at = std::chrono::time_point_cast<std::chrono::seconds>(T0());
+      d = std::make_shared<const v1::MeshStorNodeDevice>(std::move(next));
+      changing.shared_devices = std::make_shared<const Inventory::DeviceList>(std::move(devices));
+      v1::MeshStorVolume v = Volume("pvc-changed-" + std::to_string(i));
+      v.metadata.finalizers.push_back(kFinalizer);
+      v.spec.consumer_node = NodeName((i * 13) % kNodes);
+      evict(i);
+      Decision dec = changed.Measure([&] { return Decide(v, changing, limits); });
+      REQUIRE(dec.write == Decision::Write::kSpec);
+    }
+    changed.Print("Decide(), decoded cluster, cold, after a drive changed");
+  }
 
   // What a pass's snapshot of the drives and Nodes costs: a copy of every pointer (before), or
   // the informers' shared lists (InformerSource now).

@@ -36,7 +36,43 @@ void BumpUnsorted(std::vector<std::pair<K, V>>& vec, const K& key, V delta) {
 }  // namespace
 
 VolumeIndex::NodeRef VolumeIndex::NodeOf(const std::string& node) {
-  return &*nodes_.try_emplace(node).first;
+  auto [it, added] = nodes_.try_emplace(node);
+  if (added) {
+    if (auto r = registered_slots_.find(node); r != registered_slots_.end()) {
+      it->second.slot = r->second;
+      Sync(&*it);
+    }
+  }
+  return &*it;
+}
+
+void VolumeIndex::Sync(const NodeMap::value_type* node) const {
+  if (node->second.slot == kNoSlot) return;
+  registered_[node->second.slot] = {node, node->second.members, !node->second.pending.empty()};
+}
+
+bool VolumeIndex::Register(const std::vector<std::string_view>& nodes) const {
+  for (const Registered& r : registered_) {
+    if (r.node != nullptr) r.node->second.slot = kNoSlot;
+  }
+  registered_.clear();
+  registered_slots_.clear();
+  registered_names_.assign(nodes.begin(), nodes.end());
+  for (size_t i = 0; i < registered_names_.size(); ++i) {
+    if (!registered_slots_.try_emplace(registered_names_[i], static_cast<uint32_t>(i)).second) {
+      registered_slots_.clear();
+      registered_names_.clear();
+      return false;
+    }
+  }
+  registered_.resize(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto it = nodes_.find(nodes[i]);
+    if (it == nodes_.end()) continue;
+    it->second.slot = static_cast<uint32_t>(i);
+    Sync(&*it);
+  }
+  return true;
 }
 
 void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Contribution* c) {
@@ -46,6 +82,7 @@ void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Cont
     switch (kind) {
       case Contribution::kMember:
         ++node->second.members;
+        Sync(node);
         break;
       case Contribution::kNamespaceId:
         BumpSorted(node->second.namespace_ids, nsid, 1);
@@ -77,6 +114,7 @@ void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Cont
     if (!reported) {
       c->pending.push_back({node, m.drive, m.size_bytes});
       BumpUnsorted(node->second.pending, m.drive, m.size_bytes);
+      Sync(node);
     }
     if (m.replaces && !IsSynced(v, m)) add(node, Contribution::kRebuild);
   }
@@ -104,6 +142,7 @@ void VolumeIndex::Remove(const std::string* name, Contribution* c) {
     switch (item.kind) {
       case Contribution::kMember:
         --t.members;
+        Sync(item.node);
         break;
       case Contribution::kNamespaceId:
         BumpSorted(t.namespace_ids, item.namespace_id, -1);
@@ -122,6 +161,7 @@ void VolumeIndex::Remove(const std::string* name, Contribution* c) {
   }
   for (const Contribution::Pending& p : c->pending) {
     BumpUnsorted(p.node->second.pending, p.drive, -p.bytes);
+    Sync(p.node);
     touched.push_back(p.node);
   }
   if (c->waiting) waiting_.erase(name);
@@ -131,7 +171,9 @@ void VolumeIndex::Remove(const std::string* name, Contribution* c) {
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (NodeRef node : touched) {
-    if (node->second.empty()) nodes_.erase(node->first);
+    if (!node->second.empty()) continue;
+    if (node->second.slot != kNoSlot) registered_[node->second.slot] = Registered();
+    nodes_.erase(node->first);
   }
 }
 
@@ -169,6 +211,16 @@ std::vector<VolumeIndex::NodeLoad> VolumeIndex::Loads(
     const std::vector<std::string_view>& nodes) const {
   std::vector<NodeLoad> out(nodes.size());
   std::lock_guard<std::mutex> lock(mu_);
+  if ((nodes.size() == registered_names_.size() &&
+       std::equal(nodes.begin(), nodes.end(), registered_names_.begin())) ||
+      Register(nodes)) {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const Registered& r = registered_[i];
+      out[i].members = r.members;
+      if (r.pending) out[i].pending = r.node->second.pending;
+    }
+    return out;
+  }
   for (size_t i = 0; i < nodes.size(); ++i) {
     auto it = nodes_.find(nodes[i]);
     if (it == nodes_.end()) continue;

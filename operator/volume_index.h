@@ -53,7 +53,10 @@ class VolumeIndex {
   // Bytes of present members assigned to (node, drive) whose agent has not reported them yet.
   int64_t PendingBytes(const std::string& node, const std::string& drive) const;
   // The load of each of `nodes`, in order, under one lock (placement reads every node of the
-  // cluster in one pass; one lookup each instead of one per drive and term).
+  // cluster in one pass; one lookup each instead of one per drive and term). The index keeps the
+  // names of the last call and their loads in one array, updated as volumes are applied, so a
+  // call for the same names (placement's, until the nodes change) reads that array instead of
+  // looking every node up.
   std::vector<NodeLoad> Loads(const std::vector<std::string_view>& nodes) const;
   // Namespace IDs in use on `node`: members of any state, and IDs agents report.
   std::set<int32_t> UsedNamespaceIds(const std::string& node) const;
@@ -76,8 +79,11 @@ class VolumeIndex {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
   struct NodeTotals {
     int members = 0;
+    // Its position in the names of the last Loads call, if there (Loads' cache, hence mutable).
+    mutable uint32_t slot = kNoSlot;
     std::vector<std::pair<std::string, int64_t>> pending;  // (drive, bytes)
     std::vector<std::pair<int32_t, int>> namespace_ids;    // (ID, uses), sorted by ID
     std::vector<const std::string*> volumes;  // keys of volumes_ concerning the node, any order
@@ -88,6 +94,12 @@ class VolumeIndex {
   };
   using NodeMap = std::unordered_map<std::string, NodeTotals, Hash, std::equal_to<>>;
   using NodeRef = NodeMap::value_type*;  // stable: unordered_map never moves its elements
+  // A node of the last Loads call: its totals as Loads returns them.
+  struct Registered {
+    const NodeMap::value_type* node = nullptr;  // null while the index has nothing for the node
+    int members = 0;
+    bool pending = false;  // node->second.pending is not empty
+  };
   // What one volume added, to take it away again.
   struct Contribution {
     enum Kind : uint8_t { kMember, kNamespaceId, kConcerns, kRebuild };
@@ -113,12 +125,22 @@ class VolumeIndex {
            Contribution* c);
   void Remove(const std::string* name, Contribution* c);
   NodeRef NodeOf(const std::string& node);
+  // Copies `node`'s totals to its entry in registered_, if it has one. With mu_ held, after
+  // every change of its members or pending bytes.
+  void Sync(const NodeMap::value_type* node) const;
+  // Makes `nodes` the registered names. False (and nothing registered) when a name repeats.
+  bool Register(const std::vector<std::string_view>& nodes) const;
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, Contribution> volumes_;  // guarded by mu_
   NodeMap nodes_;                                          // guarded by mu_
   std::map<std::string, int> rebuilds_;                    // guarded by mu_
   std::unordered_set<const std::string*> waiting_;         // keys of volumes_; guarded by mu_
+  // The names of the last Loads call and their totals (a cache for Loads, hence mutable), kept
+  // by Sync; registered_slots_ holds views into registered_names_. All guarded by mu_.
+  mutable std::vector<std::string> registered_names_;
+  mutable std::unordered_map<std::string_view, uint32_t> registered_slots_;
+  mutable std::vector<Registered> registered_;
 };
 
 }  // namespace meshstor_operator

@@ -149,6 +149,51 @@ TEST_CASE("The volume index agrees with a full scan after random adds, updates a
   CHECK(index.node_count() == 0);  // nothing kept for nodes no volume refers to
 }
 
+TEST_CASE("The volume index's loads stay right for the names it keeps between calls",
+          "[unit][volume_index]") {
+  std::mt19937 rng(7);
+  VolumeIndex index;
+  // Loads keeps the names of its last call and updates their loads as volumes are applied: the
+  // same names again, other names (unknown ones, another order), repeated names (not kept).
+  const std::vector<std::string_view> all(kNodes.begin(), kNodes.end());
+  const std::vector<std::string_view> other = {"n9", "n4", "n2"};
+  const std::vector<std::string_view> repeated = {"n1", "n3", "n1"};
+  const std::vector<std::string_view>* names = &all;
+  auto want = [&](std::string_view node) {
+    VolumeIndex::NodeLoad load;
+    load.members = index.MemberCount(std::string(node));
+    for (const std::string& drive : kDrives) {
+      if (int64_t bytes = index.PendingBytes(std::string(node), drive)) {
+        load.pending.emplace_back(drive, bytes);
+      }
+    }
+    return load;
+  };
+  for (int step = 0; step < 3000; ++step) {
+    const std::string name = "pvc-" + std::to_string(rng() % 30);
+    if (rng() % 4 == 0) {
+      index.Apply(name, nullptr);
+    } else {
+      auto v = RandomVolume(name, rng);
+      index.Apply(name, &v);
+    }
+    if (rng() % 10 == 0) {
+      const std::vector<std::string_view>* lists[] = {&all, &other, &repeated};
+      names = lists[rng() % 3];
+    }
+    auto got = index.Loads(*names);
+    REQUIRE(got.size() == names->size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      INFO("step " << step << ", node " << (*names)[i]);
+      std::sort(got[i].pending.begin(), got[i].pending.end());
+      CHECK(got[i] == want((*names)[i]));
+    }
+  }
+  for (int i = 0; i < 30; ++i) index.Apply("pvc-" + std::to_string(i), nullptr);
+  CHECK(index.node_count() == 0);
+  for (const auto& load : index.Loads(all)) CHECK(load == VolumeIndex::NodeLoad());
+}
+
 TEST_CASE("The volume index's node loads follow reservations, reports, moves and deletions",
           "[unit][volume_index]") {
   VolumeIndex index;
