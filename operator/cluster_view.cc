@@ -46,6 +46,22 @@ struct Cache {
 
 }  // namespace
 
+bool ClusterView::SameList(const std::weak_ptr<const Inventory::DeviceList>& known,
+                           const std::shared_ptr<const Inventory::DeviceList>& list) {
+  // The same control block: a list allocated later cannot have it while `known` refers to it.
+  return !known.owner_before(list) && !list.owner_before(known) && !known.expired();
+}
+
+bool ClusterView::Unchanged(size_t i,
+                            const common::api::v1alpha1::MeshStorNodeDevice& drive) const {
+  if (i >= drive_version_.size() || drive_version_[i].empty() ||
+      drive.metadata.resource_version != drive_version_[i]) {
+    return false;
+  }
+  const Drive& d = drives_[drive_at_[i]];
+  return drive.spec.node_name == name(nodes_[d.node]) && drive.spec.device == device(d);
+}
+
 std::shared_ptr<const ClusterView> ClusterView::Of(const Inventory& inventory) {
   if (!inventory.shared_devices || !inventory.shared_nodes) {
     return Build(inventory.Devices(), inventory.Nodes(), nullptr);
@@ -55,7 +71,7 @@ std::shared_ptr<const ClusterView> ClusterView::Of(const Inventory& inventory) {
   const Inventory::DeviceList& devices = *inventory.shared_devices;
   const Inventory::NodeList& nodes = *inventory.shared_nodes;
   std::shared_ptr<ClusterView>& last = cache->last;
-  if (last != nullptr && last->device_list_ == inventory.shared_devices &&
+  if (last != nullptr && SameList(last->device_list_, inventory.shared_devices) &&
       last->node_list_ == inventory.shared_nodes) {
     return last;
   }
@@ -89,12 +105,9 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
     std::string_view device;
     Drive drive;
   };
-  const Inventory::DeviceList* previous_devices =
-      previous != nullptr ? previous->device_list_.get() : nullptr;
   std::vector<Listed> listed(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
-    if (previous_devices != nullptr && i < previous_devices->size() &&
-        (*previous_devices)[i] == devices[i]) {
+    if (previous != nullptr && previous->Unchanged(i, *devices[i])) {
       const Drive& d = previous->drives_[previous->drive_at_[i]];
       listed[i] = {previous->name(previous->nodes_[d.node]), previous->device(d), d};
       continue;
@@ -169,6 +182,7 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
   }
   view->drives_.resize(devices.size());
   view->drive_at_.resize(devices.size());
+  view->drive_version_.resize(devices.size());
   for (size_t i = 0; i < devices.size(); ++i) {
     Node& n = view->nodes_[node_of_drive[i]];
     const uint32_t at = n.first_drive + n.drive_count++;
@@ -180,6 +194,7 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
     view->names_.append(listed[i].device);
     n.rdma = n.rdma || d.rdma;
     view->drive_at_[i] = at;
+    view->drive_version_[i] = devices[i]->metadata.resource_version;
   }
   view->names_with_drives_.reserve(with_drives);
   for (size_t k = 0; k < with_drives; ++k) {
@@ -191,11 +206,12 @@ std::shared_ptr<ClusterView> ClusterView::Build(const Inventory::DeviceList& dev
 bool ClusterView::Changes(const ClusterView& view, const Inventory::DeviceList& devices,
                           const Inventory::NodeList& nodes, std::vector<uint32_t>* changed_drives,
                           std::vector<uint32_t>* changed_nodes) {
-  const Inventory::DeviceList& old_devices = *view.device_list_;
   const Inventory::NodeList& old_nodes = *view.node_list_;
-  if (devices.size() != old_devices.size() || nodes.size() != old_nodes.size()) return false;
+  if (devices.size() != view.drive_version_.size() || nodes.size() != old_nodes.size()) {
+    return false;
+  }
   for (size_t i = 0; i < devices.size(); ++i) {
-    if (devices[i] == old_devices[i]) continue;
+    if (view.Unchanged(i, *devices[i])) continue;
     const Drive& d = view.drives_[view.drive_at_[i]];
     if (devices[i]->spec.node_name != view.name(view.nodes_[d.node]) ||
         devices[i]->spec.device != view.device(d)) {
@@ -220,6 +236,7 @@ std::shared_ptr<ClusterView> ClusterView::Copy(const ClusterView& view) {
   copy->names_ = view.names_;
   copy->slots_ = view.slots_;
   copy->drive_at_ = view.drive_at_;
+  copy->drive_version_ = view.drive_version_;
   copy->node_of_object_ = view.node_of_object_;
   copy->state_of_object_ = view.state_of_object_;
   copy->names_with_drives_.reserve(view.names_with_drives_.size());
@@ -235,6 +252,7 @@ void ClusterView::Patch(const Inventory::DeviceList& devices, const Inventory::N
   for (uint32_t i : changed_drives) {
     Drive& d = drives_[drive_at_[i]];
     ReadFacts(*devices[i], &d);
+    drive_version_[i] = devices[i]->metadata.resource_version;
     Node& n = nodes_[d.node];
     n.rdma = std::any_of(drives_.begin() + n.first_drive,
                          drives_.begin() + n.first_drive + n.drive_count,
