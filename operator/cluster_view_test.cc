@@ -62,6 +62,14 @@ Inventory WithNode(const Inventory& inv, const common::api::Node& node) {
   return next;
 }
 
+// Shared lists of three nodes whose node-c drive has the most room (200 GiB against 100).
+Inventory RoomiestOnC() {
+  Inventory inv = Cluster(3);
+  inv.devices[2] =
+      std::make_shared<const v1::MeshStorNodeDevice>(Drive("node-c", "nvme0n1", 200 * kGiB));
+  return Shared(std::move(inv));
+}
+
 std::vector<std::string> Placed(const Inventory& inv, int nodes = 2) {
   auto p = Place(PlacementRequest{"pvc-1", 1025 * v1::kMiB, 4096, 1, nodes, "node-a", {}}, inv);
   if (!p.ok()) return {p.status().message()};
@@ -150,10 +158,7 @@ TEST_CASE("A cluster view held by a pass does not change under it", "[unit][plac
 }
 
 TEST_CASE("Placement sees a drive's free space change between two snapshots", "[unit][placement]") {
-  Inventory inv = Cluster(3);
-  inv.devices[2] =
-      std::make_shared<const v1::MeshStorNodeDevice>(Drive("node-c", "nvme0n1", 200 * kGiB));
-  inv = Shared(std::move(inv));
+  Inventory inv = RoomiestOnC();
   CHECK(Placed(inv) == std::vector<std::string>{"node-a/nvme0n1", "node-c/nvme0n1"});
   // node-c's drive filled up: node-b is the one with room.
   const Inventory full = WithDrive(inv, Drive("node-c", "nvme0n1", 1 * kGiB));
@@ -168,10 +173,7 @@ TEST_CASE("Placement sees a drive's free space change between two snapshots", "[
 
 TEST_CASE("Placement sees a drive's agent going silent between two snapshots",
           "[unit][placement]") {
-  Inventory inv = Cluster(3);
-  inv.devices[2] =
-      std::make_shared<const v1::MeshStorNodeDevice>(Drive("node-c", "nvme0n1", 200 * kGiB));
-  inv = Shared(std::move(inv));
+  Inventory inv = RoomiestOnC();
   CHECK(Placed(inv) == std::vector<std::string>{"node-a/nvme0n1", "node-c/nvme0n1"});
   const Inventory silent =
       WithDrive(inv, Drive("node-c", "nvme0n1", 200 * kGiB, 4096, T0() - std::chrono::hours(1)));
@@ -186,10 +188,7 @@ TEST_CASE("Placement sees a drive's agent going silent between two snapshots",
 
 TEST_CASE("Placement sees a Node become unschedulable, not Ready and back between two snapshots",
           "[unit][placement]") {
-  Inventory inv = Cluster(3);
-  inv.devices[2] =
-      std::make_shared<const v1::MeshStorNodeDevice>(Drive("node-c", "nvme0n1", 200 * kGiB));
-  inv = Shared(std::move(inv));
+  Inventory inv = RoomiestOnC();
   CHECK(Placed(inv) == std::vector<std::string>{"node-a/nvme0n1", "node-c/nvme0n1"});
   const Inventory cordoned = WithNode(inv, NodeObj("node-c", true));
   CHECK(Placed(cordoned) == std::vector<std::string>{"node-a/nvme0n1", "node-b/nvme0n1"});
@@ -206,10 +205,7 @@ TEST_CASE(
     "A cluster view reads a drive again only when its version changed, and does not keep "
     "replaced drives alive",
     "[unit][placement]") {
-  Inventory inv = Cluster(3);
-  inv.devices[2] =
-      std::make_shared<const v1::MeshStorNodeDevice>(Drive("node-c", "nvme0n1", 200 * kGiB));
-  inv = Shared(std::move(inv));
+  Inventory inv = RoomiestOnC();
   std::weak_ptr<const v1::MeshStorNodeDevice> old_c = inv.shared_devices->at(2);
   REQUIRE(ClusterView::Of(inv)->drives()[2].free == 200 * kGiB);
   // The informer decoded node-c's drive again (a relist): same version, a new object. The view

@@ -136,7 +136,7 @@ std::string VolumeCacheDictionary() {
   v.metadata.resource_version = "1000000";
   v.metadata.generation = 2;
   v.metadata.creation_timestamp = t;
-  v.metadata.finalizers = {"csi.meshstor.io/teardown"};
+  v.metadata.finalizers = {kFinalizer};
   v.spec.capacity_bytes = 1073741824;
   v.spec.replica_count = 2;
   v.spec.stripe_width = 1;
@@ -186,12 +186,12 @@ std::string VolumeCacheDictionary() {
     const char* reason;
     std::string message;
   } conditions[] = {
-      {"Placeable", common::api::ConditionStatus::kTrue, "Placed", "2 members placed"},
-      {"Ready", common::api::ConditionStatus::kTrue, "Staged",
+      {kConditionPlaceable, common::api::ConditionStatus::kTrue, "Placed", "2 members placed"},
+      {kConditionReady, common::api::ConditionStatus::kTrue, "Staged",
        "array on node-1 staged at " + staging},
-      {"Degraded", common::api::ConditionStatus::kFalse, "AllMembersSynced",
+      {kConditionDegraded, common::api::ConditionStatus::kFalse, "AllMembersSynced",
        "no member is missing, faulty or out of sync"},
-      {"Resized", common::api::ConditionStatus::kTrue, "CapacityReached",
+      {kConditionResized, common::api::ConditionStatus::kTrue, "CapacityReached",
        "members hold 1073741824 bytes"}};
   for (const auto& c : conditions) {
     v.status.conditions.push_back(

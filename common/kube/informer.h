@@ -188,7 +188,7 @@ class Informer final : public InformerBase {
       std::lock_guard<std::mutex> lock(cache_mu_);
       entries.reserve(cache_.size());
       for (const auto& [key, entry] : cache_) {
-        if (entry.obj || !entry.packed.empty()) entries.emplace_back(key, entry);
+        if (entry.decodable()) entries.emplace_back(key, entry);
       }
     }
     std::vector<Ptr> out;
@@ -215,6 +215,8 @@ class Informer final : public InformerBase {
     std::string packed;
     Status error;
     std::string resource_version;
+
+    bool decodable() const { return obj || !packed.empty(); }
   };
   // A change to notify: the entries before and after (absent: nullopt), and the object just
   // decoded for `after` when there is one (so an event is not decoded twice).
@@ -279,17 +281,20 @@ class Informer final : public InformerBase {
     for (const auto& h : handlers_) h(c);
   }
 
-  // Decodes what a pending change needs, one change at a time, and tells the handlers.
-  void NotifyAll(std::vector<Pending> pending) {
-    for (auto& p : pending) {
-      Change c{p.key, LoadOrNull(p.key, p.before), nullptr, OkStatus()};
-      if (p.after) {
-        c.new_obj = p.decoded ? std::move(p.decoded) : LoadOrNull(p.key, p.after);
-        c.decode_error = p.after->error;
-      }
-      p = Pending{};  // the decoded objects go with the change, not with the whole batch
-      Notify(c);
+  // Decodes what a pending change needs and tells the handlers.
+  void Notify(Pending p) {
+    Change c{p.key, LoadOrNull(p.key, p.before), nullptr, OkStatus()};
+    if (p.after) {
+      c.new_obj = p.decoded ? std::move(p.decoded) : LoadOrNull(p.key, p.after);
+      c.decode_error = p.after->error;
     }
+    p = Pending{};
+    Notify(c);
+  }
+
+  // One change at a time: each one's decoded objects go with it, not with the whole batch.
+  void NotifyAll(std::vector<Pending> pending) {
+    for (auto& p : pending) Notify(std::move(p));
   }
 
   void OnReplace(std::vector<RawObject> objects) override {
@@ -332,9 +337,7 @@ class Informer final : public InformerBase {
       p.after = e;
       cache_[p.key] = std::move(e);
     }
-    std::vector<Pending> one;
-    one.push_back(std::move(p));
-    NotifyAll(std::move(one));
+    Notify(std::move(p));
   }
 
   void OnDelete(RawObject raw) override {
@@ -348,9 +351,7 @@ class Informer final : public InformerBase {
         cache_.erase(it);
       }
     }
-    std::vector<Pending> one;
-    one.push_back(std::move(p));
-    NotifyAll(std::move(one));
+    Notify(std::move(p));
   }
 
   void OnResync() override {
@@ -362,7 +363,7 @@ class Informer final : public InformerBase {
     }
     for (auto& [key, entry] : entries) {
       Ptr obj;
-      if (entry.obj || !entry.packed.empty()) {
+      if (entry.decodable()) {
         auto p = Load(key, entry);
         if (!p.ok()) continue;
         obj = std::move(p).value();
