@@ -461,7 +461,7 @@ void ControllerRunner::AwaitCache(const std::string& name, const std::string& re
   clock_.WaitFor(lock, cache_cv_, std::chrono::seconds(5), [&] {
     // The index is updated after the cache, so it is the one to wait for: the next pass reads
     // namespace IDs and reservations from it.
-    return stopping_ || index_.ResourceVersion(name) != read_rv;
+    return stopping_ || !index_.IsAt(name, read_rv);
   });
 }
 

@@ -33,11 +33,21 @@ void BumpUnsorted(std::vector<std::pair<K, V>>& vec, const K& key, V delta) {
   if (it->second == V{}) vec.erase(it);
 }
 
+uint64_t VersionHash(std::string_view rv) { return std::hash<std::string_view>()(rv); }
+
 }  // namespace
 
 VolumeIndex::NodeRef VolumeIndex::NodeOf(const std::string& node) {
   auto [it, added] = nodes_.try_emplace(node);
   if (added) {
+    if (free_node_ids_.empty()) {
+      it->second.id = static_cast<uint32_t>(node_by_id_.size());
+      node_by_id_.push_back(&*it);
+    } else {
+      it->second.id = free_node_ids_.back();
+      free_node_ids_.pop_back();
+      node_by_id_[it->second.id] = &*it;
+    }
     if (auto r = registered_slots_.find(node); r != registered_slots_.end()) {
       it->second.slot = r->second;
       Sync(&*it);
@@ -76,9 +86,9 @@ bool VolumeIndex::Register(const std::vector<std::string_view>& nodes) const {
 }
 
 void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Contribution* c) {
-  c->resource_version = v.metadata.resource_version;
+  c->resource_version_hash = VersionHash(v.metadata.resource_version);
   auto add = [&](NodeRef node, Contribution::Kind kind, int32_t nsid = 0) {
-    c->items.push_back({node, nsid, kind});
+    c->items.push_back({node->second.id, kind, nsid});
     switch (kind) {
       case Contribution::kMember:
         ++node->second.members;
@@ -138,11 +148,12 @@ void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Cont
 void VolumeIndex::Remove(const std::string* name, Contribution* c) {
   std::vector<NodeRef> touched;
   for (const Contribution::Item& item : c->items) {
-    NodeTotals& t = item.node->second;
+    NodeRef node = NodeById(item.node);
+    NodeTotals& t = node->second;
     switch (item.kind) {
       case Contribution::kMember:
         --t.members;
-        Sync(item.node);
+        Sync(node);
         break;
       case Contribution::kNamespaceId:
         BumpSorted(t.namespace_ids, item.namespace_id, -1);
@@ -151,13 +162,13 @@ void VolumeIndex::Remove(const std::string* name, Contribution* c) {
         t.volumes.erase(std::find(t.volumes.begin(), t.volumes.end(), name));
         break;
       case Contribution::kRebuild:
-        if (auto it = rebuilds_.find(item.node->first);
+        if (auto it = rebuilds_.find(node->first);
             it != rebuilds_.end() && --it->second == 0) {
           rebuilds_.erase(it);
         }
         break;
     }
-    touched.push_back(item.node);
+    touched.push_back(node);
   }
   for (const Contribution::Pending& p : c->pending) {
     BumpUnsorted(p.node->second.pending, p.drive, -p.bytes);
@@ -173,6 +184,8 @@ void VolumeIndex::Remove(const std::string* name, Contribution* c) {
   for (NodeRef node : touched) {
     if (!node->second.empty()) continue;
     if (node->second.slot != kNoSlot) registered_[node->second.slot] = Registered();
+    node_by_id_[node->second.id] = nullptr;
+    free_node_ids_.push_back(node->second.id);
     nodes_.erase(node->first);
   }
 }
@@ -260,10 +273,11 @@ std::vector<std::string> VolumeIndex::VolumesConcerning(const std::string& node)
   return out;
 }
 
-std::string VolumeIndex::ResourceVersion(const std::string& name) const {
+bool VolumeIndex::IsAt(const std::string& name, std::string_view rv) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = volumes_.find(name);
-  return it == volumes_.end() ? std::string() : it->second.resource_version;
+  if (it == volumes_.end()) return rv.empty();
+  return !rv.empty() && it->second.resource_version_hash == VersionHash(rv);
 }
 
 size_t VolumeIndex::size() const {

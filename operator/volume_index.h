@@ -9,8 +9,9 @@
 // equal a full scan of the volumes applied (placement.h's MemberCounts, UsedNamespaceIds).
 //
 // Memory: the index is held for every volume of the cluster, so it stores per volume only a
-// compact list of what it added (pointers to the per-node totals, not node names), and per node
-// flat vectors rather than trees (one volume adds ~0.5 KiB; with maps of strings it was 1.5 KiB).
+// compact list of what it added (8-byte items naming the per-node totals by a number, held in
+// the volume's own entry up to kInlineItems), a hash of its resourceVersion, and per node flat
+// vectors rather than trees (one volume adds ~0.2 KiB; with maps of strings it was 1.5 KiB).
 //
 // Thread contract: every method is thread-safe.
 #pragma once
@@ -25,6 +26,8 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include <boost/container/small_vector.hpp>
 
 #include "common/api/v1alpha1/types.h"
 
@@ -68,8 +71,9 @@ class VolumeIndex {
   // Placeable not True, not being deleted, with a consumer or members: without either nothing
   // is placed). Sorted by name.
   std::vector<std::string> VolumesConcerning(const std::string& node) const;
-  // metadata.resourceVersion of the version applied last; empty when the volume is not indexed.
-  std::string ResourceVersion(const std::string& name) const;
+  // True when the version applied last has metadata.resourceVersion `rv` (compared by a 64-bit
+  // hash), or when `rv` is empty and the volume is not indexed.
+  bool IsAt(const std::string& name, std::string_view rv) const;
   size_t size() const;
   // Nodes with any total (for tests: a node nothing refers to any more is dropped).
   size_t node_count() const;
@@ -84,6 +88,7 @@ class VolumeIndex {
     int members = 0;
     // Its position in the names of the last Loads call, if there (Loads' cache, hence mutable).
     mutable uint32_t slot = kNoSlot;
+    uint32_t id = 0;  // its position in node_by_id_
     std::vector<std::pair<std::string, int64_t>> pending;  // (drive, bytes)
     std::vector<std::pair<int32_t, int>> namespace_ids;    // (ID, uses), sorted by ID
     std::vector<const std::string*> volumes;  // keys of volumes_ concerning the node, any order
@@ -104,18 +109,20 @@ class VolumeIndex {
   struct Contribution {
     enum Kind : uint8_t { kMember, kNamespaceId, kConcerns, kRebuild };
     struct Item {
-      NodeRef node;
+      uint32_t node : 30;  // NodeTotals::id
+      uint32_t kind : 2;   // Kind
       int32_t namespace_id;  // kNamespaceId
-      Kind kind;
     };
+    // A volume with two members adds 7 items: two members, three namespace IDs, two nodes.
+    static constexpr size_t kInlineItems = 8;
     struct Pending {
       NodeRef node;
       std::string drive;
       int64_t bytes;
     };
-    std::vector<Item> items;
+    boost::container::small_vector<Item, kInlineItems> items;
     std::vector<Pending> pending;  // empty once every present member is reported
-    std::string resource_version;
+    uint64_t resource_version_hash = 0;
     bool waiting = false;  // for placement
   };
 
@@ -125,6 +132,7 @@ class VolumeIndex {
            Contribution* c);
   void Remove(const std::string* name, Contribution* c);
   NodeRef NodeOf(const std::string& node);
+  NodeRef NodeById(uint32_t id) const { return node_by_id_[id]; }
   // Copies `node`'s totals to its entry in registered_, if it has one. With mu_ held, after
   // every change of its members or pending bytes.
   void Sync(const NodeMap::value_type* node) const;
@@ -134,6 +142,9 @@ class VolumeIndex {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Contribution> volumes_;  // guarded by mu_
   NodeMap nodes_;                                          // guarded by mu_
+  // Every node of nodes_ by its id; null for an id free for reuse (also in free_node_ids_).
+  std::vector<NodeRef> node_by_id_;                        // guarded by mu_
+  std::vector<uint32_t> free_node_ids_;                    // guarded by mu_
   std::map<std::string, int> rebuilds_;                    // guarded by mu_
   std::unordered_set<const std::string*> waiting_;         // keys of volumes_; guarded by mu_
   // The names of the last Loads call and their totals (a cache for Loads, hence mutable), kept

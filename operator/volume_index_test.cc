@@ -149,6 +149,26 @@ TEST_CASE("The volume index agrees with a full scan after random adds, updates a
   CHECK(index.node_count() == 0);  // nothing kept for nodes no volume refers to
 }
 
+TEST_CASE("The volume index tells which resourceVersion of a volume it applied last",
+          "[unit][volume_index]") {
+  VolumeIndex index;
+  CHECK(index.IsAt("pvc-1", ""));  // not indexed
+  CHECK_FALSE(index.IsAt("pvc-1", "5"));
+  auto v = Volume("pvc-1");
+  v.metadata.resource_version = "5";
+  index.Apply("pvc-1", &v);
+  CHECK(index.IsAt("pvc-1", "5"));
+  CHECK_FALSE(index.IsAt("pvc-1", "6"));
+  CHECK_FALSE(index.IsAt("pvc-1", ""));
+  v.metadata.resource_version = "6";
+  index.Apply("pvc-1", &v);
+  CHECK(index.IsAt("pvc-1", "6"));
+  CHECK_FALSE(index.IsAt("pvc-1", "5"));
+  index.Apply("pvc-1", nullptr);
+  CHECK(index.IsAt("pvc-1", ""));
+  CHECK_FALSE(index.IsAt("pvc-1", "6"));
+}
+
 TEST_CASE("The volume index's loads stay right for the names it keeps between calls",
           "[unit][volume_index]") {
   std::mt19937 rng(7);
