@@ -162,8 +162,7 @@ void VolumeIndex::Remove(const std::string* name, Contribution* c) {
         t.volumes.erase(std::find(t.volumes.begin(), t.volumes.end(), name));
         break;
       case Contribution::kRebuild:
-        if (auto it = rebuilds_.find(node->first);
-            it != rebuilds_.end() && --it->second == 0) {
+        if (auto it = rebuilds_.find(node->first); it != rebuilds_.end() && --it->second == 0) {
           rebuilds_.erase(it);
         }
         break;

@@ -88,7 +88,7 @@ class VolumeIndex {
     int members = 0;
     // Its position in the names of the last Loads call, if there (Loads' cache, hence mutable).
     mutable uint32_t slot = kNoSlot;
-    uint32_t id = 0;  // its position in node_by_id_
+    uint32_t id = 0;                                       // its position in node_by_id_
     std::vector<std::pair<std::string, int64_t>> pending;  // (drive, bytes)
     std::vector<std::pair<int32_t, int>> namespace_ids;    // (ID, uses), sorted by ID
     std::vector<const std::string*> volumes;  // keys of volumes_ concerning the node, any order
@@ -109,8 +109,8 @@ class VolumeIndex {
   struct Contribution {
     enum Kind : uint8_t { kMember, kNamespaceId, kConcerns, kRebuild };
     struct Item {
-      uint32_t node : 30;  // NodeTotals::id
-      uint32_t kind : 2;   // Kind
+      uint32_t node : 30;    // NodeTotals::id
+      uint32_t kind : 2;     // Kind
       int32_t namespace_id;  // kNamespaceId
     };
     // A volume with two members adds 7 items: two members, three namespace IDs, two nodes.
@@ -143,10 +143,10 @@ class VolumeIndex {
   std::unordered_map<std::string, Contribution> volumes_;  // guarded by mu_
   NodeMap nodes_;                                          // guarded by mu_
   // Every node of nodes_ by its id; null for an id free for reuse (also in free_node_ids_).
-  std::vector<NodeRef> node_by_id_;                        // guarded by mu_
-  std::vector<uint32_t> free_node_ids_;                    // guarded by mu_
-  std::map<std::string, int> rebuilds_;                    // guarded by mu_
-  std::unordered_set<const std::string*> waiting_;         // keys of volumes_; guarded by mu_
+  std::vector<NodeRef> node_by_id_;                 // guarded by mu_
+  std::vector<uint32_t> free_node_ids_;             // guarded by mu_
+  std::map<std::string, int> rebuilds_;             // guarded by mu_
+  std::unordered_set<const std::string*> waiting_;  // keys of volumes_; guarded by mu_
   // The names of the last Loads call and their totals (a cache for Loads, hence mutable), kept
   // by Sync; registered_slots_ holds views into registered_names_. All guarded by mu_.
   mutable std::vector<std::string> registered_names_;
