@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/api/meta.h"
+#include "common/compress/blob_arena.h"
 #include "common/compress/dictionary_deflate.h"
 #include "common/kube/client.h"
 #include "common/kube/resource.h"
@@ -165,7 +166,7 @@ class Informer final : public InformerBase {
       if (it == cache_.end()) {
         return NotFoundError("{} {} not found in cache", KindName(), key.ToString());
       }
-      e = it->second;
+      e = Copy(it->second);
     }
     return Load(key, e);
   }
@@ -187,8 +188,8 @@ class Informer final : public InformerBase {
     {
       std::lock_guard<std::mutex> lock(cache_mu_);
       entries.reserve(cache_.size());
-      for (const auto& [key, entry] : cache_) {
-        if (entry.decodable()) entries.emplace_back(key, entry);
+      for (const auto& [key, slot] : cache_) {
+        if (slot.decodable()) entries.emplace_back(key, Copy(slot));
       }
     }
     std::vector<Ptr> out;
@@ -199,17 +200,30 @@ class Informer final : public InformerBase {
     return out;
   }
 
+  // Where a compressed cache keeps its bytes (for tests and memory accounting).
+  struct ArenaStats {
+    size_t live_bytes = 0;     // the cached objects' compressed bytes
+    size_t garbage_bytes = 0;  // of replaced versions, until the next compaction
+    size_t mapped_bytes = 0;
+    uint64_t compactions = 0;
+  };
+  ArenaStats Arena() const {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    return {arena_.live_bytes(), arena_.garbage_bytes(), arena_.mapped_bytes(), compactions_};
+  }
+
   // Every key in the cache, decodable or not.
   std::vector<ObjectKey> Keys() const {
     std::lock_guard<std::mutex> lock(cache_mu_);
     std::vector<ObjectKey> out;
-    for (const auto& [key, entry] : cache_) out.push_back(key);
+    for (const auto& [key, slot] : cache_) out.push_back(key);
     return out;
   }
 
  private:
-  // One cached object: `obj` (decoded cache, or a compressed cache's fallback when compression
-  // failed), else `packed` (compressed), else `error` (undecodable).
+  // One object as the cache had it, outside the cache: `obj` (decoded cache, or a compressed
+  // cache's fallback when compression failed), else `packed` (compressed), else `error`
+  // (undecodable).
   struct Entry {
     Ptr obj;
     std::string packed;
@@ -217,6 +231,17 @@ class Informer final : public InformerBase {
     std::string resource_version;
 
     bool decodable() const { return obj || !packed.empty(); }
+  };
+  // An Entry in the cache: its compressed bytes are in arena_ (compress::BlobArena: blobs
+  // replaced at every event, kept out of the heap's pages). Made by Store, read by Copy and given
+  // back by Release, all with cache_mu_ held.
+  struct Slot {
+    Ptr obj;
+    compress::BlobArena::Ref packed;
+    Status error;
+    std::string resource_version;
+
+    bool decodable() const { return obj || packed; }
   };
   // A change to notify: the entries before and after (absent: nullopt), and the object just
   // decoded for `after` when there is one (so an event is not decoded twice).
@@ -277,6 +302,30 @@ class Informer final : public InformerBase {
     return p.ok() ? std::move(p).value() : nullptr;
   }
 
+  // With cache_mu_ held: `e` as a slot (its bytes copied into the arena), a slot as an entry
+  // (its bytes copied out), a slot's bytes given back.
+  Slot Store(const Entry& e) {
+    return Slot{e.obj, arena_.Put(e.packed), e.error, e.resource_version};
+  }
+  Entry Copy(const Slot& s) const {
+    return Entry{s.obj, std::string(arena_.Get(s.packed)), s.error, s.resource_version};
+  }
+  void Release(Slot& s) {
+    arena_.Free(s.packed);
+    s.packed = {};
+  }
+  // With cache_mu_ held: once the arena's freed bytes outgrow a quarter of the live ones, every
+  // slot's bytes move to a fresh arena (a copy of what is live, ~3 MiB at 10000 volumes).
+  void CompactIfWanted() {
+    if (!arena_.WantsCompaction()) return;
+    compress::BlobArena fresh;
+    for (auto& [key, slot] : cache_) {
+      if (slot.packed) slot.packed = fresh.Put(arena_.Get(slot.packed));
+    }
+    arena_ = std::move(fresh);
+    ++compactions_;
+  }
+
   void Notify(const Change& c) {
     for (const auto& h : handlers_) h(c);
   }
@@ -301,27 +350,34 @@ class Informer final : public InformerBase {
     std::vector<Pending> pending;
     {
       std::lock_guard<std::mutex> lock(cache_mu_);
-      std::map<ObjectKey, Entry> next;
+      std::map<ObjectKey, Slot> next;
       for (auto& raw : objects) {
         ObjectKey key = KeyOf(raw.metadata);
         auto old = cache_.find(key);
         if (old != cache_.end() && old->second.resource_version == raw.metadata.resource_version) {
           next.emplace(key, std::move(old->second));  // unchanged
+          cache_.erase(old);
           continue;
         }
         Ptr decoded;
         Entry e = Decode(raw, &decoded);
         raw.json = std::string();  // a relist holds every object's JSON; drop each once read
-        Pending p{key, std::nullopt, e, deflate_ ? nullptr : decoded};
-        if (old != cache_.end()) p.before = std::move(old->second);
+        Pending p{key, std::nullopt, std::nullopt, deflate_ ? nullptr : decoded};
+        if (old != cache_.end()) {
+          p.before = Copy(old->second);
+          Release(old->second);
+          cache_.erase(old);
+        }
+        next.emplace(key, Store(e));
+        p.after = std::move(e);
         pending.push_back(std::move(p));
-        next.emplace(key, std::move(e));
       }
-      for (auto& [key, entry] : cache_) {
-        if (!next.count(key))
-          pending.push_back(Pending{key, std::move(entry), std::nullopt, nullptr});
+      for (auto& [key, slot] : cache_) {  // what is left is gone
+        pending.push_back(Pending{key, Copy(slot), std::nullopt, nullptr});
+        Release(slot);
       }
       cache_ = std::move(next);
+      CompactIfWanted();
     }
     NotifyAll(std::move(pending));
   }
@@ -333,9 +389,15 @@ class Informer final : public InformerBase {
       p.key = KeyOf(raw.metadata);
       Entry e = Decode(raw, &p.decoded);
       auto it = cache_.find(p.key);
-      if (it != cache_.end()) p.before = it->second;
-      p.after = e;
-      cache_[p.key] = std::move(e);
+      if (it != cache_.end()) {
+        p.before = Copy(it->second);
+        Release(it->second);
+        it->second = Store(e);
+      } else {
+        cache_.emplace(p.key, Store(e));
+      }
+      p.after = std::move(e);
+      CompactIfWanted();
     }
     Notify(std::move(p));
   }
@@ -347,8 +409,10 @@ class Informer final : public InformerBase {
       p.key = KeyOf(raw.metadata);
       auto it = cache_.find(p.key);
       if (it != cache_.end()) {
-        p.before = std::move(it->second);
+        p.before = Copy(it->second);
+        Release(it->second);
         cache_.erase(it);
+        CompactIfWanted();
       }
     }
     Notify(std::move(p));
@@ -359,7 +423,7 @@ class Informer final : public InformerBase {
     {
       std::lock_guard<std::mutex> lock(cache_mu_);
       entries.reserve(cache_.size());
-      for (const auto& [key, entry] : cache_) entries.emplace_back(key, entry);
+      for (const auto& [key, slot] : cache_) entries.emplace_back(key, Copy(slot));
     }
     for (auto& [key, entry] : entries) {
       Ptr obj;
@@ -379,7 +443,9 @@ class Informer final : public InformerBase {
   const std::unique_ptr<compress::DictionaryDeflate> deflate_;  // null: decoded cache
   std::vector<Handler> handlers_;
   mutable std::mutex cache_mu_;
-  std::map<ObjectKey, Entry> cache_;
+  std::map<ObjectKey, Slot> cache_;  // guarded by cache_mu_
+  compress::BlobArena arena_;        // guarded by cache_mu_
+  uint64_t compactions_ = 0;         // guarded by cache_mu_
 };
 
 }  // namespace common::kube

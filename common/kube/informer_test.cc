@@ -210,5 +210,65 @@ TEST_CASE("Informer caches, tells and hands out the same objects in both cache m
   f.informer->Stop();
 }
 
+TEST_CASE("A compressed Informer keeps its bytes in an arena that it compacts as they are replaced",
+          "[unit][kube]") {
+  Fixture f(/*compressed=*/true);
+  // Objects with a long incompressible field, so that each version's compressed bytes are many.
+  auto object = [](int i, int version) {
+    v1::MeshStorVolume v = Volume(fmt::format("v{:03}", i), std::to_string(version), "n1");
+    uint64_t x = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i * 1000 + version + 1);
+    for (int k = 0; k < 1500; ++k) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      v.metadata.uid += static_cast<char>('a' + x % 26);
+    }
+    return v;
+  };
+  constexpr int kObjects = 300;
+  for (int i = 0; i < kObjects; ++i) f.transport.items.push_back(Sent(object(i, 1)));
+  f.informer->Start();
+  REQUIRE(f.informer->WaitForSync(5s));
+  REQUIRE(f.WaitForChanges(kObjects));
+  const auto first = f.informer->Arena();
+  CHECK(first.live_bytes > kObjects * 300);
+  CHECK(first.garbage_bytes == 0);
+
+  // Five new versions of every other object (the others' bytes keep every segment in use), then a
+  // third of them deleted.
+  auto last_version = [](int i) { return i % 2 == 0 ? 6 : 1; };
+  for (int version = 2; version <= 6; ++version) {
+    for (int i = 0; i < kObjects; i += 2) f.transport.Push("MODIFIED", Sent(object(i, version)));
+  }
+  for (int i = 0; i < kObjects; i += 3) {
+    f.transport.Push("DELETED", Sent(object(i, last_version(i))));
+  }
+  const int deleted = (kObjects + 2) / 3;
+  const size_t changes = kObjects + 5 * kObjects / 2 + deleted;
+  REQUIRE(f.WaitForChanges(changes));
+  const auto after = f.informer->Arena();
+  CAPTURE(after.live_bytes, after.garbage_bytes, after.mapped_bytes, after.compactions);
+  CHECK(after.compactions > 0);
+  // The garbage of 750 replaced versions is not all kept: at most a quarter of the live bytes
+  // or one 128 KiB segment, plus what the segment being filled holds.
+  CHECK(after.garbage_bytes <= std::max<size_t>(after.live_bytes / 4, 128 * 1024) + 128 * 1024);
+  CHECK(after.mapped_bytes <= after.live_bytes + after.garbage_bytes + 2 * 128 * 1024);
+  for (int i = 0; i < kObjects; ++i) {
+    auto got = f.informer->Get({"", fmt::format("v{:03}", i)});
+    if (i % 3 == 0) {
+      CHECK(got.status().code() == StatusCode::kNotFound);
+    } else {
+      REQUIRE(got.ok());
+      CHECK(**got == object(i, last_version(i)));
+    }
+  }
+  CHECK(f.informer->List().size() == static_cast<size_t>(kObjects - deleted));
+  std::lock_guard<std::mutex> lock(f.mu);
+  REQUIRE(f.changes.size() == changes);
+  // The last update of v002 carried its previous version, read back from the arena.
+  const auto& last = f.changes[kObjects + 4 * kObjects / 2 + 1];
+  CHECK(last.key.name == "v002");
+  REQUIRE(last.old_obj != nullptr);
+  CHECK(*last.old_obj == object(2, 5));
+}
+
 }  // namespace
 }  // namespace common::kube
