@@ -8,8 +8,9 @@
 // allocates once and checks that exactly that many bytes come out.
 //
 // Thread contract: Compress and Decompress are safe from any thread. Compress reuses one deflate
-// stream under a mutex (setting one up allocates ~256 KiB); Decompress sets up its own inflate
-// stream per call (~7 KiB).
+// stream under a mutex (setting one up allocates four windows: 64 KiB for a dictionary up to
+// 4 KiB, 256 KiB from 16 KiB on); Decompress sets up its own inflate stream per call (~7 KiB and
+// a window).
 #pragma once
 
 #include <zlib.h>
@@ -38,6 +39,7 @@ class DictionaryDeflate {
 
  private:
   const std::string dictionary_;
+  const int window_bits_;  // log2 of the deflate window, 12..15
   mutable std::mutex deflate_mu_;
   mutable z_stream deflate_{};          // guarded by deflate_mu_
   mutable bool deflate_ready_ = false;  // guarded by deflate_mu_
