@@ -9,7 +9,7 @@
 namespace common::api::json {
 namespace {
 
-constexpr size_t kScratchBytes = 64 * 1024;
+constexpr size_t kScratchBytes = 32 * 1024;
 constexpr int kScratchBuffers = 2;
 
 // The calling thread's scratch buffers, allocated on first use and kept for the thread's life.
