@@ -368,7 +368,7 @@ class Informer final : public InformerBase {
           Release(old->second);
           cache_.erase(old);
         }
-        next.emplace(key, Store(e));
+        if (auto [slot, added] = next.try_emplace(key); added) slot->second = Store(e);
         p.after = std::move(e);
         pending.push_back(std::move(p));
       }
