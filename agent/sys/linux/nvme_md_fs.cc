@@ -21,9 +21,11 @@ struct FdCloser {
   }
 };
 
-}  // namespace
+thread_local ScopedAttrTrace* g_trace = nullptr;
 
-common::Result<std::string> ReadAttr(const std::string& path) {
+// Opens `path` and reads it; `attribute` stops at the first short read (see ReadAttr).
+common::Result<std::string> ReadWhole(const std::string& path, bool attribute) {
+  if (g_trace != nullptr) g_trace->opened.push_back(path);
   int fd;
   do {
     fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -33,11 +35,13 @@ common::Result<std::string> ReadAttr(const std::string& path) {
   std::string out;
   char buf[4096];
   for (;;) {
+    if (g_trace != nullptr) ++g_trace->reads;
     ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return common::ErrnoToStatus(errno, "reading " + path);
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
+    if (attribute && static_cast<size_t>(n) < sizeof(buf)) break;
     if (out.size() > (1u << 20)) break;
   }
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\0')) {
@@ -46,10 +50,33 @@ common::Result<std::string> ReadAttr(const std::string& path) {
   return out;
 }
 
+}  // namespace
+
+ScopedAttrTrace::ScopedAttrTrace() : outer_(g_trace) { g_trace = this; }
+ScopedAttrTrace::~ScopedAttrTrace() { g_trace = outer_; }
+
+// A sysfs or configfs attribute's value is produced whole, at most a page, when the file is
+// first read, and every read() returns min(asked, what is left) of it:
+//  - sysfs (kernfs): a show() attribute is a seq_file whose single record is the show()
+//    output; seq_read_iter copies as much of it as the caller asked for, and a preallocated
+//    attribute's sysfs_kf_read returns min(count, show() length) the same way.
+//  - configfs: configfs_read_iter fills its page once with show() and copies
+//    min(count, remaining).
+// So a read() that returns less than its buffer has returned the rest of the value, and the
+// read() that would see EOF is skipped: one open, one read, one close per attribute. A value
+// of 4096 bytes or more (pages are larger than 4 KiB on some architectures) fills the buffer
+// and is read on to EOF as before. This does not hold for regular files on every filesystem
+// (network and FUSE filesystems may return short reads), pipes, or procfs seq_files that
+// emit record by record (/proc/self/mountinfo can return fewer bytes than asked with more to
+// come): those go through ReadFile, which reads to EOF.
+common::Result<std::string> ReadAttr(const std::string& path) { return ReadWhole(path, true); }
+
 std::string ReadAttrOr(const std::string& path, std::string fallback) {
   auto r = ReadAttr(path);
   return r.ok() ? std::move(r).value() : std::move(fallback);
 }
+
+common::Result<std::string> ReadFile(const std::string& path) { return ReadWhole(path, false); }
 
 common::Status WriteAttr(const std::string& path, std::string_view value) {
   int fd;

@@ -13,10 +13,14 @@
 
 namespace agent::sys::fsutil {
 
-// Reads a whole (small) attribute file; trailing newlines and spaces are stripped.
+// Reads a whole sysfs or configfs attribute; trailing newlines, spaces and NULs are stripped.
+// One read() when the value is shorter than 4 KiB (why that is safe: nvme_md_fs.cc), so it is
+// for attribute files only: regular files, pipes and procfs go through ReadFile.
 common::Result<std::string> ReadAttr(const std::string& path);
 // Like ReadAttr, but an absent file reads as `fallback`.
 std::string ReadAttrOr(const std::string& path, std::string fallback);
+// Reads a small file (up to 1 MiB) to EOF, stripped like ReadAttr: for regular files.
+common::Result<std::string> ReadFile(const std::string& path);
 // Writes `value` to an existing attribute file (no O_CREAT, no O_TRUNC, as sysfs/configfs want).
 common::Status WriteAttr(const std::string& path, std::string_view value);
 // mkdir; OK if it already exists.
@@ -33,5 +37,22 @@ bool Exists(const std::string& path);
 // The last path component of the symlink's target, or of `path` if it is not a link or is
 // absent (a vanished device is still named by its path).
 common::Result<std::string> ResolvedBaseName(const std::string& path);
+
+// Test-only: records the files ReadAttr and ReadFile open on this thread, and the read() calls
+// they issue, while it lives (what a read of the kernel's state costs in system calls).
+// Without one, the readers pay a null check of a thread-local pointer.
+class ScopedAttrTrace {
+ public:
+  ScopedAttrTrace();
+  ~ScopedAttrTrace();
+  ScopedAttrTrace(const ScopedAttrTrace&) = delete;
+  ScopedAttrTrace& operator=(const ScopedAttrTrace&) = delete;
+
+  std::vector<std::string> opened;  // every path opened (or tried), in order, repeats included
+  int reads = 0;                    // read() calls
+
+ private:
+  ScopedAttrTrace* outer_;  // the trace this one shadows, restored when it ends
+};
 
 }  // namespace agent::sys::fsutil

@@ -1,0 +1,107 @@
+// fsutil's readers over files in a temporary directory: how many read() calls a value costs,
+// and that ReadFile reads on past a short read.
+#include "agent/sys/linux/nvme_md_fs.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+namespace agent::sys::fsutil {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+struct TempDir {
+  stdfs::path root;
+  TempDir() {
+    char tmpl[] = "/tmp/nvme_md_fs_test.XXXXXX";
+    root = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { stdfs::remove_all(root); }
+  std::string Write(const std::string& name, const std::string& text) const {
+    std::ofstream(root / name) << text;
+    return (root / name).string();
+  }
+};
+
+TEST_CASE("ReadAttr reads a value shorter than its buffer with one read()",
+          "[unit][agent][nvme][md]") {
+  TempDir dir;
+  const std::string path = dir.Write("array_state", "clean\n");
+  ScopedAttrTrace trace;
+  auto value = ReadAttr(path);
+  REQUIRE(value.ok());
+  CHECK(*value == "clean");
+  CHECK(trace.opened == std::vector<std::string>{path});
+  CHECK(trace.reads == 1);  // no second read() to see EOF
+}
+
+TEST_CASE("ReadAttr reads a value of 4 KiB or more to EOF", "[unit][agent][nvme][md]") {
+  TempDir dir;
+  for (size_t size : {size_t{4095}, size_t{4096}, size_t{6000}, size_t{8192}}) {
+    CAPTURE(size);
+    const std::string text(size, 'x');
+    const std::string path = dir.Write("attr", text);
+    ScopedAttrTrace trace;
+    auto value = ReadAttr(path);
+    REQUIRE(value.ok());
+    CHECK(*value == text);
+    // One read per full 4 KiB buffer, then the short (or empty, at EOF) one that ends it.
+    CHECK(trace.reads == static_cast<int>(size / 4096 + 1));
+  }
+}
+
+TEST_CASE("ReadFile reads to EOF past a short read", "[unit][agent][nvme][md]") {
+  TempDir dir;
+  const std::string fifo = (dir.root / "fifo").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // A pipe returns what has been written so far: the first read() is short, not the end.
+  std::thread writer([&] {
+    std::ofstream out(fifo);
+    out << "first " << std::flush;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    out << "second\n" << std::flush;
+  });
+  ScopedAttrTrace trace;
+  auto value = ReadFile(fifo);
+  writer.join();
+  REQUIRE(value.ok());
+  CHECK(*value == "first second");
+  CHECK(trace.reads >= 2);
+}
+
+TEST_CASE("ReadFile reads a regular file whole; absent files are NotFound",
+          "[unit][agent][nvme][md]") {
+  TempDir dir;
+  const std::string path = dir.Write("hostnqn", "nqn.2014-08.org.nvmexpress:uuid:x\n");
+  auto value = ReadFile(path);
+  REQUIRE(value.ok());
+  CHECK(*value == "nqn.2014-08.org.nvmexpress:uuid:x");
+  CHECK(ReadFile((dir.root / "absent").string()).status().code() == common::StatusCode::kNotFound);
+  CHECK(ReadAttrOr((dir.root / "absent").string(), "none") == "none");
+}
+
+TEST_CASE("ScopedAttrTrace records only while it lives; an inner one shadows the outer",
+          "[unit][agent][nvme][md]") {
+  TempDir dir;
+  const std::string a = dir.Write("a", "1"), b = dir.Write("b", "2");
+  ScopedAttrTrace outer;
+  ReadAttrOr(a, "");
+  {
+    ScopedAttrTrace inner;
+    ReadAttrOr(b, "");
+    CHECK(inner.opened == std::vector<std::string>{b});
+  }
+  ReadAttrOr(a, "");
+  CHECK(outer.opened == std::vector<std::string>{a, a});
+}
+
+}  // namespace
+}  // namespace agent::sys::fsutil
