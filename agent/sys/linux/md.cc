@@ -110,34 +110,47 @@ common::Result<ExecResult> LinuxMd::Mdadm(std::vector<std::string> args, const s
 }
 
 common::Result<std::string> LinuxMd::ResolveKernelName(std::string_view name) {
+  ASSIGN_OR_RETURN(auto found, Resolve(name));
+  return std::move(found.kernel_name);
+}
+
+common::Result<LinuxMd::Resolved> LinuxMd::Resolve(std::string_view name) {
   RETURN_IF_ERROR(ValidateMdName(name));
-  auto is_running = [this](const std::string& kname) {
+  // The array's md/array_state and identity as read here, when it is `name` and running.
+  auto match = [&](const std::string& kname) -> std::optional<Resolved> {
     std::string state = fs::ReadAttrOr(paths_.sys_block + "/" + kname + "/md/array_state", "");
-    return !state.empty() && state != "clear";
-  };
-  auto name_of = [this](const std::string& kname) -> std::string {
+    if (state.empty() || state == "clear") return std::nullopt;
     auto id = ReadIdentity(kname);
-    return id.ok() ? id->name : std::string();
+    if (!id.ok() || id->name != name) return std::nullopt;
+    return Resolved{kname, std::move(state), std::move(id).value()};
   };
   const std::string link = fmt::format("{}/md/{}", paths_.dev, name);
   if (fs::Exists(link)) {
     auto kname = fs::ResolvedBaseName(link);
-    if (kname.ok() && is_running(*kname) && name_of(*kname) == name) return *kname;
+    if (kname.ok()) {
+      if (auto found = match(*kname)) return std::move(*found);
+    }
   }
   auto entries = fs::ListDir(paths_.sys_block);
   if (!entries.ok()) return entries.status().WithContext("listing MD arrays");
   for (const auto& kname : *entries) {
-    if (kname.rfind("md", 0) != 0 || !is_running(kname)) continue;
-    if (name_of(kname) == name) return kname;
+    if (kname.rfind("md", 0) != 0) continue;
+    if (auto found = match(kname)) return std::move(*found);
   }
   return common::NotFoundError("MD array {}: not running", name);
 }
 
-common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) {
+common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name,
+                                                std::optional<std::string> array_state,
+                                                std::optional<Identity> identity) {
   const std::string md = paths_.sys_block + "/" + kernel_name + "/md";
   MdArrayState a;
   a.device = paths_.dev + "/" + kernel_name;
-  ASSIGN_OR_RETURN(a.array_state, fs::ReadAttr(md + "/array_state"));
+  if (array_state) {
+    a.array_state = std::move(*array_state);
+  } else {
+    ASSIGN_OR_RETURN(a.array_state, fs::ReadAttr(md + "/array_state"));
+  }
   a.level = fs::ReadAttrOr(md + "/level", "");
   uint64_t n = 0;
   if (ParseU64(fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/size", "0"), n)) {
@@ -200,9 +213,12 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
     }
     a.members.push_back(std::move(m));
   }
-  if (auto id = ReadIdentity(kernel_name); id.ok()) {
-    a.uuid = id->uuid;
-    a.name = id->name;
+  if (!identity) {
+    if (auto id = ReadIdentity(kernel_name); id.ok()) identity = std::move(id).value();
+  }
+  if (identity) {
+    a.uuid = std::move(identity->uuid);
+    a.name = std::move(identity->name);
   }
   return a;
 }
@@ -227,8 +243,11 @@ common::Result<LinuxMd::Identity> LinuxMd::ReadIdentity(const std::string& kerne
 }
 
 common::Result<MdArrayState> LinuxMd::GetArray(std::string_view name) {
-  ASSIGN_OR_RETURN(std::string kname, ResolveKernelName(name));
-  ASSIGN_OR_RETURN(auto array, ReadArray(kname));
+  // Resolve read the array's md/array_state and md/uuid to find it; ReadArray takes them
+  // rather than reading them again, so this call reads each attribute once.
+  ASSIGN_OR_RETURN(auto found, Resolve(name));
+  ASSIGN_OR_RETURN(auto array, ReadArray(found.kernel_name, std::move(found.array_state),
+                                         std::move(found.identity)));
   array.name = std::string(name);
   return array;
 }
@@ -241,7 +260,7 @@ common::Result<std::vector<MdArrayState>> LinuxMd::ListArrays() {
     if (kname.rfind("md", 0) != 0) continue;
     std::string state = fs::ReadAttrOr(paths_.sys_block + "/" + kname + "/md/array_state", "");
     if (state.empty() || state == "clear") continue;
-    auto array = ReadArray(kname);
+    auto array = ReadArray(kname, std::move(state));
     if (array.ok()) out.push_back(std::move(array).value());
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
