@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "agent/sys/exec.h"
+#include "agent/sys/linux/nvme_md_fs.h"
 #include "agent/sys/md.h"
 
 namespace agent::sys {
@@ -63,9 +64,10 @@ class LinuxMd final : public Md {
     std::string uuid;  // mdadm's form, "xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx"
     std::string name;  // without the homehost prefix
   };
-  common::Result<Identity> ReadIdentity(const std::string& kernel_name);
+  common::Result<Identity> ReadIdentity(const fsutil::AttrDir& dir, const std::string& kernel_name);
   // A running array found by name, with what was read to find it.
   struct Resolved {
+    fsutil::AttrDir dir;      // its /sys/block/<kernel name>, held open
     std::string kernel_name;  // "md127"
     std::string array_state;  // its md/array_state: neither empty nor "clear"
     Identity identity;        // ReadIdentity's answer, naming the array
@@ -74,11 +76,14 @@ class LinuxMd final : public Md {
   common::Result<Resolved> Resolve(std::string_view name);
   // The array's kernel name ("md127"). NotFound when not running.
   common::Result<std::string> ResolveKernelName(std::string_view name);
-  // Reads the array from sysfs. `array_state` and `identity`, when given, were read by the
-  // caller during the same call (Resolve, ListArrays) and are not read again.
-  common::Result<MdArrayState> ReadArray(const std::string& kernel_name,
-                                         std::optional<std::string> array_state = std::nullopt,
-                                         std::optional<Identity> identity = std::nullopt);
+  // Reads the array from sysfs, relative to `dir` (its /sys/block/<kernel name>).
+  // `array_state` and `identity`, when given, were read by the caller during the same call
+  // (Resolve, ListArrays) and are not read again.
+  common::Result<MdArrayState> ReadArray(const fsutil::AttrDir& dir, const std::string& kernel_name,
+                                         std::optional<std::string> array_state,
+                                         std::optional<Identity> identity);
+  // The same, opening the directory.
+  common::Result<MdArrayState> ReadArray(const std::string& kernel_name);
   const MdMemberState* FindMember(const MdArrayState& array, const std::string& device,
                                   std::string* kernel_name);
   // Sets write-mostly on a member through sysfs (idempotent).

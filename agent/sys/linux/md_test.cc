@@ -245,6 +245,9 @@ TEST_CASE("LinuxMd GetArray and ListArrays read each attribute once, with one re
     CHECK(trace.opened.size() == 14);
     // Every file exists here: one read() per attribute, none to see EOF.
     CHECK(trace.reads == static_cast<int>(trace.opened.size()));
+    // One walk of /sys/block/md127's path (a symlink in sysfs): the attributes and the member
+    // listing are opened relative to it.
+    CHECK(trace.walks == 1);
   }
   {
     fsutil::ScopedAttrTrace trace;
@@ -253,6 +256,7 @@ TEST_CASE("LinuxMd GetArray and ListArrays read each attribute once, with one re
     REQUIRE(all->size() == 1);
     CHECK((*all)[0].array_state == "clean");
     CHECK(repeats(trace.opened) == std::vector<std::string>{});
+    CHECK(trace.walks == 2);  // /sys/block's listing, then md127
   }
   CHECK(exec.calls.size() == 1);
 }

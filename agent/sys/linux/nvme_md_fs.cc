@@ -23,14 +23,9 @@ struct FdCloser {
 
 thread_local ScopedAttrTrace* g_trace = nullptr;
 
-// Opens `path` and reads it; `attribute` stops at the first short read (see ReadAttr).
-common::Result<std::string> ReadWhole(const std::string& path, bool attribute) {
-  if (g_trace != nullptr) g_trace->opened.push_back(path);
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return common::ErrnoToStatus(errno, "opening " + path);
+// Reads the open file `fd` (named `path` in errors); `attribute` stops at the first short
+// read (see ReadAttr).
+common::Result<std::string> ReadFd(int fd, const std::string& path, bool attribute) {
   FdCloser closer{fd};
   std::string out;
   char buf[4096];
@@ -48,6 +43,42 @@ common::Result<std::string> ReadWhole(const std::string& path, bool attribute) {
     out.pop_back();
   }
   return out;
+}
+
+// open(2) or openat(2), retrying EINTR; -1 with errno set on failure.
+int OpenRetrying(int dirfd, const char* name, int flags) {
+  int fd;
+  do {
+    fd = ::openat(dirfd, name, flags | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+common::Result<std::string> ReadWhole(const std::string& path, bool attribute) {
+  if (g_trace != nullptr) {
+    g_trace->opened.push_back(path);
+    ++g_trace->walks;
+  }
+  int fd = OpenRetrying(AT_FDCWD, path.c_str(), O_RDONLY);
+  if (fd < 0) return common::ErrnoToStatus(errno, "opening " + path);
+  return ReadFd(fd, path, attribute);
+}
+
+common::Result<std::vector<std::string>> ListOpenDir(int fd, const std::string& path) {
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), &::closedir);
+  if (!dir) {
+    int err = errno;
+    ::close(fd);
+    return common::ErrnoToStatus(err, "listing " + path);
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* e = ::readdir(dir.get())) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace
@@ -119,6 +150,7 @@ common::Status RemoveLink(const std::string& path) {
 }
 
 common::Result<std::vector<std::string>> ListDir(const std::string& path) {
+  if (g_trace != nullptr) ++g_trace->walks;
   std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), &::closedir);
   if (!dir) return common::ErrnoToStatus(errno, "listing " + path);
   std::vector<std::string> names;
@@ -150,6 +182,49 @@ common::Result<std::string> ResolvedBaseName(const std::string& path) {
   while (!target.empty() && target.back() == '/') target.pop_back();
   size_t slash = target.rfind('/');
   return slash == std::string::npos ? target : target.substr(slash + 1);
+}
+
+common::Result<AttrDir> AttrDir::Open(std::string path) {
+  if (g_trace != nullptr) ++g_trace->walks;
+  int fd = OpenRetrying(AT_FDCWD, path.c_str(), O_PATH | O_DIRECTORY);
+  if (fd < 0) return common::ErrnoToStatus(errno, "opening " + path);
+  return AttrDir(std::move(path), fd);
+}
+
+AttrDir::AttrDir(AttrDir&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+AttrDir& AttrDir::operator=(AttrDir&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+AttrDir::~AttrDir() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+common::Result<std::string> AttrDir::Read(std::string_view name) const {
+  std::string path = path_ + "/" + std::string(name);
+  if (g_trace != nullptr) g_trace->opened.push_back(path);
+  int fd = OpenRetrying(fd_, std::string(name).c_str(), O_RDONLY);
+  if (fd < 0) return common::ErrnoToStatus(errno, "opening " + path);
+  return ReadFd(fd, path, /*attribute=*/true);
+}
+
+std::string AttrDir::ReadOr(std::string_view name, std::string fallback) const {
+  auto r = Read(name);
+  return r.ok() ? std::move(r).value() : std::move(fallback);
+}
+
+common::Result<std::vector<std::string>> AttrDir::List(std::string_view name) const {
+  std::string path = path_ + "/" + std::string(name);
+  int fd = OpenRetrying(fd_, std::string(name).c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return common::ErrnoToStatus(errno, "listing " + path);
+  return ListOpenDir(fd, path);
 }
 
 }  // namespace agent::sys::fsutil

@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status/status.h"
@@ -38,9 +39,37 @@ bool Exists(const std::string& path);
 // absent (a vanished device is still named by its path).
 common::Result<std::string> ResolvedBaseName(const std::string& path);
 
-// Test-only: records the files ReadAttr and ReadFile open on this thread, and the read() calls
-// they issue, while it lives (what a read of the kernel's state costs in system calls).
-// Without one, the readers pay a null check of a thread-local pointer.
+// A directory held open (O_PATH) to read attributes under it with openat(): the kernel walks
+// its path once, not once per attribute (a sysfs path such as /sys/block/md127/md/level
+// crosses the /sys/block/md127 symlink on every walk), and every attribute comes from the same
+// directory even if its path names another one meanwhile (an array stopped and another
+// started under the same kernel name: the old directory's entries are gone, not replaced).
+// Names are relative ("md/level"); Read and ReadOr follow ReadAttr's rules.
+class AttrDir {
+ public:
+  // NotFound when absent.
+  static common::Result<AttrDir> Open(std::string path);
+  AttrDir(AttrDir&& other) noexcept;
+  AttrDir& operator=(AttrDir&& other) noexcept;
+  AttrDir(const AttrDir&) = delete;
+  AttrDir& operator=(const AttrDir&) = delete;
+  ~AttrDir();
+
+  const std::string& path() const { return path_; }
+  common::Result<std::string> Read(std::string_view name) const;
+  std::string ReadOr(std::string_view name, std::string fallback) const;
+  // ListDir of a subdirectory ("md"), through openat().
+  common::Result<std::vector<std::string>> List(std::string_view name) const;
+
+ private:
+  AttrDir(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_ = -1;
+};
+
+// Test-only: records the files ReadAttr, ReadFile and AttrDir open on this thread, and the
+// read() calls they issue, while it lives (what a read of the kernel's state costs in system
+// calls). Without one, the readers pay a null check of a thread-local pointer.
 class ScopedAttrTrace {
  public:
   ScopedAttrTrace();
@@ -48,8 +77,11 @@ class ScopedAttrTrace {
   ScopedAttrTrace(const ScopedAttrTrace&) = delete;
   ScopedAttrTrace& operator=(const ScopedAttrTrace&) = delete;
 
-  std::vector<std::string> opened;  // every path opened (or tried), in order, repeats included
-  int reads = 0;                    // read() calls
+  // Every file opened (or tried), in order, repeats included; one under an AttrDir as
+  // "<its path>/<name>".
+  std::vector<std::string> opened;
+  int reads = 0;  // read() calls
+  int walks = 0;  // files and directories opened by their whole path (open, opendir)
 
  private:
   ScopedAttrTrace* outer_;  // the trace this one shadows, restored when it ends

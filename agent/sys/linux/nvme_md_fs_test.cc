@@ -88,6 +88,42 @@ TEST_CASE("ReadFile reads a regular file whole; absent files are NotFound",
   CHECK(ReadAttrOr((dir.root / "absent").string(), "none") == "none");
 }
 
+TEST_CASE("AttrDir reads attributes relative to the directory it opened",
+          "[unit][agent][nvme][md]") {
+  TempDir dir;
+  stdfs::create_directories(dir.root / "md127/md/dev-vda1");
+  dir.Write("md127/md/level", "raid1\n");
+  dir.Write("md127/md/dev-vda1/state", "in_sync\n");
+  const std::string path = (dir.root / "md127").string();
+  ScopedAttrTrace trace;
+  auto md = AttrDir::Open(path);
+  REQUIRE(md.ok());
+  CHECK(md->path() == path);
+  CHECK(md->Read("md/level").value() == "raid1");
+  CHECK(md->ReadOr("md/dev-vda1/state", "") == "in_sync");
+  CHECK(md->ReadOr("md/absent", "none") == "none");
+  CHECK(md->Read("md/absent").status().code() == common::StatusCode::kNotFound);
+  CHECK(md->List("md").value() == std::vector<std::string>{"dev-vda1", "level"});
+  CHECK(md->List("absent").status().code() == common::StatusCode::kNotFound);
+  CHECK(trace.walks == 1);  // the directory's own open; the rest through openat()
+  CHECK(trace.opened == std::vector<std::string>{path + "/md/level", path + "/md/dev-vda1/state",
+                                                 path + "/md/absent", path + "/md/absent"});
+  CHECK(trace.reads == 2);
+  CHECK(AttrDir::Open((dir.root / "absent").string()).status().code() ==
+        common::StatusCode::kNotFound);
+
+  // The path now names another directory (an array stopped, another started as md127): what
+  // is read is the opened one's, or nothing once it is gone, never the newcomer's.
+  stdfs::rename(dir.root / "md127", dir.root / "old");
+  stdfs::create_directories(dir.root / "md127/md");
+  dir.Write("md127/md/level", "raid10\n");
+  CHECK(md->ReadOr("md/level", "") == "raid1");
+  stdfs::remove_all(dir.root / "old");
+  CHECK(md->Read("md/level").status().code() == common::StatusCode::kNotFound);
+  AttrDir moved = std::move(md).value();
+  CHECK(moved.ReadOr("md/level", "gone") == "gone");
+}
+
 TEST_CASE("ScopedAttrTrace records only while it lives; an inner one shadows the outer",
           "[unit][agent][nvme][md]") {
   TempDir dir;
