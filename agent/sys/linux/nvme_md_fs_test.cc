@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +123,24 @@ TEST_CASE("AttrDir reads attributes relative to the directory it opened",
   CHECK(md->Read("md/level").status().code() == common::StatusCode::kNotFound);
   AttrDir moved = std::move(md).value();
   CHECK(moved.ReadOr("md/level", "gone") == "gone");
+}
+
+TEST_CASE("AttrDir lists a directory larger than one getdents64 buffer",
+          "[unit][agent][nvme][md]") {
+  TempDir dir;
+  stdfs::create_directories(dir.root / "md127/md");
+  std::vector<std::string> want;
+  for (int i = 0; i < 400; ++i) {  // ~70 bytes per entry: more than 8 KiB of entries
+    want.push_back(fmt::format("dev-{:03}-{}", i, std::string(40, 'x')));
+    stdfs::create_directory(dir.root / "md127/md" / want.back());
+  }
+  std::sort(want.begin(), want.end());
+  auto md = AttrDir::Open((dir.root / "md127").string());
+  REQUIRE(md.ok());
+  auto names = md->List("md");
+  REQUIRE(names.ok());
+  CHECK(*names == want);
+  CHECK(*names == ListDir((dir.root / "md127/md").string()).value());
 }
 
 TEST_CASE("ScopedAttrTrace records only while it lives; an inner one shadows the outer",
