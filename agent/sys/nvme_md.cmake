@@ -39,6 +39,7 @@ meshstor_test_sources(agent_tests
   ${_nm}/nvme_md_helpers_test.cc
   ${_nm}/fake/nvme_md_fakes_test.cc
   ${_nm}/linux/nvmet_test.cc
+  ${_nm}/linux/nvme_md_fs_test.cc
   ${_nm}/linux/nvme_host_test.cc
   ${_nm}/linux/md_test.cc
   ${_nm}/linux/uevents_test.cc

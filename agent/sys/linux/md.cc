@@ -110,43 +110,64 @@ common::Result<ExecResult> LinuxMd::Mdadm(std::vector<std::string> args, const s
 }
 
 common::Result<std::string> LinuxMd::ResolveKernelName(std::string_view name) {
+  ASSIGN_OR_RETURN(auto found, Resolve(name));
+  return std::move(found.kernel_name);
+}
+
+common::Result<LinuxMd::Resolved> LinuxMd::Resolve(std::string_view name) {
   RETURN_IF_ERROR(ValidateMdName(name));
-  auto is_running = [this](const std::string& kname) {
-    std::string state = fs::ReadAttrOr(paths_.sys_block + "/" + kname + "/md/array_state", "");
-    return !state.empty() && state != "clear";
-  };
-  auto name_of = [this](const std::string& kname) -> std::string {
-    auto id = ReadIdentity(kname);
-    return id.ok() ? id->name : std::string();
+  // The array's md/array_state and identity as read here, when it is `name` and running.
+  // Its attributes are read through one open directory (fs::AttrDir), as ReadArray's are.
+  auto match = [&](const std::string& kname) -> std::optional<Resolved> {
+    auto dir = fs::AttrDir::Open(paths_.sys_block + "/" + kname);
+    if (!dir.ok()) return std::nullopt;
+    std::string state = dir->ReadOr("md/array_state", "");
+    if (state.empty() || state == "clear") return std::nullopt;
+    auto id = ReadIdentity(*dir, kname);
+    if (!id.ok() || id->name != name) return std::nullopt;
+    return Resolved{std::move(dir).value(), kname, std::move(state), std::move(id).value()};
   };
   const std::string link = fmt::format("{}/md/{}", paths_.dev, name);
   if (fs::Exists(link)) {
     auto kname = fs::ResolvedBaseName(link);
-    if (kname.ok() && is_running(*kname) && name_of(*kname) == name) return *kname;
+    if (kname.ok()) {
+      if (auto found = match(*kname)) return std::move(*found);
+    }
   }
   auto entries = fs::ListDir(paths_.sys_block);
   if (!entries.ok()) return entries.status().WithContext("listing MD arrays");
   for (const auto& kname : *entries) {
-    if (kname.rfind("md", 0) != 0 || !is_running(kname)) continue;
-    if (name_of(kname) == name) return kname;
+    if (kname.rfind("md", 0) != 0) continue;
+    if (auto found = match(kname)) return std::move(*found);
   }
   return common::NotFoundError("MD array {}: not running", name);
 }
 
 common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) {
-  const std::string md = paths_.sys_block + "/" + kernel_name + "/md";
+  ASSIGN_OR_RETURN(auto dir, fs::AttrDir::Open(paths_.sys_block + "/" + kernel_name));
+  return ReadArray(dir, kernel_name, std::nullopt, std::nullopt);
+}
+
+common::Result<MdArrayState> LinuxMd::ReadArray(const fs::AttrDir& dir,
+                                                const std::string& kernel_name,
+                                                std::optional<std::string> array_state,
+                                                std::optional<Identity> identity) {
   MdArrayState a;
   a.device = paths_.dev + "/" + kernel_name;
-  ASSIGN_OR_RETURN(a.array_state, fs::ReadAttr(md + "/array_state"));
-  a.level = fs::ReadAttrOr(md + "/level", "");
+  if (array_state) {
+    a.array_state = std::move(*array_state);
+  } else {
+    ASSIGN_OR_RETURN(a.array_state, dir.Read("md/array_state"));
+  }
+  a.level = dir.ReadOr("md/level", "");
   uint64_t n = 0;
-  if (ParseU64(fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/size", "0"), n)) {
+  if (ParseU64(dir.ReadOr("size", "0"), n)) {
     a.size_bytes = n * 512;
   }
   {
     // Documentation/block/stat.rst: reads, merges, sectors read, ticks, writes, merges,
     // sectors written, ... (sectors of 512 bytes).
-    std::istringstream stat(fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/stat", ""));
+    std::istringstream stat(dir.ReadOr("stat", ""));
     uint64_t f[7] = {};
     for (auto& v : f) stat >> v;
     if (stat) {
@@ -156,17 +177,17 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
       a.write_bytes = f[6] * 512;
     }
   }
-  if (ParseU64(fs::ReadAttrOr(md + "/raid_disks", "0"), n)) a.raid_disks = static_cast<int>(n);
-  if (ParseU64(fs::ReadAttrOr(md + "/degraded", "0"), n)) a.degraded = static_cast<int>(n);
-  a.sync_action = fs::ReadAttrOr(md + "/sync_action", "");
+  if (ParseU64(dir.ReadOr("md/raid_disks", "0"), n)) a.raid_disks = static_cast<int>(n);
+  if (ParseU64(dir.ReadOr("md/degraded", "0"), n)) a.degraded = static_cast<int>(n);
+  a.sync_action = dir.ReadOr("md/sync_action", "");
   {
     // "50000 (local)" when set for this array, "200000 (system)" when the global limit applies.
-    std::istringstream speed(fs::ReadAttrOr(md + "/sync_speed_max", ""));
+    std::istringstream speed(dir.ReadOr("md/sync_speed_max", ""));
     uint64_t kib = 0;
     std::string scope;
     if (speed >> kib >> scope && scope == "(local)") a.sync_speed_max_kib = kib;
   }
-  std::string completed = fs::ReadAttrOr(md + "/sync_completed", "none");
+  std::string completed = dir.ReadOr("md/sync_completed", "none");
   size_t slash = completed.find('/');
   if (slash != std::string::npos) {
     std::string done = completed.substr(0, slash), total = completed.substr(slash + 1);
@@ -176,13 +197,13 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
       a.sync_done_sectors = a.sync_total_sectors = 0;
     }
   }
-  ASSIGN_OR_RETURN(auto entries, fs::ListDir(md));
+  ASSIGN_OR_RETURN(auto entries, dir.List("md"));
   for (const auto& entry : entries) {
     if (entry.rfind("dev-", 0) != 0) continue;
     MdMemberState m;
     m.kernel_name = entry.substr(4);
-    m.raw_state = fs::ReadAttrOr(md + "/" + entry + "/state", "");
-    std::string slot = fs::ReadAttrOr(md + "/" + entry + "/slot", "none");
+    m.raw_state = dir.ReadOr("md/" + entry + "/state", "");
+    std::string slot = dir.ReadOr("md/" + entry + "/slot", "none");
     if (ParseU64(slot, n)) m.slot = static_cast<int>(n);
     size_t pos = 0;
     while (pos <= m.raw_state.size()) {
@@ -200,16 +221,19 @@ common::Result<MdArrayState> LinuxMd::ReadArray(const std::string& kernel_name) 
     }
     a.members.push_back(std::move(m));
   }
-  if (auto id = ReadIdentity(kernel_name); id.ok()) {
-    a.uuid = id->uuid;
-    a.name = id->name;
+  if (!identity) {
+    if (auto id = ReadIdentity(dir, kernel_name); id.ok()) identity = std::move(id).value();
+  }
+  if (identity) {
+    a.uuid = std::move(identity->uuid);
+    a.name = std::move(identity->name);
   }
   return a;
 }
 
-common::Result<LinuxMd::Identity> LinuxMd::ReadIdentity(const std::string& kernel_name) {
-  const std::string kernel_uuid =
-      fs::ReadAttrOr(paths_.sys_block + "/" + kernel_name + "/md/uuid", "");
+common::Result<LinuxMd::Identity> LinuxMd::ReadIdentity(const fs::AttrDir& dir,
+                                                        const std::string& kernel_name) {
+  const std::string kernel_uuid = dir.ReadOr("md/uuid", "");
   if (!kernel_uuid.empty()) {
     std::lock_guard lock(identities_mu_);
     auto it = identities_.find(kernel_name);
@@ -227,8 +251,11 @@ common::Result<LinuxMd::Identity> LinuxMd::ReadIdentity(const std::string& kerne
 }
 
 common::Result<MdArrayState> LinuxMd::GetArray(std::string_view name) {
-  ASSIGN_OR_RETURN(std::string kname, ResolveKernelName(name));
-  ASSIGN_OR_RETURN(auto array, ReadArray(kname));
+  // Resolve read the array's md/array_state and md/uuid to find it; ReadArray takes them
+  // rather than reading them again, so this call reads each attribute once.
+  ASSIGN_OR_RETURN(auto found, Resolve(name));
+  ASSIGN_OR_RETURN(auto array, ReadArray(found.dir, found.kernel_name, std::move(found.array_state),
+                                         std::move(found.identity)));
   array.name = std::string(name);
   return array;
 }
@@ -239,9 +266,11 @@ common::Result<std::vector<MdArrayState>> LinuxMd::ListArrays() {
   if (!entries.ok()) return entries.status().WithContext("listing MD arrays");
   for (const auto& kname : *entries) {
     if (kname.rfind("md", 0) != 0) continue;
-    std::string state = fs::ReadAttrOr(paths_.sys_block + "/" + kname + "/md/array_state", "");
+    auto dir = fs::AttrDir::Open(paths_.sys_block + "/" + kname);
+    if (!dir.ok()) continue;  // gone since the listing
+    std::string state = dir->ReadOr("md/array_state", "");
     if (state.empty() || state == "clear") continue;
-    auto array = ReadArray(kname);
+    auto array = ReadArray(*dir, kname, std::move(state), std::nullopt);
     if (array.ok()) out.push_back(std::move(array).value());
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

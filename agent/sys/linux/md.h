@@ -12,10 +12,12 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "agent/sys/exec.h"
+#include "agent/sys/linux/nvme_md_fs.h"
 #include "agent/sys/md.h"
 
 namespace agent::sys {
@@ -55,9 +57,6 @@ class LinuxMd final : public Md {
 
  private:
   common::Result<ExecResult> Mdadm(std::vector<std::string> args, const std::string& what);
-  // The array's kernel name ("md127"). NotFound when not running.
-  common::Result<std::string> ResolveKernelName(std::string_view name);
-  common::Result<MdArrayState> ReadArray(const std::string& kernel_name);
   // The running array's UUID and name as mdadm --detail reports them. Cached per kernel name
   // while the kernel's md/uuid (Linux 5.9+) stays the same: a pass reads every array several
   // times, and each mdadm run is a process spawn. Without md/uuid, mdadm runs every time.
@@ -65,7 +64,26 @@ class LinuxMd final : public Md {
     std::string uuid;  // mdadm's form, "xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx"
     std::string name;  // without the homehost prefix
   };
-  common::Result<Identity> ReadIdentity(const std::string& kernel_name);
+  common::Result<Identity> ReadIdentity(const fsutil::AttrDir& dir, const std::string& kernel_name);
+  // A running array found by name, with what was read to find it.
+  struct Resolved {
+    fsutil::AttrDir dir;      // its /sys/block/<kernel name>, held open
+    std::string kernel_name;  // "md127"
+    std::string array_state;  // its md/array_state: neither empty nor "clear"
+    Identity identity;        // ReadIdentity's answer, naming the array
+  };
+  // NotFound when not running.
+  common::Result<Resolved> Resolve(std::string_view name);
+  // The array's kernel name ("md127"). NotFound when not running.
+  common::Result<std::string> ResolveKernelName(std::string_view name);
+  // Reads the array from sysfs, relative to `dir` (its /sys/block/<kernel name>).
+  // `array_state` and `identity`, when given, were read by the caller during the same call
+  // (Resolve, ListArrays) and are not read again.
+  common::Result<MdArrayState> ReadArray(const fsutil::AttrDir& dir, const std::string& kernel_name,
+                                         std::optional<std::string> array_state,
+                                         std::optional<Identity> identity);
+  // The same, opening the directory.
+  common::Result<MdArrayState> ReadArray(const std::string& kernel_name);
   const MdMemberState* FindMember(const MdArrayState& array, const std::string& device,
                                   std::string* kernel_name);
   // Sets write-mostly on a member through sysfs (idempotent).

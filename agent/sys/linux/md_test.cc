@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "agent/sys/linux/nvme_md_fs.h"
+
 namespace agent::sys {
 namespace {
 
@@ -200,6 +202,63 @@ TEST_CASE("LinuxMd runs mdadm --detail once per array identity, not on every rea
   REQUIRE(md.GetArray("vol").ok());
   REQUIRE(md.GetArray("vol").ok());
   CHECK(exec.calls.size() >= 4);
+}
+
+// An idle pass reads every array twice (its own reconcile and ObserveInSync): what one read
+// costs in system calls is most of the agent's idle CPU.
+TEST_CASE("LinuxMd GetArray and ListArrays read each attribute once, with one read() each",
+          "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md127", "vol", "clean", 0, "idle", "none");
+  sys.Member("md127", "vda1", "in_sync", "0");
+  sys.Member("md127", "nvme0n1", "in_sync,write_mostly", "1");
+  const stdfs::path block = stdfs::path(sys.paths.sys_block) / "md127";
+  FakeSysfs::Write(block / "md/uuid", "11111111-2222-2222-3333-333344444444");
+  FakeSysfs::Write(block / "size", "1048576");
+  FakeSysfs::Write(block / "stat", "1 0 2 0 3 0 4 0 0 0 0 0 0 0 0");
+  FakeSysfs::Write(block / "md/sync_speed_max", "200000 (system)");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md127"), Ok(Detail("vol")));
+  LinuxMd md(exec, sys.paths);
+  REQUIRE(md.GetArray("vol").ok());  // mdadm --detail once; the identity is cached after it
+
+  auto repeats = [](std::vector<std::string> opened) {
+    std::sort(opened.begin(), opened.end());
+    std::vector<std::string> twice;
+    for (size_t i = 1; i < opened.size(); ++i) {
+      if (opened[i] == opened[i - 1] && (twice.empty() || twice.back() != opened[i])) {
+        twice.push_back(opened[i]);
+      }
+    }
+    return twice;
+  };
+  {
+    fsutil::ScopedAttrTrace trace;
+    auto a = md.GetArray("vol");
+    REQUIRE(a.ok());
+    CHECK(a->array_state == "clean");
+    CHECK(a->uuid == kUuid);
+    CHECK(a->members.size() == 2);
+    CHECK(repeats(trace.opened) == std::vector<std::string>{});
+    // array_state, uuid, level, size, stat, raid_disks, degraded, sync_action,
+    // sync_speed_max, sync_completed, and each member's state and slot.
+    CHECK(trace.opened.size() == 14);
+    // Every file exists here: one read() per attribute, none to see EOF.
+    CHECK(trace.reads == static_cast<int>(trace.opened.size()));
+    // One walk of /sys/block/md127's path (a symlink in sysfs): the attributes and the member
+    // listing are opened relative to it.
+    CHECK(trace.walks == 1);
+  }
+  {
+    fsutil::ScopedAttrTrace trace;
+    auto all = md.ListArrays();
+    REQUIRE(all.ok());
+    REQUIRE(all->size() == 1);
+    CHECK((*all)[0].array_state == "clean");
+    CHECK(repeats(trace.opened) == std::vector<std::string>{});
+    CHECK(trace.walks == 2);  // /sys/block's listing, then md127
+  }
+  CHECK(exec.calls.size() == 1);
 }
 
 TEST_CASE("LinuxMd reads the array's size and I/O counters", "[unit][agent][md]") {

@@ -293,13 +293,14 @@ int64_t LinuxNvmeHost::namespace_scans() const {
 }
 
 common::Result<NvmeHostIdentity> LinuxNvmeHost::GetHostIdentity() {
-  auto nqn = fs::ReadAttr(paths_.etc_nvme + "/hostnqn");
-  auto id = fs::ReadAttr(paths_.etc_nvme + "/hostid");
+  // Regular files, not attributes: ReadFile reads them to EOF.
+  auto nqn = fs::ReadFile(paths_.etc_nvme + "/hostnqn");
+  auto id = fs::ReadFile(paths_.etc_nvme + "/hostid");
   if (nqn.ok() && !nqn->empty() && id.ok() && !id->empty()) {
     RETURN_IF_ERROR(ValidateNqn(*nqn).WithContext(paths_.etc_nvme + "/hostnqn"));
     return NvmeHostIdentity{*nqn, *id};
   }
-  auto machine = fs::ReadAttr(paths_.machine_id);
+  auto machine = fs::ReadFile(paths_.machine_id);
   if (!machine.ok()) {
     return machine.status().WithContext(
         fmt::format("no {}/hostnqn and hostid, and no machine id", paths_.etc_nvme));
