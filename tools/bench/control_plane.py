@@ -39,6 +39,7 @@ import http.client
 import json
 import math
 import os
+import random
 import re
 import signal
 import socket
@@ -48,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "e2e", "install"))
@@ -419,11 +421,21 @@ def start_real_apiserver(args, workdir, procs):
     return cluster.port, AuditLog(cluster.audit_log)
 
 
+def volume_name(i, names):
+    """The i-th volume's name: as the CSI shim names a volume of the external-provisioner
+    ("pvc-" and the PVC's UID, 40 characters; a fixed UUID per i), or the short form earlier runs
+    used ("bench-vol-00042", 15 characters, which fits std::string's inline buffer)."""
+    if names == "short":
+        return f"bench-vol-{i:05d}"
+    return "pvc-" + str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4))
+
+
 def volume_body(name, node):
     return {
         "apiVersion": "csi.meshstor.io/v1alpha1",
         "kind": "MeshStorVolume",
-        "metadata": {"name": name},
+        # As the shim writes it: the CSI name in an annotation (here the same as the name).
+        "metadata": {"name": name, "annotations": {"csi.meshstor.io/csi-name": name}},
         "spec": {"capacityBytes": 1 << 30, "replicaCount": 2, "stripeWidth": 1,
                  "memberMissingTimeout": 900, "sectorSize": 4096, "consumerNode": node},
     }
@@ -438,7 +450,8 @@ def run_size(args, nodes, volumes, workdir):
     for b in ((operator_bin, agent_bin) if real else (apiserver_bin, operator_bin, agent_bin)):
         if not os.access(b, os.X_OK):
             raise SetupError(f"{b} is not built")
-    res = {"nodes": nodes, "volumes": volumes, "apiserver_kind": args.apiserver_kind}
+    res = {"nodes": nodes, "volumes": volumes, "apiserver_kind": args.apiserver_kind,
+           "names": args.names}
     procs = []
     own = {}
 
@@ -514,7 +527,7 @@ def run_size(args, nodes, volumes, workdir):
         t0 = time.monotonic()
 
         def create(i):
-            name = f"bench-vol-{i:05d}"
+            name = volume_name(i, args.names)
             status, doc = api.request("POST", VOLUMES,
                                       volume_body(name, f"bench-{i % nodes + 1}"))
             if status != 201:
@@ -685,7 +698,8 @@ def fmt(v, unit=""):
 def print_report(results):
     for r in results:
         print(f"\n=== {r['nodes']} nodes x {r['volumes']} volumes"
-              f" ({'kube-apiserver + etcd' if r.get('apiserver_kind') == 'real' else 'test server'})")
+              f" ({'kube-apiserver + etcd' if r.get('apiserver_kind') == 'real' else 'test server'}"
+              f", {r.get('names', 'short')} names)")
         if "error" in r:
             print(f"  FAILED: {r['error']}")
             continue
@@ -772,6 +786,9 @@ def main():
     ap.add_argument("--idle", type=float, help="idle window in seconds (default 60)")
     ap.add_argument("--poll", type=float, help="seconds between lists of the volumes while "
                     "waiting for Synced (default 1, VOLUMES/2500 above 2500 volumes)")
+    ap.add_argument("--names", choices=("csi", "short"), default="csi",
+                    help="volume names: csi (pvc-<uuid>, as the shim names them; default) or "
+                         "short (bench-vol-NNNNN, as runs before 2026-12-07 evening used)")
     ap.add_argument("--out", help="write the results as JSON to this file")
     ap.add_argument("--workdir", help="keep the logs here (default: a temporary directory)")
     ap.add_argument("--quick", action="store_true",
