@@ -829,7 +829,8 @@ def main():
             if r.get("crashed"):
                 failed = True
         except (SetupError, Crash, OSError, http.client.HTTPException) as e:
-            r = {"nodes": nodes, "volumes": volumes, "error": f"{type(e).__name__}: {e}"}
+            r = {"nodes": nodes, "volumes": volumes, "apiserver_kind": args.apiserver_kind,
+                 "names": args.names, "error": f"{type(e).__name__}: {e}"}
             failed = True
         results.append(r)
     print_report(results)
