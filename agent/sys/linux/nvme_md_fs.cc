@@ -46,7 +46,8 @@ common::Result<std::string> ReadFd(int fd, const std::string& path, bool attribu
   return out;
 }
 
-// open(2) or openat(2), retrying EINTR; -1 with errno set on failure.
+// openat(2) (relative to `dirfd`, or to the working directory for AT_FDCWD, as open(2)), retrying
+// EINTR; -1 with errno set on failure.
 int OpenRetrying(int dirfd, const char* name, int flags) {
   int fd;
   do {
