@@ -22,6 +22,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "common/api/meta.h"
 #include "common/compress/blob_arena.h"
 #include "common/compress/dictionary_deflate.h"
+#include "common/compress/slab_pool.h"
 #include "common/kube/client.h"
 #include "common/kube/resource.h"
 #include "common/status/status.h"
@@ -189,7 +191,7 @@ class Informer final : public InformerBase {
       std::lock_guard<std::mutex> lock(cache_mu_);
       entries.reserve(cache_.size());
       for (const auto& [key, slot] : cache_) {
-        if (slot.decodable()) entries.emplace_back(key, Copy(slot));
+        if (slot.decodable()) entries.emplace_back(key.ToObjectKey(), Copy(slot));
       }
     }
     std::vector<Ptr> out;
@@ -216,7 +218,7 @@ class Informer final : public InformerBase {
   std::vector<ObjectKey> Keys() const {
     std::lock_guard<std::mutex> lock(cache_mu_);
     std::vector<ObjectKey> out;
-    for (const auto& [key, slot] : cache_) out.push_back(key);
+    for (const auto& [key, slot] : cache_) out.push_back(key.ToObjectKey());
     return out;
   }
 
@@ -243,6 +245,28 @@ class Informer final : public InformerBase {
 
     bool decodable() const { return obj || packed; }
   };
+  // The cache's key: an ObjectKey whose names (a volume's pvc-<uuid> is past std::string's 15
+  // inline characters) are in the slab pool with the map's nodes, not among a watch event's
+  // short-lived allocations (compress/slab_pool.h says why that matters).
+  struct CacheKey {
+    compress::SlabString namespace_;
+    compress::SlabString name;
+
+    explicit CacheKey(const ObjectKey& k)
+        : namespace_(compress::ToSlabString(k.namespace_)), name(compress::ToSlabString(k.name)) {}
+    ObjectKey ToObjectKey() const { return ObjectKey{std::string(namespace_), std::string(name)}; }
+  };
+  // Orders CacheKeys as ObjectKeys are ordered, and finds one by an ObjectKey.
+  struct CacheKeyLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, std::string_view>(a.namespace_, a.name) <
+             std::pair<std::string_view, std::string_view>(b.namespace_, b.name);
+    }
+  };
+  using Cache = std::map<CacheKey, Slot, CacheKeyLess,
+                         compress::SlabAllocator<std::pair<const CacheKey, Slot>>>;
   // A change to notify: the entries before and after (absent: nullopt), and the object just
   // decoded for `after` when there is one (so an event is not decoded twice).
   struct Pending {
@@ -350,12 +374,12 @@ class Informer final : public InformerBase {
     std::vector<Pending> pending;
     {
       std::lock_guard<std::mutex> lock(cache_mu_);
-      std::map<ObjectKey, Slot> next;
+      Cache next;
       for (auto& raw : objects) {
         ObjectKey key = KeyOf(raw.metadata);
         auto old = cache_.find(key);
         if (old != cache_.end() && old->second.resource_version == raw.metadata.resource_version) {
-          next.emplace(key, std::move(old->second));  // unchanged
+          next.emplace(CacheKey(key), std::move(old->second));  // unchanged
           cache_.erase(old);
           continue;
         }
@@ -368,12 +392,12 @@ class Informer final : public InformerBase {
           Release(old->second);
           cache_.erase(old);
         }
-        if (auto [slot, added] = next.try_emplace(key); added) slot->second = Store(e);
+        if (auto [slot, added] = next.try_emplace(CacheKey(key)); added) slot->second = Store(e);
         p.after = std::move(e);
         pending.push_back(std::move(p));
       }
       for (auto& [key, slot] : cache_) {  // what is left is gone
-        pending.push_back(Pending{key, Copy(slot), std::nullopt, nullptr});
+        pending.push_back(Pending{key.ToObjectKey(), Copy(slot), std::nullopt, nullptr});
         Release(slot);
       }
       cache_ = std::move(next);
@@ -394,7 +418,7 @@ class Informer final : public InformerBase {
         Release(it->second);
         it->second = Store(e);
       } else {
-        cache_.emplace(p.key, Store(e));
+        cache_.emplace(CacheKey(p.key), Store(e));
       }
       p.after = std::move(e);
       CompactIfWanted();
@@ -423,7 +447,7 @@ class Informer final : public InformerBase {
     {
       std::lock_guard<std::mutex> lock(cache_mu_);
       entries.reserve(cache_.size());
-      for (const auto& [key, slot] : cache_) entries.emplace_back(key, Copy(slot));
+      for (const auto& [key, slot] : cache_) entries.emplace_back(key.ToObjectKey(), Copy(slot));
     }
     for (auto& [key, entry] : entries) {
       Ptr obj;
@@ -443,9 +467,9 @@ class Informer final : public InformerBase {
   const std::unique_ptr<compress::DictionaryDeflate> deflate_;  // null: decoded cache
   std::vector<Handler> handlers_;
   mutable std::mutex cache_mu_;
-  std::map<ObjectKey, Slot> cache_;  // guarded by cache_mu_
-  compress::BlobArena arena_;        // guarded by cache_mu_
-  uint64_t compactions_ = 0;         // guarded by cache_mu_
+  Cache cache_;                // guarded by cache_mu_
+  compress::BlobArena arena_;  // guarded by cache_mu_
+  uint64_t compactions_ = 0;   // guarded by cache_mu_
 };
 
 }  // namespace common::kube
