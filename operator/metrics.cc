@@ -83,7 +83,7 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
     common::metrics::Registry::GaugeSamples out;
     std::lock_guard<std::mutex> lock(summaries->mu);
     for (const auto& [name, v] : summaries->volumes) {
-      if (v.sync_ratio >= 0) out.push_back({{name}, v.sync_ratio});
+      if (v.sync_ratio >= 0) out.push_back({{std::string(name)}, v.sync_ratio});
     }
     return out;
   };
@@ -92,7 +92,7 @@ common::Result<std::unique_ptr<OperatorMetrics>> OperatorMetrics::Create(
     std::lock_guard<std::mutex> lock(summaries->mu);
     out.reserve(summaries->volumes.size());
     for (const auto& [name, v] : summaries->volumes) {
-      out.push_back({{name}, static_cast<double>(v.missing_timeout)});
+      out.push_back({{std::string(name)}, static_cast<double>(v.missing_timeout)});
     }
     return out;
   };
@@ -154,8 +154,9 @@ void OperatorMetrics::ApiRequest(const std::string& verb, std::chrono::duration<
 void OperatorMetrics::VolumeChanged(const std::string& name, const v1::MeshStorVolume* v) {
   std::lock_guard<std::mutex> lock(summaries_->mu);
   summaries_->missing.erase(name);
+  auto it = summaries_->volumes.find(name);
   if (v == nullptr) {
-    summaries_->volumes.erase(name);
+    if (it != summaries_->volumes.end()) summaries_->volumes.erase(it);
     return;
   }
   std::vector<MissingMember> missing;
@@ -180,7 +181,11 @@ void OperatorMetrics::VolumeChanged(const std::string& name, const v1::MeshStorV
       }
     }
   }
-  summaries_->volumes.insert_or_assign(name, s);
+  if (it != summaries_->volumes.end()) {
+    it->second = s;
+  } else {
+    summaries_->volumes.emplace(common::compress::ToSlabString(name), s);
+  }
   if (!missing.empty()) summaries_->missing.emplace(name, std::move(missing));
 }
 

@@ -85,7 +85,7 @@ bool VolumeIndex::Register(const std::vector<std::string_view>& nodes) const {
   return true;
 }
 
-void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Contribution* c) {
+void VolumeIndex::Add(const Name* name, const v1::MeshStorVolume& v, Contribution* c) {
   c->resource_version_hash = VersionHash(v.metadata.resource_version);
   auto add = [&](NodeRef node, Contribution::Kind kind, int32_t nsid = 0) {
     c->items.push_back({node->second.id, kind, nsid});
@@ -145,7 +145,7 @@ void VolumeIndex::Add(const std::string* name, const v1::MeshStorVolume& v, Cont
   if (c->waiting) waiting_.insert(name);
 }
 
-void VolumeIndex::Remove(const std::string* name, Contribution* c) {
+void VolumeIndex::Remove(const Name* name, Contribution* c) {
   std::vector<NodeRef> touched;
   for (const Contribution::Item& item : c->items) {
     NodeRef node = NodeById(item.node);
@@ -197,7 +197,7 @@ void VolumeIndex::Apply(const std::string& name, const v1::MeshStorVolume* volum
     if (it != volumes_.end()) volumes_.erase(it);
     return;
   }
-  if (it == volumes_.end()) it = volumes_.try_emplace(name).first;
+  if (it == volumes_.end()) it = volumes_.try_emplace(common::compress::ToSlabString(name)).first;
   // The key's address is what the per-node lists and waiting_ hold: it stays while the volume
   // is indexed (the entry is updated in place, never re-inserted).
   Add(&it->first, *volume, &it->second);
@@ -259,16 +259,15 @@ std::map<std::string, int> VolumeIndex::RebuildsByNode() const {
 std::vector<std::string> VolumeIndex::VolumesConcerning(const std::string& node) const {
   // Sorted and copied under the lock: the pointers are valid only while it is held.
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<const std::string*> names(waiting_.begin(), waiting_.end());
+  std::vector<const Name*> names(waiting_.begin(), waiting_.end());
   if (auto it = nodes_.find(node); it != nodes_.end()) {
     names.insert(names.end(), it->second.volumes.begin(), it->second.volumes.end());
   }
-  std::sort(names.begin(), names.end(),
-            [](const std::string* a, const std::string* b) { return *a < *b; });
+  std::sort(names.begin(), names.end(), [](const Name* a, const Name* b) { return *a < *b; });
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::vector<std::string> out;
   out.reserve(names.size());
-  for (const std::string* n : names) out.push_back(*n);
+  for (const Name* n : names) out.emplace_back(*n);
   return out;
 }
 

@@ -30,6 +30,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "common/api/v1alpha1/types.h"
+#include "common/compress/slab_pool.h"
 
 namespace meshstor_operator {
 
@@ -83,6 +84,8 @@ class VolumeIndex {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
+  // A volume's name as volumes_ keeps it.
+  using Name = common::compress::SlabString;
   static constexpr uint32_t kNoSlot = UINT32_MAX;
   struct NodeTotals {
     int members = 0;
@@ -91,7 +94,7 @@ class VolumeIndex {
     uint32_t id = 0;                                       // its position in node_by_id_
     std::vector<std::pair<std::string, int64_t>> pending;  // (drive, bytes)
     std::vector<std::pair<int32_t, int>> namespace_ids;    // (ID, uses), sorted by ID
-    std::vector<const std::string*> volumes;  // keys of volumes_ concerning the node, any order
+    std::vector<const Name*> volumes;  // keys of volumes_ concerning the node, any order
 
     bool empty() const {
       return members == 0 && pending.empty() && namespace_ids.empty() && volumes.empty();
@@ -128,9 +131,8 @@ class VolumeIndex {
 
   // Both with mu_ held. Add computes and adds the contribution of `v` for the volume whose key
   // in volumes_ is `name`; Remove takes a contribution away and drops nodes left empty.
-  void Add(const std::string* name, const common::api::v1alpha1::MeshStorVolume& v,
-           Contribution* c);
-  void Remove(const std::string* name, Contribution* c);
+  void Add(const Name* name, const common::api::v1alpha1::MeshStorVolume& v, Contribution* c);
+  void Remove(const Name* name, Contribution* c);
   NodeRef NodeOf(const std::string& node);
   NodeRef NodeById(uint32_t id) const { return node_by_id_[id]; }
   // Copies `node`'s totals to its entry in registered_, if it has one. With mu_ held, after
@@ -140,13 +142,17 @@ class VolumeIndex {
   bool Register(const std::vector<std::string_view>& nodes) const;
 
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Contribution> volumes_;  // guarded by mu_
-  NodeMap nodes_;                                          // guarded by mu_
+  // Keys and nodes in the slab pool (compress/slab_pool.h): made by the volume watch thread,
+  // they would otherwise lie among its short-lived allocations.
+  std::unordered_map<Name, Contribution, common::compress::NameHash, common::compress::NameEqual,
+                     common::compress::SlabAllocator<std::pair<const Name, Contribution>>>
+      volumes_;    // guarded by mu_
+  NodeMap nodes_;  // guarded by mu_
   // Every node of nodes_ by its id; null for an id free for reuse (also in free_node_ids_).
-  std::vector<NodeRef> node_by_id_;                 // guarded by mu_
-  std::vector<uint32_t> free_node_ids_;             // guarded by mu_
-  std::map<std::string, int> rebuilds_;             // guarded by mu_
-  std::unordered_set<const std::string*> waiting_;  // keys of volumes_; guarded by mu_
+  std::vector<NodeRef> node_by_id_;          // guarded by mu_
+  std::vector<uint32_t> free_node_ids_;      // guarded by mu_
+  std::map<std::string, int> rebuilds_;      // guarded by mu_
+  std::unordered_set<const Name*> waiting_;  // keys of volumes_; guarded by mu_
   // The names of the last Loads call and their totals (a cache for Loads, hence mutable), kept
   // by Sync; registered_slots_ holds views into registered_names_. All guarded by mu_.
   mutable std::vector<std::string> registered_names_;
