@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <memory>
 #include <string_view>
 
 namespace agent::sys::fsutil {
@@ -66,9 +65,9 @@ common::Result<std::string> ReadWhole(const std::string& path, bool attribute) {
   return ReadFd(fd, path, attribute);
 }
 
-// The entry names of the directory open as `fd` (named `path` in errors), which it closes.
-// getdents64(2) directly: fdopendir would add an fstat and two fcntl calls (F_GETFL, F_SETFD)
-// to every listing.
+// The entry names of the directory open as `fd` (named `path` in errors), which it closes:
+// the one listing behind ListDir and AttrDir::List. getdents64(2) directly: fdopendir would add an
+// fstat and two fcntl calls (F_GETFL, F_SETFD) to every listing.
 common::Result<std::vector<std::string>> ListOpenDir(int fd, const std::string& path) {
   FdCloser closer{fd};
   std::vector<std::string> names;
@@ -159,16 +158,9 @@ common::Status RemoveLink(const std::string& path) {
 
 common::Result<std::vector<std::string>> ListDir(const std::string& path) {
   if (g_trace != nullptr) ++g_trace->walks;
-  std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(path.c_str()), &::closedir);
-  if (!dir) return common::ErrnoToStatus(errno, "listing " + path);
-  std::vector<std::string> names;
-  errno = 0;
-  while (dirent* e = ::readdir(dir.get())) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
-  }
-  std::sort(names.begin(), names.end());
-  return names;
+  int fd = OpenRetrying(AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return common::ErrnoToStatus(errno, "listing " + path);
+  return ListOpenDir(fd, path);
 }
 
 bool Exists(const std::string& path) {

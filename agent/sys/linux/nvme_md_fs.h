@@ -32,7 +32,8 @@ common::Status RemoveDir(const std::string& path);
 common::Status EnsureSymlink(const std::string& target, const std::string& link);
 // unlink; OK if it does not exist.
 common::Status RemoveLink(const std::string& path);
-// The entry names of a directory (without "." and ".."), sorted. NotFound if it is absent.
+// The entry names of a directory (without "." and ".."), sorted. NotFound if it is absent; an
+// error (ENOTDIR) if it is not a directory.
 common::Result<std::vector<std::string>> ListDir(const std::string& path);
 bool Exists(const std::string& path);
 // The last path component of the symlink's target, or of `path` if it is not a link or is
@@ -81,7 +82,7 @@ class ScopedAttrTrace {
   // "<its path>/<name>".
   std::vector<std::string> opened;
   int reads = 0;  // read() calls
-  int walks = 0;  // files and directories opened by their whole path (open, opendir)
+  int walks = 0;  // files and directories opened by their whole path
 
  private:
   ScopedAttrTrace* outer_;  // the trace this one shadows, restored when it ends

@@ -143,6 +143,53 @@ TEST_CASE("AttrDir lists a directory larger than one getdents64 buffer",
   CHECK(*names == ListDir((dir.root / "md127/md").string()).value());
 }
 
+TEST_CASE("ListDir lists a directory in name order without . and .. and names it in errors",
+          "[unit][agent][nvme][md]") {
+  TempDir dir;
+  const stdfs::path root = dir.root / "ports";
+  stdfs::create_directories(root);
+  {
+    ScopedAttrTrace trace;
+    auto empty = ListDir(root.string());
+    REQUIRE(empty.ok());
+    CHECK(empty->empty());
+    CHECK(trace.walks == 1);
+    CHECK(trace.reads == 0);
+  }
+  // Entries of every kind, more than one getdents64 buffer of them, listed in name order.
+  std::vector<std::string> want;
+  for (int i = 0; i < 300; ++i) {
+    want.push_back(fmt::format("{}-{}", 299 - i, std::string(48, 'y')));
+    const stdfs::path entry = root / want.back();
+    if (i % 3 == 0) {
+      stdfs::create_directory(entry);
+    } else if (i % 3 == 1) {
+      dir.Write("ports/" + want.back(), "1\n");
+    } else {
+      stdfs::create_directory_symlink("../elsewhere", entry);  // dangling: listed all the same
+    }
+  }
+  std::sort(want.begin(), want.end());
+  ScopedAttrTrace trace;
+  auto names = ListDir(root.string());
+  REQUIRE(names.ok());
+  CHECK(*names == want);
+  CHECK(trace.walks == 1);
+
+  // Absent: NotFound, which callers may take as "nothing there" (ListControllers: no nvme driver).
+  const std::string absent = (dir.root / "absent").string();
+  auto gone = ListDir(absent);
+  CHECK(gone.status().code() == common::StatusCode::kNotFound);
+  CHECK_THAT(gone.status().message(), Catch::Contains("listing " + absent));
+  // A file is not a directory: an error, and not NotFound (it is not an empty directory).
+  const std::string file = dir.Write("attr", "1\n");
+  auto not_dir = ListDir(file);
+  REQUIRE_FALSE(not_dir.ok());
+  CHECK(not_dir.status().code() != common::StatusCode::kNotFound);
+  CHECK_THAT(not_dir.status().message(), Catch::Contains("ENOTDIR"));
+  CHECK_THAT(not_dir.status().message(), Catch::Contains("listing " + file));
+}
+
 TEST_CASE("ScopedAttrTrace records only while it lives; an inner one shadows the outer",
           "[unit][agent][nvme][md]") {
   TempDir dir;
