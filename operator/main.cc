@@ -119,7 +119,9 @@ int main(int argc, char** argv) {
                                      {"residentBytesAfter", r.resident_after},
                                      {"heapInUseBytes", r.heap_in_use},
                                      {"heapFreeBytes", r.heap_free},
-                                     {"mmappedBytes", r.mmapped}});
+                                     {"mmappedBytes", r.mmapped},
+                                     {"slabBytes", r.slab_mapped},
+                                     {"slabUsedBytes", r.slab_used}});
   };
 
   // The controller runs only while this replica leads. Starting waits for the informer caches,

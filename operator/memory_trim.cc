@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "common/compress/slab_pool.h"
+
 namespace meshstor_operator {
 
 void QuietTrimmer::Changed(TimePoint now) {
@@ -42,6 +44,9 @@ TrimResult TrimHeap() {
   r.heap_in_use = mi.uordblks + mi.hblkhd;
   r.heap_free = mi.fordblks;
   r.mmapped = mi.hblkhd;
+  const auto slabs = common::compress::SlabPool::GetStats();
+  r.slab_mapped = slabs.mapped_bytes;
+  r.slab_used = slabs.used_bytes;
   malloc_trim(0);
   r.resident_after = ResidentBytes();
   return r;

@@ -47,6 +47,8 @@ struct TrimResult {
   size_t heap_in_use = 0;  // bytes allocated and not freed, all arenas (mallinfo2)
   size_t heap_free = 0;    // bytes free in the arenas' heaps before the trim
   size_t mmapped = 0;      // bytes in chunks mmapped on their own
+  size_t slab_mapped = 0;  // bytes of the slab pool's slabs (compress/slab_pool.h), outside malloc
+  size_t slab_used = 0;    // of those, bytes in slots handed out
 };
 
 // malloc_trim(0): every arena's free pages back to the kernel; the resident size around it.

@@ -12,8 +12,8 @@ namespace v1 = common::api::v1alpha1;
 
 // Adds `delta` to the value of `key` in a vector of (key, value) pairs sorted by key, and drops
 // the entry at zero, so the vector holds only what is in use.
-template <typename K, typename V>
-void BumpSorted(std::vector<std::pair<K, V>>& vec, const K& key, V delta) {
+template <typename K, typename V, typename A>
+void BumpSorted(std::vector<std::pair<K, V>, A>& vec, const K& key, V delta) {
   auto it = std::lower_bound(vec.begin(), vec.end(), key,
                              [](const std::pair<K, V>& e, const K& k) { return e.first < k; });
   if (it == vec.end() || it->first != key) it = vec.insert(it, {key, V{}});
@@ -22,8 +22,8 @@ void BumpSorted(std::vector<std::pair<K, V>>& vec, const K& key, V delta) {
 }
 
 // As BumpSorted, for a short vector in no particular order (a node's drives).
-template <typename K, typename V>
-void BumpUnsorted(std::vector<std::pair<K, V>>& vec, const K& key, V delta) {
+template <typename K, typename V, typename A>
+void BumpUnsorted(std::vector<std::pair<K, V>, A>& vec, const K& key, V delta) {
   auto it = std::find_if(vec.begin(), vec.end(), [&](const auto& e) { return e.first == key; });
   if (it == vec.end()) {
     vec.emplace_back(key, delta);
@@ -229,7 +229,8 @@ std::vector<VolumeIndex::NodeLoad> VolumeIndex::Loads(
     for (size_t i = 0; i < nodes.size(); ++i) {
       const Registered& r = registered_[i];
       out[i].members = r.members;
-      if (r.pending) out[i].pending = r.node->second.pending;
+      if (r.pending)
+        out[i].pending.assign(r.node->second.pending.begin(), r.node->second.pending.end());
     }
     return out;
   }
@@ -237,7 +238,7 @@ std::vector<VolumeIndex::NodeLoad> VolumeIndex::Loads(
     auto it = nodes_.find(nodes[i]);
     if (it == nodes_.end()) continue;
     out[i].members = it->second.members;
-    out[i].pending = it->second.pending;
+    out[i].pending.assign(it->second.pending.begin(), it->second.pending.end());
   }
   return out;
 }

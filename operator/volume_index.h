@@ -84,6 +84,14 @@ class VolumeIndex {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
+  // Everything the index keeps is made by the volume watch thread's handler, among that event's
+  // short-lived allocations; in the slab pool it does not pin that thread's arena
+  // (compress/slab_pool.h): names, map nodes, and the per-node and per-volume lists (a list
+  // past 256 bytes goes to operator new).
+  template <class T>
+  using Alloc = common::compress::SlabAllocator<T>;
+  template <class T>
+  using List = std::vector<T, Alloc<T>>;
   // A volume's name as volumes_ keeps it.
   using Name = common::compress::SlabString;
   static constexpr uint32_t kNoSlot = UINT32_MAX;
@@ -91,16 +99,17 @@ class VolumeIndex {
     int members = 0;
     // Its position in the names of the last Loads call, if there (Loads' cache, hence mutable).
     mutable uint32_t slot = kNoSlot;
-    uint32_t id = 0;                                       // its position in node_by_id_
-    std::vector<std::pair<std::string, int64_t>> pending;  // (drive, bytes)
-    std::vector<std::pair<int32_t, int>> namespace_ids;    // (ID, uses), sorted by ID
-    std::vector<const Name*> volumes;  // keys of volumes_ concerning the node, any order
+    uint32_t id = 0;                                // its position in node_by_id_
+    List<std::pair<std::string, int64_t>> pending;  // (drive, bytes)
+    List<std::pair<int32_t, int>> namespace_ids;    // (ID, uses), sorted by ID
+    List<const Name*> volumes;  // keys of volumes_ concerning the node, any order
 
     bool empty() const {
       return members == 0 && pending.empty() && namespace_ids.empty() && volumes.empty();
     }
   };
-  using NodeMap = std::unordered_map<std::string, NodeTotals, Hash, std::equal_to<>>;
+  using NodeMap = std::unordered_map<std::string, NodeTotals, Hash, std::equal_to<>,
+                                     Alloc<std::pair<const std::string, NodeTotals>>>;
   using NodeRef = NodeMap::value_type*;  // stable: unordered_map never moves its elements
   // A node of the last Loads call: its totals as Loads returns them.
   struct Registered {
@@ -123,8 +132,8 @@ class VolumeIndex {
       std::string drive;
       int64_t bytes;
     };
-    boost::container::small_vector<Item, kInlineItems> items;
-    std::vector<Pending> pending;  // empty once every present member is reported
+    boost::container::small_vector<Item, kInlineItems, Alloc<Item>> items;
+    List<Pending> pending;  // empty once every present member is reported
     uint64_t resource_version_hash = 0;
     bool waiting = false;  // for placement
   };
@@ -142,10 +151,8 @@ class VolumeIndex {
   bool Register(const std::vector<std::string_view>& nodes) const;
 
   mutable std::mutex mu_;
-  // Keys and nodes in the slab pool (compress/slab_pool.h): made by the volume watch thread,
-  // they would otherwise lie among its short-lived allocations.
   std::unordered_map<Name, Contribution, common::compress::NameHash, common::compress::NameEqual,
-                     common::compress::SlabAllocator<std::pair<const Name, Contribution>>>
+                     Alloc<std::pair<const Name, Contribution>>>
       volumes_;    // guarded by mu_
   NodeMap nodes_;  // guarded by mu_
   // Every node of nodes_ by its id; null for an id free for reuse (also in free_node_ids_).

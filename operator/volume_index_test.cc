@@ -149,6 +149,33 @@ TEST_CASE("The volume index agrees with a full scan after random adds, updates a
   CHECK(index.node_count() == 0);  // nothing kept for nodes no volume refers to
 }
 
+TEST_CASE("The volume index keeps its names, entries and lists in the slab pool",
+          "[unit][volume_index]") {
+  if (!common::compress::SlabPool::kEnabled) {
+    WARN("skipped: built with AddressSanitizer, where SlabAllocator uses operator new");
+    return;
+  }
+  const size_t used0 = common::compress::SlabPool::GetStats().used_bytes;
+  std::mt19937 rng(7);
+  {
+    VolumeIndex index;
+    std::vector<std::string> names;
+    for (int i = 0; i < 200; ++i) {
+      // Names as the CSI shim gives them (40 characters: a slot of their own).
+      names.push_back("pvc-" + std::to_string(10000000 + i) + "-0000-4000-8000-000000000000");
+      auto v = RandomVolume(names.back(), rng);
+      index.Apply(names.back(), &v);
+    }
+    // Each volume: its entry and its name, besides the nodes' lists.
+    const size_t used = common::compress::SlabPool::GetStats().used_bytes - used0;
+    CAPTURE(used);
+    CHECK(used >= 200 * (48 + 128));
+    for (const std::string& name : names) index.Apply(name, nullptr);
+    CHECK(index.node_count() == 0);
+  }
+  CHECK(common::compress::SlabPool::GetStats().used_bytes == used0);  // every slot given back
+}
+
 TEST_CASE("The volume index tells which resourceVersion of a volume it applied last",
           "[unit][volume_index]") {
   VolumeIndex index;
