@@ -184,7 +184,7 @@ void OperatorMetrics::VolumeChanged(const std::string& name, const v1::MeshStorV
   if (it != summaries_->volumes.end()) {
     it->second = s;
   } else {
-    summaries_->volumes.emplace(common::compress::ToSlabString(name), s);
+    summaries_->volumes.emplace(common::compress::SharedName::Of(name), s);
   }
   if (!missing.empty()) summaries_->missing.emplace(name, std::move(missing));
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/api/v1alpha1/types.h"
+#include "common/compress/shared_name.h"
 #include "common/compress/slab_pool.h"
 #include "common/metrics/metrics.h"
 #include "common/status/status.h"
@@ -96,11 +97,12 @@ class OperatorMetrics {
   // object.
   struct Summaries {
     std::mutex mu;
-    // Names and nodes in the slab pool: made by the volume watch thread, they would otherwise
-    // lie among its short-lived allocations (compress/slab_pool.h).
-    std::map<common::compress::SlabString, VolumeSummary, common::compress::NameLess,
+    // Names (interned, shared with the informer's cache) and nodes in the slab pool: made by the
+    // volume watch thread, they would otherwise lie among its short-lived allocations
+    // (compress/slab_pool.h).
+    std::map<common::compress::SharedName, VolumeSummary, common::compress::NameLess,
              common::compress::SlabAllocator<
-                 std::pair<const common::compress::SlabString, VolumeSummary>>>
+                 std::pair<const common::compress::SharedName, VolumeSummary>>>
         volumes;  // guarded by mu
     // Only volumes with a member Missing or Faulty, usually none.
     std::map<std::string, std::vector<MissingMember>, std::less<>> missing;  // guarded by mu

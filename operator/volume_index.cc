@@ -197,7 +197,7 @@ void VolumeIndex::Apply(const std::string& name, const v1::MeshStorVolume* volum
     if (it != volumes_.end()) volumes_.erase(it);
     return;
   }
-  if (it == volumes_.end()) it = volumes_.try_emplace(common::compress::ToSlabString(name)).first;
+  if (it == volumes_.end()) it = volumes_.try_emplace(Name::Of(name)).first;
   // The key's address is what the per-node lists and waiting_ hold: it stays while the volume
   // is indexed (the entry is updated in place, never re-inserted).
   Add(&it->first, *volume, &it->second);
@@ -268,7 +268,7 @@ std::vector<std::string> VolumeIndex::VolumesConcerning(const std::string& node)
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::vector<std::string> out;
   out.reserve(names.size());
-  for (const Name* n : names) out.emplace_back(*n);
+  for (const Name* n : names) out.emplace_back(n->view());
   return out;
 }
 

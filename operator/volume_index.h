@@ -30,6 +30,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include "common/api/v1alpha1/types.h"
+#include "common/compress/shared_name.h"
 #include "common/compress/slab_pool.h"
 
 namespace meshstor_operator {
@@ -92,8 +93,8 @@ class VolumeIndex {
   using Alloc = common::compress::SlabAllocator<T>;
   template <class T>
   using List = std::vector<T, Alloc<T>>;
-  // A volume's name as volumes_ keeps it.
-  using Name = common::compress::SlabString;
+  // A volume's name as volumes_ keeps it: interned, shared with the informer's cache.
+  using Name = common::compress::SharedName;
   static constexpr uint32_t kNoSlot = UINT32_MAX;
   struct NodeTotals {
     int members = 0;

@@ -30,6 +30,7 @@
 #include "common/api/meta.h"
 #include "common/compress/blob_arena.h"
 #include "common/compress/dictionary_deflate.h"
+#include "common/compress/shared_name.h"
 #include "common/compress/slab_pool.h"
 #include "common/kube/client.h"
 #include "common/kube/resource.h"
@@ -245,16 +246,19 @@ class Informer final : public InformerBase {
 
     bool decodable() const { return obj || packed; }
   };
-  // The cache's key: an ObjectKey whose names (a volume's pvc-<uuid> is past std::string's 15
-  // inline characters) are in the slab pool with the map's nodes, not among a watch event's
-  // short-lived allocations (compress/slab_pool.h says why that matters).
+  // The cache's key: an ObjectKey whose names are interned (compress/shared_name.h), in the slab
+  // pool with the map's nodes rather than among a watch event's short-lived allocations
+  // (compress/slab_pool.h), and shared with other long-lived maps that keep the same names.
   struct CacheKey {
-    compress::SlabString namespace_;
-    compress::SlabString name;
+    compress::SharedName namespace_;
+    compress::SharedName name;
 
     explicit CacheKey(const ObjectKey& k)
-        : namespace_(compress::ToSlabString(k.namespace_)), name(compress::ToSlabString(k.name)) {}
-    ObjectKey ToObjectKey() const { return ObjectKey{std::string(namespace_), std::string(name)}; }
+        : namespace_(compress::SharedName::Of(k.namespace_)),
+          name(compress::SharedName::Of(k.name)) {}
+    ObjectKey ToObjectKey() const {
+      return ObjectKey{std::string(namespace_.view()), std::string(name.view())};
+    }
   };
   // Orders CacheKeys as ObjectKeys are ordered, and finds one by an ObjectKey.
   struct CacheKeyLess {
