@@ -28,6 +28,7 @@ std::string Hostname() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  meshstor_operator::FixMmapThreshold();
   using common::log::Root;
   common::app::CommonOptions common_options;
   bool leader_elect = true;

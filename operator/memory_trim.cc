@@ -52,4 +52,12 @@ TrimResult TrimHeap() {
   return r;
 }
 
+bool FixMmapThreshold() {
+#if defined(__SANITIZE_ADDRESS__)
+  return false;
+#else
+  return mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1;
+#endif
+}
+
 }  // namespace meshstor_operator

@@ -54,6 +54,14 @@ struct TrimResult {
 // malloc_trim(0): every arena's free pages back to the kernel; the resident size around it.
 TrimResult TrimHeap();
 
+// Fixes glibc's mmap threshold at 128 KiB (mallopt M_MMAP_THRESHOLD), so that every allocation
+// of 128 KiB or more (a list response, a /metrics exposition, a vector of 10000 samples) is
+// mapped on its own and unmapped when freed. By default glibc raises the threshold to the size of
+// each mmapped chunk freed (up to 32 MiB), after which such buffers come from the arena of the
+// thread that made them and stay resident there. Call once, first thing in main. False when
+// glibc refused (or under AddressSanitizer, whose allocator is not glibc's).
+bool FixMmapThreshold();
+
 // This process's resident bytes, or -1.
 long ResidentBytes();
 

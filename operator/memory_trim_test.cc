@@ -1,5 +1,7 @@
 #include "operator/memory_trim.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <vector>
 
@@ -69,6 +71,26 @@ TEST_CASE("TrimHeap returns the free pages between live chunks to the kernel", "
   CHECK(r.heap_free > 32u * 1024 * 1024);  // what lay free in the heap when it trimmed
   CHECK(ResidentBytes() < before - 32L * 1024 * 1024);
   for (char* c : chunks) std::free(c);
+}
+
+TEST_CASE("FixMmapThreshold keeps large buffers mapped on their own after one was freed",
+          "[unit][memory]") {
+#if defined(__SANITIZE_ADDRESS__)
+  WARN("skipped: built with AddressSanitizer, whose allocator is not glibc's");
+  return;
+#endif
+  REQUIRE(FixMmapThreshold());
+  // A 1 MiB buffer freed: glibc's default would now serve anything under 1 MiB from the arena.
+  void* big = std::malloc(1024 * 1024);
+  REQUIRE(big != nullptr);
+  std::free(big);
+  const size_t mapped_before = mallinfo2().hblkhd;
+  char* buffer = static_cast<char*>(std::malloc(200 * 1024));
+  REQUIRE(buffer != nullptr);
+  buffer[0] = 1;
+  CHECK(mallinfo2().hblkhd - mapped_before >= 200u * 1024);  // mapped on its own
+  std::free(buffer);
+  CHECK(mallinfo2().hblkhd == mapped_before);  // and unmapped when freed
 }
 
 }  // namespace
