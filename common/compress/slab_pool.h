@@ -1,6 +1,6 @@
 // SlabPool and SlabAllocator: small long-lived allocations (a cache's map nodes and the names in
-// its keys) in slabs of their own (mmap), one free list per 16-byte size class, instead of
-// glibc's arena of the thread that made them.
+// its keys, see shared_name.h) in slabs of their own (mmap), one free list per 16-byte size class,
+// instead of glibc's arena of the thread that made them.
 //
 // Why: a long-lived cache entry is made by a watch thread in the middle of that event's hundreds
 // of short-lived allocations (decoded objects, JSON text, copies). glibc places it wherever the
@@ -86,14 +86,8 @@ struct SlabAllocator {
   }
 };
 
-// A string whose heap part (past the 15 characters std::string keeps inline) is in the pool: for
-// names kept as keys of long-lived maps.
-using SlabString = std::basic_string<char, std::char_traits<char>, SlabAllocator<char>>;
-
-inline SlabString ToSlabString(std::string_view s) { return SlabString(s.data(), s.size()); }
-
-// Transparent comparison and hashing of SlabString and std::string keys through string_view, for
-// heterogeneous lookup (find(std::string) in a map keyed by SlabString).
+// Transparent comparison and hashing of name keys (SharedName, std::string) through string_view,
+// for heterogeneous lookup (find(std::string) in a map keyed by SharedName).
 struct NameLess {
   using is_transparent = void;
   bool operator()(std::string_view a, std::string_view b) const { return a < b; }

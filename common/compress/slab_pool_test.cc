@@ -15,6 +15,10 @@
 namespace common::compress {
 namespace {
 
+// A string whose heap part (past the 15 characters std::string keeps inline) is in the pool.
+using SlabString = std::basic_string<char, std::char_traits<char>, SlabAllocator<char>>;
+SlabString ToSlabString(std::string_view s) { return SlabString(s.data(), s.size()); }
+
 TEST_CASE("SlabPool hands out aligned, distinct slots and reuses freed ones", "[unit][compress]") {
   if (!SlabPool::kEnabled) {
     WARN("skipped: built with AddressSanitizer, where SlabAllocator uses operator new");
