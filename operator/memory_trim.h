@@ -54,12 +54,13 @@ struct TrimResult {
 // malloc_trim(0): every arena's free pages back to the kernel; the resident size around it.
 TrimResult TrimHeap();
 
-// Fixes glibc's mmap threshold at 128 KiB (mallopt M_MMAP_THRESHOLD), so that every allocation
-// of 128 KiB or more (a list response, a /metrics exposition, a vector of 10000 samples) is
-// mapped on its own and unmapped when freed. By default glibc raises the threshold to the size of
-// each mmapped chunk freed (up to 32 MiB), after which such buffers come from the arena of the
-// thread that made them and stay resident there. Call once, first thing in main. False when
-// glibc refused (or under AddressSanitizer, whose allocator is not glibc's).
+// Fixes glibc's mmap threshold at 128 KiB (mallopt M_MMAP_THRESHOLD; the trim threshold stays at
+// its 128 KiB default too). By default glibc raises the threshold to the size of each mmapped
+// chunk freed (up to 32 MiB): after one list response or /metrics exposition of a few MiB, every
+// later buffer under that size that no free chunk can hold grows the heap of the thread's arena,
+// where it stays resident behind the small objects made after it. Fixed, such a buffer is mapped
+// on its own and unmapped when freed. Call once, first thing in main. False when glibc refused
+// (or under AddressSanitizer, whose allocator is not glibc's).
 bool FixMmapThreshold();
 
 // This process's resident bytes, or -1.

@@ -80,15 +80,16 @@ TEST_CASE("FixMmapThreshold keeps large buffers mapped on their own after one wa
   return;
 #endif
   REQUIRE(FixMmapThreshold());
-  // A 1 MiB buffer freed: glibc's default would now serve anything under 1 MiB from the arena.
-  void* big = std::malloc(1024 * 1024);
+  // A 16 MiB buffer freed: glibc's default would now serve anything under 16 MiB from the arena
+  // (8 MiB: larger than any free chunk the other tests leave, so only the threshold decides).
+  void* big = std::malloc(16 * 1024 * 1024);
   REQUIRE(big != nullptr);
   std::free(big);
   const size_t mapped_before = mallinfo2().hblkhd;
-  char* buffer = static_cast<char*>(std::malloc(200 * 1024));
+  char* buffer = static_cast<char*>(std::malloc(8 * 1024 * 1024));
   REQUIRE(buffer != nullptr);
   buffer[0] = 1;
-  CHECK(mallinfo2().hblkhd - mapped_before >= 200u * 1024);  // mapped on its own
+  CHECK(mallinfo2().hblkhd - mapped_before >= 8u * 1024 * 1024);  // mapped on its own
   std::free(buffer);
   CHECK(mallinfo2().hblkhd == mapped_before);  // and unmapped when freed
 }

@@ -20,7 +20,7 @@
 #pragma once
 
 #include <cstddef>
-#include <new>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -53,7 +53,7 @@ class SlabPool {
 };
 
 // A std allocator over SlabPool: single objects and short arrays of at most kMaxBytes from the
-// pool, anything larger (or over-aligned) from operator new. Stateless: all instances are equal.
+// pool, anything larger (or over-aligned) from std::allocator. Stateless: all instances are equal.
 template <class T>
 struct SlabAllocator {
   using value_type = T;
@@ -64,13 +64,13 @@ struct SlabAllocator {
 
   T* allocate(size_t n) {
     if (Pooled(n)) return static_cast<T*>(SlabPool::Allocate(n * sizeof(T)));
-    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{alignof(T)}));
+    return std::allocator<T>().allocate(n);
   }
   void deallocate(T* p, size_t n) noexcept {
     if (Pooled(n)) {
       SlabPool::Deallocate(p, n * sizeof(T));
     } else {
-      ::operator delete (p, n * sizeof(T), std::align_val_t{alignof(T)});
+      std::allocator<T>().deallocate(p, n);
     }
   }
 
