@@ -383,8 +383,7 @@ class Informer final : public InformerBase {
         ObjectKey key = KeyOf(raw.metadata);
         auto old = cache_.find(key);
         if (old != cache_.end() && old->second.resource_version == raw.metadata.resource_version) {
-          next.emplace(CacheKey(key), std::move(old->second));  // unchanged
-          cache_.erase(old);
+          next.insert(cache_.extract(old));  // unchanged: the node moves as it is
           continue;
         }
         Ptr decoded;

@@ -2,6 +2,7 @@
 // modes: decoded objects, and compressed JSON decoded on every read.
 #include "common/kube/informer.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -269,6 +270,52 @@ TEST_CASE("A compressed Informer keeps its bytes in an arena that it compacts as
   CHECK(last.key.name == "v002");
   REQUIRE(last.old_obj != nullptr);
   CHECK(*last.old_obj == object(2, 5));
+}
+
+TEST_CASE("A relist after 410 keeps unchanged entries as they are and tells only the changes",
+          "[unit][kube]") {
+  for (const bool compressed : {false, true}) {
+    INFO("compressed " << compressed);
+    Fixture f(compressed);
+    f.transport.items = {Sent(Volume("v1", "1", "n1")), Sent(Volume("v2", "1", "n1")),
+                         Sent(Volume("v3", "1", "n1"))};
+    f.informer->Start();
+    REQUIRE(f.informer->WaitForSync(5s));
+    REQUIRE(f.WaitForChanges(3));
+    // The next list: v1 unchanged, v2 in a new version, v3 gone, v4 new. (Every watch replays
+    // the 410, so the informer relists again and again; the later lists change nothing.)
+    f.transport.items = {Sent(Volume("v1", "1", "n1")), Sent(Volume("v2", "2", "n2")),
+                         Sent(Volume("v4", "2", "n1"))};
+    f.transport.list_rv = "20";
+    f.transport.Push("ERROR",
+                     R"({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Expired",)"
+                     R"("message":"too old resource version","code":410})");
+    REQUIRE(f.WaitForChanges(6));
+    for (int i = 0; i < 100 && f.informer->RelistCount() < 3; ++i)
+      std::this_thread::sleep_for(10ms);
+    CHECK(f.informer->RelistCount() >= 3);
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      REQUIRE(f.changes.size() == 6);
+      std::vector<std::string> told;
+      for (size_t i = 3; i < 6; ++i) {
+        const auto& c = f.changes[i];
+        told.push_back(c.key.name + (c.old_obj ? " old" : "") + (c.new_obj ? " new" : ""));
+      }
+      std::sort(told.begin(), told.end());
+      CHECK(told == std::vector<std::string>{"v2 old new", "v3 old", "v4 new"});
+    }
+    auto v1 = f.informer->Get({"", "v1"});
+    REQUIRE(v1.ok());
+    CHECK(**v1 == Volume("v1", "1", "n1"));
+    auto v2 = f.informer->Get({"", "v2"});
+    REQUIRE(v2.ok());
+    CHECK((*v2)->spec.consumer_node == "n2");
+    CHECK(f.informer->Get({"", "v3"}).status().code() == StatusCode::kNotFound);
+    std::vector<std::string> keys;
+    for (const ObjectKey& k : f.informer->Keys()) keys.push_back(k.name);
+    CHECK(keys == std::vector<std::string>{"v1", "v2", "v4"});
+  }
 }
 
 TEST_CASE("An Informer keeps its cache's keys and nodes in the slab pool", "[unit][kube]") {
