@@ -81,10 +81,6 @@ class VolumeIndex {
   size_t node_count() const;
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
   // Everything the index keeps is made by the volume watch thread's handler, among that event's
   // short-lived allocations; in the slab pool it does not pin that thread's arena
   // (compress/slab_pool.h): names, map nodes, and the per-node and per-volume lists (a list
@@ -109,7 +105,8 @@ class VolumeIndex {
       return members == 0 && pending.empty() && namespace_ids.empty() && volumes.empty();
     }
   };
-  using NodeMap = std::unordered_map<std::string, NodeTotals, Hash, std::equal_to<>,
+  using NodeMap = std::unordered_map<std::string, NodeTotals, common::compress::NameHash,
+                                     common::compress::NameEqual,
                                      Alloc<std::pair<const std::string, NodeTotals>>>;
   using NodeRef = NodeMap::value_type*;  // stable: unordered_map never moves its elements
   // A node of the last Loads call: its totals as Loads returns them.

@@ -14,7 +14,9 @@
 
 #include <atomic>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -53,6 +55,21 @@ class SharedName {
   void Release() noexcept;
 
   Rep* rep_ = nullptr;
+};
+
+// Transparent comparison and hashing of name keys (SharedName, std::string) through string_view,
+// for heterogeneous lookup (find(std::string) in a map keyed by SharedName).
+struct NameLess {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a < b; }
+};
+struct NameHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+struct NameEqual {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
 };
 
 }  // namespace common::compress

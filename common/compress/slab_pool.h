@@ -21,8 +21,6 @@
 
 #include <cstddef>
 #include <memory>
-#include <string>
-#include <string_view>
 
 namespace common::compress {
 
@@ -84,21 +82,6 @@ struct SlabAllocator {
     return SlabPool::kEnabled && alignof(T) <= SlabPool::kAlign && n <= SlabPool::kMaxBytes &&
            n * sizeof(T) <= SlabPool::kMaxBytes;
   }
-};
-
-// Transparent comparison and hashing of name keys (SharedName, std::string) through string_view,
-// for heterogeneous lookup (find(std::string) in a map keyed by SharedName).
-struct NameLess {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a < b; }
-};
-struct NameHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-struct NameEqual {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
 };
 
 }  // namespace common::compress

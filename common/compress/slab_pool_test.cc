@@ -12,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/compress/shared_name.h"  // NameLess, NameHash, NameEqual
+
 namespace common::compress {
 namespace {
 
