@@ -204,11 +204,14 @@ void Agent::Run() {
         }
         return true;
       };
+      // Live before the first wait: what is pending when the wait is armed counts as an event.
       if (uevents_ != nullptr && watch(uevents_->ReadyFd(), uevent_fd_, "uevents")) {
+        uevents_live_ = true;
         WatchUevents();
       }
       if (md_events_ != nullptr &&
           watch(md_events_->ReadyDescriptor().fd, md_event_fd_, "md events")) {
+        md_events_live_ = true;
         WatchMdEvents();
       }
     });
@@ -274,6 +277,7 @@ void Agent::WatchUevents() {
       boost::asio::bind_executor(events_strand_, [this](const boost::system::error_code& ec) {
         if (ec == boost::asio::error::operation_aborted) return;
         if (ec) {
+          uevents_live_ = false;
           common::log::Root().Error(common::Status(StatusCode::kInternal, ec.message()),
                                     "Uevents stopped; relying on the periodic pass");
           return;
@@ -284,6 +288,7 @@ void Agent::WatchUevents() {
   for (;;) {
     auto event = uevents_->Next(std::chrono::milliseconds(0));
     if (!event.ok()) {
+      uevents_live_ = false;
       common::log::Root().Error(event.status(), "Uevents stopped; relying on the periodic pass");
       uevent_fd_->cancel();
       break;
@@ -291,7 +296,10 @@ void Agent::WatchUevents() {
     if (!event->has_value()) break;
     any = true;
   }
-  if (any) Wake();
+  if (any) {
+    kernel_event_ = true;
+    Wake();
+  }
 }
 
 // An MD event (a member marked faulty or removed, above all) wakes the pass at once, so the
@@ -306,6 +314,7 @@ void Agent::WatchMdEvents() {
       wait, boost::asio::bind_executor(events_strand_, [this](const boost::system::error_code& ec) {
         if (ec == boost::asio::error::operation_aborted) return;
         if (ec) {
+          md_events_live_ = false;
           common::log::Root().Error(common::Status(StatusCode::kInternal, ec.message()),
                                     "MD events stopped; relying on uevents and the periodic pass");
           return;
@@ -314,12 +323,16 @@ void Agent::WatchMdEvents() {
       }));
   auto event = md_events_->Wait(std::chrono::milliseconds(0));
   if (!event.ok()) {
+    md_events_live_ = false;
     common::log::Root().Error(event.status(),
                               "MD events stopped; relying on uevents and the periodic pass");
     md_event_fd_->cancel();
     return;
   }
-  if (*event) Wake();
+  if (*event) {
+    kernel_event_ = true;
+    Wake();
+  }
 }
 
 common::Status Agent::Pass() {
@@ -395,10 +408,17 @@ common::Status Agent::Pass() {
   }
 
   // A member's exit from an array goes into the CR first, before any step that may wait on the
-  // network (docs/design.md §6.1).
-  for (const auto& v : volumes) {
-    if (auto in_sync = reconciler_.ObserveInSync(v, peers)) {
-      note(WriteOutcome(v, *in_sync));
+  // network (docs/design.md §6.1). MD takes a member out only with an MD event, and a member's
+  // device goes only with a uevent: when both sources are waited on and neither spoke since the
+  // last pass began, there is no exit to hurry, and each volume's reconcile below records MD's
+  // in-sync set as well (an idle consumer reads each array and member device once, not twice).
+  // Taken at the start: an event during this pass makes the next one observe.
+  const bool observe = kernel_event_.exchange(false) || !uevents_live_ || !md_events_live_;
+  if (observe) {
+    for (const auto& v : volumes) {
+      if (auto in_sync = reconciler_.ObserveInSync(v, peers)) {
+        note(WriteOutcome(v, *in_sync));
+      }
     }
   }
   for (const auto& v : volumes) {

@@ -182,6 +182,12 @@ class Agent {
   std::optional<boost::asio::posix::stream_descriptor> uevent_fd_;  // dup of ReadyFd()
   std::optional<boost::asio::posix::stream_descriptor> md_event_fd_;
   std::atomic<bool> wake_pending_{false};  // a pass is posted and has not begun
+  // What ObserveInSync reads (MD's arrays, the members' devices) changes only with an MD event or
+  // a uevent. kernel_event_: one came since the last pass began (or no pass ran yet). The *_live_
+  // flags: the source is waited on; until both are, every pass observes.
+  std::atomic<bool> kernel_event_{true};
+  std::atomic<bool> uevents_live_{false};
+  std::atomic<bool> md_events_live_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> passes_{0};
   std::atomic<int64_t> volumes_examined_{0};

@@ -274,9 +274,12 @@ TEST_CASE("A pass reads each drive's partition table once, however many volumes 
 }
 
 // Six RAID1 volumes consumed on a with members on a and b, all Synced; b's nvmet and a's MD
-// count the calls that reach them.
+// count the calls that reach them. With `a_events`, a's agent has (fake) uevent and MD event
+// sources, waited on once a test calls its Run().
 struct SixVolumesOnTwoNodes {
   static constexpr int kVolumes = 6;
+  sys::FakeUeventSource a_uevents;
+  sys::FakeMdEventSource a_md_events;
   ApiFixture api;
   sim::SimCluster cluster;
   common::metrics::Registry registry;
@@ -285,7 +288,7 @@ struct SixVolumesOnTwoNodes {
   std::optional<testing::CountingMd> a_md;
   std::vector<std::unique_ptr<Agent>> agents;  // a, b
 
-  SixVolumesOnTwoNodes() {
+  explicit SixVolumesOnTwoNodes(bool a_events = false) {
     for (const char* n : {"a", "b"}) cluster.AddNode(n).AddDrive("nvme0n1", 64ull << 30);
     const Peers addresses = cluster.PeersView();
     auto registered = AgentMetrics::Register(registry, /*simulated=*/true);
@@ -303,9 +306,10 @@ struct SixVolumesOnTwoNodes {
       config.settings.address = addresses.at(n).address;
       config.simulated = true;
       config.resync = std::chrono::hours(1);  // passes here, from the test
-      agents.push_back(
-          std::make_unique<Agent>(*api.client, std::string(n) == "a" ? a_kernel : b_kernel, nullptr,
-                                  config, common::time::RealClock::Get(), metrics.get()));
+      const bool a = std::string(n) == "a";
+      agents.push_back(std::make_unique<Agent>(
+          *api.client, a ? a_kernel : b_kernel, a && a_events ? &a_uevents : nullptr, config,
+          common::time::RealClock::Get(), metrics.get(), a && a_events ? &a_md_events : nullptr));
       REQUIRE(agents.back()->Start().ok());
       REQUIRE(agents.back()->WaitForSync(std::chrono::seconds(10)));
     }
@@ -369,6 +373,42 @@ TEST_CASE("A consumer's idle pass reads each array twice: reports reuse what the
                Catch::Contains(fmt::format(
                    "meshstor_agent_array_degraded_devices{{node=\"a\",volume=\"pvc-{}\"}} 0", i)));
   }
+}
+
+TEST_CASE("An idle consumer observes the in-sync sets again only after a kernel event",
+          "[unit][agent][api]") {
+  // ObserveInSync hurries a member's exit into the CR (docs/design.md §6.1); MD takes a member
+  // out only with an MD event and a device goes only with a uevent. A pass woken by neither
+  // (the API, the timer) reads each array once: in its reconcile, which records the set too.
+  SixVolumesOnTwoNodes f(/*a_events=*/true);
+  Agent& a = *f.agents[0];
+  const int64_t started = a.passes();
+  a.Run();
+  REQUIRE(WaitForPasses(a, started + 1));          // the first pass observes: no pass did yet
+  std::this_thread::sleep_for(milliseconds(500));  // the loop's first events settle
+  // The array reads of the one pass that `trigger` causes.
+  auto reads_of_pass = [&](const std::function<void()>& trigger) {
+    const int64_t before = a.passes();
+    const int reads = f.a_md->reads;
+    trigger();
+    REQUIRE(WaitForPasses(a, before + 1));
+    std::this_thread::sleep_for(milliseconds(200));
+    CHECK(a.passes() == before + 1);  // idle: no pass wakes another
+    return f.a_md->reads - reads;
+  };
+  CHECK(reads_of_pass([&] { a.Wake(); }) == f.kVolumes);  // 2 per array before
+  CHECK(reads_of_pass([&] { f.a_md_events.Notify(); }) == 2 * f.kVolumes);
+  CHECK(reads_of_pass([&] { a.Wake(); }) == f.kVolumes);
+  CHECK(reads_of_pass([&] {
+          f.a_uevents.Push(
+              {.action = "remove", .devpath = "/devices/x/nvme1n1", .subsystem = "block"});
+        }) == 2 * f.kVolumes);
+  // An MD event source that broke cannot tell of exits any more: every pass observes.
+  f.a_md_events.FailNext(common::Status(common::StatusCode::kInternal, "poll broke"));
+  f.a_md_events.Notify();
+  std::this_thread::sleep_for(milliseconds(500));
+  CHECK(reads_of_pass([&] { a.Wake(); }) == 2 * f.kVolumes);
+  CHECK(reads_of_pass([&] { a.Wake(); }) == 2 * f.kVolumes);
 }
 
 TEST_CASE("An MD event wakes the agent's pass at once", "[unit][agent][api]") {
