@@ -1612,15 +1612,17 @@ class FaultRun:
         self.ip = {}
 
     # --- set-up
-    def boot(self, mem=None):
+    def boot(self, mem=None, resync="2s"):
         """The control plane on the host and A, B, C running the agent; returns when the three
-        agents published their drives. `mem`: MiB per VM by node name (default 768)."""
+        agents published their drives. `mem`: MiB per VM by node name (default 768); `resync`:
+        the agents' --resync (2 s: the scenarios do not wait for the default 10 s)."""
         lab = self.lab
         lab.network(["A", "B", "C"])
         self.cp = ControlPlane(lab, self.args, self.VOL, nodes=("lab-a", "lab-b", "lab-c"),
                                operator=True)
         env = {"LAB_api_port": str(API_PORT), "LAB_volume": self.VOL,
-               "LAB_node_token": NODE_TOKEN, "LAB_controller_token": CONTROLLER_TOKEN}
+               "LAB_node_token": NODE_TOKEN, "LAB_controller_token": CONTROLLER_TOKEN,
+               "LAB_resync": resync}
         for i, n in enumerate(("A", "B", "C")):
             self.ip[n] = "%s.%d" % (NET_PREFIX, i + 1)
             lab.node(n, drives=2, mem=(mem or {}).get(n, 768), ip=self.ip[n],
@@ -2584,7 +2586,10 @@ def scenario_agent_rss(lab, args):
     # drives: zeroed with write-zeroes, so the images stay small
     lab.disk_size = max(lab.disk_size, 28 << 30)
     f = FaultRun(lab, args, "agent-rss")
-    f.boot(mem={"A": 2048})  # 100 XFS mounts
+    # 100 XFS mounts; MESHSTOR_BENCH_AGENT_RESYNC=10s measures the idle minute at the default
+    resync = os.environ.get("MESHSTOR_BENCH_AGENT_RESYNC", "2s")
+    say("agent-rss: %d volumes, the agents' --resync %s" % (count, resync))
+    f.boot(mem={"A": 2048}, resync=resync)
     nodes = ("A", "B", "C")
     names = ["rss-%03d" % i for i in range(count)]
     path = lambda name: ControlPlane.BASE + "/meshstorvolumes/" + name  # noqa: E731

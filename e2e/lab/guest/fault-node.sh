@@ -15,7 +15,7 @@ mkdir -p /var/lib/meshstor/staging /run/lab/cmd
 cat >/run/lab/start-agent.sh <<EOT
 #!/bin/sh
 meshstor-agent --kubeconfig /run/lab/kubeconfig --node-name "$ME" --address "${LAB_ip%/*}" \\
-  --metrics-address :9810 --resync 2s >>/run/lab/agent.log 2>&1 &
+  --metrics-address :9810 --resync "${LAB_resync:-2s}" >>/run/lab/agent.log 2>&1 &
 echo \$! >/run/lab/agent.pid
 EOT
 chmod +x /run/lab/start-agent.sh
