@@ -357,16 +357,24 @@ class VM:
     def qemu_cmd(self):
         accel = self.lab.accel
         cmd = ["qemu-system-x86_64", "-name", self.name]
+        smp = "1"
         if accel == "kvm":
             cmd += ["-accel", "kvm", "-cpu", "host"]
         else:
             # a 1 GiB translation cache (allocated as used): the k8s scenario runs large Go binaries
             # (kubelet, containerd, the CSI sidecars); a full cache is flushed and retranslated
             cmd += ["-accel", "tcg,tb-size=1024", "-cpu", "max"]
+            # TCG translates the guest's memory barriers only when the machine may have more than
+            # one vCPU. Without them the guest's NVMe driver and qemu's emulated drive (another
+            # host thread) lose shadow-doorbell updates: under a burst of commands (a partition's
+            # write-zeroes, 512 KiB each) the drive stops fetching them, the guest times out,
+            # resets and finally disables its own drive. A second possible vCPU, never started,
+            # turns the barriers on.
+            smp = "1,maxcpus=2"
         append = "console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off lab.node=" + self.name
         if self.append:
             append += " " + self.append
-        cmd += ["-machine", "pc", "-smp", "1", "-m", str(self.mem), "-nographic", "-no-reboot",
+        cmd += ["-machine", "pc", "-smp", smp, "-m", str(self.mem), "-nographic", "-no-reboot",
                 "-kernel", self.lab.vmlinux, "-initrd", self.initrd, "-append", append,
                 "-device", "virtio-rng-pci"]
         for i, d in enumerate(self.drives):
