@@ -70,6 +70,10 @@ void EventRecorder::Loop() {
   }
 }
 
+std::string EventRecorder::SeriesState::EventName() const {
+  return fmt::format("{}.{:x}", object.view(), suffix);
+}
+
 void EventRecorder::Send(const Pending& p) {
   const std::string ns =
       p.regarding.namespace_.empty() ? options_.default_namespace : p.regarding.namespace_;
@@ -100,7 +104,8 @@ void EventRecorder::Send(const Pending& p) {
     series_order_.splice(series_order_.end(), series_order_, s.order);
     std::string patch = fmt::format(R"({{"series":{{"count":{},"lastObservedTime":"{}"}}}})",
                                     s.count, api::FormatMicroTime(p.time));
-    Result<std::string> r = client_.MergePatch(Events(), ObjectKey{s.ns, s.name}, patch);
+    Result<std::string> r =
+        client_.MergePatch(Events(), ObjectKey{std::string(s.ns.view()), s.EventName()}, patch);
     if (r.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       ++sent_;
@@ -115,8 +120,13 @@ void EventRecorder::Send(const Pending& p) {
   api::Event e;
   // Like client-go: <object name>.<unique hex>.
   static thread_local std::mt19937_64 rng(std::random_device{}());
-  e.metadata.name =
-      fmt::format("{}.{:x}", p.regarding.name.empty() ? "event" : p.regarding.name, rng());
+  SeriesState state{compress::SharedName::Of(ns),
+                    compress::SharedName::Of(p.regarding.name.empty() ? "event" : p.regarding.name),
+                    rng(),
+                    1,
+                    steady_now,
+                    series_order_.end()};
+  e.metadata.name = state.EventName();
   e.metadata.namespace_ = ns;
   e.event_time = p.time;
   e.reporting_controller = options_.reporting_controller;
@@ -133,8 +143,7 @@ void EventRecorder::Send(const Pending& p) {
     ++dropped_;
     return;
   }
-  auto [added, inserted] = series_.insert_or_assign(
-      series_key, SeriesState{ns, e.metadata.name, 1, steady_now, series_order_.end()});
+  auto [added, inserted] = series_.insert_or_assign(series_key, std::move(state));
   if (!inserted) series_order_.erase(added->second.order);
   series_order_.push_back(series_key);
   added->second.order = std::prev(series_order_.end());

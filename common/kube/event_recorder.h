@@ -26,6 +26,8 @@
 #include <thread>
 
 #include "common/api/core.h"
+#include "common/compress/shared_name.h"
+#include "common/compress/slab_pool.h"
 #include "common/kube/client.h"
 #include "common/time/clock.h"
 
@@ -79,11 +81,21 @@ class EventRecorder {
     uint64_t std;
     auto operator<=>(const SeriesKey&) const = default;
   };
+  // The series are kept for series_window (10 minutes), one per volume and reason: long-lived
+  // small entries. They live in the slab pool, and the Event's name ("<object>.<hex>") is kept
+  // as the object's interned name and the number, not as a string of its own. As strings they
+  // were allocated from whichever arena the sender thread's cache handed back (often the
+  // volume watch's), and ~3000 of them there kept ~2.5 MiB of free heap from being returned.
+  using SeriesOrder = std::list<SeriesKey, compress::SlabAllocator<SeriesKey>>;
   struct SeriesState {
-    std::string ns, name;  // the Event object
+    compress::SharedName ns;      // the Event's namespace
+    compress::SharedName object;  // the Event's name is "<object>.<suffix in hex>"
+    uint64_t suffix = 0;
     int32_t count = 1;
     std::chrono::steady_clock::time_point last;
-    std::list<SeriesKey>::iterator order;  // its key in series_order_
+    SeriesOrder::iterator order;  // its key in series_order_
+
+    std::string EventName() const;
   };
 
   void Loop();
@@ -100,8 +112,10 @@ class EventRecorder {
   uint64_t sent_ = 0;
   // Touched only by the sender thread: the series by key, and their keys from the least to the
   // most recently continued, so expired ones are dropped from the front.
-  std::map<SeriesKey, SeriesState> series_;
-  std::list<SeriesKey> series_order_;
+  std::map<SeriesKey, SeriesState, std::less<>,
+           compress::SlabAllocator<std::pair<const SeriesKey, SeriesState>>>
+      series_;
+  SeriesOrder series_order_;
   std::atomic<uint64_t> series_examined_{0};
   std::atomic<size_t> series_size_{0};
   std::thread thread_;
