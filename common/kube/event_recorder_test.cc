@@ -109,6 +109,13 @@ TEST_CASE("EventRecorder continues a series within its window and starts anew af
     recorder.Stop();
   }
   CHECK(transport.methods() == std::vector<std::string>{"POST", "POST", "PATCH"});
+  // The patch goes to the Event the series created (whose name the series keeps as the object's
+  // interned name and a number).
+  const auto created = transport.created();
+  REQUIRE(created.size() == 2);
+  CHECK(created[0].rfind("pvc-1.", 0) == 0);
+  CHECK(created[1].rfind("pvc-2.", 0) == 0);
+  CHECK(transport.paths()[2] == "/apis/events.k8s.io/v1/namespaces/default/events/" + created[0]);
 
   EventRecorder recorder(client, clock, {.reporting_controller = "test"});
   recorder.Record(Volume(1), "Normal", "Placed", "Place", "placed");
@@ -189,28 +196,6 @@ TEST_CASE("EventRecorder keeps a fixed-size key per series, not the note", "[uni
     // key itself (~1.05 KiB, the note) it was ~1.3 KiB, with the key twice over 2.1 KiB.
     CHECK(per_series < 400);
   }
-}
-
-// A series continues the Event it created: the patch goes to that Event's name, which the
-// series keeps as the object's interned name and a number.
-TEST_CASE("EventRecorder patches the Event its series created", "[unit][kube]") {
-  EventsTransport transport;
-  Client client(transport, std::chrono::seconds(5));
-  time::FakeClock clock;
-  EventRecorder recorder(client, clock, {.reporting_controller = "test"});
-  recorder.Record(Volume(1), "Normal", "Placed", "Place", "placed");
-  recorder.Record(Volume(2), "Normal", "Placed", "Place", "placed");
-  recorder.Record(Volume(1), "Normal", "Placed", "Place", "placed");
-  recorder.Record(Volume(2), "Normal", "Placed", "Place", "placed");
-  recorder.Stop();
-  REQUIRE(transport.methods() == std::vector<std::string>{"POST", "POST", "PATCH", "PATCH"});
-  const auto created = transport.created();
-  REQUIRE(created.size() == 2);
-  CHECK(created[0].rfind("pvc-1.", 0) == 0);
-  CHECK(created[1].rfind("pvc-2.", 0) == 0);
-  const auto paths = transport.paths();
-  CHECK(paths[2] == "/apis/events.k8s.io/v1/namespaces/default/events/" + created[0]);
-  CHECK(paths[3] == "/apis/events.k8s.io/v1/namespaces/default/events/" + created[1]);
 }
 
 // The series live 10 minutes, one per volume and reason: in the heap, between what the threads
