@@ -296,6 +296,9 @@ class FailpointKernel::Md final : public sys::Md {
     return in_.GetArray(n);
   }
   common::Result<std::vector<sys::MdArrayState>> ListArrays() override { return in_.ListArrays(); }
+  common::Result<std::vector<std::string>> ListArrayNames() override {
+    return in_.ListArrayNames();
+  }
   common::Result<sys::MdSuperblock> Examine(std::string_view d) override { return in_.Examine(d); }
   common::Status ZeroSuperblock(std::string_view d, std::string_view uuid) override {
     MESHSTOR_FAILPOINT("md-zero-superblock", in_.ZeroSuperblock(d, uuid));

@@ -1,16 +1,20 @@
 #include "agent/md_cache.h"
 
+#include <algorithm>
+
 namespace agent {
 
 void PassCachedMd::BeginPass() {
   std::lock_guard lock(mu_);
   read_.clear();
+  running_.reset();
   ++generation_;
 }
 
 common::Status PassCachedMd::Forget(std::string_view name, common::Status status) {
   std::lock_guard lock(mu_);
   ++generation_;
+  running_.reset();  // any change may start or stop an array
   if (name.empty()) {
     read_.clear();
   } else if (auto it = read_.find(name); it != read_.end()) {
@@ -23,17 +27,43 @@ common::Result<sys::MdArrayState> PassCachedMd::GetArray(std::string_view name) 
   uint64_t generation;
   {
     std::lock_guard lock(mu_);
+    if (running_ && !std::binary_search(running_->begin(), running_->end(), name, std::less<>())) {
+      return common::NotFoundError("MD array {}: not running", name);
+    }
     generation = generation_;
   }
   auto array = inner_.GetArray(name);
-  std::lock_guard lock(mu_);
-  if (!array.ok()) {
-    if (auto it = read_.find(name); it != read_.end()) read_.erase(it);
-  } else if (generation == generation_) {
-    // A change that ran meanwhile may or may not show in what was read: not kept then.
-    read_.insert_or_assign(std::string(name), *array);
+  bool list = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!array.ok()) {
+      if (auto it = read_.find(name); it != read_.end()) read_.erase(it);
+      list = array.status().code() == common::StatusCode::kNotFound && !running_;
+    } else if (generation == generation_) {
+      // A change that ran meanwhile may or may not show in what was read: not kept then.
+      read_.insert_or_assign(std::string(name), *array);
+    }
   }
+  // The pass's first array that does not run here: list the ones that do, once.
+  if (list) (void)ListArrayNames();
   return array;
+}
+
+common::Result<std::vector<std::string>> PassCachedMd::ListArrayNames() {
+  uint64_t generation;
+  {
+    std::lock_guard lock(mu_);
+    if (running_) return *running_;
+    generation = generation_;
+  }
+  auto names = inner_.ListArrayNames();
+  if (names.ok()) {
+    std::sort(names->begin(), names->end());
+    std::lock_guard lock(mu_);
+    // Kept only when nothing changed meanwhile (a change may have raced the listing).
+    if (generation == generation_) running_ = *names;
+  }
+  return names;
 }
 
 common::Result<sys::MdArrayState> PassCachedMd::LastRead(std::string_view name) {

@@ -14,13 +14,25 @@
 // A change that may affect an array (every method that is not a read) forgets that array, and
 // a change to a device alone (ZeroSuperblock) or to several arrays forgets all of them.
 //
+// Most arrays a pass asks about do not run here: an exporter asks for each member it exports
+// whether the volume's array still runs on this node, and for each volume it does not consume
+// whether anything of it is left to tear down. A name that is not running costs the kernel
+// layer a scan of every array (LinuxMd looks through /sys/block/md*), so an exporter's pass
+// scanned twice per volume, and a node that also ran K arrays read K identities each time. After
+// the pass's first NotFound, the names of the running arrays are listed once (ListArrayNames)
+// and kept until a change goes through this layer; an array that listing does not name is
+// NotFound without reading. An array started by another tool during the pass is seen by the
+// next one (its uevent wakes it), as it would be had the pass read a moment earlier.
+//
 // Thread contract: safe for concurrent use (one mutex; the inner layer is called outside it).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/sys/md.h"
 
@@ -50,11 +62,14 @@ class PassCachedMd final : public sys::Md {
   common::Status SetSyncSpeedLimit(std::string_view name, uint64_t max_kib_per_s) override;
   common::Status Grow(std::string_view name) override;
   common::Status Stop(std::string_view name) override;
-  // Always reads the kernel; keeps what it read for LastRead.
+  // Reads the kernel and keeps what it read for LastRead; NotFound without reading when the
+  // pass's kept name listing does not name the array (see above).
   common::Result<sys::MdArrayState> GetArray(std::string_view name) override;
   common::Result<std::vector<sys::MdArrayState>> ListArrays() override {
     return inner_.ListArrays();
   }
+  // The pass's kept listing, read (and kept) when there is none.
+  common::Result<std::vector<std::string>> ListArrayNames() override;
   common::Result<sys::MdSuperblock> Examine(std::string_view device) override {
     return inner_.Examine(device);
   }
@@ -67,7 +82,8 @@ class PassCachedMd final : public sys::Md {
   sys::Md& inner_;
   std::mutex mu_;
   std::map<std::string, sys::MdArrayState, std::less<>> read_;
-  uint64_t generation_ = 0;  // bumped by every BeginPass and change
+  std::optional<std::vector<std::string>> running_;  // the kept ListArrayNames, sorted
+  uint64_t generation_ = 0;                          // bumped by every BeginPass and change
 };
 
 }  // namespace agent

@@ -105,9 +105,68 @@ TEST_CASE("PassCachedMd keeps no failed read", "[unit][agent][md]") {
   // state, so a report does not show an array that is gone.
   REQUIRE(t.md.Stop("v").ok());
   CHECK(t.cache.GetArray("v").status().code() == StatusCode::kNotFound);
+  CHECK(t.cache.LastRead("v").status().code() == StatusCode::kNotFound);
+  // Once more in a pass that has not read it: the read finds it gone.
+  t.cache.BeginPass();
   const int reads = t.counting.reads;
   CHECK(t.cache.LastRead("v").status().code() == StatusCode::kNotFound);
   CHECK(t.counting.reads == reads + 1);
+}
+
+TEST_CASE("PassCachedMd answers for arrays that do not run from one listing per pass",
+          "[unit][agent][md]") {
+  TwoArrays t;
+  t.cache.BeginPass();
+  // A running array is read, and lists nothing.
+  REQUIRE(t.cache.GetArray("v").ok());
+  CHECK(t.counting.reads == 1);
+  CHECK(t.counting.listings == 0);
+  // The first array that does not run is read, then the running ones are listed; the next ones
+  // are answered from that listing.
+  for (auto name : {"x", "y", "z", "x"}) {
+    INFO(name);
+    CHECK(t.cache.GetArray(name).status().code() == StatusCode::kNotFound);
+  }
+  CHECK(t.counting.reads == 2);
+  CHECK(t.counting.listings == 1);
+  // A listed array is still read, never answered from the listing.
+  REQUIRE(t.cache.GetArray("w").ok());
+  CHECK(t.counting.reads == 3);
+  auto names = t.cache.ListArrayNames();
+  REQUIRE(names.ok());
+  CHECK(*names == std::vector<std::string>{"v", "w"});
+  CHECK(t.counting.listings == 1);
+
+  // An array another tool starts during the pass shows in the next pass.
+  t.md.AddLocalDevice("/dev/f");
+  REQUIRE(t.md.Create({"x", MdLevel::kRaid1, {{"/dev/e"}, {"/dev/f"}}, MdArrayUuid("x")}).ok());
+  CHECK(t.cache.GetArray("x").status().code() == StatusCode::kNotFound);
+  t.cache.BeginPass();
+  REQUIRE(t.cache.GetArray("x").ok());
+
+  // A change through this layer forgets the listing: the array it stopped is read again.
+  CHECK(t.cache.GetArray("y").status().code() == StatusCode::kNotFound);
+  CHECK(t.counting.listings == 2);
+  REQUIRE(t.cache.Stop("x").ok());
+  int reads = t.counting.reads;
+  CHECK(t.cache.GetArray("x").status().code() == StatusCode::kNotFound);
+  CHECK(t.counting.reads == reads + 1);
+  CHECK(t.counting.listings == 3);
+  // So does a change that fails (an in-sync member of a clean array is not removed).
+  CHECK_FALSE(t.cache.Remove("v", "/dev/a").ok());
+  reads = t.counting.reads;
+  CHECK(t.cache.GetArray("y").status().code() == StatusCode::kNotFound);
+  CHECK(t.counting.reads == reads + 1);
+
+  // A listing that fails is not kept: every name is read until one succeeds.
+  t.cache.BeginPass();
+  t.md.FailCall("ListArrayNames", 1, common::UnavailableError("sysfs went away"));
+  reads = t.counting.reads;
+  CHECK(t.cache.GetArray("x").status().code() == StatusCode::kNotFound);
+  CHECK(t.cache.GetArray("y").status().code() == StatusCode::kNotFound);
+  CHECK(t.counting.reads == reads + 2);
+  CHECK(t.cache.GetArray("z").status().code() == StatusCode::kNotFound);
+  CHECK(t.counting.reads == reads + 2);
 }
 
 }  // namespace

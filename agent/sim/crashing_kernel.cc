@@ -197,6 +197,9 @@ class CrashingKernel::Md final : public sys::Md {
   common::Result<std::vector<sys::MdArrayState>> ListArrays() override {
     MESHSTOR_READ(in_.ListArrays());
   }
+  common::Result<std::vector<std::string>> ListArrayNames() override {
+    MESHSTOR_READ(in_.ListArrayNames());
+  }
   common::Result<sys::MdSuperblock> Examine(std::string_view d) override {
     MESHSTOR_READ(in_.Examine(d));
   }

@@ -124,6 +124,7 @@ common::Result<sys::MdArrayState> SimMd::GetArray(std::string_view name) {
   return md_.GetArray(name);
 }
 common::Result<std::vector<sys::MdArrayState>> SimMd::ListArrays() { return md_.ListArrays(); }
+common::Result<std::vector<std::string>> SimMd::ListArrayNames() { return md_.ListArrayNames(); }
 common::Result<sys::MdSuperblock> SimMd::Examine(std::string_view device) {
   return md_.Examine(device);
 }

@@ -70,6 +70,7 @@ class SimMd final : public sys::Md {
   common::Status Stop(std::string_view name) override;
   common::Result<sys::MdArrayState> GetArray(std::string_view name) override;
   common::Result<std::vector<sys::MdArrayState>> ListArrays() override;
+  common::Result<std::vector<std::string>> ListArrayNames() override;
   common::Result<sys::MdSuperblock> Examine(std::string_view device) override;
   common::Status ZeroSuperblock(std::string_view device, std::string_view expected_uuid) override;
 

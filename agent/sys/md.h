@@ -195,6 +195,9 @@ class Md {
   virtual common::Result<MdArrayState> GetArray(std::string_view name) = 0;
   // Every running array, sorted by name.
   virtual common::Result<std::vector<MdArrayState>> ListArrays() = 0;
+  // The names of the running arrays, sorted: the names GetArray finds, without reading the
+  // arrays' state. An error, never a shorter list, when a running array cannot be named.
+  virtual common::Result<std::vector<std::string>> ListArrayNames() = 0;
 
   // Reads the MD superblock of a device. NotFound when it has none.
   virtual common::Result<MdSuperblock> Examine(std::string_view device) = 0;

@@ -1,5 +1,5 @@
 // CountingMd: an Md that passes every call to another one and counts the array reads
-// (GetArray) and changes that reach it.
+// (GetArray), name listings (ListArrayNames) and changes that reach it.
 //
 // Thread contract: test-only; the counters are atomic, the inner Md's own contract applies.
 #pragma once
@@ -15,6 +15,7 @@ class CountingMd final : public sys::Md {
   explicit CountingMd(sys::Md& inner) : inner_(inner) {}
   std::atomic<int> reads{0};
   std::atomic<int> changes{0};
+  std::atomic<int> listings{0};  // ListArrayNames
 
   common::Status Create(const sys::MdCreateSpec& spec) override {
     ++changes;
@@ -63,6 +64,10 @@ class CountingMd final : public sys::Md {
   }
   common::Result<std::vector<sys::MdArrayState>> ListArrays() override {
     return inner_.ListArrays();
+  }
+  common::Result<std::vector<std::string>> ListArrayNames() override {
+    ++listings;
+    return inner_.ListArrayNames();
   }
   common::Result<sys::MdSuperblock> Examine(std::string_view device) override {
     return inner_.Examine(device);

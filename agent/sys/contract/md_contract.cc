@@ -111,6 +111,10 @@ void MdContractRaid1Lifecycle(const MdContractEnv& env) {
   REQUIRE(listed.ok());
   CHECK(std::any_of(listed->begin(), listed->end(),
                     [&](const MdArrayState& s) { return s.name == name; }));
+  auto names = md.ListArrayNames();
+  REQUIRE(names.ok());
+  CHECK(std::count(names->begin(), names->end(), name) == 1);
+  CHECK(std::is_sorted(names->begin(), names->end()));
   auto sb = md.Examine(d1);
   REQUIRE(sb.ok());
   CHECK(sb->array_uuid == uuid);
@@ -149,6 +153,9 @@ void MdContractRaid1Lifecycle(const MdContractEnv& env) {
   REQUIRE_OK(md.Stop(name));
   REQUIRE_OK(md.Stop(name));
   CHECK(md.GetArray(name).status().code() == StatusCode::kNotFound);
+  names = md.ListArrayNames();
+  REQUIRE(names.ok());
+  CHECK(std::count(names->begin(), names->end(), name) == 0);
   MdAssembleSpec asm_spec{name, uuid, {{d0, false}, {d1, true}}, false};
   REQUIRE_OK(md.Assemble(asm_spec));
   REQUIRE_OK(md.Assemble(asm_spec));  // idempotent

@@ -580,6 +580,15 @@ common::Result<std::vector<MdArrayState>> FakeMd::ListArrays() {
   return out;
 }
 
+common::Result<std::vector<std::string>> FakeMd::ListArrayNames() {
+  std::lock_guard lock(mu_);
+  RETURN_IF_ERROR(faults_.Check("ListArrayNames"));
+  RefreshLocked();
+  std::vector<std::string> out;
+  for (const auto& [name, a] : arrays_) out.push_back(name);
+  return out;
+}
+
 common::Result<MdSuperblock> FakeMd::Examine(std::string_view device) {
   std::lock_guard lock(mu_);
   RETURN_IF_ERROR(faults_.Check("Examine"));

@@ -277,6 +277,24 @@ common::Result<std::vector<MdArrayState>> LinuxMd::ListArrays() {
   return out;
 }
 
+common::Result<std::vector<std::string>> LinuxMd::ListArrayNames() {
+  // The arrays Resolve would match: a running md/array_state, named by its identity.
+  std::vector<std::string> names;
+  auto entries = fs::ListDir(paths_.sys_block);
+  if (!entries.ok()) return entries.status().WithContext("listing MD arrays");
+  for (const auto& kname : *entries) {
+    if (kname.rfind("md", 0) != 0) continue;
+    auto dir = fs::AttrDir::Open(paths_.sys_block + "/" + kname);
+    if (!dir.ok()) continue;  // gone since the listing
+    std::string state = dir->ReadOr("md/array_state", "");
+    if (state.empty() || state == "clear") continue;
+    ASSIGN_OR_RETURN(auto id, ReadIdentity(*dir, kname));
+    names.push_back(std::move(id.name));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 const MdMemberState* LinuxMd::FindMember(const MdArrayState& array, const std::string& device,
                                          std::string* kernel_name) {
   auto kname = fs::ResolvedBaseName(device);

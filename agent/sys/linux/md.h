@@ -52,6 +52,7 @@ class LinuxMd final : public Md {
   common::Status Stop(std::string_view name) override;
   common::Result<MdArrayState> GetArray(std::string_view name) override;
   common::Result<std::vector<MdArrayState>> ListArrays() override;
+  common::Result<std::vector<std::string>> ListArrayNames() override;
   common::Result<MdSuperblock> Examine(std::string_view device) override;
   common::Status ZeroSuperblock(std::string_view device, std::string_view expected_uuid) override;
 

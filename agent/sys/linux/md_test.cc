@@ -261,6 +261,36 @@ TEST_CASE("LinuxMd GetArray and ListArrays read each attribute once, with one re
   CHECK(exec.calls.size() == 1);
 }
 
+TEST_CASE("LinuxMd ListArrayNames names the running arrays, or fails", "[unit][agent][md]") {
+  FakeSysfs sys;
+  sys.Array("md127", "vol", "clean", 0, "idle", "none");
+  sys.Array("md126", "other", "active", 0, "idle", "none");
+  sys.Array("md125", "gone", "clear", 0, "idle", "none");  // stopped: not running
+  FakeSysfs::Write(stdfs::path(sys.paths.sys_block) / "nvme0n1/size", "1024");
+  ScriptedExec exec;
+  exec.On("--detail --export " + sys.Dev("md127"), Ok(Detail("any:vol")));
+  exec.On("--detail --export " + sys.Dev("md126"), Ok(Detail("other")));
+  LinuxMd md(exec, sys.paths);
+  {
+    fsutil::ScopedAttrTrace trace;
+    auto names = md.ListArrayNames();
+    REQUIRE(names.ok());
+    CHECK(*names == std::vector<std::string>{"other", "vol"});
+    // Each array's md/array_state and the running ones' md/uuid (absent here, so mdadm names
+    // them); none of the attributes GetArray reads.
+    CHECK(trace.opened.size() == 5);
+  }
+  // The names GetArray finds.
+  CHECK(md.GetArray("other").ok());
+  CHECK(md.GetArray("gone").status().code() == StatusCode::kNotFound);
+  // A running array that cannot be named makes the listing fail rather than leave it out.
+  sys.Array("md124", "mystery", "clean", 0, "idle", "none");
+  exec.On("--detail --export " + sys.Dev("md124"), Fail("mdadm: cannot open"));
+  auto names = md.ListArrayNames();
+  REQUIRE_FALSE(names.ok());
+  CHECK(names.status().message().find("md124") != std::string::npos);
+}
+
 TEST_CASE("LinuxMd reads the array's size and I/O counters", "[unit][agent][md]") {
   FakeSysfs sys;
   sys.Array("md124", "vol", "clean", 0, "idle", "none");
