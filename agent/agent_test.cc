@@ -273,8 +273,8 @@ TEST_CASE("A pass reads each drive's partition table once, however many volumes 
   agent.Stop();
 }
 
-// Six RAID1 volumes consumed on a with members on a and b, all Synced; b's nvmet and a's MD
-// count the calls that reach them. With `a_events`, a's agent has (fake) uevent and MD event
+// Six RAID1 volumes consumed on a with members on a and b, all Synced; b's nvmet and both MD
+// layers count the calls that reach them. With `a_events`, a's agent has (fake) uevent and MD event
 // sources, waited on once a test calls its Run().
 struct SixVolumesOnTwoNodes {
   static constexpr int kVolumes = 6;
@@ -286,6 +286,7 @@ struct SixVolumesOnTwoNodes {
   std::unique_ptr<AgentMetrics> metrics;
   std::optional<testing::CountingNvmet> b_nvmet;
   std::optional<testing::CountingMd> a_md;
+  std::optional<testing::CountingMd> b_md;
   std::vector<std::unique_ptr<Agent>> agents;  // a, b
 
   explicit SixVolumesOnTwoNodes(bool a_events = false) {
@@ -300,6 +301,8 @@ struct SixVolumesOnTwoNodes {
     NodeKernel b_kernel = cluster.node("b").Kernel();
     b_nvmet.emplace(*b_kernel.nvmet);
     b_kernel.nvmet = &*b_nvmet;
+    b_md.emplace(*b_kernel.md);
+    b_kernel.md = &*b_md;
     for (const char* n : {"a", "b"}) {
       AgentConfig config;
       config.settings.node = n;
@@ -343,14 +346,26 @@ struct SixVolumesOnTwoNodes {
   }
 };
 
-TEST_CASE("An exporter's pass lists its nvmet subsystems once, however many members it exports",
-          "[unit][agent][api]") {
+TEST_CASE(
+    "An exporter's pass lists its nvmet subsystems and MD arrays once, however many "
+    "members it exports",
+    "[unit][agent][api]") {
   // Fencing each member before exporting it listed every subsystem and namespace: once per
   // member per pass, O(members^2) configfs reads on an idle exporter (lab_bench_agent_rss).
   SixVolumesOnTwoNodes f;
-  const int before = f.b_nvmet->listings;
+  const int before = f.b_nvmet->listings, changes = f.b_nvmet->changes;
+  const int md_reads = f.b_md->reads, md_listings = f.b_md->listings;
   REQUIRE(f.agents[1]->Pass().ok());
   CHECK(f.b_nvmet->listings - before == 1);  // 6 before: one per exported member
+  // Idle: each namespace is ensured (nvmet checks a grown partition's size), and the port once;
+  // the subsystem, its host and its port link stand in the listing (5 changes per member before).
+  CHECK(f.b_nvmet->changes - changes == f.kVolumes + 1);
+  // Whether each volume's array runs here (before exporting its member; for a teardown, as b
+  // does not consume it): one read finds the first one absent, then one listing answers (two
+  // reads per volume before, each a scan of /sys/block).
+  CHECK(f.b_md->reads - md_reads == 1);
+  CHECK(f.b_md->listings - md_listings == 1);
+  CHECK(f.b_md->changes == 0);
   auto listed = f.b_nvmet->ListSubsystems();
   REQUIRE(listed.ok());
   REQUIRE(listed->size() == 1);  // b -> a

@@ -17,9 +17,22 @@ void EraseValue(std::vector<T>& v, const T& value) {
   v.erase(std::remove(v.begin(), v.end(), value), v.end());
 }
 
+template <typename T, typename Pred>
+void EraseIf(std::vector<T>& v, Pred pred) {
+  v.erase(std::remove_if(v.begin(), v.end(), pred), v.end());
+}
+
 std::vector<std::string> SortedHosts(const std::vector<std::string>& hosts) {
   std::set<std::string> unique(hosts.begin(), hosts.end());
   return {unique.begin(), unique.end()};
+}
+
+// The argument checks of EnsureSubsystem and SetAllowedHosts, for a call the kept listing
+// answers: a bad NQN is refused as the kernel layer would refuse it.
+common::Status Valid(std::string_view nqn, const std::vector<std::string>& hosts) {
+  RETURN_IF_ERROR(sys::ValidateNqn(nqn));
+  for (const auto& host : hosts) RETURN_IF_ERROR(sys::ValidateNqn(host));
+  return common::OkStatus();
 }
 
 }  // namespace
@@ -27,6 +40,7 @@ std::vector<std::string> SortedHosts(const std::vector<std::string>& hosts) {
 void PassCachedNvmet::BeginPass() {
   std::lock_guard lock(mu_);
   listed_.reset();
+  ports_.clear();
   ++generation_;
 }
 
@@ -47,18 +61,41 @@ common::Status PassCachedNvmet::Change(common::Status status, Apply apply) {
   ++generation_;
   if (!status.ok()) {
     listed_.reset();
+    ports_.clear();
   } else if (listed_ && !apply()) {
     listed_.reset();  // the kept listing does not know the object: read it again
   }
   return status;
 }
 
+bool PassCachedNvmet::Shows(std::string_view nqn, const std::vector<std::string>& hosts,
+                            const std::string_view* serial) {
+  std::lock_guard lock(mu_);
+  const sys::NvmetSubsystemInfo* s = Find(nqn);
+  return s != nullptr && !s->allow_any_host && (serial == nullptr || s->serial == *serial) &&
+         s->allowed_hosts == SortedHosts(hosts);
+}
+
 common::Status PassCachedNvmet::EnsurePort(const sys::NvmetPortSpec& spec) {
+  {
+    std::lock_guard lock(mu_);
+    if (std::find(ports_.begin(), ports_.end(), spec) != ports_.end()) return common::OkStatus();
+  }
+  common::Status status = inner_.EnsurePort(spec);
+  if (status.ok()) {
+    std::lock_guard lock(mu_);
+    EraseIf(ports_, [&](const auto& p) { return p.id == spec.id; });
+    ports_.push_back(spec);
+  }
   // A port is rewritten only while no subsystem is linked to it: no subsystem changes.
-  return Change(inner_.EnsurePort(spec), [] { return true; });
+  return Change(std::move(status), [] { return true; });
 }
 
 common::Status PassCachedNvmet::RemovePort(uint16_t port_id) {
+  {
+    std::lock_guard lock(mu_);
+    EraseIf(ports_, [&](const auto& p) { return p.id == port_id; });
+  }
   return Change(inner_.RemovePort(port_id), [&] {
     for (auto& s : *listed_) EraseValue(s.ports, port_id);
     return true;
@@ -67,6 +104,7 @@ common::Status PassCachedNvmet::RemovePort(uint16_t port_id) {
 
 common::Status PassCachedNvmet::EnsureSubsystem(std::string_view nqn, std::string_view serial,
                                                 const std::vector<std::string>& allowed_host_nqns) {
+  if (Shows(nqn, allowed_host_nqns, &serial)) return Valid(nqn, allowed_host_nqns);
   return Change(inner_.EnsureSubsystem(nqn, serial, allowed_host_nqns), [&] {
     sys::NvmetSubsystemInfo* s = Find(nqn);
     if (s == nullptr) {
@@ -83,6 +121,7 @@ common::Status PassCachedNvmet::EnsureSubsystem(std::string_view nqn, std::strin
 
 common::Status PassCachedNvmet::SetAllowedHosts(std::string_view nqn,
                                                 const std::vector<std::string>& host_nqns) {
+  if (Shows(nqn, host_nqns, nullptr)) return Valid(nqn, host_nqns);
   return Change(inner_.SetAllowedHosts(nqn, host_nqns), [&] {
     sys::NvmetSubsystemInfo* s = Find(nqn);
     if (s == nullptr) return false;
@@ -130,6 +169,13 @@ common::Status PassCachedNvmet::RemoveSubsystem(std::string_view nqn) {
 }
 
 common::Status PassCachedNvmet::LinkSubsystemToPort(std::string_view nqn, uint16_t port_id) {
+  {
+    std::lock_guard lock(mu_);
+    const sys::NvmetSubsystemInfo* s = Find(nqn);
+    if (s != nullptr && std::binary_search(s->ports.begin(), s->ports.end(), port_id)) {
+      return common::OkStatus();
+    }
+  }
   return Change(inner_.LinkSubsystemToPort(nqn, port_id), [&] {
     sys::NvmetSubsystemInfo* s = Find(nqn);
     if (s == nullptr) return false;

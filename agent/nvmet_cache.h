@@ -12,7 +12,15 @@
 // namespace with that device, uuid and enable state, a link to that port, ...), so the next
 // member's fencing check sees this pass's exports without reading them back. A change that fails
 // may have been partly applied: the listing is forgotten and read again when next asked for.
-// Ports are not kept (read rarely). A failed listing is not kept.
+// Ports are not listed; a port EnsurePort set up is remembered for the pass. A failed listing is
+// not kept.
+//
+// The same listing makes an idle export cheap: an exporter ensures, for every member and pass,
+// its port, its subsystem and allowed host, its namespace and the port link. A port this pass
+// already ensured with the same settings, and a subsystem, host list or port link the kept
+// listing already shows as asked, are not set up again (each was a mkdir, symlink or attribute
+// read in configfs per member). EnsureNamespace always goes through: it also has nvmet check
+// the size of a grown partition (revalidate_size).
 //
 // Thread contract: safe for concurrent use (one mutex; the inner layer is called outside it).
 #pragma once
@@ -64,11 +72,16 @@ class PassCachedNvmet final : public sys::NvmetTarget {
   std::vector<sys::NvmetSubsystemInfo>::iterator Position(std::string_view nqn);
   // The kept subsystem `nqn`, or nullptr. Requires mu_.
   sys::NvmetSubsystemInfo* Find(std::string_view nqn);
+  // Whether the kept listing shows subsystem `nqn` closed to any host but exactly `hosts`, and
+  // with `*serial` unless null.
+  bool Shows(std::string_view nqn, const std::vector<std::string>& hosts,
+             const std::string_view* serial);
 
   sys::NvmetTarget& inner_;
   std::mutex mu_;
   std::optional<Listing> listed_;
-  uint64_t generation_ = 0;  // bumped by every BeginPass and change
+  std::vector<sys::NvmetPortSpec> ports_;  // set up by EnsurePort in this pass
+  uint64_t generation_ = 0;                // bumped by every BeginPass and change
 };
 
 }  // namespace agent

@@ -80,9 +80,66 @@ TEST_CASE("PassCachedNvmet lists the subsystems once per pass, however many expo
 
   // The next pass reads again: another tool may have changed nvmet between passes.
   REQUIRE(target.EnsureNamespace(kToC, {3, device(3), uuid(3), true}).ok());
+  int changes = counting.changes;
   pass();
   CHECK(counting.listings == 2);
   CHECK(target.GetSubsystem(kToC)->namespaces.empty());
+  // What reached the target: the fence, the port once and each namespace (for its size). The
+  // subsystem, its host and its port link were already there (5 changes per member before).
+  CHECK(counting.changes - changes == 1 + 1 + kMembers);
+  changes = counting.changes;
+  pass();
+  CHECK(counting.changes - changes == 1 + kMembers);
+}
+
+TEST_CASE("PassCachedNvmet sets up again only what the kept listing does not show",
+          "[unit][agent][nvmet]") {
+  sys::FakeFabric fabric;
+  sys::FakeNvmetTarget target(fabric, "b");
+  CountingNvmet counting(target);
+  PassCachedNvmet cache(counting);
+  const sys::NvmetPortSpec port{1, sys::NvmeTransport::kTcp, "10.77.0.2", "4420"};
+  auto export_a = [&] {
+    REQUIRE(cache.ListSubsystems().ok());  // the fencing check
+    REQUIRE(cache.EnsurePort(port).ok());
+    REQUIRE(cache.EnsureSubsystem(kToA, "serial-a", {kHostA}).ok());
+    REQUIRE(cache.SetAllowedHosts(kToA, {kHostA}).ok());
+    REQUIRE(cache.LinkSubsystemToPort(kToA, 1).ok());
+  };
+  cache.BeginPass();
+  export_a();
+  // Nothing was there: the port, the subsystem with its host, the link. SetAllowedHosts found
+  // the host EnsureSubsystem had just set.
+  CHECK(counting.changes == 3);
+  // Another tool changes nvmet between passes: the host is gone, and the port link.
+  REQUIRE(target.SetAllowedHosts(kToA, {}).ok());
+  REQUIRE(target.UnlinkSubsystemFromPort(kToA, 1).ok());
+  cache.BeginPass();
+  counting.changes = 0;
+  export_a();
+  CHECK(counting.changes == 3);  // the port once per pass, the host and the link
+  auto a = target.GetSubsystem(kToA);
+  REQUIRE(a.ok());
+  CHECK(a->allowed_hosts == std::vector<std::string>{kHostA});
+  CHECK(a->ports == std::vector<uint16_t>{1});
+  // Within the pass: nothing again, unless the ask differs from what is there.
+  counting.changes = 0;
+  export_a();
+  CHECK(counting.changes == 0);
+  REQUIRE(cache.SetAllowedHosts(kToA, {kHostA, kHostC}).ok());
+  REQUIRE(cache.EnsureSubsystem(kToA, "serial-b", {kHostA, kHostC}).ok());  // the serial differs
+  REQUIRE(cache.EnsurePort({2, sys::NvmeTransport::kTcp, "10.77.0.2", "4421"}).ok());
+  CHECK(counting.changes == 3);
+  CHECK(target.GetSubsystem(kToA)->allowed_hosts.size() == 2);
+  CHECK(target.GetSubsystem(kToA)->serial == "serial-b");
+  // An answered call still refuses a bad host NQN.
+  CHECK(cache.SetAllowedHosts(kToA, {kHostA, kHostC, "not an nqn"}).code() ==
+        StatusCode::kInvalidArgument);
+  // A port that was removed is set up again.
+  REQUIRE(cache.RemovePort(2).ok());
+  counting.changes = 0;
+  REQUIRE(cache.EnsurePort({2, sys::NvmeTransport::kTcp, "10.77.0.2", "4421"}).ok());
+  CHECK(counting.changes == 1);
 }
 
 TEST_CASE("PassCachedNvmet forgets the listing when a change fails", "[unit][agent][nvmet]") {
