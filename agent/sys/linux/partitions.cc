@@ -64,6 +64,11 @@ common::Result<FdiskCtx> OpenDrive(std::string_view drive, bool read_only) {
   FdiskCtx ctx(fdisk_new_context());
   if (!ctx) return common::InternalError("fdisk_new_context failed for {}", drive);
   fdisk_disable_dialogs(ctx.get(), 1);
+  // A read-only context only lists. Outside list-only mode, assigning a device also probes it
+  // with libblkid for every known signature (for collision warnings, which only matter to a new
+  // label): 181 system calls per open instead of 81 (51 seeks instead of 6) on a GPT of 15
+  // partitions, and an idle pass opens each drive twice.
+  if (read_only) fdisk_enable_listonly(ctx.get(), 1);
   std::string path(drive);
   errno = 0;
   int rc = fdisk_assign_device(ctx.get(), path.c_str(), read_only ? 1 : 0);
