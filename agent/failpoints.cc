@@ -133,6 +133,9 @@ class FailpointKernel::Partitions final : public sys::Partitions {
   common::Result<std::vector<sys::PartitionInfo>> List(std::string_view d) override {
     return in_.List(d);
   }
+  common::Result<sys::DriveTable> ReadTable(std::string_view d) override {
+    return in_.ReadTable(d);
+  }
   common::Result<sys::FreeSpace> GetFreeSpace(std::string_view d) override {
     return in_.GetFreeSpace(d);
   }

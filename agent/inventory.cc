@@ -80,18 +80,16 @@ common::Result<std::vector<DriveSnapshot>> SnapshotDrives(const NodeKernel& kern
   for (auto& d : drives) {
     if (d.remote()) continue;
     DriveSnapshot snap;
-    auto parts = kernel.partitions->List(d.device_path);
-    auto free = kernel.partitions->GetFreeSpace(d.device_path);
-    if (!parts.ok() || !free.ok()) {
+    auto table = kernel.partitions->ReadTable(d.device_path);
+    if (!table.ok()) {
       // A drive we cannot read (e.g. a foreign partition table) still gets an object, with
       // no free space, so it is visible and never placed on.
       if (errors != nullptr) {
-        errors->push_back((parts.ok() ? free.status() : parts.status())
-                              .WithContext("reading drive " + d.device_path));
+        errors->push_back(table.status().WithContext("reading drive " + d.device_path));
       }
     } else {
-      snap.partitions = std::move(parts).value();
-      snap.biggest_free_bytes = free->biggest_bytes;
+      snap.partitions = std::move(table->partitions);
+      snap.biggest_free_bytes = table->free.biggest_bytes;
     }
     snap.drive = std::move(d);
     out.push_back(std::move(snap));

@@ -7,7 +7,9 @@
 // other tools may change a partition table, so nothing is kept across passes (BeginPass); within
 // a pass only this agent changes the tables of its drives, and every call that may change one
 // (EnsureGpt, Ensure, Grow, Delete) forgets that drive's listing before and after it. A failed
-// listing is not kept. Everything else passes through.
+// listing is not kept. The drive's free space is kept with its partitions when both came from
+// one read (ReadTable: the pass's inventory asks for both, and each read opens the table).
+// Everything else passes through.
 //
 // Thread contract: safe for concurrent use (one mutex; the inner layer is called outside it).
 #pragma once
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,9 +34,9 @@ class PassCachedPartitions final : public sys::Partitions {
   void BeginPass();
 
   common::Result<std::vector<sys::PartitionInfo>> List(std::string_view drive) override;
-  common::Result<sys::FreeSpace> GetFreeSpace(std::string_view drive) override {
-    return inner_.GetFreeSpace(drive);
-  }
+  // From the pass's ReadTable when there was one, else read.
+  common::Result<sys::FreeSpace> GetFreeSpace(std::string_view drive) override;
+  common::Result<sys::DriveTable> ReadTable(std::string_view drive) override;
   common::Status EnsureGpt(std::string_view drive) override;
   common::Result<sys::PartitionInfo> Ensure(std::string_view drive,
                                             const sys::PartitionSpec& spec) override;
@@ -53,7 +56,14 @@ class PassCachedPartitions final : public sys::Partitions {
 
   sys::Partitions& inner_;
   std::mutex mu_;
-  std::map<std::string, std::vector<sys::PartitionInfo>, std::less<>> listed_;
+  struct Kept {
+    std::vector<sys::PartitionInfo> partitions;
+    std::optional<sys::FreeSpace> free;  // when read with the partitions (ReadTable)
+  };
+  // Keeps what was read when nothing was forgotten since `generation`.
+  void Keep(std::string_view drive, uint64_t generation, Kept kept);
+
+  std::map<std::string, Kept, std::less<>> listed_;
   uint64_t generation_ = 0;  // bumped by every BeginPass and Forget
 };
 

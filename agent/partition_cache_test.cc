@@ -59,6 +59,51 @@ TEST_CASE("PassCachedPartitions reads a drive's table once per pass and again af
   CHECK_FALSE(Has(parts, ref));
 }
 
+TEST_CASE("PassCachedPartitions reads a drive's partitions and free space once per pass",
+          "[unit][agent][partitions]") {
+  // The pass's inventory asks for both, the owner's steps for the partitions again.
+  sim::SimCluster cluster;
+  sim::SimNode& node = cluster.AddNode("a");
+  node.AddDrive("nvme0n1", 4ull << 30);
+  PassCachedPartitions cache(node.partitions);
+  const std::string drive = "/dev/nvme0n1";
+  auto reads = [&] {
+    return node.block.CallCount("Partitions.List") +
+           node.block.CallCount("Partitions.GetFreeSpace");
+  };
+  REQUIRE(cache.Ensure(drive, {{"pvc-1", 0}, 64ull << 20, std::nullopt}).ok());
+  cache.BeginPass();
+  int before = reads();
+  auto table = cache.ReadTable(drive);
+  REQUIRE(table.ok());
+  CHECK(reads() - before == 2);  // the fake's ReadTable is List and GetFreeSpace
+  REQUIRE(table->partitions.size() == 1);
+  CHECK(table->free.biggest_bytes == node.partitions.GetFreeSpace(drive)->biggest_bytes);
+  before = reads();
+  REQUIRE(cache.List(drive).ok());
+  auto free = cache.GetFreeSpace(drive);
+  REQUIRE(free.ok());
+  CHECK(free->biggest_bytes == table->free.biggest_bytes);
+  REQUIRE(cache.ReadTable(drive).ok());
+  CHECK(reads() == before);
+
+  // A listing without the free space (List first) is completed by one read.
+  cache.BeginPass();
+  REQUIRE(cache.List(drive).ok());
+  before = reads();
+  REQUIRE(cache.GetFreeSpace(drive).ok());
+  REQUIRE(cache.GetFreeSpace(drive).ok());
+  CHECK(reads() - before == 2);
+
+  // A change forgets both: the free space shrinks with a new partition.
+  const uint64_t biggest = cache.GetFreeSpace(drive)->biggest_bytes;
+  REQUIRE(cache.Ensure(drive, {{"pvc-2", 0}, 64ull << 20, std::nullopt}).ok());
+  auto after = cache.ReadTable(drive);
+  REQUIRE(after.ok());
+  CHECK(after->partitions.size() == 2);
+  CHECK(after->free.biggest_bytes == biggest - (64ull << 20));
+}
+
 TEST_CASE("PassCachedPartitions does not keep a failed listing", "[unit][agent][partitions]") {
   sim::SimCluster cluster;
   sim::SimNode& node = cluster.AddNode("a");

@@ -34,6 +34,9 @@ class CrashingKernel::Partitions final : public sys::Partitions {
   common::Result<std::vector<sys::PartitionInfo>> List(std::string_view d) override {
     MESHSTOR_READ(in_.List(d));
   }
+  common::Result<sys::DriveTable> ReadTable(std::string_view d) override {
+    MESHSTOR_READ(in_.ReadTable(d));
+  }
   common::Result<sys::FreeSpace> GetFreeSpace(std::string_view d) override {
     MESHSTOR_READ(in_.GetFreeSpace(d));
   }

@@ -83,6 +83,12 @@ struct FreeSpace {
   uint64_t biggest_bytes = 0;       // the biggest extent's size
 };
 
+// A drive's partitions and free space, as one read of its table found them.
+struct DriveTable {
+  std::vector<PartitionInfo> partitions;
+  FreeSpace free;
+};
+
 struct PartitionSpec {
   MemberRef member;
   uint64_t size_bytes = 0;  // multiple of 1 MiB, > 0
@@ -103,6 +109,15 @@ class Partitions {
   // The usable free space of `drive`: gaps of its GPT, or, for a drive with no signature at all,
   // the space a new GPT would leave. A drive with a non-GPT signature has no free space.
   virtual common::Result<FreeSpace> GetFreeSpace(std::string_view drive) = 0;
+
+  // List and GetFreeSpace of `drive` together. An implementation that reads the table once for
+  // both overrides it (opening a drive's table is most of what listing costs); this default
+  // calls the two, so it is correct for any implementation.
+  virtual common::Result<DriveTable> ReadTable(std::string_view drive) {
+    ASSIGN_OR_RETURN(auto partitions, List(drive));
+    ASSIGN_OR_RETURN(auto free, GetFreeSpace(drive));
+    return DriveTable{std::move(partitions), std::move(free)};
+  }
 
   // Writes an empty GPT when `drive` carries no signature at all (libblkid finds nothing);
   // OK when it already has a GPT; FailedPrecondition naming what was found otherwise.

@@ -76,6 +76,14 @@ void PartitionsContract(Env& env) {
     REQUIRE(free.ok());
     REQUIRE_FALSE(free->extents.empty());
     CHECK(free->extents[0].start_bytes == 9 * kMiB);
+    // Both from one read of the table.
+    common::Result<DriveTable> table = p.ReadTable(drive);
+    REQUIRE(table.ok());
+    REQUIRE(table->partitions.size() == 1);
+    CHECK(table->partitions[0].uuid == (*list)[0].uuid);
+    CHECK(table->free.biggest_bytes == free->biggest_bytes);
+    REQUIRE(table->free.extents.size() == free->extents.size());
+    CHECK(table->free.extents[0].start_bytes == 9 * kMiB);
   }
   SECTION("placement: a given start, the first fitting extent, and errors") {
     common::Result<PartitionInfo> at = p.Ensure(drive, {vol1, 4 * kMiB, 20 * kMiB});

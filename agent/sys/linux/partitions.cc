@@ -239,6 +239,13 @@ common::Result<FreeSpace> LinuxPartitions::GetFreeSpace(std::string_view drive) 
   return FreeFromContext(ctx.get(), drive);
 }
 
+common::Result<DriveTable> LinuxPartitions::ReadTable(std::string_view drive) {
+  ASSIGN_OR_RETURN(FdiskCtx ctx, OpenDrive(drive, true));
+  ASSIGN_OR_RETURN(auto partitions, ListFromContext(ctx.get(), drive));
+  ASSIGN_OR_RETURN(auto free, FreeFromContext(ctx.get(), drive));
+  return DriveTable{std::move(partitions), std::move(free)};
+}
+
 common::Status LinuxPartitions::EnsureGpt(std::string_view drive) {
   std::lock_guard lock(mu_);
   return EnsureGptLocked(drive);

@@ -37,6 +37,7 @@ class LinuxPartitions : public Partitions {
 
   common::Result<std::vector<PartitionInfo>> List(std::string_view drive) override;
   common::Result<FreeSpace> GetFreeSpace(std::string_view drive) override;
+  common::Result<DriveTable> ReadTable(std::string_view drive) override;
   common::Status EnsureGpt(std::string_view drive) override;
   common::Result<PartitionInfo> Ensure(std::string_view drive, const PartitionSpec& spec) override;
   common::Result<PartitionInfo> Grow(std::string_view drive, const MemberRef& member,
