@@ -14,14 +14,22 @@ bool Has(const std::vector<sys::PartitionInfo>& parts, const sys::MemberRef& ref
   return false;
 }
 
-TEST_CASE("PassCachedPartitions reads a drive's table once per pass and again after a change",
-          "[unit][agent][partitions]") {
+// One simulated node with one drive, its partition layer behind the cache.
+struct OneDrive {
   sim::SimCluster cluster;
   sim::SimNode& node = cluster.AddNode("a");
-  node.AddDrive("nvme0n1", 4ull << 30);
-  PassCachedPartitions cache(node.partitions);
+  PassCachedPartitions cache{node.partitions};
   const std::string drive = "/dev/nvme0n1";
-  auto reads = [&] { return node.block.CallCount("Partitions.List"); };
+  OneDrive() { node.AddDrive("nvme0n1", 4ull << 30); }
+  int Calls(const char* method) { return node.block.CallCount(method); }
+};
+
+TEST_CASE("PassCachedPartitions reads a drive's table once per pass and again after a change",
+          "[unit][agent][partitions]") {
+  OneDrive f;
+  PassCachedPartitions& cache = f.cache;
+  const std::string& drive = f.drive;
+  auto reads = [&] { return f.Calls("Partitions.List"); };
   const sys::MemberRef ref{"pvc-1", 0};
 
   // Whether a List through the cache read the drive's table (the inner layer's own reads inside
@@ -62,15 +70,10 @@ TEST_CASE("PassCachedPartitions reads a drive's table once per pass and again af
 TEST_CASE("PassCachedPartitions reads a drive's partitions and free space once per pass",
           "[unit][agent][partitions]") {
   // The pass's inventory asks for both, the owner's steps for the partitions again.
-  sim::SimCluster cluster;
-  sim::SimNode& node = cluster.AddNode("a");
-  node.AddDrive("nvme0n1", 4ull << 30);
-  PassCachedPartitions cache(node.partitions);
-  const std::string drive = "/dev/nvme0n1";
-  auto reads = [&] {
-    return node.block.CallCount("Partitions.List") +
-           node.block.CallCount("Partitions.GetFreeSpace");
-  };
+  OneDrive f;
+  PassCachedPartitions& cache = f.cache;
+  const std::string& drive = f.drive;
+  auto reads = [&] { return f.Calls("Partitions.List") + f.Calls("Partitions.GetFreeSpace"); };
   REQUIRE(cache.Ensure(drive, {{"pvc-1", 0}, 64ull << 20, std::nullopt}).ok());
   cache.BeginPass();
   int before = reads();
@@ -78,7 +81,7 @@ TEST_CASE("PassCachedPartitions reads a drive's partitions and free space once p
   REQUIRE(table.ok());
   CHECK(reads() - before == 2);  // the fake's ReadTable is List and GetFreeSpace
   REQUIRE(table->partitions.size() == 1);
-  CHECK(table->free.biggest_bytes == node.partitions.GetFreeSpace(drive)->biggest_bytes);
+  CHECK(table->free.biggest_bytes == f.node.partitions.GetFreeSpace(drive)->biggest_bytes);
   before = reads();
   REQUIRE(cache.List(drive).ok());
   auto free = cache.GetFreeSpace(drive);
@@ -105,14 +108,11 @@ TEST_CASE("PassCachedPartitions reads a drive's partitions and free space once p
 }
 
 TEST_CASE("PassCachedPartitions does not keep a failed listing", "[unit][agent][partitions]") {
-  sim::SimCluster cluster;
-  sim::SimNode& node = cluster.AddNode("a");
-  node.AddDrive("nvme0n1", 4ull << 30);
-  PassCachedPartitions cache(node.partitions);
-  node.block.FailNthCall("Partitions.List", 1, common::UnavailableError("injected"));
-  CHECK_FALSE(cache.List("/dev/nvme0n1").ok());
-  CHECK(cache.List("/dev/nvme0n1").ok());
-  CHECK(node.block.CallCount("Partitions.List") == 2);
+  OneDrive f;
+  f.node.block.FailNthCall("Partitions.List", 1, common::UnavailableError("injected"));
+  CHECK_FALSE(f.cache.List(f.drive).ok());
+  CHECK(f.cache.List(f.drive).ok());
+  CHECK(f.Calls("Partitions.List") == 2);
 }
 
 }  // namespace

@@ -260,8 +260,7 @@ common::Result<MdArrayState> LinuxMd::GetArray(std::string_view name) {
   return array;
 }
 
-common::Result<std::vector<MdArrayState>> LinuxMd::ListArrays() {
-  std::vector<MdArrayState> out;
+common::Status LinuxMd::ForEachRunning(const RunningVisitor& visit) {
   auto entries = fs::ListDir(paths_.sys_block);
   if (!entries.ok()) return entries.status().WithContext("listing MD arrays");
   for (const auto& kname : *entries) {
@@ -270,27 +269,32 @@ common::Result<std::vector<MdArrayState>> LinuxMd::ListArrays() {
     if (!dir.ok()) continue;  // gone since the listing
     std::string state = dir->ReadOr("md/array_state", "");
     if (state.empty() || state == "clear") continue;
-    auto array = ReadArray(*dir, kname, std::move(state), std::nullopt);
-    if (array.ok()) out.push_back(std::move(array).value());
+    RETURN_IF_ERROR(visit(*dir, kname, std::move(state)));
   }
+  return common::OkStatus();
+}
+
+common::Result<std::vector<MdArrayState>> LinuxMd::ListArrays() {
+  std::vector<MdArrayState> out;
+  RETURN_IF_ERROR(
+      ForEachRunning([&](const fs::AttrDir& dir, const std::string& kname, std::string state) {
+        auto array = ReadArray(dir, kname, std::move(state), std::nullopt);
+        if (array.ok()) out.push_back(std::move(array).value());
+        return common::OkStatus();
+      }));
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
 
 common::Result<std::vector<std::string>> LinuxMd::ListArrayNames() {
-  // The arrays Resolve would match: a running md/array_state, named by its identity.
+  // The arrays Resolve would match, named by their identity; one that cannot be named fails it.
   std::vector<std::string> names;
-  auto entries = fs::ListDir(paths_.sys_block);
-  if (!entries.ok()) return entries.status().WithContext("listing MD arrays");
-  for (const auto& kname : *entries) {
-    if (kname.rfind("md", 0) != 0) continue;
-    auto dir = fs::AttrDir::Open(paths_.sys_block + "/" + kname);
-    if (!dir.ok()) continue;  // gone since the listing
-    std::string state = dir->ReadOr("md/array_state", "");
-    if (state.empty() || state == "clear") continue;
-    ASSIGN_OR_RETURN(auto id, ReadIdentity(*dir, kname));
-    names.push_back(std::move(id.name));
-  }
+  RETURN_IF_ERROR(
+      ForEachRunning([&](const fs::AttrDir& dir, const std::string& kname, std::string) {
+        ASSIGN_OR_RETURN(auto id, ReadIdentity(dir, kname));
+        names.push_back(std::move(id.name));
+        return common::OkStatus();
+      }));
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -10,6 +10,7 @@
 // Thread contract: safe for concurrent use if `exec` is.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -75,6 +76,12 @@ class LinuxMd final : public Md {
   };
   // NotFound when not running.
   common::Result<Resolved> Resolve(std::string_view name);
+  // Calls `visit` with the open /sys/block/<kernel name>, the kernel name and md/array_state of
+  // every running array (array_state neither empty nor "clear"), in listing order; returns the
+  // first error `visit` returns.
+  using RunningVisitor =
+      std::function<common::Status(const fsutil::AttrDir&, const std::string&, std::string)>;
+  common::Status ForEachRunning(const RunningVisitor& visit);
   // The array's kernel name ("md127"). NotFound when not running.
   common::Result<std::string> ResolveKernelName(std::string_view name);
   // Reads the array from sysfs, relative to `dir` (its /sys/block/<kernel name>).
