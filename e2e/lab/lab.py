@@ -1341,6 +1341,10 @@ class ControlPlane:
                 self.lab.mark("%d agents published their drives (from start)" % count,
                               now() - t_start)
                 return drives
+            for vm in self.lab.vms.values():
+                if vm.proc is not None and not vm.alive() and not vm.killed:
+                    raise LabError("%s stopped while waiting for the agents' drives (qemu exit %s):"
+                                   " see its console log" % (vm.name, vm.exit_code), vm.name)
             if now() > limit:
                 raise LabError("agents did not publish their drives: %s" % sorted(drives))
             time.sleep(0.5)
