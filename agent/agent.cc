@@ -173,6 +173,7 @@ bool Agent::WaitForSync(std::chrono::milliseconds timeout) {
 }
 
 void Agent::Run() {
+  running_ = true;
   if (uevents_ != nullptr || md_events_ != nullptr) {
     // The descriptors are made and used on events_strand_ only (RequestStop cancels them there).
     boost::asio::post(events_strand_, [this] {
@@ -243,7 +244,10 @@ void Agent::Stop() {
 }
 
 void Agent::Wake() {
-  if (stopping_) return;
+  // Not before Run(): with the process's io_context already running, a pass woken by the drives'
+  // list before the volumes' list saw no volume, and its garbage collection removed every
+  // export and import of the node (a restarted exporter's agent cut its consumers off).
+  if (stopping_ || !running_) return;
   // One posted pass at a time: wake-ups until it begins are coalesced into it; one that comes
   // while it runs posts the next.
   if (wake_pending_.exchange(true)) return;

@@ -118,6 +118,8 @@ class Agent {
   // With a shared io_context (AgentConfig::io), call it once the io_context's run() returned.
   void Stop();
   // Asks for a pass as soon as possible (coalesced: one pass for every wake-up before it begins).
+  // Before Run() it does nothing: the informers' first lists wake the agent while they come in,
+  // and a pass must not run on a half-listed cache.
   void Wake();
 
   // Asks the loop to end without waiting for it; a pass that has not begun will not. It cancels
@@ -189,6 +191,8 @@ class Agent {
   std::atomic<bool> uevents_live_{false};
   std::atomic<bool> md_events_live_{false};
   std::atomic<bool> stopping_{false};
+  // Set by Run(): passes run only after the informers' first lists (WaitForSync).
+  std::atomic<bool> running_{false};
   std::atomic<int64_t> passes_{0};
   std::atomic<int64_t> volumes_examined_{0};
 

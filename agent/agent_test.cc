@@ -11,6 +11,7 @@
 #include <string_view>
 #include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <catch2/catch.hpp>
@@ -861,6 +862,57 @@ TEST_CASE("Agents sharing one io_context and pass strand skip queued passes once
   io.run_for(milliseconds(300));
   CHECK(agents[0]->passes() + agents[2]->passes() == done);
   for (auto& a : agents) a->Stop();
+}
+
+// The agent process runs its io_context (threads started in main) before the informers list. A
+// pass woken by the drives' list while the volumes were not listed yet saw no volume and
+// collected every export and import of the node as garbage: in the lab's agent-kill case each
+// restart of an exporter's agent cut the consumer off from its copy, mid-rebuild.
+TEST_CASE("No pass runs before Run(): a drive listed before the volumes collects no export",
+          "[unit][agent][api]") {
+  ApiFixture api;
+  sim::SimCluster cluster;
+  for (const char* n : {"a", "b"}) cluster.AddNode(n).AddDrive("nvme0n1", 4ull << 30);
+  const Peers addresses = cluster.PeersView();
+  PutPeerDrive(api, "a", addresses.at("a").address);  // its add wakes b's agent
+  // An export of b to a, as an earlier run of b's agent left it.
+  auto nqn = sys::SubsystemNqn("b", "a");
+  REQUIRE(nqn.ok());
+  auto& nvmet = *cluster.node("b").Kernel().nvmet;
+  REQUIRE(
+      nvmet.EnsureSubsystem(*nqn, sys::SubsystemSerial(*nqn), {"nqn.2014-08.org.nvmexpress:uuid:a"})
+          .ok());
+  REQUIRE(nvmet
+              .EnsureNamespace(*nqn, {1, "/dev/nvme0n1p1", "2b6e3c4a-1d2f-4e5a-8b9c-0d1e2f3a4b5c",
+                                      /*enabled=*/false})
+              .ok());
+
+  SharedInformers shared(*api.client);
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  std::thread runner([&] { io.run(); });  // running before any informer lists, as in main
+  AgentConfig config = shared.Config("b", addresses);
+  config.resync = std::chrono::hours(1);
+  config.io = &io;
+  Agent agent(*api.client, cluster.node("b").Kernel(), nullptr, config,
+              common::time::RealClock::Get(), nullptr);
+  shared.devices.Start();  // the drives are listed; the volumes not yet
+  REQUIRE(shared.devices.WaitForSync(std::chrono::seconds(10)));
+  std::this_thread::sleep_for(milliseconds(500));
+  CHECK(agent.passes() == 0);
+  auto subsystems = nvmet.ListSubsystems();
+  REQUIRE(subsystems.ok());
+  CHECK(subsystems->size() == 1);
+
+  shared.volumes.Start();
+  REQUIRE(agent.WaitForSync(std::chrono::seconds(10)));
+  agent.Run();
+  CHECK(WaitForPasses(agent, 1));
+  agent.Stop();
+  work.reset();
+  runner.join();
+  shared.volumes.Stop();
+  shared.devices.Stop();
 }
 
 }  // namespace
