@@ -4,6 +4,7 @@
 
 #include "agent/volume.h"
 #include "agent/volume_internal.h"
+#include "common/log/log.h"
 
 namespace agent {
 namespace {
@@ -33,6 +34,8 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
       }
     }
   }
+  // A removed export cuts a consumer off from a copy: each one is logged with what it held.
+  auto log = common::log::Root().WithValues({{"node", settings_.node}});
   ASSIGN_OR_RETURN(auto subsystems, k_.nvmet->ListSubsystems());
   for (const auto& s : subsystems) {
     if (!IsOurSubsystem(s.nqn)) continue;
@@ -40,6 +43,10 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
     for (const auto& ns : s.namespaces) {
       if (exports.count({s.nqn, ns.nsid})) continue;
       RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));
+      log.Info("Removed an export no volume of this node needs", {{"subsystem", s.nqn},
+                                                                  {"nsid", ns.nsid},
+                                                                  {"device", ns.device_path},
+                                                                  {"volumes", volumes.size()}});
       --left;
     }
     if (left == 0) {
@@ -58,6 +65,8 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
   for (const auto& c : controllers) {
     if (!IsOurSubsystem(c.subsys_nqn) || imports.count(c.subsys_nqn)) continue;
     RETURN_IF_ERROR(k_.host->Disconnect(c.name));
+    log.Info("Disconnected from a target no volume of this node imports from",
+             {{"controller", c.name}, {"subsystem", c.subsys_nqn}, {"volumes", volumes.size()}});
   }
   return common::OkStatus();
 }

@@ -6,6 +6,7 @@
 
 #include "agent/volume.h"
 #include "agent/volume_internal.h"
+#include "common/log/log.h"
 
 namespace agent {
 namespace {
@@ -191,6 +192,11 @@ common::Status VolumeReconciler::Unexport(const std::string& partition_device,
     for (const auto& ns : s.namespaces) {
       if (ns.device_path == partition_device) {
         RETURN_IF_ERROR(k_.nvmet->RemoveNamespace(s.nqn, ns.nsid));
+        common::log::Root().Info("Removed an export of this node's partition",
+                                 {{"node", settings_.node},
+                                  {"subsystem", s.nqn},
+                                  {"nsid", ns.nsid},
+                                  {"device", partition_device}});
       }
     }
   }
