@@ -1626,6 +1626,7 @@ class FaultRun:
         self.run_id = None
         self.writer = None
         self.ip = {}
+        self.mismatch_detail = None
 
     # --- set-up
     def boot(self, mem=None, resync="2s"):
@@ -1763,11 +1764,51 @@ class FaultRun:
         if rc != 0 or not m:
             say("faults/%s: md check on %s did not run (rc=%d): %s" % (self.case, node, rc, out[-500:]))
             return -1
+        if int(m.group(1)) > 0:
+            self.mismatch_detail = self.leg_diff(node)
         return int(m.group(1))
+
+    # Compares the two in-sync legs of the array byte by byte from each one's data offset and
+    # prints the differing 4 KiB blocks as ranges, what XFS keeps in each range (xfs_db
+    # blockuse) and the first bytes of both legs there. Read-only.
+    LEG_DIFF = r"""d=$(ls -d /sys/block/md*/md | head -n 1)
+md=/dev/$(basename $(dirname $d))
+set --
+for l in $d/dev-*; do
+  case "$(cat $l/state)" in *in_sync*) set -- "$@" "${l##*/dev-}:$(cat $l/offset)" ;; esac
+done
+[ $# = 2 ] || { echo "legs in sync: $*: not two"; grep . $d/dev-*/state $d/dev-*/slot; cat /proc/mdstat; exit 3; }
+a=${1%:*}; ao=${1#*:}; b=${2%:*}; bo=${2#*:}
+lim=$(( $(cat $d/component_size) * 1024 ))
+sync; echo 3 >/proc/sys/vm/drop_caches
+echo "legs: $a (data offset $ao sectors) and $b (data offset $bo sectors); $lim bytes"
+cmp -l /dev/$a /dev/$b $((ao * 512)) $((bo * 512)) 2>/dev/null | awk -v lim=$lim '
+  BEGIN { last = -1 } $1 <= lim { k = int(($1 - 1) / 4096); if (k != last) { print k }; last = k }' >/tmp/diff.blocks
+echo "differing 4 KiB blocks: $(wc -l </tmp/diff.blocks)"
+awk 'NR == 1 { s = $1; e = $1; next } $1 == e + 1 { e = $1; next }
+     { print s, e; s = $1; e = $1 } END { if (NR) print s, e }' /tmp/diff.blocks >/tmp/diff.ranges
+echo "blockget -n" >/tmp/diff.xdb
+n=0
+while read s e && [ $n -lt 40 ]; do
+  n=$((n + 1)); printf 'daddr %d\nblockuse -n\n' $((s * 8)) >>/tmp/diff.xdb
+  echo "range $s-$e ($((e - s + 1)) blocks, byte $((s * 4096)))"
+  echo " $a:"; dd if=/dev/$a bs=512 skip=$((ao + s * 8)) count=1 2>/dev/null | od -A d -t x1 | head -n 2
+  echo " $b:"; dd if=/dev/$b bs=512 skip=$((bo + s * 8)) count=1 2>/dev/null | od -A d -t x1 | head -n 2
+done </tmp/diff.ranges
+echo "xfs_db blockuse of each range's first block:"
+xfs_db -r $md </tmp/diff.xdb 2>&1 | head -n 200
+"""
+
+    def leg_diff(self, node):
+        """After an MD check found mismatches: where the legs differ (LEG_DIFF), logged."""
+        rc, out = self.sh(node, self.LEG_DIFF, timeout=900, check=False)
+        say("faults/%s: the legs of %s's array compared (rc=%d):\n%s"
+            % (self.case, node, rc, out.strip()[-6000:]))
+        return out.strip()[-6000:]
 
     def row(self, result, synced_s, note="", loss_expected=False):
         r = dict(result, case=self.case, synced_s=None if synced_s is None else round(synced_s, 1),
-                 note=note, accel=self.lab.accel)
+                 note=note, accel=self.lab.accel, mismatch_detail=self.mismatch_detail)
         with open(os.path.join(self.lab.logdir, "fault-row.json"), "w") as f:
             json.dump(r, f, indent=1)
         say("FAULT-ROW | %s | acknowledged %d | verified %d of %d | lost %d | Synced again after %s"
