@@ -19,10 +19,11 @@ namespace v1 = common::api::v1alpha1;
 using common::StatusCode;
 
 NodeKernel WithPassCaches(NodeKernel kernel, sys::Partitions* partitions, sys::NvmetTarget* nvmet,
-                          sys::Md* md) {
+                          sys::Md* md, sys::NvmeHost* host) {
   if (partitions != nullptr) kernel.partitions = partitions;
   if (nvmet != nullptr) kernel.nvmet = nvmet;
   if (md != nullptr) kernel.md = md;
+  if (host != nullptr) kernel.host = host;
   return kernel;
 }
 
@@ -78,7 +79,8 @@ Agent::Agent(common::kube::Client& client, NodeKernel kernel, sys::UeventSource*
                                     : nullptr),
       nvmet_(kernel.nvmet ? std::make_unique<PassCachedNvmet>(*kernel.nvmet) : nullptr),
       md_(kernel.md ? std::make_unique<PassCachedMd>(*kernel.md) : nullptr),
-      kernel_(WithPassCaches(kernel, partitions_.get(), nvmet_.get(), md_.get())),
+      host_(kernel.host ? std::make_unique<PassCachedNvmeHost>(*kernel.host) : nullptr),
+      kernel_(WithPassCaches(kernel, partitions_.get(), nvmet_.get(), md_.get(), host_.get())),
       uevents_(uevents),
       md_events_(md_events),
       config_(std::move(config)),
@@ -346,6 +348,7 @@ common::Status Agent::Pass() {
   if (partitions_) partitions_->BeginPass();
   if (nvmet_) nvmet_->BeginPass();
   if (md_) md_->BeginPass();
+  if (host_) host_->BeginPass();
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});
   common::Status first;

@@ -35,6 +35,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "agent/host_cache.h"
 #include "agent/inventory.h"
 #include "agent/md_cache.h"
 #include "agent/nvmet_cache.h"
@@ -156,8 +157,9 @@ class Agent {
   // The kernel's partition layer with each drive's table read once per pass (BeginPass at the
   // start of Pass); kernel_.partitions points at it.
   std::unique_ptr<PassCachedPartitions> partitions_;
-  std::unique_ptr<PassCachedNvmet> nvmet_;  // kernel_.nvmet when the kernel has one
-  std::unique_ptr<PassCachedMd> md_;        // kernel_.md when the kernel has one
+  std::unique_ptr<PassCachedNvmet> nvmet_;    // kernel_.nvmet when the kernel has one
+  std::unique_ptr<PassCachedMd> md_;          // kernel_.md when the kernel has one
+  std::unique_ptr<PassCachedNvmeHost> host_;  // kernel_.host when the kernel has one
   NodeKernel kernel_;
   sys::UeventSource* uevents_;
   sys::MdEventSource* md_events_;

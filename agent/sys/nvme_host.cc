@@ -1,6 +1,7 @@
 #include "agent/sys/nvme_host.h"
 
 #include <cctype>
+#include <cerrno>
 #include <string>
 
 namespace agent::sys {
@@ -36,6 +37,14 @@ NvmeControllerState ParseNvmeControllerState(std::string_view text) {
   if (text == "new") return NvmeControllerState::kNew;
   if (text == "dead") return NvmeControllerState::kDead;
   return NvmeControllerState::kUnknown;
+}
+
+bool IsTargetUnreachable(const common::Status& connect_error) {
+  if (connect_error.ok()) return false;
+  for (int e : {ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ECONNREFUSED}) {
+    if (connect_error.detail() == std::to_string(e)) return true;
+  }
+  return false;
 }
 
 common::Result<NvmeHostIdentity> HostIdentityFromMachineId(std::string_view machine_id) {

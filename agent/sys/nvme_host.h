@@ -71,7 +71,9 @@ class NvmeHost {
   // (transport, address, service, subsystem, host NQN) that is not being deleted is returned as
   // it is (after making sure its fast_io_fail_tmo is set), even while it is reconnecting.
   // InvalidArgument for an empty address, NQN or a bad timeout; the kernel's refusal (target
-  // unreachable, host not allowed) comes back as an error naming the subsystem and address.
+  // unreachable, host not allowed) comes back as an error naming the subsystem and address. When
+  // the address itself did not answer (no route, refused, timed out: IsTargetUnreachable), the
+  // error's detail is that errno.
   virtual common::Result<NvmeController> Connect(const NvmeConnectSpec& spec) = 0;
 
   // Deletes controller `name` ("nvme3"). OK when it does not exist. InvalidArgument for a name
@@ -91,6 +93,12 @@ class NvmeHost {
   // deterministically from /etc/machine-id).
   virtual common::Result<NvmeHostIdentity> GetHostIdentity() = 0;
 };
+
+// True when Connect failed because the target's address did not answer at all (the socket's
+// errno in the detail: ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ECONNREFUSED), so that
+// no other subsystem at that address can be reached either; false when the target answered and
+// refused this subsystem (not exported, host not allowed) or for any other error.
+bool IsTargetUnreachable(const common::Status& connect_error);
 
 // The host NQN and host ID derived from a 32-hex-digit machine ID:
 // host_id = machine id as a UUID (8-4-4-4-12), host_nqn = "nqn.2014-08.org.nvmexpress:uuid:"

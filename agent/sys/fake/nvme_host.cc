@@ -36,8 +36,10 @@ common::Result<NvmeController> FakeNvmeHost::Connect(const NvmeConnectSpec& spec
     }
   }
   std::string why;
-  if (fabric_.Reach(spec, &why, true) == nullptr) {
-    return common::UnavailableError("{}: {}", what, why);
+  int unanswered = 0;  // the socket's errno when the address did not answer, as the kernel's
+  if (fabric_.Reach(spec, &why, true, &unanswered) == nullptr) {
+    return common::Status(common::StatusCode::kUnavailable, fmt::format("{}: {}", what, why),
+                          unanswered ? std::to_string(unanswered) : std::string());
   }
   // A new controller instance; namespace devices are named after the subsystem's instance, like
   // the kernel's native-multipath heads (nvme<subsystem>n<nsid>), so a subsystem connected

@@ -135,8 +135,14 @@ TEST_CASE("Fake cluster: a lost controller expires and a new connect is needed",
   REQUIRE(c.target_b.UnlinkSubsystemFromPort(c.nqn, 1).ok());
   c.fabric.ExpireDisconnectedControllers("a");
   CHECK(c.host_a.ListControllers()->empty());
-  // Unreachable: connect fails.
-  CHECK(c.host_a.Connect(c.spec).status().code() == StatusCode::kUnavailable);
+  // Unreachable: connect fails. The target answered (its port is up): not the address.
+  auto refused = c.host_a.Connect(c.spec);
+  CHECK(refused.status().code() == StatusCode::kUnavailable);
+  CHECK_FALSE(IsTargetUnreachable(refused.status()));
+  // A target that is down does not answer at all, as the kernel's socket timeout.
+  c.fabric.SetTargetOnline("b", false);
+  CHECK(IsTargetUnreachable(c.host_a.Connect(c.spec).status()));
+  c.fabric.SetTargetOnline("b", true);
   REQUIRE(c.target_b.LinkSubsystemToPort(c.nqn, 1).ok());
   auto ctrl = c.host_a.Connect(c.spec);
   REQUIRE(ctrl.ok());

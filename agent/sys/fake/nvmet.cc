@@ -1,6 +1,7 @@
 #include "agent/sys/fake/nvmet.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 
 namespace agent::sys {
@@ -22,7 +23,7 @@ std::string FakeFabric::DeviceName(int instance, uint32_t nsid) {
 }
 
 const FakeFabric::Subsystem* FakeFabric::Reach(const NvmeConnectSpec& spec, std::string* why,
-                                               bool check_acl) const {
+                                               bool check_acl, int* unanswered) const {
   auto at = ports_at_.find({spec.address, spec.service});
   if (at != ports_at_.end()) {
     for (const auto& [node, id] : at->second) {
@@ -32,6 +33,7 @@ const FakeFabric::Subsystem* FakeFabric::Reach(const NvmeConnectSpec& spec, std:
       if (port.spec.transport != spec.transport) continue;
       if (!target.online) {
         *why = "target does not answer";
+        if (unanswered) *unanswered = ETIMEDOUT;
         return nullptr;
       }
       auto sit = target.subsystems.find(spec.subsys_nqn);
@@ -47,6 +49,7 @@ const FakeFabric::Subsystem* FakeFabric::Reach(const NvmeConnectSpec& spec, std:
     }
   }
   *why = "connection refused";
+  if (unanswered) *unanswered = ECONNREFUSED;
   return nullptr;
 }
 

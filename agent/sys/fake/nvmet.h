@@ -83,7 +83,10 @@ class FakeFabric {
   // `check_acl` is false for controllers that already exist: like nvmet, the fake checks
   // allowed_hosts when a host connects, and a later change does not cut an existing controller
   // (a reconnect after an outage is not re-checked either, unlike the kernel).
-  const Subsystem* Reach(const NvmeConnectSpec& spec, std::string* why, bool check_acl) const;
+  // `unanswered` (optional): set to the socket's errno (ETIMEDOUT, ECONNREFUSED) when the address
+  // itself did not answer, left alone when the target answered and refused.
+  const Subsystem* Reach(const NvmeConnectSpec& spec, std::string* why, bool check_acl,
+                         int* unanswered = nullptr) const;
   NvmeController Describe(const Controller& c) const;
   static std::string DeviceName(int instance, uint32_t nsid);
   // The (head instance, nsid) a namespace device path names (DeviceName's inverse), or nullopt.
