@@ -1764,7 +1764,7 @@ class FaultRun:
         if rc != 0 or not m:
             say("faults/%s: md check on %s did not run (rc=%d): %s" % (self.case, node, rc, out[-500:]))
             return -1
-        if int(m.group(1)) > 0:
+        if int(m.group(1)) > 0 or os.environ.get("MESHSTOR_LAB_LEG_DIFF") == "always":
             self.mismatch_detail = self.leg_diff(node)
         return int(m.group(1))
 
