@@ -1769,8 +1769,9 @@ class FaultRun:
         return int(m.group(1))
 
     # Compares the two in-sync legs of the array byte by byte from each one's data offset and
-    # prints the differing 4 KiB blocks as ranges, what XFS keeps in each range (xfs_db
-    # blockuse) and the first bytes of both legs there. Read-only.
+    # prints the differing 4 KiB blocks as ranges, where each lies in XFS (allocation group and
+    # block; the superblock's log position for comparison: blockget needs an unmounted
+    # filesystem) and the first bytes of both legs there. Read-only.
     LEG_DIFF = r"""d=$(ls -d /sys/block/md*/md | head -n 1)
 md=/dev/$(basename $(dirname $d))
 set --
@@ -1783,20 +1784,21 @@ lim=$(( $(cat $d/component_size) * 1024 ))
 sync; echo 3 >/proc/sys/vm/drop_caches
 echo "legs: $a (data offset $ao sectors) and $b (data offset $bo sectors); $lim bytes"
 cmp -l /dev/$a /dev/$b $((ao * 512)) $((bo * 512)) 2>/dev/null | awk -v lim=$lim '
-  BEGIN { last = -1 } $1 <= lim { k = int(($1 - 1) / 4096); if (k != last) { print k }; last = k }' >/tmp/diff.blocks
+  BEGIN { last = -1 } $1 <= lim { k = int(($1 - 1) / 4096); if (k != last) { print k, $1 - 1 }; last = k }' >/tmp/diff.blocks
 echo "differing 4 KiB blocks: $(wc -l </tmp/diff.blocks)"
 awk 'NR == 1 { s = $1; e = $1; next } $1 == e + 1 { e = $1; next }
      { print s, e; s = $1; e = $1 } END { if (NR) print s, e }' /tmp/diff.blocks >/tmp/diff.ranges
-echo "blockget -n" >/tmp/diff.xdb
+xdb() { xfs_db -r -c "$1" $md </dev/null 2>/dev/null | tail -n 1; }
+echo "xfs (mounted: no blockget): $(xfs_db -r -c 'sb 0' -c 'p agblocks logstart logblocks' $md 2>/dev/null | tr '\n' ' ')"
 n=0
 while read s e && [ $n -lt 40 ]; do
-  n=$((n + 1)); printf 'daddr %d\nblockuse -n\n' $((s * 8)) >>/tmp/diff.xdb
-  echo "range $s-$e ($((e - s + 1)) blocks, byte $((s * 4096)))"
-  echo " $a:"; dd if=/dev/$a bs=512 skip=$((ao + s * 8)) count=1 2>/dev/null | od -A d -t x1 | head -n 2
-  echo " $b:"; dd if=/dev/$b bs=512 skip=$((bo + s * 8)) count=1 2>/dev/null | od -A d -t x1 | head -n 2
+  n=$((n + 1))
+  echo "range $s-$e ($((e - s + 1)) blocks, byte $((s * 4096))): AG $(xdb "convert daddr $((s * 8)) agno") block $(xdb "convert daddr $((s * 8)) agbno")"
+  at=$(awk -v k=$s '$1 == k { print $2; exit }' /tmp/diff.blocks)
+  echo " first difference at byte $at; 32 bytes from $((at / 16 * 16)) on each leg:"
+  echo "  $a: $(dd if=/dev/$a bs=16 skip=$(((ao * 512 + at) / 16)) count=2 2>/dev/null | od -An -v -t x1 | tr -s ' \n' ' ')"
+  echo "  $b: $(dd if=/dev/$b bs=16 skip=$(((bo * 512 + at) / 16)) count=2 2>/dev/null | od -An -v -t x1 | tr -s ' \n' ' ')"
 done </tmp/diff.ranges
-echo "xfs_db blockuse of each range's first block:"
-xfs_db -r $md </tmp/diff.xdb 2>&1 | head -n 200
 """
 
     def leg_diff(self, node):
