@@ -246,6 +246,16 @@ void Agent::Stop() {
 }
 
 void Agent::Wake() {
+  other_wake_ = true;
+  Post();
+}
+
+void Agent::WakeForKernelEvent() {
+  kernel_wake_ = true;
+  Post();
+}
+
+void Agent::Post() {
   // Not before Run(): with the process's io_context already running, a pass woken by the drives'
   // list before the volumes' list saw no volume, and its garbage collection removed every
   // export and import of the node (a restarted exporter's agent cut its consumers off).
@@ -304,7 +314,7 @@ void Agent::WatchUevents() {
   }
   if (any) {
     kernel_event_ = true;
-    Wake();
+    WakeForKernelEvent();
   }
 }
 
@@ -337,7 +347,7 @@ void Agent::WatchMdEvents() {
   }
   if (*event) {
     kernel_event_ = true;
-    Wake();
+    WakeForKernelEvent();
   }
 }
 
@@ -348,7 +358,14 @@ common::Status Agent::Pass() {
   if (partitions_) partitions_->BeginPass();
   if (nvmet_) nvmet_->BeginPass();
   if (md_) md_->BeginPass();
-  if (host_) host_->BeginPass();
+  // A pass woken by kernel events alone does not connect again to an address that did not
+  // answer: each failed connect adds and removes a controller, and those uevents would wake the
+  // next pass at once, a pass after pass blocked in the kernel's connect timeout while a node is
+  // down. The timer, the API and a direct call retry it.
+  const bool by_kernel = kernel_wake_.exchange(false);
+  const bool by_other = other_wake_.exchange(false);
+  const bool kernel_only = by_kernel && !by_other;
+  if (host_) host_->BeginPass(/*retry_unanswered=*/!kernel_only);
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});
   common::Status first;

@@ -145,6 +145,10 @@ class Agent {
                               const VolumeOutcome& outcome);
   // The pass handler (on pass_strand_): one pass, then the resync timer again.
   void RunPass();
+  // Wake() for a uevent or MD event (see Pass: such a pass does not retry dead addresses).
+  void WakeForKernelEvent();
+  // Posts the pass (coalesced); nothing before Run().
+  void Post();
   // Waits (on events_strand_) for the uevent / MD descriptor, then takes what is pending.
   void WatchUevents();
   void WatchMdEvents();
@@ -195,6 +199,9 @@ class Agent {
   std::atomic<bool> stopping_{false};
   // Set by Run(): passes run only after the informers' first lists (WaitForSync).
   std::atomic<bool> running_{false};
+  // What woke the next pass: a uevent or MD event (kernel_wake_), anything else (other_wake_).
+  std::atomic<bool> kernel_wake_{false};
+  std::atomic<bool> other_wake_{false};
   std::atomic<int64_t> passes_{0};
   std::atomic<int64_t> volumes_examined_{0};
 

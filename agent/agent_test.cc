@@ -2,6 +2,7 @@
 // drives and bring a volume up from the members the operator would write, by CR alone.
 #include "agent/agent.h"
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -277,6 +278,31 @@ TEST_CASE("A pass reads each drive's partition table once, however many volumes 
 // Six RAID1 volumes consumed on a with members on a and b, all Synced; b's nvmet and both MD
 // layers count the calls that reach them. With `a_events`, a's agent has (fake) uevent and MD event
 // sources, waited on once a test calls its Run().
+// Counts the connects that reach the node's NVMe host layer.
+class CountingHost final : public sys::NvmeHost {
+ public:
+  explicit CountingHost(sys::NvmeHost& inner) : inner_(inner) {}
+  common::Result<sys::NvmeController> Connect(const sys::NvmeConnectSpec& spec) override {
+    ++connects;
+    return inner_.Connect(spec);
+  }
+  common::Status Disconnect(std::string_view name) override { return inner_.Disconnect(name); }
+  common::Result<std::vector<sys::NvmeController>> ListControllers() override {
+    return inner_.ListControllers();
+  }
+  common::Result<std::string> FindNamespaceDevice(
+      std::string_view nqn, const sys::NvmeNamespaceSelector& selector) override {
+    return inner_.FindNamespaceDevice(nqn, selector);
+  }
+  common::Result<sys::NvmeHostIdentity> GetHostIdentity() override {
+    return inner_.GetHostIdentity();
+  }
+  std::atomic<int> connects{0};
+
+ private:
+  sys::NvmeHost& inner_;
+};
+
 struct SixVolumesOnTwoNodes {
   static constexpr int kVolumes = 6;
   sys::FakeUeventSource a_uevents;
@@ -288,6 +314,7 @@ struct SixVolumesOnTwoNodes {
   std::optional<testing::CountingNvmet> b_nvmet;
   std::optional<testing::CountingMd> a_md;
   std::optional<testing::CountingMd> b_md;
+  std::optional<CountingHost> a_host;
   std::vector<std::unique_ptr<Agent>> agents;  // a, b
 
   explicit SixVolumesOnTwoNodes(bool a_events = false) {
@@ -299,6 +326,8 @@ struct SixVolumesOnTwoNodes {
     NodeKernel a_kernel = cluster.node("a").Kernel();
     a_md.emplace(*a_kernel.md);
     a_kernel.md = &*a_md;
+    a_host.emplace(*a_kernel.host);
+    a_kernel.host = &*a_host;
     NodeKernel b_kernel = cluster.node("b").Kernel();
     b_nvmet.emplace(*b_kernel.nvmet);
     b_kernel.nvmet = &*b_nvmet;
@@ -389,6 +418,37 @@ TEST_CASE("A consumer's idle pass reads each array twice: reports reuse what the
                Catch::Contains(fmt::format(
                    "meshstor_agent_array_degraded_devices{{node=\"a\",volume=\"pvc-{}\"}} 0", i)));
   }
+}
+
+// A consumer connects to each member it has no device for. A dead node's address made the kernel
+// wait its socket timeout (~3 s) once per volume with a member there, and each failed connect's
+// uevents (a controller added and removed) woke the next pass at once: pass after pass blocked
+// in connects while the node was down (lab agent-kill).
+TEST_CASE("A dead node's address is tried once per timer or API pass, not per volume or uevent",
+          "[unit][agent][api]") {
+  SixVolumesOnTwoNodes f(/*a_events=*/true);
+  Agent& a = *f.agents[0];
+  f.cluster.SetOnline("b", false);
+  f.cluster.ExpireControllers();  // the kernel gave up on b: a has no controller there now
+  const int before = f.a_host->connects;
+  REQUIRE(a.Pass().ok() == a.Pass().ok());  // two direct passes, each a retry
+  CHECK(f.a_host->connects - before == 2);  // 12 before: one per volume and pass
+
+  a.Run();
+  REQUIRE(WaitForPasses(a, 1));
+  std::this_thread::sleep_for(milliseconds(500));
+  const int after_run = f.a_host->connects;
+  const int64_t passes = a.passes();
+  f.a_uevents.Push({.action = "remove",
+                    .devpath = "/devices/virtual/nvme-fabrics/ctl/nvme9",
+                    .subsystem = "nvme"});
+  REQUIRE(WaitForPasses(a, passes + 1));
+  std::this_thread::sleep_for(milliseconds(200));
+  CHECK(f.a_host->connects == after_run);  // a pass woken by a uevent alone does not retry
+  a.Wake();                                // the timer's or an API change's pass does
+  REQUIRE(WaitForPasses(a, passes + 2));
+  std::this_thread::sleep_for(milliseconds(200));
+  CHECK(f.a_host->connects == after_run + 1);
 }
 
 TEST_CASE("An idle consumer observes the in-sync sets again only after a kernel event",

@@ -6,7 +6,8 @@
 
 namespace agent {
 
-void PassCachedNvmeHost::BeginPass() {
+void PassCachedNvmeHost::BeginPass(bool retry_unanswered) {
+  if (!retry_unanswered) return;
   std::lock_guard lock(mu_);
   unanswered_.clear();
 }
@@ -19,7 +20,7 @@ common::Result<sys::NvmeController> PassCachedNvmeHost::Connect(const sys::NvmeC
       return common::Status(
           it->second.code(),
           fmt::format("connecting to NVMe-oF subsystem {} at {} {}:{}: not tried, the address did "
-                      "not answer earlier in this pass ({})",
+                      "not answer earlier ({})",
                       spec.subsys_nqn, sys::NvmeTransportName(spec.transport), spec.address,
                       spec.service, it->second.message()),
           it->second.detail());

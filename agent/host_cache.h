@@ -9,11 +9,14 @@
 // agent-kill chaos a pass then rarely finished at all.
 //
 // After a connect failed because the address did not answer (sys::IsTargetUnreachable), a
-// further connect to the same transport, address and service in the same pass fails at once with
-// that error, and nothing else is tried there; the next pass tries again (BeginPass), so a node
-// that returns is connected to within one pass. A target that answered and refused (subsystem
-// not exported, host not allowed) is not remembered: another subsystem there may be fine. Every
-// other call goes through.
+// further connect to the same transport, address and service fails at once with that error, and
+// nothing else is tried there, until a pass begins with BeginPass(true). The agent passes false
+// for a pass woken by kernel events alone: every failed connect adds and removes a controller,
+// whose uevents woke the next pass at once, so that while a node was down the consumer ran pass
+// after pass blocked in the connect timeout. The timer's pass (every --resync), a change in the
+// API or a direct call retry, so a node that returns is connected to within one resync. A target
+// that answered and refused (subsystem not exported, host not allowed) is not remembered: another
+// subsystem there may be fine. Every other call goes through.
 //
 // Thread contract: safe for concurrent use (one mutex; the inner layer is called outside it).
 #pragma once
@@ -33,8 +36,9 @@ class PassCachedNvmeHost final : public sys::NvmeHost {
   // `inner` must outlive this object.
   explicit PassCachedNvmeHost(sys::NvmeHost& inner) : inner_(inner) {}
 
-  // Forgets the addresses that did not answer: called when a pass begins.
-  void BeginPass();
+  // Called when a pass begins: forgets the addresses that did not answer when
+  // `retry_unanswered`, keeps them otherwise.
+  void BeginPass(bool retry_unanswered = true);
 
   common::Result<sys::NvmeController> Connect(const sys::NvmeConnectSpec& spec) override;
   common::Status Disconnect(std::string_view controller_name) override {
