@@ -361,11 +361,15 @@ common::Status Agent::Pass() {
   // A pass woken by kernel events alone does not connect again to an address that did not
   // answer: each failed connect adds and removes a controller, and those uevents would wake the
   // next pass at once, a pass after pass blocked in the kernel's connect timeout while a node is
-  // down. The timer, the API and a direct call retry it.
+  // down. The timer, the API and a direct call retry it, and so does any pass once --resync has
+  // passed since the last retry (kernel events that keep coming would keep the timer off).
   const bool by_kernel = kernel_wake_.exchange(false);
   const bool by_other = other_wake_.exchange(false);
-  const bool kernel_only = by_kernel && !by_other;
-  if (host_) host_->BeginPass(/*retry_unanswered=*/!kernel_only);
+  const auto since_retry =
+      started.time_since_epoch() - std::chrono::steady_clock::duration(last_retry_.load());
+  const bool retry = !(by_kernel && !by_other) || since_retry >= config_.resync;
+  if (retry) last_retry_ = started.time_since_epoch().count();
+  if (host_) host_->BeginPass(/*retry_unanswered=*/retry);
   const std::string& node = config_.settings.node;
   auto log = common::log::Root().WithValues({{"node", node}});
   common::Status first;

@@ -202,6 +202,8 @@ class Agent {
   // What woke the next pass: a uevent or MD event (kernel_wake_), anything else (other_wake_).
   std::atomic<bool> kernel_wake_{false};
   std::atomic<bool> other_wake_{false};
+  // When a pass last retried the addresses that did not answer (steady clock ticks).
+  std::atomic<std::chrono::steady_clock::rep> last_retry_{0};
   std::atomic<int64_t> passes_{0};
   std::atomic<int64_t> volumes_examined_{0};
 
