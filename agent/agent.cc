@@ -250,11 +250,6 @@ void Agent::Wake() {
   Post();
 }
 
-void Agent::WakeForKernelEvent() {
-  kernel_wake_ = true;
-  Post();
-}
-
 void Agent::Post() {
   // Not before Run(): with the process's io_context already running, a pass woken by the drives'
   // list before the volumes' list saw no volume, and its garbage collection removed every
@@ -314,7 +309,7 @@ void Agent::WatchUevents() {
   }
   if (any) {
     kernel_event_ = true;
-    WakeForKernelEvent();
+    Post();  // not Wake(): a pass woken by kernel events alone does not retry dead addresses
   }
 }
 
@@ -347,7 +342,7 @@ void Agent::WatchMdEvents() {
   }
   if (*event) {
     kernel_event_ = true;
-    WakeForKernelEvent();
+    Post();  // not Wake(): a pass woken by kernel events alone does not retry dead addresses
   }
 }
 
@@ -363,7 +358,7 @@ common::Status Agent::Pass() {
   // next pass at once, a pass after pass blocked in the kernel's connect timeout while a node is
   // down. The timer, the API and a direct call retry it, and so does any pass once --resync has
   // passed since the last retry (kernel events that keep coming would keep the timer off).
-  const bool by_kernel = kernel_wake_.exchange(false);
+  const bool by_kernel = kernel_event_.exchange(false);
   const bool by_other = other_wake_.exchange(false);
   const auto since_retry =
       started.time_since_epoch() - std::chrono::steady_clock::duration(last_retry_.load());
@@ -441,7 +436,7 @@ common::Status Agent::Pass() {
   // last pass began, there is no exit to hurry, and each volume's reconcile below records MD's
   // in-sync set as well (an idle consumer reads each array and member device once, not twice).
   // Taken at the start: an event during this pass makes the next one observe.
-  const bool observe = kernel_event_.exchange(false) || !uevents_live_ || !md_events_live_;
+  const bool observe = by_kernel || !uevents_live_ || !md_events_live_;
   if (observe) {
     for (const auto& v : volumes) {
       if (auto in_sync = reconciler_.ObserveInSync(v, peers)) {

@@ -145,8 +145,6 @@ class Agent {
                               const VolumeOutcome& outcome);
   // The pass handler (on pass_strand_): one pass, then the resync timer again.
   void RunPass();
-  // Wake() for a uevent or MD event (see Pass: such a pass does not retry dead addresses).
-  void WakeForKernelEvent();
   // Posts the pass (coalesced); nothing before Run().
   void Post();
   // Waits (on events_strand_) for the uevent / MD descriptor, then takes what is pending.
@@ -199,8 +197,8 @@ class Agent {
   std::atomic<bool> stopping_{false};
   // Set by Run(): passes run only after the informers' first lists (WaitForSync).
   std::atomic<bool> running_{false};
-  // What woke the next pass: a uevent or MD event (kernel_wake_), anything else (other_wake_).
-  std::atomic<bool> kernel_wake_{false};
+  // Wake() was called since the last pass began (anything but a uevent or MD event, which set
+  // kernel_event_ and post the pass themselves).
   std::atomic<bool> other_wake_{false};
   // When a pass last retried the addresses that did not answer (steady clock ticks).
   std::atomic<std::chrono::steady_clock::rep> last_retry_{0};
