@@ -294,6 +294,9 @@ class CountingHost final : public sys::NvmeHost {
       std::string_view nqn, const sys::NvmeNamespaceSelector& selector) override {
     return inner_.FindNamespaceDevice(nqn, selector);
   }
+  common::Result<std::string> SubsystemOfDevice(std::string_view device) override {
+    return inner_.SubsystemOfDevice(device);
+  }
   common::Result<sys::NvmeHostIdentity> GetHostIdentity() override {
     return inner_.GetHostIdentity();
   }

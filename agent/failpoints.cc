@@ -259,6 +259,9 @@ class FailpointKernel::Host final : public sys::NvmeHost {
                                                   const sys::NvmeNamespaceSelector& s) override {
     return in_.FindNamespaceDevice(n, s);
   }
+  common::Result<std::string> SubsystemOfDevice(std::string_view device) override {
+    return in_.SubsystemOfDevice(device);
+  }
   common::Result<sys::NvmeHostIdentity> GetHostIdentity() override { return in_.GetHostIdentity(); }
 
  private:

@@ -51,6 +51,9 @@ class PassCachedNvmeHost final : public sys::NvmeHost {
       std::string_view subsys_nqn, const sys::NvmeNamespaceSelector& selector) override {
     return inner_.FindNamespaceDevice(subsys_nqn, selector);
   }
+  common::Result<std::string> SubsystemOfDevice(std::string_view device) override {
+    return inner_.SubsystemOfDevice(device);
+  }
   common::Result<sys::NvmeHostIdentity> GetHostIdentity() override {
     return inner_.GetHostIdentity();
   }

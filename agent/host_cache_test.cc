@@ -32,6 +32,9 @@ class ScriptedHost final : public sys::NvmeHost {
                                                   const sys::NvmeNamespaceSelector&) override {
     return common::NotFoundError("none");
   }
+  common::Result<std::string> SubsystemOfDevice(std::string_view) override {
+    return common::NotFoundError("none");
+  }
   common::Result<sys::NvmeHostIdentity> GetHostIdentity() override {
     return sys::NvmeHostIdentity{"nqn.2014-08.org.nvmexpress:uuid:a", "a"};
   }

@@ -170,7 +170,10 @@ class VolumeReconciler {
 
   // Node-wide clean-up that no single volume can decide: namespaces exported by this node that
   // no present member of `volumes` needs (and subsystems and the port left empty), and NVMe-oF
-  // controllers to subsystems this node consumes from no more.
+  // controllers to subsystems this node consumes from no more. A controller whose subsystem has
+  // a namespace in a running array of this node is kept (and logged as an error), whatever
+  // `volumes` says: every path that ends an import stops the array or removes the member first,
+  // so only a wrong or incomplete `volumes` gets there, and a disconnect would fail a leg.
   common::Status CollectGarbage(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes);
 
   // Reads an array's state (by MD array name).
@@ -202,6 +205,9 @@ class VolumeReconciler {
   // subsystem; a subsystem left without namespaces is unlinked from its ports (dropping the
   // node's controllers) and allows no host any more. Idempotent; runs before any export.
   common::Status Fence(const common::api::v1alpha1::MeshStorVolume& v, const sys::PartitionInfo& p);
+  // The subsystems with a namespace in a running array of this node, each with the array and
+  // member that holds it ("/dev/md127 (nvme1n2)"): CollectGarbage's guard.
+  common::Result<std::map<std::string, std::string>> SubsystemsUnderArrays();
   // Withdraws the partition from every subsystem of ours but `except_nqn`.
   common::Status Unexport(const std::string& partition_device, std::string_view except_nqn = {});
   common::Status AddAsNewMember(const sys::MdArrayState& array, const std::string& device,

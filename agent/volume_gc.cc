@@ -1,4 +1,6 @@
 // Node-wide garbage collection: exports, subsystems, the port and controllers no volume needs.
+#include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -62,13 +64,41 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
     }
   }
   ASSIGN_OR_RETURN(auto controllers, k_.host->ListControllers());
+  std::optional<std::map<std::string, std::string>> held;  // read only when needed
   for (const auto& c : controllers) {
     if (!IsOurSubsystem(c.subsys_nqn) || imports.count(c.subsys_nqn)) continue;
+    if (!held) {
+      ASSIGN_OR_RETURN(auto found, SubsystemsUnderArrays());
+      held = std::move(found);
+    }
+    if (auto it = held->find(c.subsys_nqn); it != held->end()) {
+      log.Error(common::FailedPreconditionError("a running array still holds its namespace"),
+                "Kept a connection no volume of this node imports from",
+                {{"controller", c.name},
+                 {"subsystem", c.subsys_nqn},
+                 {"held_by", it->second},
+                 {"volumes", volumes.size()}});
+      continue;
+    }
     RETURN_IF_ERROR(k_.host->Disconnect(c.name));
     log.Info("Disconnected from a target no volume of this node imports from",
              {{"controller", c.name}, {"subsystem", c.subsys_nqn}, {"volumes", volumes.size()}});
   }
   return common::OkStatus();
+}
+
+common::Result<std::map<std::string, std::string>> VolumeReconciler::SubsystemsUnderArrays() {
+  std::map<std::string, std::string> out;  // subsystem NQN -> "md127 (nvme1n2)"
+  ASSIGN_OR_RETURN(auto arrays, k_.md->ListArrays());
+  for (const auto& a : arrays) {
+    for (const auto& m : a.members) {
+      auto nqn = k_.host->SubsystemOfDevice("/dev/" + m.kernel_name);
+      if (nqn.status().code() == common::StatusCode::kNotFound) continue;  // not an import
+      if (!nqn.ok()) return nqn.status().WithContext("checking what the running arrays hold");
+      out.emplace(*nqn, fmt::format("{} ({})", a.device, m.kernel_name));
+    }
+  }
+  return out;
 }
 
 }  // namespace agent

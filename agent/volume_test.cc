@@ -3,6 +3,7 @@
 // teardown, and the refusals of docs/design.md §6.
 #include "agent/volume.h"
 
+#include <algorithm>
 #include <initializer_list>
 #include <random>
 #include <string>
@@ -622,6 +623,41 @@ common::Status ConnectAgain(World& w, const std::string& host, const std::string
   spec.host_nqn = identity->host_nqn;
   spec.host_id = identity->host_id;
   return w.cluster.node(host).host.Connect(spec).status();
+}
+
+TEST_CASE("Garbage collection never disconnects a leg of a running array, whatever its cache says",
+          "[unit][agent][volume]") {
+  World w;
+  v1::MeshStorVolume v = Raid1Volume();
+  w.Passes(v, 3);
+  const std::string nqn = *sys::SubsystemNqn("b", "a");
+  REQUIRE(ControllerTo(w, "a", nqn) != nullptr);
+  auto& a = w.cluster.node("a");
+  REQUIRE(a.md.ListArrays()->size() == 1);
+  VolumeReconciler gc(a.Kernel(), w.Settings("a"), w.clock);
+  // A volume cache that lost the volume (an empty list before the informer's, a bug): the
+  // import from B is still a leg of A's running array, so it stays, the array keeps both legs.
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(gc.CollectGarbage({}).ok());
+    REQUIRE(ControllerTo(w, "a", nqn) != nullptr);
+    auto array = a.md.GetArray(sys::MdArrayName("pvc-1"));
+    REQUIRE(array.ok());
+    CHECK(array->degraded == 0);
+    CHECK(std::none_of(array->members.begin(), array->members.end(),
+                       [](const sys::MdMemberState& m) { return m.faulty; }));
+  }
+  // A failure to tell what the arrays hold keeps every connection too.
+  a.host.FailCall("SubsystemOfDevice", 1, common::InternalError("sysfs unreadable"));
+  CHECK_FALSE(gc.CollectGarbage({}).ok());
+  CHECK(ControllerTo(w, "a", nqn) != nullptr);
+  // Once the array is stopped (unstage), the connection nobody imports from goes.
+  v.spec.consumer_node.clear();
+  v.spec.staging_path.clear();
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  REQUIRE(a.md.ListArrays()->empty());
+  REQUIRE(gc.CollectGarbage({v}).ok());
+  CHECK(ControllerTo(w, "a", nqn) == nullptr);
 }
 
 TEST_CASE("An exporter cuts a fenced node off, drops its connections and confirms",

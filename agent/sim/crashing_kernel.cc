@@ -160,6 +160,9 @@ class CrashingKernel::Host final : public sys::NvmeHost {
                                                   const sys::NvmeNamespaceSelector& s) override {
     MESHSTOR_READ(in_.FindNamespaceDevice(n, s));
   }
+  common::Result<std::string> SubsystemOfDevice(std::string_view device) override {
+    MESHSTOR_READ(in_.SubsystemOfDevice(device));
+  }
   common::Result<sys::NvmeHostIdentity> GetHostIdentity() override {
     MESHSTOR_READ(in_.GetHostIdentity());
   }

@@ -89,6 +89,12 @@ class NvmeHost {
   virtual common::Result<std::string> FindNamespaceDevice(
       std::string_view subsys_nqn, const NvmeNamespaceSelector& selector) = 0;
 
+  // The subsystem NQN of the namespace whose head block device is `device` ("/dev/nvme1n2"), as
+  // the kernel shows it now. NotFound when `device` is not an NVMe namespace head (a partition,
+  // an MD array, a disk of another kind) or is gone. Garbage collection asks this of a running
+  // array's members before it disconnects anything (agent/volume_gc.cc).
+  virtual common::Result<std::string> SubsystemOfDevice(std::string_view device) = 0;
+
   // This node's host NQN and host ID (/etc/nvme/hostnqn and hostid, else derived
   // deterministically from /etc/machine-id).
   virtual common::Result<NvmeHostIdentity> GetHostIdentity() = 0;

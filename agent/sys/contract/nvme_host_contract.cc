@@ -105,9 +105,14 @@ void NvmeHostContractConnectFindDisconnect(const NvmeHostContractEnv& env) {
   CHECK(host.FindNamespaceDevice(e.nqn, {2, ""}).status().code() == common::StatusCode::kNotFound);
   CHECK(host.FindNamespaceDevice(e.nqn, {std::nullopt, ""}).status().code() ==
         common::StatusCode::kInvalidArgument);
+  CHECK(host.SubsystemOfDevice(device).value_or("") == e.nqn);
+  CHECK(host.SubsystemOfDevice(device + "p1").status().code() == common::StatusCode::kNotFound);
+  CHECK(host.SubsystemOfDevice("/dev/md127").status().code() == common::StatusCode::kNotFound);
 
   REQUIRE(host.Disconnect(c->name).ok());
   CHECK(WaitFor([&] { return ControllersOf(host, e.nqn).empty(); }, env.patience));
+  CHECK(WaitFor([&] { return !host.SubsystemOfDevice(device).ok(); }, env.patience));
+  CHECK(host.SubsystemOfDevice(device).status().code() == common::StatusCode::kNotFound);
   CHECK(host.Disconnect(c->name).ok());  // idempotent
   CHECK(host.FindNamespaceDevice(e.nqn, {1, ""}).status().code() == common::StatusCode::kNotFound);
   CHECK(host.Disconnect("sda").code() == common::StatusCode::kInvalidArgument);

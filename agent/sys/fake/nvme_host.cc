@@ -100,6 +100,15 @@ common::Result<std::string> FakeNvmeHost::FindNamespaceDevice(
   return common::NotFoundError("{}: no block device for the namespace", what);
 }
 
+common::Result<std::string> FakeNvmeHost::SubsystemOfDevice(std::string_view device) {
+  std::lock_guard lock(fabric_.mu_);
+  RETURN_IF_ERROR(fabric_.host_faults_.Check("SubsystemOfDevice"));
+  const FakeFabric::Controller* c = fabric_.HostDeviceLocked(node_, device);
+  if (c == nullptr)
+    return common::NotFoundError("{}: no NVMe namespace device of {}", device, node_);
+  return c->spec.subsys_nqn;
+}
+
 common::Result<NvmeHostIdentity> FakeNvmeHost::GetHostIdentity() {
   std::lock_guard lock(fabric_.mu_);
   RETURN_IF_ERROR(fabric_.host_faults_.Check("GetHostIdentity"));

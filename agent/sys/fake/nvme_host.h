@@ -26,6 +26,7 @@ class FakeNvmeHost final : public NvmeHost {
   common::Result<std::vector<NvmeController>> ListControllers() override;
   common::Result<std::string> FindNamespaceDevice(std::string_view subsys_nqn,
                                                   const NvmeNamespaceSelector& selector) override;
+  common::Result<std::string> SubsystemOfDevice(std::string_view device) override;
   common::Result<NvmeHostIdentity> GetHostIdentity() override;
 
  private:

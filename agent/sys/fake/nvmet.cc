@@ -109,19 +109,24 @@ NvmeController FakeFabric::Describe(const Controller& c) const {
 
 bool FakeFabric::HostDeviceExists(const std::string& node, std::string_view path) {
   std::lock_guard lock(mu_);
+  return HostDeviceLocked(node, path) != nullptr;
+}
+
+const FakeFabric::Controller* FakeFabric::HostDeviceLocked(const std::string& node,
+                                                           std::string_view path) const {
   auto hit = hosts_.find(node);
-  if (hit == hosts_.end()) return false;
+  if (hit == hosts_.end()) return nullptr;
   auto name = ParseDeviceName(path);
-  if (!name) return false;
+  if (!name) return nullptr;
   for (const auto& [instance, c] : hit->second.controllers) {
     if (c.head != name->first) continue;
     std::string why;
     const Subsystem* s = Reach(c.spec, &why, false);
     if (s == nullptr) continue;
     auto ns = s->namespaces.find(name->second);
-    if (ns != s->namespaces.end() && ns->second.enabled) return true;
+    if (ns != s->namespaces.end() && ns->second.enabled) return &c;
   }
-  return false;
+  return nullptr;
 }
 
 std::optional<std::pair<std::string, std::string>> FakeFabric::BackingOf(const std::string& node,

@@ -88,6 +88,9 @@ class FakeFabric {
   const Subsystem* Reach(const NvmeConnectSpec& spec, std::string* why, bool check_acl,
                          int* unanswered = nullptr) const;
   NvmeController Describe(const Controller& c) const;
+  // The controller of `node` whose namespace device `path` exists now (HostDeviceExists), or
+  // nullptr.
+  const Controller* HostDeviceLocked(const std::string& node, std::string_view path) const;
   static std::string DeviceName(int instance, uint32_t nsid);
   // The (head instance, nsid) a namespace device path names (DeviceName's inverse), or nullopt.
   static std::optional<std::pair<int, uint32_t>> ParseDeviceName(std::string_view path);

@@ -287,6 +287,21 @@ common::Result<std::string> LinuxNvmeHost::FindNamespaceDevice(
   return common::NotFoundError("{}: no block device for {}", what, which);
 }
 
+common::Result<std::string> LinuxNvmeHost::SubsystemOfDevice(std::string_view device) {
+  const std::string prefix = paths_.dev + "/";
+  const std::string name(device.substr(device.rfind(prefix, 0) == 0 ? prefix.size() : 0));
+  if (!IsHeadNamespaceName(name)) {
+    return common::NotFoundError("{} is not an NVMe namespace head device", device);
+  }
+  // The head's device is its subsystem (nvme-subsysN) with native multipath, its controller
+  // without; both carry subsysnqn.
+  auto nqn = fs::ReadAttr(paths_.sys_block + "/" + name + "/device/subsysnqn");
+  if (!nqn.ok())
+    return nqn.status().WithContext(fmt::format("finding the subsystem of {}", device));
+  if (nqn->empty()) return common::NotFoundError("{}: the kernel shows no subsystem NQN", device);
+  return nqn;
+}
+
 int64_t LinuxNvmeHost::namespace_scans() const {
   std::lock_guard lock(mu_);
   return namespace_scans_;

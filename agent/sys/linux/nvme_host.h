@@ -54,6 +54,7 @@ class LinuxNvmeHost final : public NvmeHost {
   common::Result<std::vector<NvmeController>> ListControllers() override;
   common::Result<std::string> FindNamespaceDevice(std::string_view subsys_nqn,
                                                   const NvmeNamespaceSelector& selector) override;
+  common::Result<std::string> SubsystemOfDevice(std::string_view device) override;
   common::Result<NvmeHostIdentity> GetHostIdentity() override;
 
   // How many times FindNamespaceDevice listed /sys/block (tests).

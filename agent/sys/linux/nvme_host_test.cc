@@ -160,6 +160,25 @@ TEST_CASE("LinuxNvmeHost finds the head namespace device, never a per-path node"
   CHECK(host.FindNamespaceDevice(kNqn, {}).status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("LinuxNvmeHost names the subsystem of a head namespace device, nothing else",
+          "[unit][agent][nvme]") {
+  FakeSys sys;
+  sys.Disk("nvme0n1", kNqn, 1, "5a1e0000-0000-4000-8000-0000000000b1");
+  sys.Disk("nvme3n2", "nqn.other", 2, "5a1e0000-0000-4000-8000-0000000000c1");
+  sys.Disk("nvme0c0n1", kNqn, 1, "5a1e0000-0000-4000-8000-0000000000b1");  // hidden path node
+  sys.Disk("nvme0n1p1", kNqn, 1, "5a1e0000-0000-4000-8000-0000000000b1");  // a partition
+  LinuxNvmeHost host(sys.paths);
+  CHECK(host.SubsystemOfDevice("/dev/nvme0n1").value_or("") == kNqn);
+  CHECK(host.SubsystemOfDevice("/dev/nvme3n2").value_or("") == "nqn.other");
+  CHECK(host.SubsystemOfDevice("nvme3n2").value_or("") == "nqn.other");
+  for (const char* not_head : {"/dev/nvme0c0n1", "/dev/nvme0n1p1", "/dev/md127", "/dev/sda"}) {
+    INFO(not_head);
+    CHECK(host.SubsystemOfDevice(not_head).status().code() == StatusCode::kNotFound);
+  }
+  // Gone with its controller.
+  CHECK(host.SubsystemOfDevice("/dev/nvme5n1").status().code() == StatusCode::kNotFound);
+}
+
 TEST_CASE("LinuxNvmeHost scans /sys/block once for a consumer's namespaces, not per lookup",
           "[unit][agent][nvme]") {
   FakeSys sys;
