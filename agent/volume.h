@@ -276,9 +276,12 @@ class VolumeReconciler {
   // Grows the array and then XFS when the members have grown; returns the filesystem's size.
   common::Result<uint64_t> GrowIfNeeded(const common::api::v1alpha1::MeshStorVolume& v,
                                         sys::MdArrayState& array, const std::string& staged);
+  // The block device of member `m` on this node: its partition, or the imported namespace
+  // (connecting first when `connect`); nullopt while there is none. `scanning` (optional) is set
+  // when this call made the connection and the kernel has not listed the namespace yet.
   common::Result<std::optional<std::string>> MemberDevicePath(
       const common::api::v1alpha1::MeshStorVolume& v, const common::api::v1alpha1::Member& m,
-      const Peers& peers, bool connect);
+      const Peers& peers, bool connect, bool* scanning = nullptr);
 
   NodeKernel k_;
   AgentSettings settings_;

@@ -56,7 +56,8 @@ struct VolumeReconciler::MemberDevice {
 };
 
 common::Result<std::optional<std::string>> VolumeReconciler::MemberDevicePath(
-    const v1::MeshStorVolume& v, const v1::Member& m, const Peers& peers, bool connect) {
+    const v1::MeshStorVolume& v, const v1::Member& m, const Peers& peers, bool connect,
+    bool* scanning) {
   const sys::MemberRef ref{v.metadata.name, static_cast<uint32_t>(m.index)};
   if (m.node == settings_.node) {
     ASSIGN_OR_RETURN(auto parts, k_.partitions->List("/dev/" + m.drive));
@@ -85,6 +86,9 @@ common::Result<std::optional<std::string>> VolumeReconciler::MemberDevicePath(
   if (!controller.ok()) return std::optional<std::string>();  // unreachable: reported Missing
   device = k_.host->FindNamespaceDevice(nqn, selector);
   if (device.ok()) return std::optional<std::string>(*device);
+  // A new controller's namespaces show up after the kernel's scan; their uevents wake the next
+  // pass. An existing controller without the namespace: it is not exported to us (Missing).
+  if (scanning != nullptr) *scanning = controller->created;
   return std::optional<std::string>();
 }
 
@@ -180,8 +184,9 @@ void VolumeReconciler::CollectMembers(ConsumerPass& pass) {
   for (const v1::Member& m : v.spec.members) {
     if (m.state != v1::MemberState::kPresent) continue;
     MemberDevice d{&m, std::nullopt};
+    bool scanning = false;
     if (Reported(v, m)) {
-      auto path = MemberDevicePath(v, m, pass.peers, /*connect=*/true);
+      auto path = MemberDevicePath(v, m, pass.peers, /*connect=*/true, &scanning);
       if (path.ok()) {
         d.device = *path;
       } else {
@@ -192,6 +197,9 @@ void VolumeReconciler::CollectMembers(ConsumerPass& pass) {
       pass.all_available = false;
       if (!Reported(v, m)) {
         pass.missing_past_grace = false;  // not created yet: wait for its owner
+      } else if (scanning) {
+        // Connected just now, not listed yet: neither Missing nor a reason to start without it.
+        pass.missing_past_grace = false;
       } else {
         const v1::PartitionStatus* ps = FindPartition(v.status, m.index);
         MemberObservation o;

@@ -195,6 +195,55 @@ TEST_CASE("A remote member that goes away is Missing, then caught up when it ret
   CHECK(v.status.md_state != "degraded");
 }
 
+const sys::NvmeController* ControllerTo(World& w, const std::string& host, const std::string& nqn) {
+  static std::vector<sys::NvmeController> last;
+  auto list = w.cluster.node(host).host.ListControllers();
+  REQUIRE(list.ok());
+  last = *list;
+  for (const auto& c : last) {
+    if (c.subsys_nqn == nqn) return &c;
+  }
+  return nullptr;
+}
+
+TEST_CASE("A member connected just now is not Missing while the kernel lists its namespace",
+          "[unit][agent][volume]") {
+  World w;
+  auto& a = w.cluster.node("a");
+  w.cluster.fabric().DelayNamespaceScans("a", true);  // the kernel's scan after a connect
+  v1::MeshStorVolume v = Raid1Volume();
+  const std::string nqn = *sys::SubsystemNqn("b", "a");
+  int passes = 0;
+  for (; passes < 5 && ControllerTo(w, "a", nqn) == nullptr; ++passes) w.Passes(v, 1);
+  REQUIRE(ControllerTo(w, "a", nqn) != nullptr);
+  // The pass that connected: B's member is neither Missing nor left out of a started array.
+  REQUIRE(w.Part(v, 1) != nullptr);
+  CHECK(w.Part(v, 1)->state != PartitionState::kMissing);
+  CHECK_FALSE(w.Part(v, 1)->missing_since.has_value());
+  CHECK(a.md.ListArrays()->empty());
+  // The namespace shows up (its uevent wakes the next pass): the volume comes up with both legs.
+  w.cluster.fabric().FinishNamespaceScans("a");
+  w.Passes(v, 3);
+  INFO(w.ErrorText());
+  CHECK(w.Part(v, 1)->state == PartitionState::kSynced);
+  CHECK(v.status.active_devices == 2);
+
+  // A controller that already existed and does not show the namespace: it is not exported to
+  // this node (or gone), so the member is Missing, not waited for pass after pass.
+  v1::Member c = MakeMember(2, "c", v1::MemberRole::kRemote, 1, 1);
+  c.replaces = 1;
+  v.spec.members.push_back(c);
+  const std::string to_c = *sys::SubsystemNqn("c", "a");
+  for (passes = 0; passes < 5 && ControllerTo(w, "a", to_c) == nullptr; ++passes) w.Passes(v, 1);
+  REQUIRE(ControllerTo(w, "a", to_c) != nullptr);
+  CHECK(w.Part(v, 2)->state != PartitionState::kMissing);
+  w.Passes(v, 1);  // no scan came: the existing controller has no such namespace
+  CHECK(w.Part(v, 2)->state == PartitionState::kMissing);
+  w.cluster.fabric().FinishNamespaceScans("a");
+  w.Passes(v, 3);
+  CHECK(w.Part(v, 2)->state == PartitionState::kSynced);
+}
+
 TEST_CASE("A reachable member MD failed and that cannot rejoin is reported Faulty",
           "[unit][agent][volume]") {
   // The exporter's drive died under its namespace: the NVMe/TCP path stays up, every I/O to the
@@ -600,17 +649,6 @@ TEST_CASE("Unstage and deletion tear down in order and clear the consumer fields
 }
 
 // ---- failover from a dead consumer (docs/design.md §5.1) ---------------------------------------
-
-const sys::NvmeController* ControllerTo(World& w, const std::string& host, const std::string& nqn) {
-  static std::vector<sys::NvmeController> last;
-  auto list = w.cluster.node(host).host.ListControllers();
-  REQUIRE(list.ok());
-  last = *list;
-  for (const auto& c : last) {
-    if (c.subsys_nqn == nqn) return &c;
-  }
-  return nullptr;
-}
 
 // What a fresh `nvme connect` of node `host` to `exporter` gets.
 common::Status ConnectAgain(World& w, const std::string& host, const std::string& exporter) {

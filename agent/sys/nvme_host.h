@@ -50,6 +50,9 @@ struct NvmeController {
   std::string trsvcid;
   std::string subsys_nqn;
   std::string host_nqn;
+  // Connect only: this call made the controller. Its namespaces' block devices appear once the
+  // kernel's scan (asynchronous, after the connect returns) has listed them.
+  bool created = false;
 };
 
 // A namespace is found by nsid or by its namespace UUID (nvmet device_uuid).

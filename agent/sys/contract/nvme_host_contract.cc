@@ -76,10 +76,12 @@ void NvmeHostContractConnectFindDisconnect(const NvmeHostContractEnv& env) {
   CHECK(c->transport == "tcp");
   CHECK(c->host_nqn == e.spec.host_nqn);
   CHECK(c->name == fmt::format("nvme{}", c->instance));
+  CHECK(c->created);
 
   auto again = host.Connect(e.spec);  // idempotent: the same controller
   REQUIRE(again.ok());
   CHECK(again->name == c->name);
+  CHECK_FALSE(again->created);
   CHECK(ControllersOf(host, e.nqn).size() == 1);
 
   CHECK(WaitFor(

@@ -47,8 +47,11 @@ common::Result<NvmeController> FakeNvmeHost::Connect(const NvmeConnectSpec& spec
   auto [known, added] = host.subsystem_instances.try_emplace(spec.subsys_nqn, host.next_head);
   if (added) ++host.next_head;
   FakeFabric::Controller c{host.next_instance++, spec, known->second};
+  c.scanned = !host.delay_scans;
   host.controllers[c.instance] = c;
-  return fabric_.Describe(c);
+  NvmeController out = fabric_.Describe(c);
+  out.created = true;
+  return out;
 }
 
 common::Status FakeNvmeHost::Disconnect(std::string_view controller_name) {
@@ -86,7 +89,7 @@ common::Result<std::string> FakeNvmeHost::FindNamespaceDevice(
   std::string want_uuid = selector.uuid;
   for (char& ch : want_uuid) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   for (const auto& [instance, c] : fabric_.hosts_[node_].controllers) {
-    if (c.spec.subsys_nqn != subsys_nqn) continue;
+    if (c.spec.subsys_nqn != subsys_nqn || !c.scanned) continue;
     std::string why;
     const FakeFabric::Subsystem* s = fabric_.Reach(c.spec, &why, false);
     if (s == nullptr) continue;

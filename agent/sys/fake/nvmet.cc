@@ -119,7 +119,7 @@ const FakeFabric::Controller* FakeFabric::HostDeviceLocked(const std::string& no
   auto name = ParseDeviceName(path);
   if (!name) return nullptr;
   for (const auto& [instance, c] : hit->second.controllers) {
-    if (c.head != name->first) continue;
+    if (c.head != name->first || !c.scanned) continue;
     std::string why;
     const Subsystem* s = Reach(c.spec, &why, false);
     if (s == nullptr) continue;
@@ -153,6 +153,16 @@ std::optional<std::pair<std::string, std::string>> FakeFabric::BackingOf(const s
     }
   }
   return std::nullopt;
+}
+
+void FakeFabric::DelayNamespaceScans(const std::string& node, bool delay) {
+  std::lock_guard lock(mu_);
+  hosts_[node].delay_scans = delay;
+}
+
+void FakeFabric::FinishNamespaceScans(const std::string& node) {
+  std::lock_guard lock(mu_);
+  for (auto& [instance, c] : hosts_[node].controllers) c.scanned = true;
 }
 
 void FakeFabric::ExpireDisconnectedControllers(const std::string& node) {

@@ -40,6 +40,10 @@ class FakeFabric {
   bool HostDeviceExists(const std::string& node, std::string_view path);
   // Deletes `node`'s controllers that are not live (ctrl_loss_tmo expired).
   void ExpireDisconnectedControllers(const std::string& node);
+  // Like the kernel's scan after a connect: while `delay` is set, a controller `node` connects
+  // shows no namespace device until FinishNamespaceScans(node).
+  void DelayNamespaceScans(const std::string& node, bool delay);
+  void FinishNamespaceScans(const std::string& node);
   // (target node, exported device) behind namespace device `path` of host `node`
   // (while the host has a controller to it, reachable or not); nullopt for anything else.
   std::optional<std::pair<std::string, std::string>> BackingOf(const std::string& node,
@@ -70,13 +74,15 @@ class FakeFabric {
   struct Controller {
     int instance = 0;
     NvmeConnectSpec spec;
-    int head = 0;  // the subsystem's instance: names the namespace devices
+    int head = 0;         // the subsystem's instance: names the namespace devices
+    bool scanned = true;  // its namespace devices exist (DelayNamespaceScans)
   };
   struct Host {
     int next_instance = 0;
     std::map<int, Controller> controllers;
     int next_head = 0;
     std::map<std::string, int> subsystem_instances;  // head instance per subsystem NQN
+    bool delay_scans = false;
   };
 
   // The subsystem `spec` reaches, or nullptr (with the reason) when it is not reachable now.

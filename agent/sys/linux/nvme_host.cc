@@ -204,6 +204,7 @@ common::Result<NvmeController> LinuxNvmeHost::Connect(const NvmeConnectSpec& spe
   }
   auto c = ReadController(name);
   if (!c.ok()) return c.status().WithContext(what);
+  c->created = true;
   return c;
 }
 

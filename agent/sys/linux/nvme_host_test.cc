@@ -132,6 +132,7 @@ TEST_CASE("LinuxNvmeHost Connect returns an existing controller and sets fast_io
   auto c = host.Connect(Spec());
   REQUIRE(c.ok());
   CHECK(c->name == "nvme4");
+  CHECK_FALSE(c->created);
   CHECK(FakeSys::Read(stdfs::path(sys.paths.sys_class_nvme) / "nvme4/fast_io_fail_tmo") == "1");
   // No /dev/nvme-fabrics in the tree: a new connect reports it.
   NvmeConnectSpec other = Spec();
