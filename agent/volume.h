@@ -171,9 +171,10 @@ class VolumeReconciler {
   // Node-wide clean-up that no single volume can decide: namespaces exported by this node that
   // no present member of `volumes` needs (and subsystems and the port left empty), and NVMe-oF
   // controllers to subsystems this node consumes from no more. A controller whose subsystem has
-  // a namespace in a running array of this node is kept (and logged as an error), whatever
-  // `volumes` says: every path that ends an import stops the array or removes the member first,
-  // so only a wrong or incomplete `volumes` gets there, and a disconnect would fail a leg.
+  // a namespace in a running array of this node is kept, whatever `volumes` says: every path
+  // that ends an import stops the array or removes the member first, so only a wrong or
+  // incomplete `volumes` (or an array that outlived its volume) gets there, and a disconnect
+  // would fail a leg. The rest is still collected; then FailedPrecondition names what was kept.
   common::Status CollectGarbage(const std::vector<common::api::v1alpha1::MeshStorVolume>& volumes);
 
   // Reads an array's state (by MD array name).

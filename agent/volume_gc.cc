@@ -2,7 +2,12 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
 #include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "agent/volume.h"
 #include "agent/volume_internal.h"
@@ -65,6 +70,7 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
   }
   ASSIGN_OR_RETURN(auto controllers, k_.host->ListControllers());
   std::optional<std::map<std::string, std::string>> held;  // read only when needed
+  std::vector<std::string> kept;
   for (const auto& c : controllers) {
     if (!IsOurSubsystem(c.subsys_nqn) || imports.count(c.subsys_nqn)) continue;
     if (!held) {
@@ -72,17 +78,20 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
       held = std::move(found);
     }
     if (auto it = held->find(c.subsys_nqn); it != held->end()) {
-      log.Error(common::FailedPreconditionError("a running array still holds its namespace"),
-                "Kept a connection no volume of this node imports from",
-                {{"controller", c.name},
-                 {"subsystem", c.subsys_nqn},
-                 {"held_by", it->second},
-                 {"volumes", volumes.size()}});
+      kept.push_back(fmt::format("{} to {} (a leg of {})", c.name, c.subsys_nqn, it->second));
       continue;
     }
     RETURN_IF_ERROR(k_.host->Disconnect(c.name));
     log.Info("Disconnected from a target no volume of this node imports from",
              {{"controller", c.name}, {"subsystem", c.subsys_nqn}, {"volumes", volumes.size()}});
+  }
+  // Reported as the pass's error (logged with its repeats folded, counted in step errors): it
+  // means the volume cache and the kernel disagree, or an array outlived its volume.
+  if (!kept.empty()) {
+    return common::FailedPreconditionError(
+        "kept {} connection(s) no volume of this node imports from, a running array still uses "
+        "them: {}",
+        kept.size(), fmt::join(kept, "; "));
   }
   return common::OkStatus();
 }

@@ -676,7 +676,9 @@ TEST_CASE("Garbage collection never disconnects a leg of a running array, whatev
   // A volume cache that lost the volume (an empty list before the informer's, a bug): the
   // import from B is still a leg of A's running array, so it stays, the array keeps both legs.
   for (int i = 0; i < 2; ++i) {
-    REQUIRE(gc.CollectGarbage({}).ok());
+    common::Status s = gc.CollectGarbage({});
+    CHECK(s.code() == common::StatusCode::kFailedPrecondition);  // reported, and kept
+    CHECK(s.message().find(nqn + " (a leg of /dev/md") != std::string::npos);
     REQUIRE(ControllerTo(w, "a", nqn) != nullptr);
     auto array = a.md.GetArray(sys::MdArrayName("pvc-1"));
     REQUIRE(array.ok());
