@@ -97,7 +97,7 @@ common::Status VolumeReconciler::CollectGarbage(const std::vector<v1::MeshStorVo
 }
 
 common::Result<std::map<std::string, std::string>> VolumeReconciler::SubsystemsUnderArrays() {
-  std::map<std::string, std::string> out;  // subsystem NQN -> "md127 (nvme1n2)"
+  std::map<std::string, std::string> out;  // subsystem NQN -> "/dev/md127 (nvme1n2)"
   ASSIGN_OR_RETURN(auto arrays, k_.md->ListArrays());
   for (const auto& a : arrays) {
     for (const auto& m : a.members) {
